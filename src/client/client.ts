@@ -1,0 +1,302 @@
+// The client role: an OpenAI-compatible HTTP API for apps (chat completions, completions, models; SSE
+// streaming) in front of one proxy connection. Apps use the official SDKs unchanged.
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import type http from "node:http";
+import type { Stream } from "../protocol/connection.js";
+import { StreamError } from "../protocol/connection.js";
+import { ERROR_STATUS, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceTrailer } from "../protocol/messages.js";
+import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseGenerationRequest, wantsStreamUsage, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
+import { sseData } from "../protocol/sse.js";
+import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
+import { sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
+import { createLogger, type Logger } from "../util/log.js";
+import { VERSION } from "../version.js";
+import { ProxyLink } from "./proxy-link.js";
+
+export const DEFAULT_CLIENT_API_PORT = 10000;
+/** Largest request body an app may send. */
+export const DEFAULT_MAX_BODY = 1024 * 1024;
+
+export interface ClientOptions {
+  host?: string;
+  port?: number;
+  proxy: { host: string; port: number };
+  verifyProxy: PeerVerifier;
+  identity?: TlsIdentity;
+  clientId?: string;
+  maxBodyBytes?: number;
+  maxTokensLimit?: number;
+  log?: Logger;
+  /** Extra response headers (e.g. attestation labels) and status fields. */
+  responseHeaders?: () => Record<string, string>;
+  statusExtra?: () => Record<string, unknown>;
+}
+
+interface Counters {
+  requests: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  promptTokens: number;
+  completionTokens: number;
+  byStatus: Record<string, number>;
+}
+
+export class ClientNode {
+  readonly startedAt = Date.now();
+  readonly id: string;
+  readonly link: ProxyLink;
+  private readonly log: Logger;
+  private http?: HttpServerHandle;
+  private readonly stats: Counters = { requests: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
+
+  constructor(private readonly opts: ClientOptions) {
+    this.id = opts.clientId ?? `client-${randomBytes(4).toString("hex")}`;
+    this.log = opts.log ?? createLogger("client");
+    this.link = new ProxyLink({ ...opts.proxy, clientId: this.id, identity: opts.identity, verifyProxy: opts.verifyProxy, log: this.log });
+  }
+
+  get url(): string {
+    return this.http!.url;
+  }
+  get port(): number {
+    return this.http!.port;
+  }
+
+  async start(): Promise<void> {
+    this.http = await startHttpServer(this.opts.host ?? "127.0.0.1", this.opts.port ?? DEFAULT_CLIENT_API_PORT, (req, res) => {
+      this.route(req, res).catch((err) => this.fail(res, err));
+    });
+    this.link.start();
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "") || "/";
+    const method = req.method ?? "GET";
+    if (method === "GET" && path === "/status") return sendJson(res, 200, this.statusJson());
+    if (method === "GET" && path === "/v1/models") return this.listModels(res);
+    if (method === "GET" && path.startsWith("/v1/models/")) return this.getModel(res, decodeURIComponent(path.slice("/v1/models/".length)));
+    if (path === "/v1/chat/completions" || path === "/v1/completions") {
+      if (method !== "POST") throw new ApiError(405, `Use POST for ${path}.`, "invalid_request_error", "method_not_allowed");
+      return this.complete(req, res, path === "/v1/chat/completions" ? "chat" : "completions");
+    }
+    throw new ApiError(404, `Unknown path ${method} ${path}. This server offers POST /v1/chat/completions, POST /v1/completions, GET /v1/models and GET /status.`, "invalid_request_error", "unknown_url");
+  }
+
+  private async listModels(res: http.ServerResponse): Promise<void> {
+    const { models } = await this.link.models();
+    sendJson(res, 200, {
+      object: "list",
+      data: models.map((m) => ({ id: m.id, object: "model", created: m.created, owned_by: "cocoon", workers: m.workers, capacity: m.capacity, ...(m.contextLength ? { context_length: m.contextLength } : {}) })),
+    });
+  }
+
+  private async getModel(res: http.ServerResponse, id: string): Promise<void> {
+    const m = (await this.link.models()).models.find((x) => x.id === id);
+    if (!m) throw new ApiError(404, `The model '${id}' does not exist or no worker serves it now.`, "invalid_request_error", "model_not_found", "model");
+    sendJson(res, 200, { id: m.id, object: "model", created: m.created, owned_by: "cocoon" });
+  }
+
+  private async readBody(req: http.IncomingMessage): Promise<Buffer> {
+    const limit = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > limit) throw new ApiError(413, `Request body is ${declared} bytes; the limit is ${limit}. Send a shorter prompt.`, "invalid_request_error", "request_too_large");
+    const parts: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of req) {
+      total += (chunk as Buffer).length;
+      if (total > limit) throw new ApiError(413, `Request body exceeds the ${limit}-byte limit. Send a shorter prompt.`, "invalid_request_error", "request_too_large");
+      parts.push(chunk as Buffer);
+    }
+    return Buffer.concat(parts);
+  }
+
+  private async complete(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint): Promise<void> {
+    this.stats.requests++;
+    const raw = await this.readBody(req);
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(raw.toString("utf8"));
+    } catch (err) {
+      throw invalidRequest(`We could not parse the JSON body of your request: ${(err as Error).message}. Send a JSON object.`, null, "invalid_json");
+    }
+    const gen = parseGenerationRequest(endpoint, body, this.opts.maxTokensLimit ?? MAX_TOKENS_LIMIT);
+    const { models } = await this.link.models();
+    if (!models.some((m) => m.id === gen.model)) {
+      const available = models.map((m) => m.id).join(", ") || "none right now";
+      throw new ApiError(404, `The model '${gen.model}' does not exist or no worker serves it now. Available: ${available}.`, "invalid_request_error", "model_not_found", "model");
+    }
+    const requestId = `${endpoint === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
+    const stream = await this.link.open({ op: OP_INFERENCE, requestId, endpoint, model: gen.model, maxTokens: gen.maxTokens, bodyBytes: raw.length });
+    const cancel = () => {
+      if (!res.writableFinished) stream.reset("cancelled", "the app closed the connection");
+    };
+    res.on("close", cancel);
+    try {
+      await stream.write(raw);
+      stream.end();
+      const reply = await stream.replyHead();
+      const headers = { ...this.baseHeaders(requestId), ...(typeof reply.worker === "string" ? { "x-cocoon-worker": reply.worker } : {}) };
+      if (body.stream === true) await this.streamAnswer(res, stream, gen, requestId, wantsStreamUsage(body), headers);
+      else await this.collectAnswer(res, stream, gen, requestId, headers);
+    } catch (err) {
+      if (err instanceof StreamError && err.code === "cancelled" && res.destroyed) {
+        this.stats.cancelled++;
+        return;
+      }
+      throw err;
+    } finally {
+      res.off("close", cancel);
+    }
+  }
+
+  private baseHeaders(requestId: string): Record<string, string> {
+    return { "x-request-id": requestId, ...(this.opts.responseHeaders?.() ?? {}) };
+  }
+
+  private async collectAnswer(res: http.ServerResponse, stream: Stream, gen: GenerationRequest, id: string, headers: Record<string, string>): Promise<void> {
+    let text = "";
+    for await (const chunk of stream) text += decodeDelta(chunk);
+    const trailer = this.finish(stream);
+    const created = Math.floor(Date.now() / 1000);
+    const finish = trailer.finishReason === "length" ? "length" : "stop";
+    const usage = usageOf(trailer);
+    const out =
+      gen.endpoint === "chat"
+        ? { id, object: "chat.completion", created, model: gen.model, choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }], usage }
+        : { id, object: "text_completion", created, model: gen.model, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage };
+    sendJson(res, 200, out, { ...headers, ...timingHeaders(trailer) });
+  }
+
+  private async streamAnswer(res: http.ServerResponse, stream: Stream, gen: GenerationRequest, id: string, includeUsage: boolean, headers: Record<string, string>): Promise<void> {
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", ...headers });
+    res.flushHeaders();
+    const created = Math.floor(Date.now() / 1000);
+    const usageField = includeUsage ? { usage: null } : {};
+    const chunk = (choice: Record<string, unknown>) =>
+      gen.endpoint === "chat"
+        ? { id, object: "chat.completion.chunk", created, model: gen.model, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }], ...usageField }
+        : { id, object: "text_completion", created, model: gen.model, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }], ...usageField };
+    const write = async (obj: unknown) => {
+      if (!res.write(sseData(JSON.stringify(obj)))) await once(res, "drain");
+    };
+    try {
+      if (gen.endpoint === "chat") await write(chunk({ delta: { role: "assistant", content: "" } }));
+      for await (const data of stream) {
+        const text = decodeDelta(data);
+        await write(chunk(gen.endpoint === "chat" ? { delta: { content: text } } : { text }));
+      }
+      const trailer = this.finish(stream);
+      const finish = trailer.finishReason === "length" ? "length" : "stop";
+      await write(chunk(gen.endpoint === "chat" ? { delta: {}, finish_reason: finish } : { text: "", finish_reason: finish }));
+      if (includeUsage) {
+        const base = gen.endpoint === "chat" ? "chat.completion.chunk" : "text_completion";
+        await write({ id, object: base, created, model: gen.model, choices: [], usage: usageOf(trailer) });
+      }
+      res.end("data: [DONE]\n\n");
+    } catch (err) {
+      if (res.destroyed) throw err;
+      // Headers are gone already: report the failure in-band, as OpenAI does, then close the stream.
+      const apiErr = toApiError(err);
+      this.count(apiErr.status);
+      this.stats.failed++;
+      res.end(sseData(JSON.stringify(apiErr.toJSON())));
+    }
+  }
+
+  private finish(stream: Stream): InferenceTrailer {
+    const trailer = parseMessage(inferenceTrailerSchema, stream.trailer, "proxy trailer");
+    this.stats.completed++;
+    this.count(200);
+    this.stats.promptTokens += trailer.usage.prompt_tokens;
+    this.stats.completionTokens += trailer.usage.completion_tokens;
+    return trailer;
+  }
+
+  private count(status: number): void {
+    this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
+  }
+
+  private fail(res: http.ServerResponse, err: unknown): void {
+    const apiErr = toApiError(err);
+    if (apiErr.status >= 500 && !(err instanceof ApiError) && !(err instanceof StreamError)) this.log.error(`internal error: ${(err as Error).stack ?? err}`);
+    if (apiErr.status === 499) {
+      this.stats.cancelled++;
+      return;
+    }
+    this.count(apiErr.status);
+    this.stats.failed++;
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    sendJson(res, apiErr.status, apiErr.toJSON(), this.opts.responseHeaders?.() ?? {});
+  }
+
+  statusJson(): Record<string, unknown> {
+    const l = this.link;
+    return {
+      role: "client",
+      version: VERSION,
+      id: this.id,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      api: this.http ? `${this.http.url}/v1` : undefined,
+      peers: [
+        {
+          role: "proxy",
+          address: l.address,
+          connected: l.connected,
+          ...(l.peer ? { peer: l.peer.description, insecure: l.peer.insecure } : {}),
+          ...(l.connectedSince ? { connectedSince: new Date(l.connectedSince).toISOString() } : {}),
+          ...(l.conn?.rttMs !== undefined ? { rttMs: l.conn.rttMs } : {}),
+          ...(l.lastError ? { lastError: l.lastError } : {}),
+        },
+      ],
+      requests: { total: this.stats.requests, completed: this.stats.completed, failed: this.stats.failed, cancelled: this.stats.cancelled, byStatus: this.stats.byStatus },
+      tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
+      errors: this.stats.failed,
+      ...(this.opts.statusExtra?.() ?? {}),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.link.stop();
+    await this.http?.close();
+  }
+}
+
+function decodeDelta(data: Buffer): string {
+  try {
+    const v = JSON.parse(data.toString("utf8")) as { text?: unknown };
+    if (typeof v.text === "string") return v.text;
+  } catch {
+    /* fall through */
+  }
+  throw new StreamError("worker_failed", "the worker sent a malformed chunk");
+}
+
+function usageOf(t: InferenceTrailer): Record<string, unknown> {
+  const usage: Record<string, unknown> = { ...t.usage };
+  // Costs in nanoTON as integers, named as the original Cocoon names them.
+  for (const [k, v] of Object.entries(t.cost ?? {})) usage[k] = Number(v);
+  return usage;
+}
+
+function timingHeaders(t: InferenceTrailer): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (t.worker) h["x-cocoon-worker"] = t.worker;
+  for (const [k, v] of Object.entries(t.timings ?? {})) h[`x-cocoon-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}`] = String(v);
+  return h;
+}
+
+/** Maps any failure to the OpenAI error an app should see. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof StreamError) {
+    const status = ERROR_STATUS[err.code] ?? 502;
+    const type = status === 400 || status === 404 || status === 413 ? "invalid_request_error" : status === 429 ? "rate_limit_error" : status === 402 ? "insufficient_quota" : "api_error";
+    return new ApiError(status, err.message, type, err.code);
+  }
+  return new ApiError(500, `Internal error in the Cocoon client: ${(err as Error)?.message ?? String(err)}`, "api_error", "internal_error");
+}

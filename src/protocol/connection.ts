@@ -1,0 +1,517 @@
+// One multiplexed connection of the node-to-node protocol (docs/protocol.md): version negotiation,
+// many concurrent streams with per-stream credit flow control, ping/idle timeout, and clean teardown.
+import { EventEmitter } from "node:events";
+import { randomBytes } from "node:crypto";
+import type { Duplex } from "node:stream";
+import {
+  encodeFrame,
+  FrameDecoder,
+  FrameType,
+  frameTypeName,
+  jsonPayload,
+  parseJsonPayload,
+  ProtocolError,
+  type Frame,
+} from "./frame.js";
+
+export const PROTOCOL_NAME = "cocoon";
+/** Versions this build speaks; the highest common one is chosen. */
+export const SUPPORTED_VERSIONS = [1] as const;
+export const DEFAULT_PING_INTERVAL_MS = 10_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
+/** Bytes of Data a sender may have in flight per stream before the receiver grants more. */
+export const DEFAULT_STREAM_WINDOW = 1024 * 1024;
+export const DEFAULT_MAX_STREAMS = 1024;
+/** Stream ids: the dialing side uses odd ids, the accepting side even ones, so they never collide. */
+const MAX_STREAM_ID = 0xffff_fffe;
+
+export interface Hello {
+  protocol: string;
+  versions: number[];
+  role: string;
+  node: string;
+  software: string;
+}
+
+export interface ConnectionOptions {
+  role: string;
+  nodeId: string;
+  software?: string;
+  /** True for the side that dialed (uses odd stream ids). */
+  initiator: boolean;
+  pingIntervalMs?: number;
+  idleTimeoutMs?: number;
+  helloTimeoutMs?: number;
+  streamWindow?: number;
+  maxStreams?: number;
+  versions?: readonly number[];
+}
+
+export class StreamError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = "StreamError";
+  }
+}
+
+type Waiter = { resolve: () => void; reject: (e: Error) => void };
+
+/** One request/response exchange inside a connection. Iterate it to read the peer's Data. */
+export class Stream {
+  /** The peer's head: Open for a stream we accepted, Reply for a stream we opened. */
+  head: Record<string, unknown> | undefined;
+  /** The peer's End trailer, once it arrived. */
+  trailer: Record<string, unknown> | undefined;
+  readonly signal: AbortSignal;
+
+  private readonly abort = new AbortController();
+  private queue: Buffer[] = [];
+  private readWaiter: Waiter | undefined;
+  private headWaiters: Waiter[] = [];
+  private sendWindow: number;
+  private windowWaiters: Waiter[] = [];
+  private unacked = 0;
+  private recvAllowance: number;
+  private localEnded = false;
+  private remoteEnded = false;
+  private failure: StreamError | undefined;
+  private replied = false;
+
+  constructor(
+    private readonly conn: Connection,
+    readonly id: number,
+    readonly incoming: boolean,
+    private readonly window: number,
+  ) {
+    this.sendWindow = window;
+    this.recvAllowance = window;
+    this.signal = this.abort.signal;
+  }
+
+  get ended(): boolean {
+    return this.remoteEnded;
+  }
+
+  get error(): StreamError | undefined {
+    return this.failure;
+  }
+
+  /** Responder's head, sent once before any Data on an incoming stream. */
+  reply(head: Record<string, unknown>): void {
+    if (!this.incoming) throw new Error("reply() is for streams opened by the peer");
+    if (this.replied || this.failure) return;
+    this.replied = true;
+    this.conn.sendRaw(encodeFrame(FrameType.Reply, this.id, jsonPayload(head)));
+  }
+
+  /** Resolves with the peer's Reply head (for streams we opened). */
+  async replyHead(): Promise<Record<string, unknown>> {
+    if (this.head) return this.head;
+    if (this.failure) throw this.failure;
+    await new Promise<void>((resolve, reject) => this.headWaiters.push({ resolve, reject }));
+    return this.head!;
+  }
+
+  /** Sends Data, waiting for flow-control credit and socket drain (backpressure). */
+  async write(data: Uint8Array): Promise<void> {
+    if (data.length === 0) return;
+    let offset = 0;
+    while (offset < data.length) {
+      if (this.failure) throw this.failure;
+      if (this.localEnded) throw new StreamError("stream_closed", `stream ${this.id}: write after end`);
+      if (this.sendWindow <= 0) {
+        await new Promise<void>((resolve, reject) => this.windowWaiters.push({ resolve, reject }));
+        continue;
+      }
+      const n = Math.min(data.length - offset, this.sendWindow, this.conn.maxDataFrame);
+      this.sendWindow -= n;
+      const slice = offset === 0 && n === data.length ? data : data.subarray(offset, offset + n);
+      const ok = this.conn.sendRaw(encodeFrame(FrameType.Data, this.id, slice));
+      offset += n;
+      if (!ok) await this.conn.drained();
+    }
+  }
+
+  /** Ends our direction, with an optional JSON trailer. */
+  end(trailer: Record<string, unknown> = {}): void {
+    if (this.localEnded || this.failure) return;
+    this.localEnded = true;
+    this.conn.sendRaw(encodeFrame(FrameType.End, this.id, jsonPayload(trailer)));
+    this.maybeFinish();
+  }
+
+  /** Aborts the stream in both directions and tells the peer why. */
+  reset(code: string, message: string): void {
+    if (this.failure) return;
+    this.conn.sendRaw(encodeFrame(FrameType.Reset, this.id, jsonPayload({ code, message })));
+    this.fail(new StreamError(code, message));
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    for (;;) {
+      const chunk = this.queue.shift();
+      if (chunk) {
+        this.credit(chunk.length);
+        yield chunk;
+        continue;
+      }
+      if (this.failure) throw this.failure;
+      if (this.remoteEnded) return;
+      await new Promise<void>((resolve, reject) => (this.readWaiter = { resolve, reject }));
+    }
+  }
+
+  /** Reads the whole remaining body. */
+  async readAll(limit = Number.MAX_SAFE_INTEGER): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of this) {
+      total += chunk.length;
+      if (total > limit) {
+        this.reset("too_large", `body exceeds ${limit} bytes`);
+        throw new StreamError("too_large", `body exceeds ${limit} bytes`);
+      }
+      parts.push(chunk);
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  // --- called by Connection ---
+
+  onHead(head: Record<string, unknown>): void {
+    if (this.head) throw new ProtocolError(`stream ${this.id}: second head frame`);
+    this.head = head;
+    for (const w of this.headWaiters.splice(0)) w.resolve();
+  }
+
+  onData(data: Buffer): void {
+    if (this.remoteEnded) throw new ProtocolError(`stream ${this.id}: Data after End`);
+    if (data.length > this.recvAllowance) {
+      throw new ProtocolError(`stream ${this.id}: peer sent ${data.length} bytes with only ${this.recvAllowance} of window left`);
+    }
+    this.recvAllowance -= data.length;
+    if (this.failure) return; // we reset it; drop late data
+    this.queue.push(data);
+    this.wakeReader();
+  }
+
+  onEnd(trailer: Record<string, unknown>): void {
+    if (this.remoteEnded) throw new ProtocolError(`stream ${this.id}: second End`);
+    this.remoteEnded = true;
+    this.trailer = trailer;
+    if (!this.head) {
+      // A stream may end without a head (e.g. an empty answer); head waiters get an empty head.
+      this.head = {};
+      for (const w of this.headWaiters.splice(0)) w.resolve();
+    }
+    this.wakeReader();
+    this.maybeFinish();
+  }
+
+  onWindow(increment: number): void {
+    this.sendWindow += increment;
+    for (const w of this.windowWaiters.splice(0)) w.resolve();
+  }
+
+  fail(err: StreamError): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.abort.abort(err);
+    this.readWaiter?.reject(err);
+    this.readWaiter = undefined;
+    for (const w of this.headWaiters.splice(0)) w.reject(err);
+    for (const w of this.windowWaiters.splice(0)) w.reject(err);
+    this.conn.forget(this.id);
+  }
+
+  private wakeReader(): void {
+    const w = this.readWaiter;
+    this.readWaiter = undefined;
+    w?.resolve();
+  }
+
+  private credit(n: number): void {
+    this.unacked += n;
+    if (this.unacked >= this.window / 2 && !this.remoteEnded && !this.failure) {
+      const inc = this.unacked;
+      this.unacked = 0;
+      this.recvAllowance += inc;
+      const p = Buffer.allocUnsafe(4);
+      p.writeUInt32BE(inc, 0);
+      this.conn.sendRaw(encodeFrame(FrameType.Window, this.id, p));
+    }
+  }
+
+  private maybeFinish(): void {
+    if (this.localEnded && this.remoteEnded) this.conn.forget(this.id);
+  }
+}
+
+export interface ConnectionEvents {
+  stream: [Stream];
+  control: [Record<string, unknown>];
+  close: [Error | undefined];
+}
+
+/**
+ * A protocol connection over any byte duplex (a TLS socket in production, a plain pair in tests).
+ * Emits 'stream' for streams the peer opens, 'control' for connection-level messages, 'close' once.
+ */
+export class Connection extends EventEmitter<ConnectionEvents> {
+  peerHello: Hello | undefined;
+  version = 0;
+  /** Round-trip time of the last ping, in ms. */
+  rttMs: number | undefined;
+  readonly ready: Promise<void>;
+  readonly maxDataFrame = 64 * 1024;
+  closed = false;
+  closeReason: Error | undefined;
+
+  private readonly decoder = new FrameDecoder();
+  private readonly streams = new Map<number, Stream>();
+  private nextStreamId: number;
+  private lastSeen = Date.now();
+  private pingTimer: NodeJS.Timeout | undefined;
+  private helloTimer: NodeJS.Timeout | undefined;
+  private pingSentAt = new Map<string, number>();
+  private drainWaiters: Array<() => void> = [];
+  private resolveReady!: () => void;
+  private rejectReady!: (e: Error) => void;
+  private readonly opts: Required<ConnectionOptions>;
+
+  constructor(readonly socket: Duplex, options: ConnectionOptions) {
+    super();
+    this.opts = {
+      software: "cocoon-ts",
+      pingIntervalMs: DEFAULT_PING_INTERVAL_MS,
+      idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+      helloTimeoutMs: DEFAULT_HELLO_TIMEOUT_MS,
+      streamWindow: DEFAULT_STREAM_WINDOW,
+      maxStreams: DEFAULT_MAX_STREAMS,
+      versions: SUPPORTED_VERSIONS,
+      ...options,
+    };
+    this.nextStreamId = options.initiator ? 1 : 2;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => {}); // observed via 'close' too
+    socket.on("data", (data: Buffer) => this.onBytes(data));
+    socket.on("drain", () => this.onDrain());
+    socket.on("error", (err) => this.destroy(err));
+    socket.on("close", () => this.destroy(new Error("connection closed by peer")));
+    this.helloTimer = setTimeout(
+      () => this.fatal(new ProtocolError(`no Hello from peer within ${this.opts.helloTimeoutMs} ms`, "hello_timeout")),
+      this.opts.helloTimeoutMs,
+    );
+    const hello: Hello = {
+      protocol: PROTOCOL_NAME,
+      versions: [...this.opts.versions],
+      role: this.opts.role,
+      node: this.opts.nodeId,
+      software: this.opts.software,
+    };
+    this.sendRaw(encodeFrame(FrameType.Hello, 0, jsonPayload(hello)));
+  }
+
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+
+  /** Opens a stream with the given head; read the answer with replyHead() and iteration. */
+  open(head: Record<string, unknown>): Stream {
+    if (this.closed) throw new StreamError("connection_lost", `connection is closed: ${this.closeReason?.message ?? "closed"}`);
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    if (this.nextStreamId > MAX_STREAM_ID) this.nextStreamId = this.opts.initiator ? 1 : 2;
+    const stream = new Stream(this, id, false, this.opts.streamWindow);
+    this.streams.set(id, stream);
+    this.sendRaw(encodeFrame(FrameType.Open, id, jsonPayload(head)));
+    return stream;
+  }
+
+  sendControl(message: Record<string, unknown>): void {
+    if (!this.closed) this.sendRaw(encodeFrame(FrameType.Control, 0, jsonPayload(message)));
+  }
+
+  /** Tells the peer why we leave, then closes. */
+  close(code = "shutdown", message = "closing"): void {
+    if (this.closed) return;
+    this.sendRaw(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code, message })));
+    this.socket.end();
+    this.destroy(new StreamError(code, message));
+  }
+
+  /** Writes raw frame bytes; false means the socket buffer is full (await drained()). */
+  sendRaw(frame: Buffer): boolean {
+    if (this.closed) return true;
+    return this.socket.write(frame);
+  }
+
+  drained(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  forget(id: number): void {
+    this.streams.delete(id);
+  }
+
+  destroy(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = err;
+    clearInterval(this.pingTimer);
+    clearTimeout(this.helloTimer);
+    const reason = new StreamError("connection_lost", `connection lost: ${err?.message ?? "closed"}`);
+    for (const s of [...this.streams.values()]) s.fail(reason);
+    this.streams.clear();
+    this.onDrain();
+    this.rejectReady(err ?? reason);
+    this.socket.destroy();
+    this.emit("close", err);
+  }
+
+  private fatal(err: ProtocolError): void {
+    if (this.closed) return;
+    try {
+      this.socket.write(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code: err.code, message: err.message })));
+    } catch {
+      /* socket already gone */
+    }
+    this.socket.end();
+    this.destroy(err);
+  }
+
+  private onDrain(): void {
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  private onBytes(data: Buffer): void {
+    if (this.closed) return;
+    this.lastSeen = Date.now();
+    try {
+      for (const frame of this.decoder.push(data)) this.onFrame(frame);
+    } catch (err) {
+      if (err instanceof ProtocolError) this.fatal(err);
+      else this.fatal(new ProtocolError(`internal error handling a frame: ${(err as Error).message}`, "internal"));
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    if (this.closed) return;
+    if (!this.peerHello && frame.type !== FrameType.Hello) {
+      throw new ProtocolError(`expected Hello first, got ${frameTypeName(frame.type)}`);
+    }
+    switch (frame.type) {
+      case FrameType.Hello:
+        return this.onHello(parseJsonPayload(frame.payload, "Hello"));
+      case FrameType.Ping:
+        this.sendRaw(encodeFrame(FrameType.Pong, 0, frame.payload));
+        return;
+      case FrameType.Pong: {
+        const key = frame.payload.toString("hex");
+        const sent = this.pingSentAt.get(key);
+        if (sent !== undefined) {
+          this.rttMs = Date.now() - sent;
+          this.pingSentAt.delete(key);
+        }
+        return;
+      }
+      case FrameType.GoAway: {
+        const info = parseJsonPayload(frame.payload, "GoAway");
+        this.destroy(new StreamError(String(info.code ?? "goaway"), `peer closed the connection: ${String(info.message ?? "")}`));
+        return;
+      }
+      case FrameType.Control:
+        this.emit("control", parseJsonPayload(frame.payload, "Control"));
+        return;
+      case FrameType.Open:
+        return this.onOpen(frame);
+      default:
+        return this.onStreamFrame(frame);
+    }
+  }
+
+  private onHello(hello: Record<string, unknown>): void {
+    if (this.peerHello) throw new ProtocolError("second Hello on one connection");
+    if (hello.protocol !== PROTOCOL_NAME) throw new ProtocolError(`peer speaks "${String(hello.protocol)}", not "${PROTOCOL_NAME}"`, "wrong_protocol");
+    const versions = hello.versions;
+    if (!Array.isArray(versions) || !versions.every((v) => Number.isInteger(v))) {
+      throw new ProtocolError("Hello.versions must be an array of integers");
+    }
+    const common = this.opts.versions.filter((v) => versions.includes(v));
+    if (common.length === 0) {
+      throw new ProtocolError(
+        `no common protocol version: we speak ${this.opts.versions.join(",")}, peer speaks ${versions.join(",")}; upgrade the older node`,
+        "version_mismatch",
+      );
+    }
+    this.version = Math.max(...common);
+    this.peerHello = {
+      protocol: PROTOCOL_NAME,
+      versions: versions as number[],
+      role: String(hello.role ?? ""),
+      node: String(hello.node ?? ""),
+      software: String(hello.software ?? ""),
+    };
+    clearTimeout(this.helloTimer);
+    this.pingTimer = setInterval(() => this.tick(), this.opts.pingIntervalMs);
+    this.pingTimer.unref();
+    this.resolveReady();
+  }
+
+  private onOpen(frame: Frame): void {
+    const id = frame.streamId;
+    const peerParity = this.opts.initiator ? 0 : 1;
+    if (id % 2 !== peerParity) throw new ProtocolError(`peer opened stream ${id} with our parity`);
+    if (this.streams.has(id)) throw new ProtocolError(`peer reopened live stream ${id}`);
+    const head = parseJsonPayload(frame.payload, "Open");
+    const stream = new Stream(this, id, true, this.opts.streamWindow);
+    if (this.streams.size >= this.opts.maxStreams) {
+      this.sendRaw(encodeFrame(FrameType.Reset, id, jsonPayload({ code: "too_many_streams", message: `limit is ${this.opts.maxStreams}` })));
+      return;
+    }
+    this.streams.set(id, stream);
+    stream.onHead(head);
+    this.emit("stream", stream);
+  }
+
+  private onStreamFrame(frame: Frame): void {
+    const stream = this.streams.get(frame.streamId);
+    if (!stream) return; // frames for a stream we already closed or reset are dropped
+    switch (frame.type) {
+      case FrameType.Reply:
+        if (stream.incoming) throw new ProtocolError(`Reply on stream ${frame.streamId} that the peer opened`);
+        stream.onHead(parseJsonPayload(frame.payload, "Reply"));
+        return;
+      case FrameType.Data:
+        stream.onData(frame.payload);
+        return;
+      case FrameType.End:
+        stream.onEnd(parseJsonPayload(frame.payload, "End"));
+        return;
+      case FrameType.Reset: {
+        const info = parseJsonPayload(frame.payload, "Reset");
+        stream.fail(new StreamError(String(info.code ?? "reset"), String(info.message ?? "reset by peer")));
+        return;
+      }
+      case FrameType.Window:
+        stream.onWindow(frame.payload.readUInt32BE(0));
+        return;
+    }
+  }
+
+  private tick(): void {
+    if (Date.now() - this.lastSeen > this.opts.idleTimeoutMs) {
+      this.fatal(new ProtocolError(`peer silent for more than ${this.opts.idleTimeoutMs} ms`, "timeout"));
+      return;
+    }
+    const nonce = randomBytes(8);
+    this.pingSentAt.set(nonce.toString("hex"), Date.now());
+    if (this.pingSentAt.size > 16) this.pingSentAt.delete(this.pingSentAt.keys().next().value!);
+    this.sendRaw(encodeFrame(FrameType.Ping, 0, nonce));
+  }
+}

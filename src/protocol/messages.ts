@@ -1,0 +1,96 @@
+// Application messages carried by the protocol's JSON frames (docs/protocol.md). Each has one schema,
+// used by every receiver, so a malformed message fails the same way everywhere with a clear error.
+import { z } from "zod";
+
+export const OP_INFERENCE = "inference";
+export const OP_MODELS = "models";
+
+/** Stream error codes and the HTTP status an app sees for each. */
+export const ERROR_STATUS: Record<string, number> = {
+  bad_request: 400,
+  model_not_found: 404,
+  too_large: 413,
+  overloaded: 429,
+  insufficient_funds: 402,
+  no_worker: 503,
+  worker_failed: 502,
+  backend_failed: 502,
+  connection_lost: 502,
+  timeout: 504,
+  cancelled: 499,
+};
+
+export const inferenceHeadSchema = z.object({
+  op: z.literal(OP_INFERENCE),
+  requestId: z.string().min(1).max(128),
+  endpoint: z.enum(["chat", "completions"]),
+  model: z.string().min(1).max(256),
+  maxTokens: z.number().int().min(1),
+  bodyBytes: z.number().int().min(0),
+});
+export type InferenceHead = z.infer<typeof inferenceHeadSchema>;
+
+export const usageSchema = z.object({
+  prompt_tokens: z.number().int().min(0),
+  completion_tokens: z.number().int().min(0),
+  total_tokens: z.number().int().min(0),
+});
+
+/** Trailer of a finished inference stream (worker -> proxy -> client). */
+export const inferenceTrailerSchema = z.object({
+  usage: usageSchema,
+  finishReason: z.enum(["stop", "length", "cancelled"]),
+  /** Set by the worker: how the tokens were counted. */
+  usageSource: z.enum(["backend", "engine", "tokenizer"]).optional(),
+  /** Added by the proxy. */
+  worker: z.string().optional(),
+  timings: z.record(z.string(), z.number()).optional(),
+  cost: z.record(z.string(), z.string()).optional(),
+});
+export type InferenceTrailer = z.infer<typeof inferenceTrailerSchema>;
+
+/** One streamed delta of generated text (a Data frame's JSON). */
+export const deltaSchema = z.object({ text: z.string() });
+
+export const modelInfoSchema = z.object({
+  id: z.string(),
+  contextLength: z.number().int().optional(),
+  digest: z.string().optional(),
+});
+export type ModelInfo = z.infer<typeof modelInfoSchema>;
+
+/** Control message a worker sends its proxy on connect and whenever its state changes. */
+export const announceSchema = z.object({
+  type: z.literal("announce"),
+  workerId: z.string().min(1).max(128),
+  models: z.array(modelInfoSchema).max(64),
+  capacity: z.number().int().min(0).max(100_000),
+  enabled: z.boolean(),
+  backend: z.string().max(64),
+  reason: z.string().max(1000).optional(),
+  /** The worker's status page, for operators. */
+  statusUrl: z.string().max(512).optional(),
+});
+export type Announce = z.infer<typeof announceSchema>;
+
+export const modelsReplySchema = z.object({
+  models: z.array(
+    z.object({
+      id: z.string(),
+      workers: z.number().int(),
+      capacity: z.number().int(),
+      contextLength: z.number().int().optional(),
+      created: z.number().int(),
+    }),
+  ),
+});
+export type ModelsReply = z.infer<typeof modelsReplySchema>;
+
+/** Parses with a schema and turns a failure into one readable line naming the field. */
+export function parseMessage<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = issue.path.join(".") || "(root)";
+  throw new Error(`malformed ${what}: ${path}: ${issue.message}`);
+}

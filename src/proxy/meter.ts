@@ -1,0 +1,54 @@
+// The proxy's metering/billing hook: admit a request before it runs (credit check, reservation) and
+// settle it with the worker's usage afterwards. Payments plug in here; the default only counts tokens.
+import type { InferenceHead } from "../protocol/messages.js";
+import type { Usage } from "../protocol/openai.js";
+
+export interface ClientContext {
+  /** The client's node id from its Hello. */
+  clientId: string;
+  insecure: boolean;
+}
+
+export class MeterRefusal extends Error {
+  constructor(readonly code: "insufficient_funds" | "overloaded" | "bad_request", message: string) {
+    super(message);
+    this.name = "MeterRefusal";
+  }
+}
+
+export interface SettledUsage {
+  /** Cost fields added to the trailer and to OpenAI usage (nanoTON decimal strings). */
+  cost?: Record<string, string>;
+}
+
+export interface Meter {
+  /** Called before a worker is chosen; throw MeterRefusal to refuse. */
+  admit(client: ClientContext, head: InferenceHead): Promise<void>;
+  /** Called once the worker finished; returns cost to report. */
+  settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage): Promise<SettledUsage>;
+  /** Called when an admitted request ends without usage (failure, cancel). */
+  release(client: ClientContext, head: InferenceHead): void;
+  status?(): Record<string, unknown>;
+}
+
+/** Counts tokens per client; charges nothing. The default until payments are configured. */
+export class CountingMeter implements Meter {
+  private readonly perClient = new Map<string, { requests: number; promptTokens: number; completionTokens: number }>();
+
+  async admit(): Promise<void> {}
+
+  async settle(client: ClientContext, _head: InferenceHead, _worker: string, usage: Usage): Promise<SettledUsage> {
+    const e = this.perClient.get(client.clientId) ?? { requests: 0, promptTokens: 0, completionTokens: 0 };
+    e.requests++;
+    e.promptTokens += usage.prompt_tokens;
+    e.completionTokens += usage.completion_tokens;
+    this.perClient.set(client.clientId, e);
+    return {};
+  }
+
+  release(): void {}
+
+  status(): Record<string, unknown> {
+    return { mode: "counting (no payments configured)", clients: Object.fromEntries(this.perClient) };
+  }
+}

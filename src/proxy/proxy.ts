@@ -1,0 +1,352 @@
+// The proxy role: accepts workers (11001) and clients (11002) over TLS 1.3, keeps the worker pool,
+// picks a worker per request, relays the streamed answer with backpressure, retries on another worker
+// while no byte reached the client, cancels upstream when the client goes away, and meters each request.
+import type { Connection, Stream } from "../protocol/connection.js";
+import { StreamError } from "../protocol/connection.js";
+import { listen, type Listener, type PeerInfo, type PeerVerifier, type TlsIdentity } from "../protocol/transport.js";
+import {
+  announceSchema,
+  inferenceHeadSchema,
+  inferenceTrailerSchema,
+  OP_INFERENCE,
+  OP_MODELS,
+  parseMessage,
+  type InferenceHead,
+} from "../protocol/messages.js";
+import { WorkerPool, type PoolWorker } from "./pool.js";
+import { CountingMeter, MeterRefusal, type ClientContext, type Meter } from "./meter.js";
+import { startStatusServer, type HttpServerHandle } from "../util/http.js";
+import { createLogger, type Logger } from "../util/log.js";
+import { VERSION } from "../version.js";
+
+export const DEFAULT_WORKER_PORT = 11001;
+export const DEFAULT_CLIENT_PORT = 11002;
+export const DEFAULT_PROXY_STATUS_PORT = 11000;
+/** How many different workers one request may be tried on. */
+export const DEFAULT_MAX_ATTEMPTS = 3;
+/** Largest request body a client may send (sealed or not). */
+export const MAX_CLIENT_BODY = 4 * 1024 * 1024;
+
+export interface ProxyOptions {
+  host?: string;
+  workerPort?: number;
+  clientPort?: number;
+  statusPort?: number;
+  identity: TlsIdentity;
+  /** Checks a worker's certificate (attestation). Mutual TLS: workers must present one. */
+  verifyWorker: PeerVerifier;
+  /** Checks a client's certificate, if clients present one. */
+  verifyClient: PeerVerifier;
+  requireClientCert?: boolean;
+  meter?: Meter;
+  maxAttempts?: number;
+  proxyId?: string;
+  log?: Logger;
+  statusExtra?: () => Record<string, unknown>;
+}
+
+interface ClientState {
+  conn: Connection;
+  peer: PeerInfo;
+  id: string;
+  since: number;
+  requests: number;
+}
+
+/** Raised inside the relay to say "try the next worker". */
+class RetryableFailure extends Error {}
+
+export class ProxyNode {
+  readonly pool = new WorkerPool();
+  readonly startedAt = Date.now();
+  readonly id: string;
+  private readonly log: Logger;
+  private readonly meter: Meter;
+  private workerListener?: Listener;
+  private clientListener?: Listener;
+  private status?: HttpServerHandle;
+  private readonly clients = new Set<ClientState>();
+  private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, retried: 0, rejected: 0, promptTokens: 0, completionTokens: 0, refusedPeers: 0 };
+  private lastRefusal: string | undefined;
+
+  constructor(private readonly opts: ProxyOptions) {
+    this.id = opts.proxyId ?? "proxy";
+    this.log = opts.log ?? createLogger("proxy");
+    this.meter = opts.meter ?? new CountingMeter();
+  }
+
+  get workerPort(): number {
+    return this.workerListener!.port;
+  }
+  get clientPort(): number {
+    return this.clientListener!.port;
+  }
+  get statusUrl(): string | undefined {
+    return this.status ? `${this.status.url}/status` : undefined;
+  }
+
+  async start(): Promise<void> {
+    const host = this.opts.host ?? "127.0.0.1";
+    const onRejected = (who: string) => (reason: string, remote: string) => {
+      this.stats.refusedPeers++;
+      this.lastRefusal = `${who} ${remote}: ${reason}`;
+      this.log.warn(`refused ${who} ${remote}: ${reason}`);
+    };
+    this.workerListener = await listen({
+      host,
+      port: this.opts.workerPort ?? DEFAULT_WORKER_PORT,
+      identity: this.opts.identity,
+      requestClientCert: true,
+      verifyPeer: this.opts.verifyWorker,
+      connection: { role: "proxy", nodeId: this.id, software: `cocoon-ts/${VERSION}` },
+      onConnection: ({ conn, peer }) => this.onWorker(conn, peer),
+      onRejected: onRejected("worker"),
+    });
+    this.clientListener = await listen({
+      host,
+      port: this.opts.clientPort ?? DEFAULT_CLIENT_PORT,
+      identity: this.opts.identity,
+      requestClientCert: this.opts.requireClientCert ?? false,
+      verifyPeer: this.opts.verifyClient,
+      connection: { role: "proxy", nodeId: this.id, software: `cocoon-ts/${VERSION}` },
+      onConnection: ({ conn, peer }) => this.onClient(conn, peer),
+      onRejected: onRejected("client"),
+    });
+    if (this.opts.statusPort !== undefined) {
+      this.status = await startStatusServer(host, this.opts.statusPort, () => this.statusJson());
+    }
+  }
+
+  private onWorker(conn: Connection, peer: PeerInfo): void {
+    const remote = conn.peerHello?.node ?? "unknown";
+    if (conn.peerHello?.role !== "worker") {
+      conn.close("wrong_role", `this port is for workers; a ${conn.peerHello?.role} connected`);
+      return;
+    }
+    conn.on("control", (msg) => {
+      if (msg.type !== "announce") return;
+      try {
+        const a = parseMessage(announceSchema, msg, "worker announcement");
+        const known = this.pool.list().some((w) => w.conn === conn);
+        const w = this.pool.upsert(conn, peer, a);
+        const what = `${w.id} (${peer.description}): ${a.models.map((m) => m.id).join(", ") || "no models"}, capacity ${a.capacity}`;
+        if (!known) this.log.info(`worker joined: ${what}`);
+        if (!a.enabled) this.log.warn(`worker ${w.id} is disabled: ${a.reason ?? "no reason given"}`);
+      } catch (err) {
+        this.log.warn(`worker ${remote} sent a bad announcement: ${(err as Error).message}`);
+        conn.close("bad_request", (err as Error).message);
+      }
+    });
+    conn.on("stream", (s) => s.reset("bad_request", "workers do not open streams to the proxy"));
+    conn.on("close", (err) => {
+      const w = this.pool.removeConnection(conn);
+      if (w) this.log.warn(`worker left: ${w.id} (${err?.message ?? "closed"})`);
+    });
+  }
+
+  private onClient(conn: Connection, peer: PeerInfo): void {
+    const state: ClientState = { conn, peer, id: conn.peerHello?.node ?? "client", since: Date.now(), requests: 0 };
+    this.clients.add(state);
+    this.log.info(`client connected: ${state.id}`);
+    conn.on("stream", (s) => void this.onClientStream(state, s));
+    conn.on("close", () => {
+      this.clients.delete(state);
+      this.log.info(`client disconnected: ${state.id}`);
+    });
+  }
+
+  private async onClientStream(client: ClientState, stream: Stream): Promise<void> {
+    const op = stream.head?.op;
+    if (op === OP_MODELS) {
+      stream.reply(this.pool.models());
+      stream.end();
+      return;
+    }
+    if (op !== OP_INFERENCE) {
+      stream.reset("bad_request", `unknown operation ${JSON.stringify(op)}`);
+      return;
+    }
+    client.requests++;
+    this.stats.requests++;
+    let head: InferenceHead;
+    try {
+      head = parseMessage(inferenceHeadSchema, stream.head, "inference head");
+    } catch (err) {
+      this.stats.rejected++;
+      stream.reset("bad_request", (err as Error).message);
+      return;
+    }
+    const ctx: ClientContext = { clientId: client.id, insecure: client.peer.insecure };
+    try {
+      await this.meter.admit(ctx, head);
+    } catch (err) {
+      this.stats.rejected++;
+      stream.reset(err instanceof MeterRefusal ? err.code : "bad_request", (err as Error).message);
+      return;
+    }
+    let settled = false;
+    try {
+      const body = await stream.readAll(MAX_CLIENT_BODY);
+      settled = await this.relay(ctx, head, body, stream);
+    } catch (err) {
+      if (!stream.error) stream.reset("bad_request", (err as Error).message);
+    } finally {
+      if (!settled) this.meter.release(ctx, head);
+    }
+  }
+
+  /** Runs the request on one worker after another until one answers; true when usage was settled. */
+  private async relay(ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream): Promise<boolean> {
+    const tried = new Set<string>();
+    const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    for (;;) {
+      if (client.signal.aborted) {
+        this.stats.cancelled++;
+        return false;
+      }
+      const worker = tried.size < maxAttempts ? this.pool.pick(head.model, tried) : undefined;
+      if (!worker) {
+        const why = this.pool.explainNone(head.model, tried.size);
+        this.stats.failed++;
+        client.reset(why.code, why.message);
+        return false;
+      }
+      tried.add(worker.id);
+      if (tried.size > 1) this.stats.retried++;
+      try {
+        return await this.runOn(worker, ctx, head, body, client);
+      } catch (err) {
+        if (err instanceof RetryableFailure) {
+          this.log.warn(`request ${head.requestId}: worker ${worker.id} failed before answering (${err.message}); trying another`);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async runOn(worker: PoolWorker, ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream): Promise<boolean> {
+    const started = Date.now();
+    worker.active++;
+    let upstream: Stream | undefined;
+    const onCancel = () => upstream?.reset("cancelled", "the client cancelled the request");
+    client.signal.addEventListener("abort", onCancel, { once: true });
+    let relayedBytes = 0;
+    try {
+      try {
+        const opened = worker.conn.open({ ...head });
+        upstream = opened;
+        await opened.write(body);
+        opened.end();
+        await opened.replyHead();
+      } catch (err) {
+        const e = err as StreamError;
+        if (client.signal.aborted) throw e;
+        this.pool.recordFailure(worker, e.message);
+        // A bad request fails the same way on every worker: report it instead of retrying.
+        if (e.code === "bad_request" || e.code === "model_not_found") {
+          this.stats.failed++;
+          client.reset(e.code, e.message);
+          return false;
+        }
+        throw new RetryableFailure(e.message);
+      }
+      try {
+        for await (const chunk of upstream!) {
+          if (relayedBytes === 0) client.reply({ worker: worker.id });
+          relayedBytes += chunk.length;
+          await client.write(chunk);
+        }
+      } catch (err) {
+        const e = err as StreamError;
+        if (client.signal.aborted || client.error) {
+          this.stats.cancelled++;
+          return false;
+        }
+        this.pool.recordFailure(worker, e.message);
+        if (relayedBytes === 0) throw new RetryableFailure(e.message);
+        this.stats.failed++;
+        client.reset("worker_failed", `worker ${worker.id} failed mid-answer: ${e.message}`);
+        return false;
+      }
+      let trailer;
+      try {
+        trailer = parseMessage(inferenceTrailerSchema, upstream!.trailer, "worker trailer");
+      } catch (err) {
+        this.pool.recordFailure(worker, (err as Error).message);
+        this.stats.failed++;
+        client.reset("worker_failed", `worker ${worker.id} sent an invalid trailer: ${(err as Error).message}`);
+        return false;
+      }
+      if (trailer.usage.completion_tokens > head.maxTokens) {
+        this.pool.recordFailure(worker, "over-reported tokens");
+        this.log.warn(`worker ${worker.id} reported ${trailer.usage.completion_tokens} completion tokens for max_tokens ${head.maxTokens}; refusing its usage`);
+        this.stats.failed++;
+        client.reset("worker_failed", `worker ${worker.id} reported impossible usage`);
+        return false;
+      }
+      if (relayedBytes === 0) client.reply({ worker: worker.id });
+      const settled = await this.meter.settle(ctx, head, worker.id, trailer.usage);
+      const ms = Date.now() - started;
+      this.pool.recordSuccess(worker, ms, trailer.usage.prompt_tokens, trailer.usage.completion_tokens);
+      this.stats.completed++;
+      this.stats.promptTokens += trailer.usage.prompt_tokens;
+      this.stats.completionTokens += trailer.usage.completion_tokens;
+      client.end({ ...trailer, worker: worker.id, timings: { ...trailer.timings, proxyMs: ms }, ...(settled.cost ? { cost: settled.cost } : {}) });
+      return true;
+    } finally {
+      worker.active--;
+      client.signal.removeEventListener("abort", onCancel);
+    }
+  }
+
+  statusJson(): Record<string, unknown> {
+    return {
+      role: "proxy",
+      version: VERSION,
+      id: this.id,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      ports: { workers: this.workerListener?.port, clients: this.clientListener?.port },
+      models: this.pool.models().models,
+      peers: {
+        workers: this.pool.list().map((w) => ({
+          id: w.id,
+          peer: w.peer.description,
+          insecure: w.peer.insecure,
+          backend: w.backend,
+          models: w.models.map((m) => m.id),
+          enabled: w.enabled,
+          ...(w.reason ? { reason: w.reason } : {}),
+          capacity: w.capacity,
+          active: w.active,
+          latencyMs: Math.round(w.latencyMs),
+          served: w.served,
+          failures: w.failures,
+          ...(w.lastFailure ? { lastFailure: w.lastFailure } : {}),
+          tokens: { prompt: w.promptTokens, completion: w.completionTokens },
+          ...(w.statusUrl ? { statusUrl: w.statusUrl } : {}),
+          connectedSince: new Date(w.connectedAt).toISOString(),
+        })),
+        clients: [...this.clients].map((c) => ({ id: c.id, peer: c.peer.description, requests: c.requests, connectedSince: new Date(c.since).toISOString() })),
+      },
+      requests: {
+        total: this.stats.requests,
+        completed: this.stats.completed,
+        failed: this.stats.failed,
+        cancelled: this.stats.cancelled,
+        retried: this.stats.retried,
+        rejected: this.stats.rejected,
+      },
+      tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
+      errors: { failed: this.stats.failed, refusedPeers: this.stats.refusedPeers, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) },
+      metering: this.meter.status?.() ?? {},
+      ...(this.opts.statusExtra?.() ?? {}),
+    };
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.pool.list()) w.conn.close("shutdown", "proxy stopping");
+    for (const c of this.clients) c.conn.close("shutdown", "proxy stopping");
+    await Promise.all([this.workerListener?.close(), this.clientListener?.close(), this.status?.close()]);
+  }
+}

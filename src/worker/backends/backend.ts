@@ -1,0 +1,34 @@
+// What a worker runs requests on. One interface, two kinds: an in-process engine (embedded) and any
+// OpenAI-compatible server reached by URL (vLLM, SGLang, llama.cpp server, Ollama).
+import type { FinishReason, GenerationRequest, Usage } from "../../protocol/openai.js";
+import type { ModelInfo } from "../../protocol/messages.js";
+
+export interface GenerationResult {
+  usage: Usage;
+  finishReason: FinishReason;
+  /** backend: the engine reported usage; engine: counted by our engine; tokenizer: estimated by our tokenizer. */
+  usageSource: "backend" | "engine" | "tokenizer";
+}
+
+export interface BackendHealth {
+  ok: boolean;
+  /** Why it is not ok, and what to do, for the status page and the proxy. */
+  reason?: string;
+}
+
+export interface Backend {
+  readonly kind: string;
+  /** Models this backend serves now (may change while an upstream comes and goes). */
+  models(): ModelInfo[];
+  health(): Promise<BackendHealth>;
+  /** Yields text deltas in order; returns usage. Stops early (finishReason "cancelled") when signal aborts. */
+  generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string, GenerationResult>;
+  close(): Promise<void>;
+}
+
+export class BackendError extends Error {
+  constructor(readonly code: "bad_request" | "backend_failed" | "overloaded", message: string) {
+    super(message);
+    this.name = "BackendError";
+  }
+}

@@ -1,0 +1,163 @@
+// Backend for any OpenAI-compatible engine reached by URL (vLLM, SGLang, llama.cpp server, Ollama).
+// Streams with SSE parsed properly; asks for usage in the stream; falls back to counting tokens with a
+// real BPE tokenizer when the engine reports none. Probes /v1/models and reports itself down meanwhile.
+import type { GenerationRequest } from "../../protocol/openai.js";
+import type { ModelInfo } from "../../protocol/messages.js";
+import { parseSse } from "../../protocol/sse.js";
+import { BackendError, type Backend, type BackendHealth, type GenerationResult } from "./backend.js";
+import { countTokens } from "./tokenizer.js";
+
+export const PROBE_INTERVAL_MS = 5_000;
+const PROBE_TIMEOUT_MS = 3_000;
+
+export interface OpenAiBackendOptions {
+  /** Base URL of the engine, with or without a trailing /v1. */
+  upstream: string;
+  apiKey?: string;
+  /** Serve only this model (default: every model the engine lists). */
+  model?: string;
+  probeIntervalMs?: number;
+  /** Called when the served models or health change, so the worker re-announces. */
+  onChange?: () => void;
+}
+
+export function normalizeBaseUrl(url: string): string {
+  const trimmed = url.replace(/\/+$/, "");
+  return trimmed.endsWith("/v1") ? trimmed : `${trimmed}/v1`;
+}
+
+export class OpenAiBackend implements Backend {
+  readonly kind = "openai";
+  private readonly base: string;
+  private served: ModelInfo[] = [];
+  private state: BackendHealth = { ok: false, reason: "not probed yet" };
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: OpenAiBackendOptions) {
+    this.base = normalizeBaseUrl(opts.upstream);
+  }
+
+  /** Probes once now, then periodically. */
+  async start(): Promise<void> {
+    await this.probe();
+    this.timer = setInterval(() => void this.probe(), this.opts.probeIntervalMs ?? PROBE_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  models(): ModelInfo[] {
+    return this.state.ok ? this.served : [];
+  }
+
+  async health(): Promise<BackendHealth> {
+    return this.state;
+  }
+
+  private headers(): Record<string, string> {
+    const h: Record<string, string> = { "content-type": "application/json" };
+    if (this.opts.apiKey) h.authorization = `Bearer ${this.opts.apiKey}`;
+    return h;
+  }
+
+  async probe(): Promise<void> {
+    const before = JSON.stringify([this.state, this.served]);
+    try {
+      const res = await fetch(`${this.base}/models`, { headers: this.headers(), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+      if (!res.ok) throw new Error(`GET ${this.base}/models answered HTTP ${res.status}`);
+      const body = (await res.json()) as { data?: { id?: unknown }[] };
+      const ids = (body.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === "string");
+      const wanted = this.opts.model ? ids.filter((id) => id === this.opts.model) : ids;
+      if (wanted.length === 0) {
+        throw new Error(this.opts.model ? `the engine does not list model ${this.opts.model} (it lists: ${ids.join(", ") || "none"})` : "the engine lists no models");
+      }
+      this.served = wanted.map((id) => ({ id }));
+      this.state = { ok: true };
+    } catch (err) {
+      const msg = (err as Error).name === "TimeoutError" ? `no answer within ${PROBE_TIMEOUT_MS} ms` : (err as Error).message;
+      this.state = { ok: false, reason: `upstream ${this.base} is unavailable: ${msg}. Start the engine or fix --upstream.` };
+    }
+    if (JSON.stringify([this.state, this.served]) !== before) this.opts.onChange?.();
+  }
+
+  private body(req: GenerationRequest): Record<string, unknown> {
+    const body: Record<string, unknown> = {
+      model: req.model,
+      max_tokens: req.maxTokens,
+      temperature: req.temperature,
+      stream: true,
+      stream_options: { include_usage: true },
+    };
+    if (req.topP !== undefined) body.top_p = req.topP;
+    if (req.topK !== undefined) body.top_k = req.topK;
+    if (req.minP !== undefined) body.min_p = req.minP;
+    if (req.seed !== undefined) body.seed = req.seed;
+    if (req.stop.length) body.stop = req.stop;
+    if (req.presencePenalty !== undefined) body.presence_penalty = req.presencePenalty;
+    if (req.frequencyPenalty !== undefined) body.frequency_penalty = req.frequencyPenalty;
+    if (req.endpoint === "chat") body.messages = req.messages;
+    else body.prompt = req.prompt;
+    return body;
+  }
+
+  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string, GenerationResult> {
+    const path = req.endpoint === "chat" ? "/chat/completions" : "/completions";
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, { method: "POST", headers: this.headers(), body: JSON.stringify(this.body(req)), signal });
+    } catch (err) {
+      if (signal.aborted) return cancelled();
+      void this.probe();
+      throw new BackendError("backend_failed", `upstream ${this.base} unreachable: ${(err as Error).message}`);
+    }
+    if (!res.ok || !res.body) {
+      const detail = (await res.text().catch(() => "")).slice(0, 500);
+      const code = res.status === 429 ? "overloaded" : res.status >= 400 && res.status < 500 ? "bad_request" : "backend_failed";
+      throw new BackendError(code, `upstream answered HTTP ${res.status}: ${detail}`);
+    }
+    let usage: GenerationResult["usage"] | undefined;
+    let finish: GenerationResult["finishReason"] = "stop";
+    let completionText = "";
+    try {
+      for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>)) {
+        if (ev.data === "[DONE]") break;
+        let chunk: { choices?: { delta?: { content?: string | null }; text?: string; finish_reason?: string | null }[]; usage?: Record<string, number> | null; error?: { message?: string } };
+        try {
+          chunk = JSON.parse(ev.data);
+        } catch {
+          throw new BackendError("backend_failed", `upstream sent an SSE event that is not JSON: ${ev.data.slice(0, 200)}`);
+        }
+        if (chunk.error) throw new BackendError("backend_failed", `upstream error mid-stream: ${chunk.error.message ?? "unknown"}`);
+        const choice = chunk.choices?.[0];
+        const delta = choice?.delta?.content ?? choice?.text ?? "";
+        if (delta) {
+          completionText += delta;
+          yield delta;
+        }
+        if (choice?.finish_reason === "length") finish = "length";
+        if (chunk.usage && typeof chunk.usage.prompt_tokens === "number" && typeof chunk.usage.completion_tokens === "number") {
+          usage = {
+            prompt_tokens: chunk.usage.prompt_tokens,
+            completion_tokens: chunk.usage.completion_tokens,
+            total_tokens: chunk.usage.prompt_tokens + chunk.usage.completion_tokens,
+          };
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) return cancelled();
+      if (err instanceof BackendError) throw err;
+      throw new BackendError("backend_failed", `upstream stream broke: ${(err as Error).message}`);
+    }
+    if (usage) return { usage, finishReason: finish, usageSource: "backend" };
+    const promptText = req.endpoint === "chat" ? req.messages!.map((m) => m.content).join("\n") : req.prompt ?? "";
+    const p = countTokens(promptText);
+    const c = countTokens(completionText);
+    return { usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c }, finishReason: finish, usageSource: "tokenizer" };
+
+    function cancelled(): GenerationResult {
+      return { usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }, finishReason: "cancelled", usageSource: "tokenizer" };
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+  }
+}

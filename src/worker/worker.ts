@@ -1,0 +1,256 @@
+// The worker role: dials out to proxies (so it may sit behind NAT), announces its models and capacity,
+// validates each request against the field allow-list, runs it on its backend and streams the answer back.
+import { randomUUID } from "node:crypto";
+import type { Connection, Stream } from "../protocol/connection.js";
+import { dial, type PeerInfo, type PeerVerifier, type TlsIdentity } from "../protocol/transport.js";
+import { announceSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, type Announce } from "../protocol/messages.js";
+import { ApiError, parseGenerationRequest } from "../protocol/openai.js";
+import { BackendError, type Backend } from "./backends/backend.js";
+import { startStatusServer, type HttpServerHandle } from "../util/http.js";
+import { createLogger, type Logger } from "../util/log.js";
+import { VERSION } from "../version.js";
+
+/** Largest request body a worker accepts (prompt JSON). */
+export const MAX_REQUEST_BODY = 4 * 1024 * 1024;
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 10_000;
+
+export interface WorkerOptions {
+  proxies: { host: string; port: number }[];
+  backend: Backend;
+  capacity: number;
+  identity: TlsIdentity;
+  verifyProxy: PeerVerifier;
+  workerId?: string;
+  statusHost?: string;
+  /** 0 picks a free port; undefined serves no status page. */
+  statusPort?: number;
+  log?: Logger;
+  /** Extra fields for /status (attestation, payments). */
+  statusExtra?: () => Record<string, unknown>;
+}
+
+interface ProxyLinkState {
+  address: string;
+  connected: boolean;
+  peer?: PeerInfo;
+  since?: number;
+  lastError?: string;
+  conn?: Connection;
+}
+
+export class WorkerNode {
+  readonly id: string;
+  readonly startedAt = Date.now();
+  private readonly log: Logger;
+  private readonly links: ProxyLinkState[] = [];
+  private active = 0;
+  private stopped = false;
+  private status?: HttpServerHandle;
+  private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, rejected: 0, promptTokens: 0, completionTokens: 0 };
+  private timers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.id = opts.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
+    this.log = opts.log ?? createLogger(this.id);
+  }
+
+  get statusUrl(): string | undefined {
+    return this.status ? `${this.status.url}/status` : undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.statusPort !== undefined) {
+      this.status = await startStatusServer(this.opts.statusHost ?? "127.0.0.1", this.opts.statusPort, () => this.statusJson());
+    }
+    for (const p of this.opts.proxies) {
+      const link: ProxyLinkState = { address: `${p.host}:${p.port}`, connected: false };
+      this.links.push(link);
+      void this.maintain(link, p.host, p.port);
+    }
+  }
+
+  /** Re-sends the announcement to every proxy (after the backend's models or health changed). */
+  async reannounce(): Promise<void> {
+    const msg = await this.announcement();
+    for (const l of this.links) if (l.conn && !l.conn.closed) l.conn.sendControl(msg as unknown as Record<string, unknown>);
+  }
+
+  async announcement(): Promise<Announce> {
+    const health = await this.opts.backend.health();
+    const msg: Announce = {
+      type: "announce",
+      workerId: this.id,
+      models: this.opts.backend.models(),
+      capacity: this.opts.capacity,
+      enabled: health.ok && !this.stopped,
+      backend: this.opts.backend.kind,
+      ...(health.reason ? { reason: health.reason } : {}),
+      ...(this.statusUrl ? { statusUrl: this.statusUrl } : {}),
+    };
+    return parseMessage(announceSchema, msg, "announcement");
+  }
+
+  private async maintain(link: ProxyLinkState, host: string, port: number): Promise<void> {
+    let delay = RECONNECT_MIN_MS;
+    while (!this.stopped) {
+      try {
+        const { conn, peer } = await dial({
+          host,
+          port,
+          identity: this.opts.identity,
+          verifyPeer: this.opts.verifyProxy,
+          connection: { role: "worker", nodeId: this.id, software: `cocoon-ts/${VERSION}` },
+        });
+        if (this.stopped) {
+          conn.close("shutdown", "worker stopping");
+          return;
+        }
+        link.conn = conn;
+        link.connected = true;
+        link.peer = peer;
+        link.since = Date.now();
+        link.lastError = undefined;
+        delay = RECONNECT_MIN_MS;
+        this.log.info(`connected to proxy ${link.address} (${peer.description})`);
+        conn.on("stream", (s) => void this.onStream(s));
+        conn.sendControl((await this.announcement()) as unknown as Record<string, unknown>);
+        const reason = await new Promise<Error | undefined>((resolve) => conn.once("close", resolve));
+        link.connected = false;
+        link.conn = undefined;
+        if (!this.stopped) this.log.warn(`lost proxy ${link.address}: ${reason?.message ?? "closed"}; reconnecting`);
+      } catch (err) {
+        link.lastError = (err as Error).message;
+        if (delay === RECONNECT_MIN_MS || delay === RECONNECT_MAX_MS) this.log.warn(`${link.lastError}; retrying`);
+      }
+      if (this.stopped) return;
+      await new Promise<void>((r) => {
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          r();
+        }, delay);
+        this.timers.add(t);
+      });
+      delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+    }
+  }
+
+  private async onStream(stream: Stream): Promise<void> {
+    if (stream.head?.op !== OP_INFERENCE) {
+      stream.reset("bad_request", `unknown operation ${JSON.stringify(stream.head?.op)}; workers serve "${OP_INFERENCE}"`);
+      return;
+    }
+    this.stats.requests++;
+    let head;
+    try {
+      head = parseMessage(inferenceHeadSchema, stream.head, "inference head");
+    } catch (err) {
+      this.stats.rejected++;
+      stream.reset("bad_request", (err as Error).message);
+      return;
+    }
+    if (this.active >= this.opts.capacity) {
+      this.stats.rejected++;
+      stream.reset("overloaded", `worker ${this.id} is at capacity (${this.opts.capacity} active requests)`);
+      return;
+    }
+    this.active++;
+    const started = Date.now();
+    let firstByteAt = 0;
+    try {
+      const raw = await stream.readAll(MAX_REQUEST_BODY);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString("utf8"));
+      } catch {
+        throw new ApiError(400, "request body is not valid JSON", "invalid_request_error");
+      }
+      const req = parseGenerationRequest(head.endpoint, body);
+      if (req.model !== head.model) throw new ApiError(400, `body names model ${req.model} but the head says ${head.model}`, "invalid_request_error");
+      if (!this.opts.backend.models().some((m) => m.id === req.model)) {
+        stream.reset("model_not_found", `worker ${this.id} does not serve ${req.model}`);
+        this.stats.rejected++;
+        return;
+      }
+      if (req.maxTokens > head.maxTokens) throw new ApiError(400, `max_tokens ${req.maxTokens} exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
+      stream.reply({ ok: true, worker: this.id });
+      const gen = this.opts.backend.generate(req, stream.signal);
+      let result;
+      try {
+        for (;;) {
+          const step = await gen.next();
+          if (step.done) {
+            result = step.value;
+            break;
+          }
+          if (!firstByteAt) firstByteAt = Date.now();
+          await stream.write(Buffer.from(JSON.stringify({ text: step.value })));
+        }
+      } finally {
+        // Runs the backend's cleanup (frees the engine sequence) even when the stream failed mid-way.
+        await gen.return(undefined as never).catch(() => {});
+      }
+      if (stream.signal.aborted || result.finishReason === "cancelled") {
+        this.stats.cancelled++;
+        return;
+      }
+      this.stats.completed++;
+      this.stats.promptTokens += result.usage.prompt_tokens;
+      this.stats.completionTokens += result.usage.completion_tokens;
+      stream.end({
+        usage: result.usage,
+        finishReason: result.finishReason,
+        usageSource: result.usageSource,
+        timings: { ttftMs: firstByteAt ? firstByteAt - started : Date.now() - started, totalMs: Date.now() - started },
+      });
+    } catch (err) {
+      if (stream.signal.aborted) {
+        this.stats.cancelled++;
+        return;
+      }
+      this.stats.failed++;
+      if (err instanceof ApiError) stream.reset("bad_request", err.message);
+      else if (err instanceof BackendError) stream.reset(err.code, err.message);
+      else {
+        this.log.error(`request ${head.requestId} failed: ${(err as Error).stack ?? err}`);
+        stream.reset("backend_failed", `worker ${this.id} failed: ${(err as Error).message}`);
+      }
+    } finally {
+      this.active--;
+    }
+  }
+
+  statusJson(): Record<string, unknown> {
+    return {
+      role: "worker",
+      version: VERSION,
+      id: this.id,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      backend: this.opts.backend.kind,
+      models: this.opts.backend.models(),
+      capacity: this.opts.capacity,
+      activeRequests: this.active,
+      peers: this.links.map((l) => ({
+        role: "proxy",
+        address: l.address,
+        connected: l.connected,
+        ...(l.peer ? { peer: l.peer.description, insecure: l.peer.insecure } : {}),
+        ...(l.since ? { connectedSince: new Date(l.since).toISOString() } : {}),
+        ...(l.conn?.rttMs !== undefined ? { rttMs: l.conn.rttMs } : {}),
+        ...(l.lastError ? { lastError: l.lastError } : {}),
+      })),
+      requests: { ...this.stats },
+      tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
+      errors: this.stats.failed,
+      ...(this.opts.statusExtra?.() ?? {}),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    for (const l of this.links) l.conn?.close("shutdown", "worker stopping");
+    await this.status?.close();
+    await this.opts.backend.close();
+  }
+}
