@@ -1,0 +1,127 @@
+// `cocoon devnet`: the whole network on one machine, each role in its own process (so a worker can be
+// killed and the rest carries on), wired on loopback with free ports, and a readable start-up report.
+import { fork, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+
+export interface DevnetOptions {
+  apiPort: number;
+  workers: number;
+  modelFile?: string;
+}
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  ready: Promise<Record<string, unknown>>;
+}
+
+const out = (s: string) => process.stdout.write(s);
+
+function startChild(name: string, args: string[]): Child {
+  const proc = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env } });
+  // Children's logs go to our stderr with their name; their own "ready" lines are replaced by our report.
+  createInterface({ input: proc.stderr! }).on("line", (l) => process.stderr.write(`  ${l}\n`));
+  createInterface({ input: proc.stdout! }).on("line", () => {});
+  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+    proc.on("message", (m: Record<string, unknown>) => m?.type === "ready" && resolve(m));
+    proc.once("exit", (code, signal) => reject(new Error(`${name} exited during start-up (${signal ?? `code ${code}`}); its log is above`)));
+  });
+  ready.catch(() => {});
+  return { name, proc, ready };
+}
+
+async function step<T>(label: string, n: number, total: number, work: Promise<T>, detail: (v: T) => string): Promise<T> {
+  const t0 = Date.now();
+  out(`[${n}/${total}] ${label.padEnd(10)} starting…\n`);
+  const v = await work;
+  out(`[${n}/${total}] ${label.padEnd(10)} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s ${detail(v)}\n`);
+  return v;
+}
+
+export async function runDevnet(o: DevnetOptions): Promise<void> {
+  const children: Child[] = [];
+  let shuttingDown = false;
+  const shutdown = async (code: number) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGTERM");
+    await Promise.all(children.map((c) => (c.proc.exitCode === null ? new Promise((r) => c.proc.once("exit", r)) : undefined)));
+    process.exit(code);
+  };
+  process.on("SIGINT", () => {
+    out("\nstopping the devnet…\n");
+    void shutdown(0);
+  });
+  process.on("SIGTERM", () => void shutdown(0));
+
+  const total = 2 + o.workers;
+  out(`cocoon devnet: a whole network on this machine (attestation: sim, a development stand-in — INSECURE)\n`);
+  try {
+    const proxy = startChild("proxy", ["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"]);
+    children.push(proxy);
+    const p = await step("proxy", 1, total, proxy.ready, (v) => `(workers :${v.workerPort}, clients :${v.clientPort})`);
+
+    const workers = Array.from({ length: o.workers }, (_, i) => {
+      const name = `worker-${i + 1}`;
+      const args = ["worker", "--proxy", `127.0.0.1:${p.workerPort}`, "--name", name, "--status-port", "0", "--capacity", "4"];
+      if (o.modelFile) args.push("--model-file", o.modelFile);
+      const c = startChild(name, args);
+      children.push(c);
+      return c;
+    });
+    const client = startChild("client", ["client", "--port", String(o.apiPort), "--proxy", `127.0.0.1:${p.clientPort}`]);
+    children.push(client);
+    const ws = await Promise.all(workers.map((w, i) => step(w.name, 2 + i, total, w.ready, (v) => `(status ${v.status})`)));
+    const c = await step("client", total, total, client.ready, (v) => `(API ${v.api})`);
+
+    // Ready means a request can be served: wait until the workers have joined the proxy.
+    const api = String(c.api);
+    let models: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      try {
+        const r = (await (await fetch(`${api}/models`)).json()) as { data?: { id: string; workers: number }[] };
+        const joined = r.data?.reduce((s, m) => s + m.workers, 0) ?? 0;
+        models = r.data?.map((m) => m.id) ?? [];
+        if (joined >= o.workers) break;
+      } catch {
+        /* not yet */
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const model = models[0] ?? "kjv-char-llama";
+    out(`
+Network ready. Send OpenAI-compatible requests to:
+
+  ${api}
+
+Try:
+  curl ${api}/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"${model}","messages":[{"role":"user","content":"And God said"}],"max_tokens":60}'
+
+Status pages:
+  client   ${api.replace(/\/v1$/, "")}/status
+  proxy    ${p.status}
+${ws.map((w, i) => `  ${`worker-${i + 1}`.padEnd(9)}${w.status}`).join("\n")}
+
+Processes: ${children.map((ch) => `${ch.name} pid ${ch.proc.pid}`).join(", ")}
+Press Ctrl-C to stop.
+`);
+    for (const ch of children) {
+      ch.proc.on("exit", (code, signal) => {
+        if (shuttingDown) return;
+        const how = signal ?? `code ${code}`;
+        if (ch.name.startsWith("worker")) {
+          const alive = children.filter((x) => x.name.startsWith("worker") && x.proc.exitCode === null && x.proc.signalCode === null).length;
+          out(`${ch.name} (pid ${ch.proc.pid}) exited (${how}); the network goes on with ${alive} worker(s).\n`);
+        } else {
+          out(`${ch.name} (pid ${ch.proc.pid}) exited (${how}); the devnet cannot work without it and stops.\n`);
+          void shutdown(1);
+        }
+      });
+    }
+    await new Promise(() => {});
+  } catch (err) {
+    out(`devnet failed to start: ${(err as Error).message}\n`);
+    await shutdown(1);
+  }
+}

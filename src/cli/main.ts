@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// `cocoon <command>`: one CLI for every role of the network.
+import { Command, InvalidArgumentError, Option } from "commander";
+import { VERSION } from "../version.js";
+import {
+  startClientRole,
+  startProxyRole,
+  startWorkerRole,
+  DEFAULT_CLIENT_API_PORT,
+  DEFAULT_CLIENT_PORT,
+  DEFAULT_PROXY_STATUS_PORT,
+  DEFAULT_WORKER_PORT,
+  DEFAULT_WORKER_STATUS_PORT,
+} from "./roles.js";
+import { runDevnet } from "./devnet.js";
+import { reportReady, serveUntilSignal } from "./lifecycle.js";
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("a port is an integer from 0 to 65535 (0 picks a free one)");
+  return n;
+}
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+}
+const collect = (value: string, prev: string[] = []) => [...prev, value];
+
+const securityOptions = (cmd: Command) =>
+  cmd
+    .addOption(new Option("--platform <kind>", "attestation platform of this node: sim (development, INSECURE), tdx, sev-snp").default("sim"))
+    .option("--policy <file>", "attestation policy JSON (allowed measurements, models, TCB); default: development policy");
+
+const program = new Command();
+program.name("cocoon").description("Confidential, decentralized AI inference on TON (TypeScript).").version(VERSION);
+
+securityOptions(
+  program
+    .command("client")
+    .description("OpenAI-compatible HTTP API for apps, connected to one proxy")
+    .option("--host <host>", "address to serve the API on", "127.0.0.1")
+    .option("--port <port>", "API port", port, DEFAULT_CLIENT_API_PORT)
+    .option("--proxy <host:port>", "the proxy's client port", `127.0.0.1:${DEFAULT_CLIENT_PORT}`),
+).action(async (o) => {
+  const client = await startClientRole(o);
+  reportReady({ role: "client", api: `${client.url}/v1`, port: client.port }, `client ready: API at ${client.url}/v1 (status: ${client.url}/status)`);
+  await serveUntilSignal(() => client.stop());
+});
+
+securityOptions(
+  program
+    .command("proxy")
+    .description("accepts workers and clients over attested TLS, routes and meters requests")
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--worker-port <port>", "port for workers", port, DEFAULT_WORKER_PORT)
+    .option("--client-port <port>", "port for clients", port, DEFAULT_CLIENT_PORT)
+    .option("--status-port <port>", "HTTP status page port", port, DEFAULT_PROXY_STATUS_PORT),
+).action(async (o) => {
+  const proxy = await startProxyRole(o);
+  reportReady(
+    { role: "proxy", workerPort: proxy.workerPort, clientPort: proxy.clientPort, status: proxy.statusUrl },
+    `proxy ready: workers connect to ${o.host}:${proxy.workerPort}, clients to ${o.host}:${proxy.clientPort}, status at ${proxy.statusUrl}`,
+  );
+  await serveUntilSignal(() => proxy.stop());
+});
+
+securityOptions(
+  program
+    .command("worker")
+    .description("serves a model: dials out to proxies and runs requests on a backend")
+    .option("--proxy <host:port>", "a proxy's worker port (repeat for several)", collect, [])
+    .addOption(new Option("--backend <kind>", "embedded: in-process llama.cpp; openai: any OpenAI-compatible engine").choices(["embedded", "openai"]).default("embedded"))
+    .option("--upstream <url>", "base URL of the engine for --backend openai (vLLM, SGLang, llama.cpp server, Ollama)")
+    .option("--upstream-key <key>", "API key for the upstream engine")
+    .option("--model <name>", "model name to announce (embedded) or to serve from the engine (openai)")
+    .option("--model-file <path>", "GGUF file for --backend embedded (default: the shipped KJV model)")
+    .option("--capacity <n>", "max active requests", positive, 4)
+    .option("--threads <n>", "CPU threads for the embedded engine", positive)
+    .option("--name <id>", "worker id shown to the proxy")
+    .option("--status-host <host>", "address of the status page", "127.0.0.1")
+    .option("--status-port <port>", "HTTP status page port", port, DEFAULT_WORKER_STATUS_PORT),
+).action(async (o) => {
+  if (o.proxy.length === 0) o.proxy = [`127.0.0.1:${DEFAULT_WORKER_PORT}`];
+  const worker = await startWorkerRole(o);
+  reportReady({ role: "worker", id: worker.id, status: worker.statusUrl }, `worker ${worker.id} ready: dialing ${o.proxy.join(", ")}; status at ${worker.statusUrl}`);
+  await serveUntilSignal(() => worker.stop());
+});
+
+program
+  .command("devnet")
+  .description("a whole network on this machine: proxy, two workers with the embedded model, and a client")
+  .option("--port <port>", "client API port", port, DEFAULT_CLIENT_API_PORT)
+  .option("--workers <n>", "number of workers", positive, 2)
+  .option("--model-file <path>", "GGUF model for the workers")
+  .action(async (o) => {
+    await runDevnet({ apiPort: o.port, workers: o.workers, modelFile: o.modelFile });
+  });
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  console.error(`cocoon: ${err.message}`);
+  process.exit(1);
+});

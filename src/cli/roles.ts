@@ -1,0 +1,112 @@
+// Starting each role from command-line settings, shared by the single-role commands and devnet.
+import { ProxyNode, DEFAULT_CLIENT_PORT, DEFAULT_PROXY_STATUS_PORT, DEFAULT_WORKER_PORT } from "../proxy/proxy.js";
+import { WorkerNode } from "../worker/worker.js";
+import { ClientNode, DEFAULT_CLIENT_API_PORT } from "../client/client.js";
+import { EmbeddedBackend } from "../worker/backends/embedded.js";
+import { OpenAiBackend } from "../worker/backends/openai.js";
+import type { Backend } from "../worker/backends/backend.js";
+import { parseHostPort } from "../util/http.js";
+import { createLogger } from "../util/log.js";
+import { nodeSecurity, type SecurityOptions } from "./security.js";
+
+export const DEFAULT_WORKER_STATUS_PORT = 12000;
+
+export interface ProxyCliOptions extends SecurityOptions {
+  host: string;
+  workerPort: number;
+  clientPort: number;
+  statusPort: number;
+}
+
+export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
+  const log = createLogger("proxy");
+  const sec = await nodeSecurity("proxy", o, log);
+  const proxy = new ProxyNode({
+    host: o.host,
+    workerPort: o.workerPort,
+    clientPort: o.clientPort,
+    statusPort: o.statusPort,
+    identity: sec.identity,
+    verifyWorker: sec.verifierFor("worker"),
+    verifyClient: sec.verifierFor("client"),
+    log,
+    statusExtra: sec.statusExtra,
+  });
+  await proxy.start();
+  return proxy;
+}
+
+export interface WorkerCliOptions extends SecurityOptions {
+  proxy: string[];
+  backend: "embedded" | "openai";
+  upstream?: string;
+  upstreamKey?: string;
+  model?: string;
+  modelFile?: string;
+  capacity: number;
+  threads?: number;
+  statusHost: string;
+  statusPort: number;
+  name?: string;
+}
+
+export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> {
+  const log = createLogger(o.name ?? "worker");
+  let backend: Backend;
+  let worker: WorkerNode | undefined;
+  if (o.backend === "openai") {
+    if (!o.upstream) throw new Error("--backend openai needs --upstream URL (the engine's base URL, e.g. http://127.0.0.1:8000)");
+    const b = new OpenAiBackend({ upstream: o.upstream, apiKey: o.upstreamKey, model: o.model, onChange: () => void worker?.reannounce() });
+    await b.start();
+    const h = await b.health();
+    if (!h.ok) log.warn(`${h.reason} The worker announces itself disabled until the engine answers.`);
+    backend = b;
+  } else if (o.backend === "embedded") {
+    log.info(`loading model ${o.modelFile ?? "(default: models/kjv-char-llama.gguf)"}`);
+    backend = await EmbeddedBackend.load({ modelFile: o.modelFile, modelName: o.model, capacity: o.capacity, threads: o.threads });
+    log.info(`model ready: ${backend.models().map((m) => `${m.id} (context ${m.contextLength}, sha256 ${m.digest?.slice(0, 12)}…)`).join(", ")}`);
+  } else {
+    throw new Error(`unknown backend "${o.backend as string}"; use embedded or openai`);
+  }
+  const model = backend.models()[0];
+  const sec = await nodeSecurity("worker", o, log, model?.digest ? { name: model.id, digest: model.digest } : undefined);
+  worker = new WorkerNode({
+    proxies: o.proxy.map((p) => parseHostPort(p, DEFAULT_WORKER_PORT)),
+    backend,
+    capacity: o.capacity,
+    identity: sec.identity,
+    verifyProxy: sec.verifierFor("proxy"),
+    workerId: o.name,
+    statusHost: o.statusHost,
+    statusPort: o.statusPort,
+    log,
+    statusExtra: sec.statusExtra,
+  });
+  await worker.start();
+  return worker;
+}
+
+export interface ClientCliOptions extends SecurityOptions {
+  host: string;
+  port: number;
+  proxy: string;
+}
+
+export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
+  const log = createLogger("client");
+  const sec = await nodeSecurity("client", o, log);
+  const client = new ClientNode({
+    host: o.host,
+    port: o.port,
+    proxy: parseHostPort(o.proxy, DEFAULT_CLIENT_PORT),
+    verifyProxy: sec.verifierFor("proxy"),
+    identity: sec.identity,
+    log,
+    responseHeaders: sec.responseHeaders,
+    statusExtra: sec.statusExtra,
+  });
+  await client.start();
+  return client;
+}
+
+export { DEFAULT_CLIENT_API_PORT, DEFAULT_CLIENT_PORT, DEFAULT_WORKER_PORT, DEFAULT_PROXY_STATUS_PORT };
