@@ -13,10 +13,14 @@ export interface FakeUpstreamOptions {
   tokenDelayMs?: number;
   /** Leave usage out of responses (to exercise tokenizer fallback). */
   omitUsage?: boolean;
+  /** Answer every generation with HTTP 500 (a broken engine that still lists its models). */
+  failGenerations?: boolean;
 }
 
 export interface FakeUpstream extends HttpServerHandle {
   requests: number;
+  /** Streams the caller abandoned before the end. */
+  aborted: number;
   /** Bodies received, newest last (bounded). */
   bodies: Record<string, unknown>[];
 }
@@ -30,7 +34,7 @@ function words(prompt: string, n: number): string[] {
 
 export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
   const model = opts.model ?? "fake-model";
-  const state = { requests: 0, bodies: [] as Record<string, unknown>[] };
+  const state = { requests: 0, aborted: 0, bodies: [] as Record<string, unknown>[] };
   const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = (req.url ?? "").split("?")[0];
     if (req.method === "GET" && path === "/v1/models") {
@@ -43,6 +47,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     state.requests++;
     state.bodies.push(body);
     if (state.bodies.length > 100) state.bodies.shift();
+    if (opts.failGenerations) return sendJson(res, 500, { error: { message: "fake engine failure" } });
     const chat = path === "/v1/chat/completions";
     const prompt = chat ? (body.messages as { content: string }[]).map((m) => m.content).join(" ") : String(body.prompt);
     const n = Math.min(Number(body.max_tokens ?? opts.tokens ?? 16), opts.tokens ?? 16);
@@ -61,7 +66,10 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       const choice = chat ? { index: 0, delta: { content: text }, finish_reason: null } : { index: 0, text, finish_reason: null };
       res.write(`data: ${JSON.stringify({ id: "fake", object: "chunk", created: 0, model, choices: [choice] })}\n\n`);
       if (opts.tokenDelayMs) await new Promise((r) => setTimeout(r, opts.tokenDelayMs));
-      if (res.destroyed) return;
+      if (res.destroyed) {
+        state.aborted++;
+        return;
+      }
     }
     const last = chat ? { index: 0, delta: {}, finish_reason: finish } : { index: 0, text: "", finish_reason: finish };
     res.write(`data: ${JSON.stringify({ id: "fake", object: "chunk", created: 0, model, choices: [last] })}\n\n`);
@@ -80,6 +88,9 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     bodies: state.bodies,
     get requests() {
       return state.requests;
+    },
+    get aborted() {
+      return state.aborted;
     },
   };
 }
