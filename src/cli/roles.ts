@@ -102,7 +102,7 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     verifyProxy: sec.verifierFor("proxy"),
     identity: sec.identity,
     log,
-    responseHeaders: sec.responseHeaders,
+    selfInsecure: sec.node.insecure,
     statusExtra: sec.statusExtra,
   });
   await client.start();

@@ -1,38 +1,82 @@
-// Each node's TLS identity and how it judges peers. Attestation (src/tee) plugs in here.
-// INTERIM: a plain self-signed certificate and no peer checks, until RA-TLS lands.
-import "reflect-metadata";
-import { webcrypto } from "node:crypto";
-import * as x509 from "@peculiar/x509";
-import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
+// Each node's attested identity (RA-TLS certificate with evidence and claims) and how it judges peers,
+// from command-line settings. `sim` evidence is a development stand-in: labelled INSECURE everywhere
+// and refused by the production policy, which also refuses to start a sim node at all.
+import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
+import { createNodeIdentity, type NodeIdentity } from "../tee/identity.js";
+import { verifyPeerCertificate } from "../tee/ratls.js";
+import { DEV_POLICY, loadPolicy, PRODUCTION_POLICY, type Policy } from "../tee/policy.js";
+import { NODE_PLATFORMS, type NodePlatform, type Role } from "../tee/claims.js";
 import type { Logger } from "../util/log.js";
 
 export interface SecurityOptions {
+  /** sim | tdx | sev-snp */
   platform?: string;
+  /** "dev", "production", or a policy JSON file. */
   policy?: string;
 }
 
 export interface NodeSecurity {
   identity: TlsIdentity;
-  verifierFor(role: "client" | "proxy" | "worker"): PeerVerifier;
-  responseHeaders?: () => Record<string, string>;
-  statusExtra?: () => Record<string, unknown>;
+  node: NodeIdentity;
+  policy: Policy;
+  verifierFor(role: Role): PeerVerifier;
+  statusExtra: () => Record<string, unknown>;
 }
 
-async function selfSigned(name: string): Promise<TlsIdentity> {
-  const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned(
-    { serialNumber: "01", name: `CN=${name}`, notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), keys, signingAlgorithm: alg },
-    webcrypto as unknown as Crypto,
-  );
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
-  return { keyPem: `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").match(/.{1,64}/g)!.join("\n")}\n-----END PRIVATE KEY-----\n`, certPem: cert.toString("pem") };
+export const INSECURE_LABEL = "sim attestation: development stand-in, INSECURE";
+
+export function resolvePolicy(spec: string | undefined): Policy {
+  if (spec === undefined || spec === "dev") return DEV_POLICY;
+  if (spec === "production") return PRODUCTION_POLICY;
+  return loadPolicy(spec);
 }
 
-export async function nodeSecurity(role: "client" | "proxy" | "worker", _o: SecurityOptions, _log: Logger, _model?: { name: string; digest: string }): Promise<NodeSecurity> {
-  const identity = await selfSigned(`cocoon-${role}`);
+/** What a verified peer looks like in logs, status pages and the proxy's pool. */
+export function describePeer(role: Role, platform: string, insecure: boolean, imageDigest: string): string {
+  return `${role} on ${platform}${insecure ? " (INSECURE)" : ""}, image ${imageDigest.slice(0, 12)}…`;
+}
+
+export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, model?: { name: string; digest: string }): Promise<NodeSecurity> {
+  const policy = resolvePolicy(o.policy);
+  const platform = (o.platform ?? "sim") as NodePlatform;
+  if (!NODE_PLATFORMS.includes(platform)) throw new Error(`unknown --platform "${o.platform}"; use one of ${NODE_PLATFORMS.join(", ")}`);
+  if (platform === "sim" && !policy.allowSim && policy.attestedRoles.includes(role)) {
+    throw new Error(`policy "${policy.name}" refuses sim attestation, and this ${role} has no TEE evidence. Run it inside Intel TDX or AMD SEV-SNP with --platform tdx|sev-snp, or use --policy dev for development.`);
+  }
+  const node = await createNodeIdentity({ role, platform, model });
+  if (node.insecure) log.warn(`${INSECURE_LABEL}: nothing protects this ${role}'s memory; never use it for real prompts or money`);
+  const verifierFor = (peerRole: Role): PeerVerifier => {
+    if (peerRole === "client") {
+      // Clients run on the app developer's host, outside any TEE: there is no evidence to check.
+      return async (): Promise<PeerInfo> => ({ description: "client (runs outside TEEs; not attested)", insecure: false });
+    }
+    return async (der): Promise<PeerInfo> => {
+      if (!der) throw new Error(`the ${peerRole} presented no certificate; it must present an RA-TLS certificate`);
+      const v = await verifyPeerCertificate(der, policy, { expectedRole: peerRole });
+      return {
+        description: describePeer(peerRole, v.platform, v.insecure, v.imageDigest),
+        insecure: v.insecure,
+        platform: v.platform,
+        imageDigest: v.imageDigest,
+        claims: v.claims,
+        ...(v.claims.model ? { models: [v.claims.model.name] } : {}),
+      };
+    };
+  };
   return {
-    identity,
-    verifierFor: (peerRole) => async () => ({ description: `${peerRole} (unattested)`, insecure: true }),
+    identity: { keyPem: node.tls.keyPem, certPem: node.tls.certPem },
+    node,
+    policy,
+    verifierFor,
+    statusExtra: () => ({
+      attestation: {
+        platform: node.platform,
+        insecure: node.insecure,
+        ...(node.insecure ? { warning: INSECURE_LABEL } : {}),
+        policy: policy.name,
+        claimsExpire: node.expiresAt.toISOString(),
+        ...(node.claims.model ? { model: node.claims.model } : {}),
+      },
+    }),
   };
 }

@@ -8,7 +8,7 @@ import { StreamError } from "../protocol/connection.js";
 import { ERROR_STATUS, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceTrailer } from "../protocol/messages.js";
 import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseGenerationRequest, wantsStreamUsage, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
 import { sseData } from "../protocol/sse.js";
-import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
+import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
@@ -28,8 +28,8 @@ export interface ClientOptions {
   maxBodyBytes?: number;
   maxTokensLimit?: number;
   log?: Logger;
-  /** Extra response headers (e.g. attestation labels) and status fields. */
-  responseHeaders?: () => Record<string, string>;
+  /** This client's own identity is a development stand-in (sim). */
+  selfInsecure?: boolean;
   statusExtra?: () => Record<string, unknown>;
 }
 
@@ -137,7 +137,11 @@ export class ClientNode {
       await stream.write(raw);
       stream.end();
       const reply = await stream.replyHead();
-      const headers = { ...this.baseHeaders(requestId), ...(typeof reply.worker === "string" ? { "x-cocoon-worker": reply.worker } : {}) };
+      const headers = {
+        ...this.baseHeaders(requestId),
+        ...(typeof reply.worker === "string" ? { "x-cocoon-worker": reply.worker } : {}),
+        ...attestationHeader(this.link.peer, reply, this.opts.selfInsecure ?? false),
+      };
       if (body.stream === true) await this.streamAnswer(res, stream, gen, requestId, wantsStreamUsage(body), headers);
       else await this.collectAnswer(res, stream, gen, requestId, headers);
     } catch (err) {
@@ -152,7 +156,7 @@ export class ClientNode {
   }
 
   private baseHeaders(requestId: string): Record<string, string> {
-    return { "x-request-id": requestId, ...(this.opts.responseHeaders?.() ?? {}) };
+    return { "x-request-id": requestId };
   }
 
   private async collectAnswer(res: http.ServerResponse, stream: Stream, gen: GenerationRequest, id: string, headers: Record<string, string>): Promise<void> {
@@ -231,7 +235,7 @@ export class ClientNode {
       res.destroy();
       return;
     }
-    sendJson(res, apiErr.status, apiErr.toJSON(), this.opts.responseHeaders?.() ?? {});
+    sendJson(res, apiErr.status, apiErr.toJSON());
   }
 
   statusJson(): Record<string, unknown> {
@@ -264,6 +268,17 @@ export class ClientNode {
     this.link.stop();
     await this.http?.close();
   }
+}
+
+/**
+ * Tells the app what protected its request: the proxy's and worker's attestation, and loudly when any
+ * of them (or this client) is the sim development stand-in.
+ */
+function attestationHeader(proxy: PeerInfo | undefined, reply: Record<string, unknown>, selfInsecure: boolean): Record<string, string> {
+  const parts = [`proxy=${proxy ? String(proxy.platform ?? "unattested") : "unknown"}`, `worker=${String(reply.workerPlatform ?? "unknown")}`];
+  const insecure = selfInsecure || proxy?.insecure === true || reply.workerInsecure === true;
+  if (insecure) parts.push("INSECURE (sim development stand-in)");
+  return { "x-cocoon-attestation": parts.join("; ") };
 }
 
 function decodeDelta(data: Buffer): string {

@@ -127,6 +127,11 @@ export class ProxyNode {
       if (msg.type !== "announce") return;
       try {
         const a = parseMessage(announceSchema, msg, "worker announcement");
+        const attested = peer.models as string[] | undefined;
+        const unattested = attested ? a.models.filter((m) => !attested.includes(m.id)) : [];
+        if (unattested.length) {
+          throw new Error(`announces model(s) ${unattested.map((m) => m.id).join(", ")} but its attestation binds only ${attested!.join(", ")}`);
+        }
         const known = this.pool.list().some((w) => w.conn === conn);
         const w = this.pool.upsert(conn, peer, a);
         const what = `${w.id} (${peer.description}): ${a.models.map((m) => m.id).join(", ") || "no models"}, capacity ${a.capacity}`;
@@ -253,7 +258,7 @@ export class ProxyNode {
       }
       try {
         for await (const chunk of upstream!) {
-          if (relayedBytes === 0) client.reply({ worker: worker.id });
+          if (relayedBytes === 0) client.reply(this.replyHead(worker));
           relayedBytes += chunk.length;
           await client.write(chunk);
         }
@@ -285,7 +290,7 @@ export class ProxyNode {
         client.reset("worker_failed", `worker ${worker.id} reported impossible usage`);
         return false;
       }
-      if (relayedBytes === 0) client.reply({ worker: worker.id });
+      if (relayedBytes === 0) client.reply(this.replyHead(worker));
       const settled = await this.meter.settle(ctx, head, worker.id, trailer.usage);
       const ms = Date.now() - started;
       this.pool.recordSuccess(worker, ms, trailer.usage.prompt_tokens, trailer.usage.completion_tokens);
@@ -298,6 +303,11 @@ export class ProxyNode {
       worker.active--;
       client.signal.removeEventListener("abort", onCancel);
     }
+  }
+
+  /** What the client learns about the worker that serves it. */
+  private replyHead(worker: PoolWorker): Record<string, unknown> {
+    return { worker: worker.id, workerPlatform: worker.peer.platform ?? "unattested", workerInsecure: worker.peer.insecure };
   }
 
   statusJson(): Record<string, unknown> {
