@@ -41,7 +41,8 @@ securityOptions(
     .description("OpenAI-compatible HTTP API for apps, connected to one proxy")
     .option("--host <host>", "address to serve the API on", "127.0.0.1")
     .option("--port <port>", "API port", port, DEFAULT_CLIENT_API_PORT)
-    .option("--proxy <host:port>", "the proxy's client port", `127.0.0.1:${DEFAULT_CLIENT_PORT}`),
+    .option("--proxy <host:port>", "the proxy's client port", `127.0.0.1:${DEFAULT_CLIENT_PORT}`)
+    .option("--no-seal", "send requests in clear through the proxy (development only; refused by --policy production)"),
 ).action(async (o) => {
   const client = await startClientRole(o);
   reportReady({ role: "client", api: `${client.url}/v1`, port: client.port }, `client ready: API at ${client.url}/v1 (status: ${client.url}/status)`);

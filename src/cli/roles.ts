@@ -29,6 +29,7 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
     identity: sec.identity,
     verifyWorker: sec.verifierFor("worker"),
     verifyClient: sec.verifierFor("client"),
+    requireSealed: sec.production,
     log,
     statusExtra: sec.statusExtra,
   });
@@ -77,6 +78,8 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     identity: sec.identity,
     verifyProxy: sec.verifierFor("proxy"),
     workerId: o.name,
+    sealing: { hpkePublicKey: sec.node.hpke.publicKey, hpkePrivateKey: sec.node.hpke.privateKey, receiptKey: sec.node.receipt.privateKey },
+    requireSealed: sec.production,
     statusHost: o.statusHost,
     statusPort: o.statusPort,
     log,
@@ -90,11 +93,16 @@ export interface ClientCliOptions extends SecurityOptions {
   host: string;
   port: number;
   proxy: string;
+  /** commander's --no-seal sets this false. */
+  seal?: boolean;
 }
 
 export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
   const log = createLogger("client");
   const sec = await nodeSecurity("client", o, log);
+  const seal = o.seal !== false;
+  if (!seal && sec.production) throw new Error("--no-seal is not allowed with the production policy: requests must be sealed to attested workers");
+  if (!seal) log.warn("sealing is OFF (--no-seal): the proxy can read every prompt and answer; for development only");
   const client = new ClientNode({
     host: o.host,
     port: o.port,
@@ -103,6 +111,7 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     identity: sec.identity,
     log,
     selfInsecure: sec.node.insecure,
+    ...(seal ? { verifyWorkerCert: sec.workerCertVerifier } : {}),
     statusExtra: sec.statusExtra,
   });
   await client.start();

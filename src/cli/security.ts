@@ -7,6 +7,7 @@ import { verifyPeerCertificate } from "../tee/ratls.js";
 import { DEV_POLICY, loadPolicy, PRODUCTION_POLICY, type Policy } from "../tee/policy.js";
 import { NODE_PLATFORMS, type NodePlatform, type Role } from "../tee/claims.js";
 import type { Logger } from "../util/log.js";
+import type { WorkerCertVerifier } from "../client/client.js";
 
 export interface SecurityOptions {
   /** sim | tdx | sev-snp */
@@ -20,6 +21,10 @@ export interface NodeSecurity {
   node: NodeIdentity;
   policy: Policy;
   verifierFor(role: Role): PeerVerifier;
+  /** For clients: verifies a candidate worker's certificate and returns the keys its attestation binds. */
+  workerCertVerifier: WorkerCertVerifier;
+  /** Production policy: sealing is mandatory. */
+  production: boolean;
   statusExtra: () => Record<string, unknown>;
 }
 
@@ -63,11 +68,23 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
       };
     };
   };
+  const workerCertVerifier: WorkerCertVerifier = async (der) => {
+    const v = await verifyPeerCertificate(der, policy, { expectedRole: "worker" });
+    return {
+      description: describePeer("worker", v.platform, v.insecure, v.imageDigest),
+      insecure: v.insecure,
+      platform: v.platform,
+      hpkePublicKey: Buffer.from(v.claims.hpkePublicKey, "hex"),
+      receiptPublicKey: Buffer.from(v.claims.receiptPublicKey, "hex"),
+    };
+  };
   return {
     identity: { keyPem: node.tls.keyPem, certPem: node.tls.certPem },
     node,
     policy,
     verifierFor,
+    workerCertVerifier,
+    production: policy.mode === "production",
     statusExtra: () => ({
       attestation: {
         platform: node.platform,

@@ -13,8 +13,28 @@ import { sendJson, startHttpServer, type HttpServerHandle } from "../util/http.j
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
+import { checkReceiptAgainst, parseSignedReceipt, sealRequest, type SealedRequestResult } from "../crypto/index.js";
+import { OP_WORKERS, workersReplySchema } from "../protocol/messages.js";
 
 export const DEFAULT_CLIENT_API_PORT = 10000;
+/** How long a model's verified candidate list is reused before asking the proxy again. */
+const CANDIDATES_CACHE_MS = 1_000;
+
+export interface VerifiedWorker {
+  id: string;
+  description: string;
+  insecure: boolean;
+  platform: string;
+  hpkePublicKey: Uint8Array;
+  receiptPublicKey: Uint8Array;
+}
+export type WorkerCertVerifier = (certDer: Buffer) => Promise<Omit<VerifiedWorker, "id">>;
+
+/** What the client knows about one sealed exchange in flight. */
+interface SealedExchange {
+  result: SealedRequestResult;
+  candidates: VerifiedWorker[];
+}
 /** Largest request body an app may send. */
 export const DEFAULT_MAX_BODY = 1024 * 1024;
 
@@ -30,10 +50,18 @@ export interface ClientOptions {
   log?: Logger;
   /** This client's own identity is a development stand-in (sim). */
   selfInsecure?: boolean;
+  /**
+   * Verifies a candidate worker's RA-TLS certificate and returns its attested keys. With it, requests are
+   * sealed to attested workers so the proxy sees only ciphertext (the default); without it they travel in clear.
+   */
+  verifyWorkerCert?: WorkerCertVerifier;
   statusExtra?: () => Record<string, unknown>;
 }
 
 interface Counters {
+  receiptsVerified: number;
+  receiptsRefused: number;
+  workersRefused: number;
   requests: number;
   completed: number;
   failed: number;
@@ -49,7 +77,7 @@ export class ClientNode {
   readonly link: ProxyLink;
   private readonly log: Logger;
   private http?: HttpServerHandle;
-  private readonly stats: Counters = { requests: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
+  private readonly stats: Counters = { receiptsVerified: 0, receiptsRefused: 0, workersRefused: 0, requests: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
 
   constructor(private readonly opts: ClientOptions) {
     this.id = opts.clientId ?? `client-${randomBytes(4).toString("hex")}`;
@@ -128,22 +156,44 @@ export class ClientNode {
       throw new ApiError(404, `The model '${gen.model}' does not exist or no worker serves it now. Available: ${available}.`, "invalid_request_error", "model_not_found", "model");
     }
     const requestId = `${endpoint === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
-    const stream = await this.link.open({ op: OP_INFERENCE, requestId, endpoint, model: gen.model, maxTokens: gen.maxTokens, bodyBytes: raw.length });
+    let stream: Stream | undefined;
+    let sealed: SealedExchange | undefined;
     const cancel = () => {
-      if (!res.writableFinished) stream.reset("cancelled", "the app closed the connection");
+      if (!res.writableFinished) stream?.reset("cancelled", "the app closed the connection");
     };
     res.on("close", cancel);
     try {
-      await stream.write(raw);
-      stream.end();
-      const reply = await stream.replyHead();
+      let reply: Record<string, unknown> | undefined;
+      // A sealed request names its candidates; if they all left meanwhile, seal again to a fresh list once.
+      for (let attempt = 0; !reply; attempt++) {
+        sealed = this.opts.verifyWorkerCert ? await this.seal(raw, gen.model, requestId, attempt > 0) : undefined;
+        const payload = sealed ? sealed.result.bytes : raw;
+        stream = await this.link.open({
+          op: OP_INFERENCE,
+          requestId,
+          endpoint,
+          model: gen.model,
+          maxTokens: gen.maxTokens,
+          bodyBytes: payload.length,
+          ...(sealed ? { sealed: true, candidates: sealed.candidates.map((c) => c.id) } : {}),
+        });
+        try {
+          await stream.write(payload);
+          stream.end();
+          reply = await stream.replyHead();
+        } catch (err) {
+          if (!(sealed && attempt === 0 && err instanceof StreamError && err.code === "no_worker")) throw err;
+        }
+      }
       const headers = {
         ...this.baseHeaders(requestId),
         ...(typeof reply.worker === "string" ? { "x-cocoon-worker": reply.worker } : {}),
         ...attestationHeader(this.link.peer, reply, this.opts.selfInsecure ?? false),
+        "x-cocoon-sealed": sealed ? "true" : "false (request and answer visible to the proxy)",
       };
-      if (body.stream === true) await this.streamAnswer(res, stream, gen, requestId, wantsStreamUsage(body), headers);
-      else await this.collectAnswer(res, stream, gen, requestId, headers);
+      const answer = new Answer(stream!, sealed);
+      if (body.stream === true) await this.streamAnswer(res, answer, gen, requestId, wantsStreamUsage(body), headers);
+      else await this.collectAnswer(res, answer, gen, requestId, headers);
     } catch (err) {
       if (err instanceof StreamError && err.code === "cancelled" && res.destroyed) {
         this.stats.cancelled++;
@@ -155,14 +205,84 @@ export class ClientNode {
     }
   }
 
+  /** Seals the body to the attested candidates the proxy offers for the model. */
+  private async seal(raw: Buffer, model: string, requestId: string, refresh: boolean): Promise<SealedExchange> {
+    const candidates = await this.candidates(model, refresh);
+    if (candidates.length === 0) {
+      throw new ApiError(503, `No attested worker for '${model}' is available to seal this request to${this.lastRefusal ? ` (last refusal: ${this.lastRefusal})` : ""}.`, "service_unavailable", "no_worker");
+    }
+    const result = await sealRequest(raw, candidates.map((c) => ({ workerId: c.id, hpkePublicKey: c.hpkePublicKey })), { requestId, model });
+    return { result, candidates };
+  }
+
+  private readonly candidateCache = new Map<string, { at: number; list: VerifiedWorker[] }>();
+  private lastRefusal: string | undefined;
+
+  /** The proxy's candidates for a model, each verified here from its own RA-TLS certificate. */
+  private async candidates(model: string, refresh: boolean): Promise<VerifiedWorker[]> {
+    const cached = this.candidateCache.get(model);
+    if (!refresh && cached && Date.now() - cached.at < CANDIDATES_CACHE_MS) return cached.list;
+    const s = await this.link.open({ op: OP_WORKERS, model });
+    const head = await s.replyHead();
+    await s.readAll(0);
+    const { workers } = parseMessage(workersReplySchema, head, "workers reply");
+    const verified = await Promise.all(
+      workers.map(async (w) => {
+        try {
+          return { id: w.id, ...(await this.opts.verifyWorkerCert!(Buffer.from(w.cert, "base64"))) };
+        } catch (err) {
+          this.lastRefusal = `worker ${w.id}: ${(err as Error).message}`;
+          this.stats.workersRefused++;
+          this.log.warn(`refusing to seal to ${this.lastRefusal}`);
+          return undefined;
+        }
+      }),
+    );
+    const list = verified.filter((v): v is VerifiedWorker => v !== undefined);
+    this.candidateCache.set(model, { at: Date.now(), list });
+    return list;
+  }
+
+  /** Checks the worker-signed receipt of a sealed answer before anything is paid for it. */
+  private checkReceipt(answer: Answer, gen: GenerationRequest, trailer: InferenceTrailer, requestId: string): string | undefined {
+    const sealed = answer.sealed;
+    if (!sealed) return undefined;
+    const worker = sealed.candidates.find((c) => c.id === sealed.result.opener.workerId);
+    if (!worker) return "the answer came from a worker the request was not sealed to";
+    let signed;
+    try {
+      signed = parseSignedReceipt(trailer.receipt);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    const promptText = gen.messages ? gen.messages.map((m) => m.content).join("") : gen.prompt ?? "";
+    const violations = checkReceiptAgainst(signed, {
+      requestId,
+      model: gen.model,
+      maxTokens: gen.maxTokens,
+      requestDigest: sealed.result.requestDigest,
+      responseDigest: sealed.result.opener.responseDigest,
+      workerPublicKey: worker.receiptPublicKey,
+      workerId: worker.id,
+      receivedTextChars: answer.receivedChars,
+      promptChars: promptText.length,
+      promptMessages: gen.messages?.length ?? 1,
+    });
+    if (violations.length) return violations.map((v) => v.message).join("; ");
+    if (signed.receipt.promptTokens !== trailer.usage.prompt_tokens || signed.receipt.completionTokens !== trailer.usage.completion_tokens) {
+      return "the usage reported differs from the worker's signed receipt";
+    }
+    return undefined;
+  }
+
   private baseHeaders(requestId: string): Record<string, string> {
     return { "x-request-id": requestId };
   }
 
-  private async collectAnswer(res: http.ServerResponse, stream: Stream, gen: GenerationRequest, id: string, headers: Record<string, string>): Promise<void> {
+  private async collectAnswer(res: http.ServerResponse, answer: Answer, gen: GenerationRequest, id: string, headers: Record<string, string>): Promise<void> {
     let text = "";
-    for await (const chunk of stream) text += decodeDelta(chunk);
-    const trailer = this.finish(stream);
+    for await (const delta of answer) text += delta;
+    const trailer = this.finish(answer, gen, id);
     const created = Math.floor(Date.now() / 1000);
     const finish = trailer.finishReason === "length" ? "length" : "stop";
     const usage = usageOf(trailer);
@@ -170,10 +290,10 @@ export class ClientNode {
       gen.endpoint === "chat"
         ? { id, object: "chat.completion", created, model: gen.model, choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }], usage }
         : { id, object: "text_completion", created, model: gen.model, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage };
-    sendJson(res, 200, out, { ...headers, ...timingHeaders(trailer) });
+    sendJson(res, 200, out, { ...headers, ...timingHeaders(trailer), ...(answer.sealed ? { "x-cocoon-receipt": answer.receiptProblem ? `refused: ${answer.receiptProblem}` : "verified" } : {}) });
   }
 
-  private async streamAnswer(res: http.ServerResponse, stream: Stream, gen: GenerationRequest, id: string, includeUsage: boolean, headers: Record<string, string>): Promise<void> {
+  private async streamAnswer(res: http.ServerResponse, answer: Answer, gen: GenerationRequest, id: string, includeUsage: boolean, headers: Record<string, string>): Promise<void> {
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", ...headers });
     res.flushHeaders();
     const created = Math.floor(Date.now() / 1000);
@@ -187,11 +307,10 @@ export class ClientNode {
     };
     try {
       if (gen.endpoint === "chat") await write(chunk({ delta: { role: "assistant", content: "" } }));
-      for await (const data of stream) {
-        const text = decodeDelta(data);
+      for await (const text of answer) {
         await write(chunk(gen.endpoint === "chat" ? { delta: { content: text } } : { text }));
       }
-      const trailer = this.finish(stream);
+      const trailer = this.finish(answer, gen, id);
       const finish = trailer.finishReason === "length" ? "length" : "stop";
       await write(chunk(gen.endpoint === "chat" ? { delta: {}, finish_reason: finish } : { text: "", finish_reason: finish }));
       if (includeUsage) {
@@ -209,8 +328,16 @@ export class ClientNode {
     }
   }
 
-  private finish(stream: Stream): InferenceTrailer {
-    const trailer = parseMessage(inferenceTrailerSchema, stream.trailer, "proxy trailer");
+  /** Validates the end of an answer: trailer, and for sealed answers the worker's signed receipt. */
+  private finish(answer: Answer, gen: GenerationRequest, requestId: string): InferenceTrailer {
+    const trailer = parseMessage(inferenceTrailerSchema, answer.stream.trailer, "proxy trailer");
+    if (answer.sealed) {
+      answer.receiptProblem = this.checkReceipt(answer, gen, trailer, requestId);
+      if (answer.receiptProblem) {
+        this.stats.receiptsRefused++;
+        this.log.warn(`refusing the usage receipt of worker ${answer.sealed.result.opener.workerId} for ${requestId}: ${answer.receiptProblem}; this request will not be paid`);
+      } else this.stats.receiptsVerified++;
+    }
     this.stats.completed++;
     this.count(200);
     this.stats.promptTokens += trailer.usage.prompt_tokens;
@@ -259,6 +386,9 @@ export class ClientNode {
       ],
       requests: { total: this.stats.requests, completed: this.stats.completed, failed: this.stats.failed, cancelled: this.stats.cancelled, byStatus: this.stats.byStatus },
       tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
+      sealing: this.opts.verifyWorkerCert
+        ? { enabled: true, receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused }, workersRefused: this.stats.workersRefused, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) }
+        : { enabled: false, warning: "requests and answers travel in clear through the proxy" },
       errors: this.stats.failed,
       ...(this.opts.statusExtra?.() ?? {}),
     };
@@ -281,9 +411,41 @@ function attestationHeader(proxy: PeerInfo | undefined, reply: Record<string, un
   return { "x-cocoon-attestation": parts.join("; ") };
 }
 
-function decodeDelta(data: Buffer): string {
+/** The answer stream as text deltas: opens sealed chunks, checks nothing was dropped or cut off. */
+class Answer {
+  receivedChars = 0;
+  receiptProblem: string | undefined;
+
+  constructor(
+    readonly stream: Stream,
+    readonly sealed: SealedExchange | undefined,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<string> {
+    const opener = this.sealed?.result.opener;
+    for await (const chunk of this.stream) {
+      let data: Uint8Array = chunk;
+      if (opener) {
+        try {
+          data = opener.openChunk(chunk).data;
+        } catch (err) {
+          this.stream.reset("bad_request", "answer chunk failed authentication");
+          throw new StreamError("worker_failed", `a sealed answer chunk failed its integrity check (${(err as Error).message}); the answer was tampered with on the way`);
+        }
+      }
+      const text = decodeDelta(data);
+      this.receivedChars += text.length;
+      if (text) yield text;
+    }
+    if (opener && !opener.finished) {
+      throw new StreamError("worker_failed", "the sealed answer ended without its final chunk: it was cut off on the way");
+    }
+  }
+}
+
+function decodeDelta(data: Uint8Array): string {
   try {
-    const v = JSON.parse(data.toString("utf8")) as { text?: unknown };
+    const v = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8")) as { text?: unknown };
     if (typeof v.text === "string") return v.text;
   } catch {
     /* fall through */

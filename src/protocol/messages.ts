@@ -4,6 +4,8 @@ import { z } from "zod";
 
 export const OP_INFERENCE = "inference";
 export const OP_MODELS = "models";
+/** Client asks for the attested candidates serving a model, to seal a request to them. */
+export const OP_WORKERS = "workers";
 
 /** Stream error codes and the HTTP status an app sees for each. */
 export const ERROR_STATUS: Record<string, number> = {
@@ -27,6 +29,9 @@ export const inferenceHeadSchema = z.object({
   model: z.string().min(1).max(256),
   maxTokens: z.number().int().min(1),
   bodyBytes: z.number().int().min(0),
+  /** The body is a sealed envelope (src/crypto) that only the listed candidate workers can open. */
+  sealed: z.boolean().optional(),
+  candidates: z.array(z.string().min(1).max(128)).max(16).optional(),
 });
 export type InferenceHead = z.infer<typeof inferenceHeadSchema>;
 
@@ -46,6 +51,8 @@ export const inferenceTrailerSchema = z.object({
   worker: z.string().optional(),
   timings: z.record(z.string(), z.number()).optional(),
   cost: z.record(z.string(), z.string()).optional(),
+  /** Worker-signed usage receipt (sealed requests): {receipt, signature}. */
+  receipt: z.unknown().optional(),
 });
 export type InferenceTrailer = z.infer<typeof inferenceTrailerSchema>;
 
@@ -85,6 +92,16 @@ export const modelsReplySchema = z.object({
   ),
 });
 export type ModelsReply = z.infer<typeof modelsReplySchema>;
+
+export const workersRequestSchema = z.object({ op: z.literal(OP_WORKERS), model: z.string().min(1).max(256) });
+
+/** The proxy's candidates for a model, best first, each with the RA-TLS certificate it presented. */
+export const workersReplySchema = z.object({
+  workers: z
+    .array(z.object({ id: z.string().min(1).max(128), cert: z.string().max(64 * 1024) }))
+    .max(64),
+});
+export type WorkersReply = z.infer<typeof workersReplySchema>;
 
 /** Parses with a schema and turns a failure into one readable line naming the field. */
 export function parseMessage<T>(schema: z.ZodType<T>, value: unknown, what: string): T {

@@ -15,6 +15,8 @@ export interface PeerInfo {
   description: string;
   /** True when the peer's evidence is a development stand-in. */
   insecure: boolean;
+  /** The peer's certificate (DER) as presented in the handshake, set by the transport. */
+  certDer?: Buffer;
   [key: string]: unknown;
 }
 
@@ -66,8 +68,9 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
     const der = opts.requestClientCert ? socket.getPeerX509Certificate()?.raw : undefined;
     opts
       .verifyPeer(der)
-      .then((peer) => {
+      .then((verified) => {
         if (socket.destroyed) return;
+        const peer: PeerInfo = der ? { ...verified, certDer: der } : verified;
         const conn = new Connection(socket, { ...opts.connection, initiator: false });
         conn.ready.then(
           () => opts.onConnection({ conn, peer }),
@@ -146,7 +149,9 @@ export async function dial(opts: DialOptions): Promise<VerifiedConnection> {
   socket.setNoDelay(true);
   let peer: PeerInfo;
   try {
-    peer = await opts.verifyPeer(socket.getPeerX509Certificate()?.raw);
+    const der = socket.getPeerX509Certificate()?.raw;
+    peer = await opts.verifyPeer(der);
+    if (der) peer = { ...peer, certDer: der };
   } catch (err) {
     socket.destroy();
     throw new DialError(`refused ${where}: ${(err as Error).message}`);

@@ -81,12 +81,16 @@ export class WorkerPool {
     return [...this.workers.values()];
   }
 
-  /** The best worker for a model, skipping those already tried for this request. */
-  pick(model: string, exclude: ReadonlySet<string> = new Set()): PoolWorker | undefined {
+  /**
+   * The best worker for a model, skipping those already tried for this request, and, for a sealed request,
+   * any worker that is not one of its candidates.
+   */
+  pick(model: string, exclude: ReadonlySet<string> = new Set(), only?: ReadonlySet<string>): PoolWorker | undefined {
     let best: PoolWorker | undefined;
     let bestScore = Infinity;
     for (const w of this.workers.values()) {
       if (!w.enabled || w.conn.closed || exclude.has(w.id) || w.active >= w.capacity) continue;
+      if (only && !only.has(w.id)) continue;
       if (!w.models.some((m) => m.id === model)) continue;
       const score = (w.active + 1) * w.latencyMs;
       if (score < bestScore) {
@@ -118,6 +122,13 @@ export class WorkerPool {
       return { code: "worker_failed", message: `All ${tried} worker(s) serving '${model}' failed this request.` };
     }
     return { code: "overloaded", message: `All ${enabled.length} worker(s) serving '${model}' are at capacity; retry shortly.` };
+  }
+
+  /** Enabled workers for a model, best first (the candidates a client seals to). */
+  ranked(model: string): PoolWorker[] {
+    return [...this.workers.values()]
+      .filter((w) => w.enabled && !w.conn.closed && w.models.some((m) => m.id === model))
+      .sort((a, b) => Number(a.active >= a.capacity) - Number(b.active >= b.capacity) || (a.active + 1) * a.latencyMs - (b.active + 1) * b.latencyMs);
   }
 
   recordSuccess(w: PoolWorker, ms: number, promptTokens: number, completionTokens: number): void {

@@ -10,10 +10,13 @@ import {
   inferenceTrailerSchema,
   OP_INFERENCE,
   OP_MODELS,
+  OP_WORKERS,
   parseMessage,
+  workersRequestSchema,
   type InferenceHead,
 } from "../protocol/messages.js";
 import { WorkerPool, type PoolWorker } from "./pool.js";
+import { checkReceiptAgainst, parseSignedReceipt, requestDigest, ResponseDigest } from "../crypto/index.js";
 import { CountingMeter, MeterRefusal, type ClientContext, type Meter } from "./meter.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
@@ -24,6 +27,8 @@ export const DEFAULT_CLIENT_PORT = 11002;
 export const DEFAULT_PROXY_STATUS_PORT = 11000;
 /** How many different workers one request may be tried on. */
 export const DEFAULT_MAX_ATTEMPTS = 3;
+/** Candidates offered to a client for sealing: enough for a retry or two, few enough to keep sealing cheap. */
+export const DEFAULT_MAX_CANDIDATES = 3;
 /** Largest request body a client may send (sealed or not). */
 export const MAX_CLIENT_BODY = 4 * 1024 * 1024;
 
@@ -38,6 +43,10 @@ export interface ProxyOptions {
   /** Checks a client's certificate, if clients present one. */
   verifyClient: PeerVerifier;
   requireClientCert?: boolean;
+  /** Refuse requests that are not sealed to attested workers (production). */
+  requireSealed?: boolean;
+  /** How many candidates the proxy offers a client to seal to. */
+  maxCandidates?: number;
   meter?: Meter;
   maxAttempts?: number;
   proxyId?: string;
@@ -66,7 +75,7 @@ export class ProxyNode {
   private clientListener?: Listener;
   private status?: HttpServerHandle;
   private readonly clients = new Set<ClientState>();
-  private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, retried: 0, rejected: 0, promptTokens: 0, completionTokens: 0, refusedPeers: 0 };
+  private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, retried: 0, rejected: 0, promptTokens: 0, completionTokens: 0, refusedPeers: 0, receiptsVerified: 0, receiptsRefused: 0 };
   private lastRefusal: string | undefined;
 
   constructor(private readonly opts: ProxyOptions) {
@@ -167,6 +176,21 @@ export class ProxyNode {
       stream.end();
       return;
     }
+    if (op === OP_WORKERS) {
+      try {
+        const { model } = parseMessage(workersRequestSchema, stream.head, "workers request");
+        const workers = this.pool
+          .ranked(model)
+          .filter((w) => w.peer.certDer)
+          .slice(0, this.opts.maxCandidates ?? DEFAULT_MAX_CANDIDATES)
+          .map((w) => ({ id: w.id, cert: w.peer.certDer!.toString("base64") }));
+        stream.reply({ workers });
+        stream.end();
+      } catch (err) {
+        stream.reset("bad_request", (err as Error).message);
+      }
+      return;
+    }
     if (op !== OP_INFERENCE) {
       stream.reset("bad_request", `unknown operation ${JSON.stringify(op)}`);
       return;
@@ -179,6 +203,11 @@ export class ProxyNode {
     } catch (err) {
       this.stats.rejected++;
       stream.reset("bad_request", (err as Error).message);
+      return;
+    }
+    if (this.opts.requireSealed && !head.sealed) {
+      this.stats.rejected++;
+      stream.reset("bad_request", "this proxy only relays requests sealed to attested workers (production policy); use a current cocoon client with sealing on");
       return;
     }
     const ctx: ClientContext = { clientId: client.id, insecure: client.peer.insecure };
@@ -204,14 +233,18 @@ export class ProxyNode {
   private async relay(ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream): Promise<boolean> {
     const tried = new Set<string>();
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    const only = head.sealed ? new Set(head.candidates ?? []) : undefined;
     for (;;) {
       if (client.signal.aborted) {
         this.stats.cancelled++;
         return false;
       }
-      const worker = tried.size < maxAttempts ? this.pool.pick(head.model, tried) : undefined;
+      const worker = tried.size < maxAttempts ? this.pool.pick(head.model, tried, only) : undefined;
       if (!worker) {
-        const why = this.pool.explainNone(head.model, tried.size);
+        const why =
+          only && tried.size === 0 && this.pool.pick(head.model) !== undefined
+            ? { code: "no_worker", message: `none of the ${only.size} worker(s) this request was sealed to is available now; fetch the candidates again and retry` }
+            : this.pool.explainNone(head.model, tried.size);
         this.stats.failed++;
         client.reset(why.code, why.message);
         return false;
@@ -237,6 +270,7 @@ export class ProxyNode {
     const onCancel = () => upstream?.reset("cancelled", "the client cancelled the request");
     client.signal.addEventListener("abort", onCancel, { once: true });
     let relayedBytes = 0;
+    const digest = head.sealed ? new ResponseDigest() : undefined;
     try {
       try {
         const opened = worker.conn.open({ ...head });
@@ -260,6 +294,7 @@ export class ProxyNode {
         for await (const chunk of upstream!) {
           if (relayedBytes === 0) client.reply(this.replyHead(worker));
           relayedBytes += chunk.length;
+          digest?.update(chunk);
           await client.write(chunk);
         }
       } catch (err) {
@@ -283,6 +318,15 @@ export class ProxyNode {
         client.reset("worker_failed", `worker ${worker.id} sent an invalid trailer: ${(err as Error).message}`);
         return false;
       }
+      const receiptProblem = digest ? this.checkReceipt(worker, head, body, digest, trailer) : undefined;
+      if (receiptProblem) {
+        this.pool.recordFailure(worker, receiptProblem);
+        this.log.warn(`worker ${worker.id}: usage receipt refused for ${head.requestId}: ${receiptProblem}`);
+        this.stats.failed++;
+        this.stats.receiptsRefused++;
+        client.reset("worker_failed", `worker ${worker.id} sent an unacceptable usage receipt (${receiptProblem}); this request is not billed`);
+        return false;
+      }
       if (trailer.usage.completion_tokens > head.maxTokens) {
         this.pool.recordFailure(worker, "over-reported tokens");
         this.log.warn(`worker ${worker.id} reported ${trailer.usage.completion_tokens} completion tokens for max_tokens ${head.maxTokens}; refusing its usage`);
@@ -303,6 +347,33 @@ export class ProxyNode {
       worker.active--;
       client.signal.removeEventListener("abort", onCancel);
     }
+  }
+
+  /** Verifies a sealed request's worker-signed receipt against what this proxy relayed; a reason if unacceptable. */
+  private checkReceipt(worker: PoolWorker, head: InferenceHead, body: Buffer, digest: ResponseDigest, trailer: { usage: { prompt_tokens: number; completion_tokens: number }; receipt?: unknown }): string | undefined {
+    const claims = worker.peer.claims as { receiptPublicKey?: string } | undefined;
+    if (!claims?.receiptPublicKey) return "the worker has no attested receipt key";
+    let signed;
+    try {
+      signed = parseSignedReceipt(trailer.receipt);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    const violations = checkReceiptAgainst(signed, {
+      requestId: head.requestId,
+      model: head.model,
+      maxTokens: head.maxTokens,
+      requestDigest: requestDigest(body),
+      responseDigest: digest.hex(),
+      workerPublicKey: Buffer.from(claims.receiptPublicKey, "hex"),
+      workerId: worker.id,
+    });
+    if (violations.length) return violations.map((v) => v.message).join("; ");
+    if (signed.receipt.promptTokens !== trailer.usage.prompt_tokens || signed.receipt.completionTokens !== trailer.usage.completion_tokens) {
+      return "the usage in the trailer differs from the signed receipt";
+    }
+    this.stats.receiptsVerified++;
+    return undefined;
   }
 
   /** What the client learns about the worker that serves it. */
@@ -347,6 +418,7 @@ export class ProxyNode {
         retried: this.stats.retried,
         rejected: this.stats.rejected,
       },
+      receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused },
       tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
       errors: { failed: this.stats.failed, refusedPeers: this.stats.refusedPeers, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) },
       metering: this.meter.status?.() ?? {},

@@ -9,6 +9,8 @@ import { BackendError, type Backend } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
+import { buildReceipt, openRequest, signReceipt, type ResponseSealer } from "../crypto/index.js";
+import type { KeyObject } from "node:crypto";
 
 /** Largest request body a worker accepts (prompt JSON). */
 export const MAX_REQUEST_BODY = 4 * 1024 * 1024;
@@ -26,6 +28,10 @@ export interface WorkerOptions {
   /** 0 picks a free port; undefined serves no status page. */
   statusPort?: number;
   log?: Logger;
+  /** Keys bound in this worker's attestation: open sealed requests, sign usage receipts. */
+  sealing?: { hpkePublicKey: Uint8Array; hpkePrivateKey: Uint8Array; receiptKey: KeyObject };
+  /** Refuse requests that are not sealed (production). */
+  requireSealed?: boolean;
   /** Extra fields for /status (attestation, payments). */
   statusExtra?: () => Record<string, unknown>;
 }
@@ -158,10 +164,24 @@ export class WorkerNode {
     const started = Date.now();
     let firstByteAt = 0;
     try {
-      const raw = await stream.readAll(MAX_REQUEST_BODY);
+      let raw: Uint8Array = await stream.readAll(MAX_REQUEST_BODY);
+      let responder: ResponseSealer | undefined;
+      if (head.sealed) {
+        const keys = this.opts.sealing;
+        if (!keys) throw new ApiError(400, `worker ${this.id} has no attested sealing key and cannot open sealed requests`, "invalid_request_error");
+        try {
+          const opened = await openRequest(raw, { workerId: this.id, hpkePrivateKey: keys.hpkePrivateKey, hpkePublicKey: keys.hpkePublicKey }, { requestId: head.requestId, model: head.model });
+          raw = opened.body;
+          responder = opened.responder;
+        } catch (err) {
+          throw new ApiError(400, `cannot open the sealed request: ${(err as Error).message}`, "invalid_request_error");
+        }
+      } else if (this.opts.requireSealed) {
+        throw new ApiError(400, `worker ${this.id} only serves sealed requests (production policy)`, "invalid_request_error");
+      }
       let body: unknown;
       try {
-        body = JSON.parse(raw.toString("utf8"));
+        body = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8"));
       } catch {
         throw new ApiError(400, "request body is not valid JSON", "invalid_request_error");
       }
@@ -184,7 +204,8 @@ export class WorkerNode {
             break;
           }
           if (!firstByteAt) firstByteAt = Date.now();
-          await stream.write(Buffer.from(JSON.stringify({ text: step.value })));
+          const delta = Buffer.from(JSON.stringify({ text: step.value }));
+          await stream.write(responder ? responder.sealChunk(delta, false) : delta);
         }
       } finally {
         // Runs the backend's cleanup (frees the engine sequence) even when the stream failed mid-way.
@@ -197,7 +218,21 @@ export class WorkerNode {
       this.stats.completed++;
       this.stats.promptTokens += result.usage.prompt_tokens;
       this.stats.completionTokens += result.usage.completion_tokens;
+      let receipt: unknown;
+      if (responder) {
+        // The final sealed chunk tells the client the answer is complete (truncation is detectable).
+        await stream.write(responder.sealChunk(Buffer.from(JSON.stringify({ text: "", finishReason: result.finishReason })), true));
+        const r = buildReceipt(responder, {
+          requestId: head.requestId,
+          model: head.model,
+          promptTokens: result.usage.prompt_tokens,
+          completionTokens: result.usage.completion_tokens,
+          costNano: 0n,
+        });
+        receipt = signReceipt(r, this.opts.sealing!.receiptKey);
+      }
       stream.end({
+        ...(receipt ? { receipt } : {}),
         usage: result.usage,
         finishReason: result.finishReason,
         usageSource: result.usageSource,

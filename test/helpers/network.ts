@@ -1,12 +1,13 @@
-// Test helper: a whole network in one process (proxy, workers on fake upstreams, client), no attestation.
+// Test helper: a whole network in one process (proxy, workers on fake upstreams, client) with real sim
+// RA-TLS identities, peer verification and sealing, exactly as the CLI wires them.
 import { ProxyNode } from "../../src/proxy/proxy.js";
 import { WorkerNode } from "../../src/worker/worker.js";
 import { ClientNode } from "../../src/client/client.js";
 import { OpenAiBackend } from "../../src/worker/backends/openai.js";
-import { acceptAnyPeer } from "../../src/protocol/transport.js";
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from "../../src/dev/fake-upstream.js";
 import { silentLogger } from "../../src/util/log.js";
-import { testIdentity } from "./tls.js";
+import { nodeSecurity } from "../../src/cli/security.js";
+import type { Meter } from "../../src/proxy/meter.js";
 
 export interface TestNetwork {
   proxy: ProxyNode;
@@ -16,9 +17,25 @@ export interface TestNetwork {
   close(): Promise<void>;
 }
 
-export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[]): Promise<TestNetwork> {
-  const id = await testIdentity();
-  const proxy = new ProxyNode({ identity: id, workerPort: 0, clientPort: 0, statusPort: 0, verifyWorker: acceptAnyPeer, verifyClient: acceptAnyPeer, log: silentLogger });
+export interface TestNetworkOptions {
+  /** Seal requests to attested workers (default true). */
+  seal?: boolean;
+  meter?: Meter;
+}
+
+export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: TestNetworkOptions = {}): Promise<TestNetwork> {
+  const proxySec = await nodeSecurity("proxy", {}, silentLogger);
+  const proxy = new ProxyNode({
+    identity: proxySec.identity,
+    workerPort: 0,
+    clientPort: 0,
+    statusPort: 0,
+    verifyWorker: proxySec.verifierFor("worker"),
+    verifyClient: proxySec.verifierFor("client"),
+    meter: o.meter,
+    statusExtra: proxySec.statusExtra,
+    log: silentLogger,
+  });
   await proxy.start();
   const upstreams: FakeUpstream[] = [];
   const workers: WorkerNode[] = [];
@@ -27,13 +44,32 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[]): Pro
     upstreams.push(up);
     const backend = new OpenAiBackend({ upstream: up.url });
     await backend.start();
-    const w = new WorkerNode({ proxies: [{ host: "127.0.0.1", port: proxy.workerPort }], backend, capacity: 4, identity: id, verifyProxy: acceptAnyPeer, workerId: `w${i + 1}`, log: silentLogger });
+    const sec = await nodeSecurity("worker", {}, silentLogger);
+    const w = new WorkerNode({
+      proxies: [{ host: "127.0.0.1", port: proxy.workerPort }],
+      backend,
+      capacity: 4,
+      identity: sec.identity,
+      verifyProxy: sec.verifierFor("proxy"),
+      sealing: { hpkePublicKey: sec.node.hpke.publicKey, hpkePrivateKey: sec.node.hpke.privateKey, receiptKey: sec.node.receipt.privateKey },
+      workerId: `w${i + 1}`,
+      log: silentLogger,
+    });
     await w.start();
     workers.push(w);
   }
-  const client = new ClientNode({ port: 0, proxy: { host: "127.0.0.1", port: proxy.clientPort }, verifyProxy: acceptAnyPeer, log: silentLogger });
+  const clientSec = await nodeSecurity("client", {}, silentLogger);
+  const client = new ClientNode({
+    port: 0,
+    proxy: { host: "127.0.0.1", port: proxy.clientPort },
+    verifyProxy: clientSec.verifierFor("proxy"),
+    ...(o.seal === false ? {} : { verifyWorkerCert: clientSec.workerCertVerifier }),
+    selfInsecure: true,
+    statusExtra: clientSec.statusExtra,
+    log: silentLogger,
+  });
   await client.start();
-  for (let i = 0; i < 200 && proxy.pool.size < workers.length; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 300 && proxy.pool.size < workers.length; i++) await new Promise((r) => setTimeout(r, 10));
   return {
     proxy,
     workers,

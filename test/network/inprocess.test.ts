@@ -1,40 +1,19 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { ProxyNode } from "../../src/proxy/proxy.js";
-import { WorkerNode } from "../../src/worker/worker.js";
-import { ClientNode } from "../../src/client/client.js";
-import { OpenAiBackend } from "../../src/worker/backends/openai.js";
-import { acceptAnyPeer } from "../../src/protocol/transport.js";
-import { startFakeUpstream, type FakeUpstream } from "../../src/dev/fake-upstream.js";
-import { silentLogger } from "../../src/util/log.js";
 import { parseSse } from "../../src/protocol/sse.js";
-import { testIdentity } from "../helpers/tls.js";
+import { startTestNetwork, type TestNetwork } from "../helpers/network.js";
 
-let upstream: FakeUpstream;
-let proxy: ProxyNode;
-let worker: WorkerNode;
-let client: ClientNode;
+let net: TestNetwork;
+let client: TestNetwork["client"];
+let proxy: TestNetwork["proxy"];
 
 before(async () => {
-  upstream = await startFakeUpstream({ tokens: 8 });
-  const id = await testIdentity();
-  proxy = new ProxyNode({ identity: id, workerPort: 0, clientPort: 0, statusPort: 0, verifyWorker: acceptAnyPeer, verifyClient: acceptAnyPeer, log: silentLogger });
-  await proxy.start();
-  const backend = new OpenAiBackend({ upstream: upstream.url });
-  await backend.start();
-  worker = new WorkerNode({ proxies: [{ host: "127.0.0.1", port: proxy.workerPort }], backend, capacity: 4, identity: id, verifyProxy: acceptAnyPeer, statusPort: 0, log: silentLogger });
-  await worker.start();
-  client = new ClientNode({ port: 0, proxy: { host: "127.0.0.1", port: proxy.clientPort }, verifyProxy: acceptAnyPeer, log: silentLogger });
-  await client.start();
-  for (let i = 0; i < 100 && proxy.pool.size === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  net = await startTestNetwork([{ tokens: 8 }]);
+  client = net.client;
+  proxy = net.proxy;
 });
 
-after(async () => {
-  await client.stop();
-  await worker.stop();
-  await proxy.stop();
-  await upstream.close();
-});
+after(() => net.close());
 
 test("models are listed through the client", async () => {
   const res = await fetch(`${client.url}/v1/models`);
@@ -93,7 +72,11 @@ test("status pages report the request", async () => {
   const st = (await (await fetch(`${client.url}/status`)).json()) as any;
   assert.equal(st.role, "client");
   assert.ok(st.requests.completed >= 2);
+  assert.equal(st.sealing.enabled, true);
+  assert.ok(st.sealing.receipts.verified >= 2);
+  assert.equal(st.attestation.platform, "sim");
   const ps = proxy.statusJson() as any;
   assert.equal(ps.peers.workers.length, 1);
+  assert.ok(ps.receipts.verified >= 2);
   assert.ok(ps.tokens.completion >= 8);
 });

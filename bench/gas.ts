@@ -1,0 +1,108 @@
+/**
+ * Gas and fees of every Cocoon contract operation, measured in @ton/sandbox with its default (mainnet)
+ * configuration. Prints a Markdown table and writes it to docs/gas.md.
+ *   node --import tsx bench/gas.ts
+ */
+import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { createHash } from "node:crypto";
+import { Address, fromNano, toNano, type Transaction } from "@ton/core";
+import { Blockchain, type SendMessageResult } from "@ton/sandbox";
+import { flattenTransaction } from "@ton/test-utils";
+import { RootContract, ImageKind } from "../src/chain/contracts/RootContract.js";
+import { ProxyContract } from "../src/chain/contracts/ProxyContract.js";
+import { ClientChannel } from "../src/chain/contracts/ClientChannel.js";
+import { ed25519Signer, signVoucher } from "../src/chain/vouchers.js";
+import { loadContract } from "../src/chain/compile.js";
+import { describeExitCode } from "../src/chain/contracts/errors.js";
+
+const TON = 1_000_000_000n;
+const seed = (s: string) => createHash("sha256").update(s).digest();
+
+interface Row { op: string; contract: string; gas: bigint; fee: bigint; total: bigint }
+const rows: Row[] = [];
+
+function gasOf(tx: Transaction): bigint {
+  const d = tx.description;
+  if (d.type !== "generic" || d.computePhase.type !== "vm") return 0n;
+  return d.computePhase.gasUsed;
+}
+
+/** Records the transaction on `at` (the first one, or the bounce/second one with `nth`) and the total fees of the operation. */
+function record(op: string, contract: string, res: SendMessageResult, at: Address, nth = 0): void {
+  const txs = (res.transactions as Transaction[]).filter((t) => flattenTransaction(t).on?.equals(at));
+  const tx = txs[nth];
+  if (!tx) throw new Error(`${op}: no transaction on ${contract}`);
+  const flat = flattenTransaction(tx);
+  if (!flat.success) throw new Error(`${op}: failed with ${describeExitCode(flat.exitCode ?? -1)}`);
+  const total = (res.transactions as Transaction[]).reduce((s, t) => s + t.totalFees.coins, 0n);
+  rows.push({ op, contract, gas: gasOf(tx), fee: tx.totalFees.coins, total });
+}
+
+const bc = await Blockchain.create();
+bc.now = 1_800_000_000;
+const owner = await bc.treasury("owner");
+const operator = await bc.treasury("operator");
+const client = await bc.treasury("client");
+const worker = await bc.treasury("worker");
+const worker2 = await bc.treasury("worker2");
+const clientKey = ed25519Signer(seed("client"));
+const proxyKey = ed25519Signer(seed("proxy"));
+
+// root
+const root = bc.openContract(RootContract.createFromConfig({
+  owner: owner.address,
+  params: { proxyFeeBps: 500, clientCloseDelay: 3600, proxyUnstakeDelay: 86400, minProxyStake: 10n * TON, minClientDeposit: TON },
+}));
+record("deploy root", "root", await root.sendDeploy(owner.getSender(), toNano("1")), root.address);
+record("set params", "root", await root.sendSetParams(owner.getSender(), { proxyFeeBps: 400, clientCloseDelay: 3600, proxyUnstakeDelay: 86400, minProxyStake: 10n * TON, minClientDeposit: TON }), root.address);
+record("set model price", "root", await root.sendSetModel(owner.getSender(), seed("model"), { promptPrice: 20n, completionPrice: 60n }), root.address);
+record("allow worker image", "root", await root.sendSetImage(owner.getSender(), ImageKind.WORKER, seed("img"), true), root.address);
+
+// proxy and channel
+const proxy = bc.openContract(ProxyContract.createFromConfig({ owner: operator.address, root: root.address, signingKey: proxyKey.publicKey, minStake: 10n * TON, unstakeDelay: 86400 }));
+record("deploy proxy + stake", "proxy", await proxy.sendDeploy(operator.getSender(), 10n * TON), proxy.address);
+record("register proxy", "root", await root.sendRegisterProxy(owner.getSender(), proxy.address, { signingKey: proxyKey.publicKey, identityKey: seed("id"), endpoint: "203.0.113.5:11002" }), root.address);
+const chCfg = { client: client.address, clientKey: clientKey.publicKey, proxyOperator: operator.address, proxyVault: proxy.address, closeDelay: 3600, nonce: 1n };
+const channel = bc.openContract(ClientChannel.createFromConfig(chCfg));
+record("deploy channel + deposit", "channel", await channel.sendDeploy(client.getSender(), 20n * TON), channel.address);
+record("top-up", "channel", await channel.sendTopUp(client.getSender(), 5n * TON), channel.address);
+const redeem = await channel.sendRedeem(operator.getSender(), signVoucher({ kind: "payment", channel: channel.address, cumulative: 10n * TON }, clientKey));
+record("redeem voucher", "channel", redeem, channel.address);
+record("redeem: income arrives", "proxy", redeem, proxy.address);
+record("payout (worker's first)", "proxy", await proxy.sendClaimPayout(worker.getSender(), signVoucher({ kind: "payout", proxy: proxy.address, worker: worker.address, cumulative: 2n * TON }, proxyKey)), proxy.address);
+record("payout (next voucher)", "proxy", await proxy.sendClaimPayout(worker.getSender(), signVoucher({ kind: "payout", proxy: proxy.address, worker: worker.address, cumulative: 3n * TON }, proxyKey)), proxy.address);
+await proxy.sendClaimPayout(worker2.getSender(), signVoucher({ kind: "payout", proxy: proxy.address, worker: worker2.address, cumulative: 1n * TON }, proxyKey));
+record("withdraw fee", "proxy", await proxy.sendWithdrawFee(operator.getSender(), 1n * TON), proxy.address);
+record("start close (client)", "channel", await channel.sendStartClose(client.getSender()), channel.address);
+bc.now += 3600;
+record("finish close", "channel", await channel.sendFinishClose(client.getSender()), channel.address);
+const channel2 = bc.openContract(ClientChannel.createFromConfig({ ...chCfg, nonce: 2n }));
+await channel2.sendDeploy(client.getSender(), 5n * TON);
+record("cooperative close", "channel", await channel2.sendCooperativeClose(operator.getSender(), signVoucher({ kind: "close", channel: channel2.address, cumulative: 1n * TON }, clientKey)), channel2.address);
+record("start unstake", "proxy", await proxy.sendStartUnstake(operator.getSender()), proxy.address);
+bc.now += 86400;
+record("finish unstake", "proxy", await proxy.sendFinishUnstake(operator.getSender()), proxy.address);
+
+const sizes = (["root", "client_channel", "proxy"] as const).map((n) => `${n} ${loadContract(n).code.toBoc().length} B`).join(", ");
+const lines = [
+  "# Gas and fees of the Cocoon contracts",
+  "",
+  "Generated by `node --import tsx bench/gas.ts` (do not edit by hand). Measured in `@ton/sandbox` 0.41 with its",
+  "default configuration (mainnet prices, global version 12), contracts compiled with Tolk 1.3.0.",
+  `Code sizes: ${sizes}.`,
+  "",
+  "- *gas*: compute-phase gas of the contract's own transaction;",
+  "- *contract tx fee*: that transaction's total fees (gas + storage + forwarding of what it sends);",
+  "- *operation fees*: all fees of the whole message chain (sender's wallet, the contract, the payment it sends on).",
+  "",
+  "| operation | contract | gas | contract tx fee (TON) | operation fees (TON) |",
+  "|---|---|---:|---:|---:|",
+  ...rows.map((r) => `| ${r.op} | ${r.contract} | ${r.gas} | ${fromNano(r.fee)} | ${fromNano(r.total)} |`),
+  "",
+  "Nothing goes on chain per request: vouchers are cumulative, so one redeem or payout settles any number of requests.",
+  "",
+];
+const text = lines.join("\n");
+console.log(text);
+writeFileSync(fileURLToPath(new URL("../docs/gas.md", import.meta.url)), text);

@@ -1,0 +1,43 @@
+// Public surface of the crypto core: request sealing (HPKE), sealed response chunks, digests and usage receipts.
+export {
+  generateHpkeKeyPair,
+  openRequest,
+  sealRequest,
+  MAX_MODEL_BYTES,
+  MAX_REQUEST_ID_BYTES,
+  type OpenedRequest,
+  type SealedRequestResult,
+  type SealMeta,
+  type SealRecipientKey,
+  type WorkerHpkeKey,
+} from "./seal.js";
+export {
+  decodeSealedRequest,
+  encodeSealedRequest,
+  MAX_BODY_BYTES,
+  MAX_RECIPIENTS,
+  MAX_WORKER_ID_BYTES,
+  type SealedRecipient,
+  type SealedRequest,
+} from "./envelope.js";
+export { CHUNK_OVERHEAD_BYTES, MAX_CHUNK_BYTES, ResponseOpener, ResponseSealer } from "./stream.js";
+export { requestDigest, ResponseDigest, responseDigestOf } from "./digest.js";
+export {
+  assertReceiptAcceptable,
+  buildReceipt,
+  checkReceiptAgainst,
+  decodeReceipt,
+  ed25519PublicKeyFromRaw,
+  ed25519RawPublicKey,
+  encodeReceipt,
+  generateReceiptKeyPair,
+  parseSignedReceipt,
+  signReceipt,
+  validateReceipt,
+  verifyReceipt,
+  type ReceiptExpectations,
+  type ReceiptViolation,
+  type ReceiptViolationCode,
+  type SignedReceipt,
+  type UsageReceipt,
+} from "./receipts.js";

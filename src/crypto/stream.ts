@@ -1,0 +1,239 @@
+// Sealed response chunks: the worker encrypts each streamed piece of the answer; the client opens them in order.
+//
+// Chunk byte layout (big-endian):
+//   0    1   flags: bit 0 = FINAL (last chunk of the answer); bits 1..7 reserved, must be 0
+//   1    4   seq: u32 chunk sequence number, 0, 1, 2, ... with no gaps
+//   5    n   AES-128-GCM ciphertext of the chunk data (n = data length, 0 allowed)
+//   5+n  16  GCM tag
+// AAD   = bytes 0..5 (flags and seq), so neither can be changed without detection.
+// nonce = nonceBase XOR (8 zero bytes || u32be(seq)), a unique nonce per chunk under one key (as in TLS 1.3).
+// Keys: 28 bytes = HPKE Export(exporter_secret of the chosen recipient,
+//                              exporter_context = "cocoon/v1 response" || SHA-256(sealed request bytes), 28)
+//       key = bytes 0..16, nonceBase = bytes 16..28.
+// The exporter secret exists only at the client and at that one recipient, so the answer is bound to the request
+// (its digest) and to the worker that opened it: another candidate, though it holds the same content key, cannot
+// forge an answer. The client tries each candidate's key on chunk 0 and thereby learns which worker answered.
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { concatBytes, utf8 } from "./bytes.js";
+import { ResponseDigest } from "./digest.js";
+import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AES_128_KEY_BYTES, hpkeExport } from "./hpke.js";
+
+export const CHUNK_HEADER_BYTES = 5;
+export const CHUNK_OVERHEAD_BYTES = CHUNK_HEADER_BYTES + AEAD_TAG_BYTES;
+export const CHUNK_FLAG_FINAL = 0x01;
+const CHUNK_RESERVED_FLAGS = 0xfe;
+/** Largest plaintext per chunk (the wire protocol's 16 MiB frame limit). */
+export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
+export const MAX_CHUNK_SEQ = 0xffff_ffff;
+const SEQ_OFFSET_IN_NONCE = AEAD_NONCE_BYTES - 4;
+const RESPONSE_EXPORT_LABEL = utf8("cocoon/v1 response");
+const RESPONSE_KEY_MATERIAL_BYTES = AES_128_KEY_BYTES + AEAD_NONCE_BYTES;
+
+export interface ResponseKeys {
+  key: Buffer;
+  nonceBase: Buffer;
+}
+
+/** Derives the response key and nonce base from one recipient's HPKE exporter secret and the request digest bytes. */
+export function deriveResponseKeys(exporterSecret: Uint8Array, requestDigestBytes: Uint8Array): ResponseKeys {
+  const material = hpkeExport(exporterSecret, concatBytes([RESPONSE_EXPORT_LABEL, requestDigestBytes]), RESPONSE_KEY_MATERIAL_BYTES);
+  return {
+    key: Buffer.from(material.subarray(0, AES_128_KEY_BYTES)),
+    nonceBase: Buffer.from(material.subarray(AES_128_KEY_BYTES)),
+  };
+}
+
+function chunkNonce(into: Buffer, nonceBase: Buffer, seq: number): Buffer {
+  nonceBase.copy(into, 0);
+  into.writeUInt32BE((nonceBase.readUInt32BE(SEQ_OFFSET_IN_NONCE) ^ seq) >>> 0, SEQ_OFFSET_IN_NONCE);
+  return into;
+}
+
+/** Worker side: seals answer chunks in order. Each call is one AES-128-GCM plus one SHA-256 update for the digest. */
+export class ResponseSealer {
+  private seq = 0;
+  private done = false;
+  private readonly nonce = Buffer.alloc(AEAD_NONCE_BYTES);
+  private readonly digest = new ResponseDigest();
+
+  constructor(
+    /** The worker that opened the request (this side). */
+    readonly workerId: string,
+    /** Lowercase hex SHA-256 of the sealed request bytes: the receipt's requestDigest. */
+    readonly requestDigest: string,
+    private readonly keys: ResponseKeys,
+  ) {}
+
+  /** Seals `data` as the next chunk; `final` marks the last one. Returns the chunk bytes to send. */
+  sealChunk(data: Uint8Array, final: boolean): Uint8Array {
+    if (this.done) throw new Error("response sealer: the final chunk was already sealed; start a new request for more data");
+    if (data.byteLength > MAX_CHUNK_BYTES) {
+      throw new Error(`response sealer: chunk of ${data.byteLength} bytes exceeds ${MAX_CHUNK_BYTES}; split it`);
+    }
+    if (this.seq > MAX_CHUNK_SEQ) throw new Error("response sealer: sequence numbers exhausted (2^32 chunks)");
+    const out = Buffer.allocUnsafe(CHUNK_OVERHEAD_BYTES + data.byteLength);
+    out[0] = final ? CHUNK_FLAG_FINAL : 0;
+    out.writeUInt32BE(this.seq, 1);
+    const cipher = createCipheriv("aes-128-gcm", this.keys.key, chunkNonce(this.nonce, this.keys.nonceBase, this.seq));
+    cipher.setAAD(out.subarray(0, CHUNK_HEADER_BYTES));
+    const body = cipher.update(data);
+    body.copy(out, CHUNK_HEADER_BYTES);
+    cipher.final(); // GCM emits nothing here; it computes the tag
+    cipher.getAuthTag().copy(out, CHUNK_HEADER_BYTES + data.byteLength);
+    this.seq++;
+    if (final) this.done = true;
+    this.digest.update(out);
+    // A plain Uint8Array view (no copy): Buffer#slice would alias, which surprises callers that copy with slice().
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
+
+  /** Whether the final chunk was sealed. */
+  get finished(): boolean {
+    return this.done;
+  }
+
+  get chunksSealed(): number {
+    return this.seq;
+  }
+
+  /** Running responseDigest over every chunk sealed so far (see digest.ts); sign it once `finished`. */
+  get responseDigest(): string {
+    return this.digest.hex();
+  }
+}
+
+interface Candidate extends ResponseKeys {
+  workerId: string;
+}
+
+/**
+ * Client side: opens chunks in order. Throws a clear Error on a malformed, tampered, reordered, replayed or dropped
+ * chunk and on data after the final chunk. After any error the opener is spent: every later call repeats the error,
+ * so a stream under attack cannot be resumed. Call `assertFinished()` when the transport ends to detect truncation.
+ */
+export class ResponseOpener {
+  private seq = 0;
+  private done = false;
+  private failure: Error | undefined;
+  private chosen: Candidate | undefined;
+  private readonly nonce = Buffer.alloc(AEAD_NONCE_BYTES);
+  private readonly digest = new ResponseDigest();
+
+  constructor(
+    /** Lowercase hex SHA-256 of the sealed request bytes. */
+    readonly requestDigest: string,
+    private readonly candidates: readonly Candidate[],
+  ) {
+    if (candidates.length === 0) throw new Error("response opener: needs at least one candidate worker");
+  }
+
+  openChunk(sealed: Uint8Array): { data: Uint8Array; final: boolean } {
+    if (this.failure) throw this.failure;
+    try {
+      return this.open(sealed);
+    } catch (e) {
+      this.failure = e instanceof Error ? e : new Error(String(e));
+      throw this.failure;
+    }
+  }
+
+  private open(sealed: Uint8Array): { data: Uint8Array; final: boolean } {
+    if (!(sealed instanceof Uint8Array)) throw new Error("response chunk: expected bytes (Uint8Array)");
+    if (sealed.byteLength < CHUNK_OVERHEAD_BYTES) {
+      throw new Error(`response chunk: ${sealed.byteLength} bytes is shorter than the ${CHUNK_OVERHEAD_BYTES}-byte minimum`);
+    }
+    if (sealed.byteLength > CHUNK_OVERHEAD_BYTES + MAX_CHUNK_BYTES) {
+      throw new Error(`response chunk: ${sealed.byteLength} bytes exceeds the ${MAX_CHUNK_BYTES}-byte data limit`);
+    }
+    const flags = sealed[0];
+    if ((flags & CHUNK_RESERVED_FLAGS) !== 0) {
+      throw new Error(`response chunk: reserved flag bits set (0x${flags.toString(16)}); the chunk is malformed or tampered`);
+    }
+    const seq = ((sealed[1] << 24) | (sealed[2] << 16) | (sealed[3] << 8) | sealed[4]) >>> 0;
+    if (this.done) {
+      throw new Error(`response chunk: chunk seq ${seq} arrived after the final chunk; the stream was tampered with or replayed`);
+    }
+    if (seq < this.seq) {
+      throw new Error(`response chunk: seq ${seq} was already received (expected ${this.seq}); replayed or duplicated chunk`);
+    }
+    if (seq > this.seq) {
+      throw new Error(
+        `response chunk: got seq ${seq} but expected ${this.seq}; ${seq - this.seq} chunk(s) were dropped or reordered`,
+      );
+    }
+    const final = (flags & CHUNK_FLAG_FINAL) !== 0;
+    const header = sealed.subarray(0, CHUNK_HEADER_BYTES);
+    const body = sealed.subarray(CHUNK_HEADER_BYTES, sealed.byteLength - AEAD_TAG_BYTES);
+    const tag = sealed.subarray(sealed.byteLength - AEAD_TAG_BYTES);
+    let data: Uint8Array | undefined;
+    if (this.chosen) {
+      data = this.tryOpen(this.chosen, seq, header, body, tag);
+    } else {
+      // Chunk 0: whichever candidate's key authenticates it is the worker that answered.
+      for (const c of this.candidates) {
+        data = this.tryOpen(c, seq, header, body, tag);
+        if (data) {
+          this.chosen = c;
+          break;
+        }
+      }
+    }
+    if (!data) {
+      throw new Error(
+        `response chunk: seq ${seq} failed authentication; it was tampered with, or it was not sealed for this request` +
+          (this.chosen ? ` by worker ${JSON.stringify(this.chosen.workerId)}` : " by any of its candidate workers"),
+      );
+    }
+    this.seq++;
+    if (final) this.done = true;
+    this.digest.update(sealed);
+    return { data, final };
+  }
+
+  private tryOpen(c: Candidate, seq: number, header: Uint8Array, body: Uint8Array, tag: Uint8Array): Uint8Array | undefined {
+    const decipher = createDecipheriv("aes-128-gcm", c.key, chunkNonce(this.nonce, c.nonceBase, seq));
+    decipher.setAAD(header);
+    decipher.setAuthTag(tag);
+    const out = decipher.update(body);
+    try {
+      decipher.final();
+    } catch {
+      return undefined;
+    }
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
+
+  /** Whether the final chunk arrived (and nothing failed). */
+  get finished(): boolean {
+    return this.done && !this.failure;
+  }
+
+  /** The candidate worker whose key sealed the answer; undefined before chunk 0 opened. */
+  get workerId(): string | undefined {
+    return this.chosen?.workerId;
+  }
+
+  get chunksOpened(): number {
+    return this.seq;
+  }
+
+  /** The error that spent this opener, if any. */
+  get error(): Error | undefined {
+    return this.failure;
+  }
+
+  /** Running responseDigest over the chunks opened so far; compare with the worker's receipt. */
+  get responseDigest(): string {
+    return this.digest.hex();
+  }
+
+  /** Call when the transport ends: throws if the answer was truncated (no final chunk) or failed. */
+  assertFinished(): void {
+    if (this.failure) throw this.failure;
+    if (!this.done) {
+      throw new Error(
+        `response truncated: the stream ended after ${this.seq} chunk(s) without the final chunk; discard the partial answer`,
+      );
+    }
+  }
+}

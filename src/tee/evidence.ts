@@ -1,0 +1,88 @@
+// The evidence bundle a node carries in its RA-TLS certificate: the CPU TEE evidence plus what a verifier needs
+// offline (TDX collateral, SEV-SNP VCEK) and the optional GPU evidence. Encoded as UTF-8 JSON:
+//   { "v": 1, "platform": "tdx"|"sev-snp"|"sim", "quote": base64, "collateral"?: QuoteCollateralV3,
+//     "vcek"?: base64 DER, "gpu"?: base64 of the GPU evidence bundle (see encodeGpuEvidence) }
+// Collateral and VCEK are signed by Intel/AMD, so carrying them in untrusted hands is safe.
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { CollateralSchema, type QuoteCollateralV3 } from "./tdx/collateral.js";
+import { NODE_PLATFORMS, type NodePlatform } from "./claims.js";
+import { EvidenceFormatError } from "./errors.js";
+
+export const EVIDENCE_BUNDLE_VERSION = 1;
+export const EVIDENCE_BUNDLE_MAX_BYTES = 256 * 1024;
+const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "base64");
+
+const BundleSchema = z
+  .object({
+    v: z.literal(EVIDENCE_BUNDLE_VERSION),
+    platform: z.enum(NODE_PLATFORMS),
+    quote: b64,
+    collateral: CollateralSchema.optional(),
+    vcek: b64.optional(),
+    gpu: b64.optional(),
+  })
+  .strict();
+
+export interface EvidenceBundle {
+  platform: NodePlatform;
+  quote: Buffer;
+  collateral?: QuoteCollateralV3;
+  vcek?: Buffer;
+  gpu?: Buffer;
+}
+
+export function encodeEvidenceBundle(b: EvidenceBundle): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      v: EVIDENCE_BUNDLE_VERSION,
+      platform: b.platform,
+      quote: b.quote.toString("base64"),
+      collateral: b.collateral,
+      vcek: b.vcek?.toString("base64"),
+      gpu: b.gpu?.toString("base64"),
+    }),
+    "utf8",
+  );
+}
+
+export function decodeEvidenceBundle(bytes: Buffer): EvidenceBundle {
+  if (bytes.length > EVIDENCE_BUNDLE_MAX_BYTES) throw new EvidenceFormatError(`evidence bundle is ${bytes.length} bytes; the limit is ${EVIDENCE_BUNDLE_MAX_BYTES}`);
+  let obj: unknown;
+  try {
+    obj = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new EvidenceFormatError("evidence bundle is not valid JSON");
+  }
+  const r = BundleSchema.safeParse(obj);
+  if (!r.success) throw new EvidenceFormatError(`evidence bundle is invalid: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  const d = r.data;
+  return {
+    platform: d.platform,
+    quote: Buffer.from(d.quote, "base64"),
+    collateral: d.collateral,
+    vcek: d.vcek ? Buffer.from(d.vcek, "base64") : undefined,
+    gpu: d.gpu ? Buffer.from(d.gpu, "base64") : undefined,
+  };
+}
+
+// GPU evidence bundle: { "v": 1, "evidence": hex SPDM transcript, "certChain": PEM } (UTF-8 JSON).
+const GpuSchema = z.object({ v: z.literal(1), evidence: z.string().regex(/^[0-9a-fA-F]*$/), certChain: z.string() }).strict();
+
+export function encodeGpuEvidence(g: { evidence: Buffer; certChain: string }): Buffer {
+  return Buffer.from(JSON.stringify({ v: 1, evidence: g.evidence.toString("hex"), certChain: g.certChain }), "utf8");
+}
+
+export function decodeGpuEvidence(bytes: Buffer): { evidence: Buffer; certChain: string } {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new EvidenceFormatError("GPU evidence bundle is not valid JSON");
+  }
+  const r = GpuSchema.safeParse(obj);
+  if (!r.success) throw new EvidenceFormatError('GPU evidence bundle must be {"v":1,"evidence":hex,"certChain":PEM}');
+  return { evidence: Buffer.from(r.data.evidence, "hex"), certChain: r.data.certChain };
+}
+
+export const sha256Hex = (b: Buffer): string => createHash("sha256").update(b).digest("hex");

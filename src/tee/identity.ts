@@ -1,0 +1,123 @@
+// A node's attested identity: fresh keys (TLS, HPKE, receipt signing), the claims binding them, platform
+// evidence whose REPORTDATA = SHA-512(domain || canonical claims), and the RA-TLS certificate carrying both.
+import { createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { CERT_BACKDATE_SECONDS, buildRaTlsCertificate } from "./cert.js";
+import { claimsReportData, encodeClaims, type Claims, type NodePlatform, type Role } from "./claims.js";
+import { encodeEvidenceBundle, sha256Hex, type EvidenceBundle } from "./evidence.js";
+import { createSimEvidence } from "./sim.js";
+import { parseCollateral, type QuoteCollateralV3 } from "./tdx/collateral.js";
+import { getTsmQuote, vcekFromCertTable } from "./tsm.js";
+
+export const DEFAULT_VALIDITY_SECONDS = 24 * 60 * 60;
+export const MAX_VALIDITY_SECONDS = 7 * 24 * 60 * 60;
+const HEX_SHA256 = /^[0-9a-f]{64}$/;
+
+export interface NodeIdentityOptions {
+  role: Role;
+  platform?: NodePlatform;
+  model?: { name: string; digest: string };
+  validitySeconds?: number;
+  /** GPU evidence bundle (see evidence.ts encodeGpuEvidence); its SHA-256 goes into the claims. */
+  gpuEvidence?: Buffer;
+  /** TDX: collateral to carry next to the quote, so that peers can verify offline. */
+  collateral?: QuoteCollateralV3 | string;
+  /** SEV-SNP: VCEK (DER) when the host does not supply the certificate table. */
+  vcek?: Buffer;
+  /** sim only: simulated measurements (default: the sim image). */
+  simMeasurements?: { mrtd?: Buffer; rtmr?: Buffer[] };
+  now?: Date;
+}
+
+export interface NodeIdentity {
+  role: Role;
+  platform: NodePlatform;
+  /** True for sim: the evidence is signed by a public development key. */
+  insecure: boolean;
+  claims: Claims;
+  claimsBytes: Buffer;
+  reportData: Buffer;
+  /** Raw platform evidence (TDX quote, SNP report or sim report). */
+  quote: Buffer;
+  /** Encoded evidence bundle as carried in the certificate. */
+  evidence: Buffer;
+  tls: { keyPem: string; certPem: string; certDer: Buffer };
+  hpke: { publicKey: Uint8Array; privateKey: Uint8Array };
+  receipt: { publicKey: Uint8Array; privateKey: KeyObject };
+  expiresAt: Date;
+}
+
+const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+const rawPublic = (k: KeyObject) => Buffer.from(createPublicKey(k).export({ format: "jwk" }).x as string, "base64url");
+
+export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<NodeIdentity> {
+  const platform = opts.platform ?? "sim";
+  const validity = opts.validitySeconds ?? DEFAULT_VALIDITY_SECONDS;
+  if (!Number.isInteger(validity) || validity < 60 || validity > MAX_VALIDITY_SECONDS) {
+    throw new Error(`validitySeconds must be an integer between 60 and ${MAX_VALIDITY_SECONDS}, got ${validity}`);
+  }
+  if (opts.model && !HEX_SHA256.test(opts.model.digest)) {
+    throw new Error(`model digest must be the lowercase hex SHA-256 of the weights (64 characters), got ${JSON.stringify(opts.model.digest)}`);
+  }
+  const now = new Date(Math.floor((opts.now ?? new Date()).getTime() / 1000) * 1000);
+  const expiresAt = new Date(now.getTime() + validity * 1000);
+
+  const tls = generateKeyPairSync("ed25519");
+  const hpke = generateKeyPairSync("x25519");
+  const receipt = generateKeyPairSync("ed25519");
+  const hpkeJwk = hpke.privateKey.export({ format: "jwk" });
+  const tlsSpki = tls.publicKey.export({ format: "der", type: "spki" });
+
+  const claims: Claims = {
+    version: 1,
+    role: opts.role,
+    platform,
+    tlsPublicKey: tlsSpki.toString("hex"),
+    hpkePublicKey: Buffer.from(hpkeJwk.x as string, "base64url").toString("hex"),
+    receiptPublicKey: rawPublic(receipt.privateKey).toString("hex"),
+    model: opts.model ? { name: opts.model.name, digest: opts.model.digest } : null,
+    gpuEvidenceDigest: opts.gpuEvidence ? sha256Hex(opts.gpuEvidence) : null,
+    issuedAt: isoSeconds(now),
+    expiresAt: isoSeconds(expiresAt),
+  };
+  const claimsBytes = encodeClaims(claims);
+  const reportData = claimsReportData(claimsBytes);
+
+  const bundle: EvidenceBundle = { platform, quote: Buffer.alloc(0), gpu: opts.gpuEvidence };
+  if (platform === "sim") {
+    bundle.quote = createSimEvidence({ reportData, ...opts.simMeasurements });
+  } else if (platform === "tdx") {
+    bundle.quote = getTsmQuote("tdx", reportData).quote;
+    if (opts.collateral) bundle.collateral = typeof opts.collateral === "string" ? parseCollateral(opts.collateral) : opts.collateral;
+  } else {
+    const r = getTsmQuote("sev-snp", reportData);
+    bundle.quote = r.quote;
+    bundle.vcek = opts.vcek ?? (r.aux ? vcekFromCertTable(r.aux) : undefined);
+  }
+  const evidence = encodeEvidenceBundle(bundle);
+  const cert = buildRaTlsCertificate({
+    privateKey: tls.privateKey,
+    publicKeySpki: tlsSpki,
+    commonName: `cocoon-${opts.role}${platform === "sim" ? "-insecure-sim" : ""}`,
+    notBefore: new Date(now.getTime() - CERT_BACKDATE_SECONDS * 1000),
+    notAfter: expiresAt,
+    evidence,
+    claims: claimsBytes,
+  });
+  return {
+    role: opts.role,
+    platform,
+    insecure: platform === "sim",
+    claims,
+    claimsBytes,
+    reportData,
+    quote: bundle.quote,
+    evidence,
+    tls: { keyPem: tls.privateKey.export({ format: "pem", type: "pkcs8" }).toString(), certPem: cert.pem, certDer: cert.der },
+    hpke: {
+      publicKey: new Uint8Array(Buffer.from(hpkeJwk.x as string, "base64url")),
+      privateKey: new Uint8Array(Buffer.from(hpkeJwk.d as string, "base64url")),
+    },
+    receipt: { publicKey: new Uint8Array(rawPublic(receipt.privateKey)), privateKey: receipt.privateKey },
+    expiresAt,
+  };
+}

@@ -1,0 +1,217 @@
+// NVIDIA GPU confidential-computing evidence (Hopper/Blackwell SPDM 1.1 GET_MEASUREMENTS transcript) verifier.
+//
+// Evidence = request || response, as the driver returns it (nvtrust "attestation report"):
+//   request (37 B):  u8 SPDM version (0x11) | u8 code 0xE0 | u8 param1 | u8 param2 (0xFF = all blocks)
+//                    | 32 B requester nonce | u8 slot id
+//   response:        u8 version | u8 code 0x60 | u8 param1 | u8 param2 | u8 number of blocks
+//                    | u24 measurement record length | record | 32 B responder nonce | u16 opaque length
+//                    | opaque data (TLVs: u16 type, u16 size, value) | 96 B signature (ECDSA P-384 r||s)
+//   record block:    u8 index | u8 measurement spec | u16 size | u8 DMTF value type | u16 value size | value
+// The signature covers request || response-without-signature (SHA-384), made by the leaf of the GPU's
+// certificate chain (GSP FMC leaf -> GSP BROM -> GH100 Provisioner ICA -> GH100 Identity -> NVIDIA Device
+// Identity CA, pinned). Reference measurements (RIM) are compared when files are supplied; OCSP is a network
+// check that this verifier does not perform (see docs/attestation.md).
+import { createHash, verify as cryptoVerify } from "node:crypto";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { ByteReader, hex } from "./bytes.js";
+import { EvidenceFormatError, errorText } from "./errors.js";
+import { NVIDIA_DEVICE_IDENTITY_CA_PEM } from "./roots/index.js";
+import { CheckList, type Verdict } from "./verdict.js";
+import { splitPem, verifyChainToRoot } from "./x509.js";
+
+export const SPDM_VERSION_1_1 = 0x11;
+export const SPDM_GET_MEASUREMENTS = 0xe0;
+export const SPDM_MEASUREMENTS = 0x60;
+export const SPDM_REQUEST_LEN = 37;
+export const SPDM_NONCE_LEN = 32;
+export const NV_SIGNATURE_LEN = 96;
+export const NV_EVIDENCE_MAX_LEN = 256 * 1024;
+/** Opaque-data field ids (nvtrust). */
+export const NV_OPAQUE = { DRIVER_VERSION: 3, GPU_INFO: 4, SKU: 5, VBIOS_VERSION: 6, CHIP_SKU: 15, PROJECT: 17 } as const;
+
+export interface SpdmMeasurementBlock {
+  index: number;
+  spec: number;
+  valueType: number;
+  value: Buffer;
+}
+
+export interface NvidiaEvidence {
+  raw: Buffer;
+  requesterNonce: Buffer;
+  slot: number;
+  blocks: SpdmMeasurementBlock[];
+  responderNonce: Buffer;
+  opaque: Map<number, Buffer>;
+  signedPart: Buffer;
+  signature: Buffer;
+}
+
+export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
+  const raw = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  if (raw.length > NV_EVIDENCE_MAX_LEN) throw new EvidenceFormatError(`NVIDIA evidence is ${raw.length} bytes; the limit is ${NV_EVIDENCE_MAX_LEN}`);
+  const r = new ByteReader(raw, "NVIDIA SPDM evidence");
+  const reqVersion = r.u8("request.version");
+  const reqCode = r.u8("request.code");
+  if (reqVersion !== SPDM_VERSION_1_1 || reqCode !== SPDM_GET_MEASUREMENTS) {
+    throw new EvidenceFormatError(`NVIDIA evidence: expected an SPDM 1.1 GET_MEASUREMENTS request (11 e0), got ${hex(raw.subarray(0, 2))}`);
+  }
+  r.skip(2, "request.params");
+  const requesterNonce = r.bytes(SPDM_NONCE_LEN, "request.nonce");
+  const slot = r.u8("request.slot");
+  const resVersion = r.u8("response.version");
+  const resCode = r.u8("response.code");
+  if (resVersion !== SPDM_VERSION_1_1 || resCode !== SPDM_MEASUREMENTS) {
+    throw new EvidenceFormatError(`NVIDIA evidence: expected an SPDM 1.1 MEASUREMENTS response (11 60), got ${resVersion.toString(16)} ${resCode.toString(16)}`);
+  }
+  r.skip(2, "response.params");
+  const nBlocks = r.u8("response.number_of_blocks");
+  const recLen = r.u16("response.record_length") + (r.u8("response.record_length.hi") << 16);
+  const rec = new ByteReader(raw, "NVIDIA measurement record", r.offset, r.offset + Math.min(recLen, r.remaining));
+  if (recLen > r.remaining) throw new EvidenceFormatError(`NVIDIA evidence: measurement record claims ${recLen} bytes, ${r.remaining} remain`);
+  r.skip(recLen, "response.record");
+  const blocks: SpdmMeasurementBlock[] = [];
+  while (rec.remaining > 0) {
+    const index = rec.u8("block.index");
+    const spec = rec.u8("block.spec");
+    const size = rec.u16("block.size");
+    const b = new ByteReader(raw, `NVIDIA measurement block ${index}`, rec.offset, rec.offset + Math.min(size, rec.remaining));
+    rec.skip(size, `block ${index}`);
+    const valueType = b.u8("dmtf.type");
+    const valueSize = b.u16("dmtf.size");
+    const value = b.bytes(valueSize, "dmtf.value");
+    if (b.remaining !== 0) throw new EvidenceFormatError(`NVIDIA measurement block ${index}: ${b.remaining} bytes after the value`);
+    blocks.push({ index, spec, valueType, value });
+  }
+  if (blocks.length !== nBlocks) throw new EvidenceFormatError(`NVIDIA evidence: header says ${nBlocks} blocks, record holds ${blocks.length}`);
+  const responderNonce = r.bytes(SPDM_NONCE_LEN, "response.nonce");
+  const opaqueLen = r.u16("response.opaque_length");
+  const o = new ByteReader(raw, "NVIDIA opaque data", r.offset, r.offset + Math.min(opaqueLen, r.remaining));
+  r.skip(opaqueLen, "response.opaque");
+  const opaque = new Map<number, Buffer>();
+  while (o.remaining > 0) {
+    const type = o.u16("opaque.type");
+    const size = o.u16("opaque.size");
+    opaque.set(type, o.bytes(size, `opaque field ${type}`));
+  }
+  const signedEnd = r.offset;
+  const signature = r.bytes(NV_SIGNATURE_LEN, "response.signature");
+  if (r.remaining !== 0) throw new EvidenceFormatError(`NVIDIA evidence: ${r.remaining} unexpected bytes after the signature`);
+  return { raw, requesterNonce, slot, blocks, responderNonce, opaque, signedPart: raw.subarray(0, signedEnd), signature };
+}
+
+/** Reference measurements: index -> allowed hex values (any of them may match). */
+export type ReferenceMeasurements = Map<number, string[]>;
+
+/**
+ * Reads reference measurements from a file or a folder of files. Two formats:
+ * - NVIDIA RIM (SWID XML): `<Resource type="Measurement" index="N" active="True" Hash0="hex" Hash1="hex" .../>`.
+ *   Inactive entries are skipped. The RIM's own XML signature is NOT checked: files on disk are trusted
+ *   configuration (put only RIMs you fetched and checked there).
+ * - JSON: `{ "measurements": { "<index>": "hex" | ["hex", ...] } }`.
+ */
+export function loadReferenceMeasurements(path: string): ReferenceMeasurements {
+  const files = statSync(path).isDirectory() ? readdirSync(path).sort().map((f) => join(path, f)) : [path];
+  const out: ReferenceMeasurements = new Map();
+  const add = (i: number, v: string) => {
+    const list = out.get(i) ?? [];
+    list.push(v.toLowerCase());
+    out.set(i, list);
+  };
+  for (const file of files) {
+    const text = readFileSync(file, "utf8");
+    if (text.trimStart().startsWith("{")) {
+      const j = JSON.parse(text) as { measurements?: Record<string, string | string[]> };
+      if (!j.measurements || typeof j.measurements !== "object") throw new Error(`${file}: expected {"measurements": {...}}`);
+      for (const [k, v] of Object.entries(j.measurements)) for (const h of Array.isArray(v) ? v : [v]) add(Number(k), h);
+      continue;
+    }
+    for (const m of text.matchAll(/<(?:\w+:)?Resource\b([^>]*)\/?>/g)) {
+      const attrs = new Map([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((a) => [a[1], a[2]]));
+      if (attrs.get("type") !== "Measurement" || attrs.get("active")?.toLowerCase() === "false") continue;
+      const idx = Number(attrs.get("index"));
+      for (const [k, v] of attrs) if (/^Hash\d+$/.test(k)) add(idx, v);
+    }
+  }
+  return out;
+}
+
+export interface NvidiaVerifyOptions {
+  now?: Date;
+  /** The nonce this verifier asked the GPU to sign (hex or bytes). Required for freshness. */
+  expectedNonce?: string | Buffer;
+  /** Reference measurements (e.g. from loadReferenceMeasurements). Absent: the comparison is skipped and noted. */
+  reference?: ReferenceMeasurements;
+  /** Override the pinned root (tests show that a wrong root fails). */
+  rootPem?: string;
+}
+
+export interface NvidiaVerdict extends Verdict {
+  platform: "nvidia";
+  evidence?: NvidiaEvidence;
+}
+
+const printable = (b: Buffer) => b.toString("latin1").replace(/\0+$/, "");
+
+export function verifyNvidiaEvidence(evidenceBytes: Uint8Array, certChainPem: string | Buffer, opts: NvidiaVerifyOptions = {}): NvidiaVerdict {
+  const now = opts.now ?? new Date();
+  let ev: NvidiaEvidence;
+  try {
+    ev = parseNvidiaEvidence(evidenceBytes);
+  } catch (e) {
+    return { platform: "nvidia", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", errors: [errorText(e)], checks: {}, advisoryIds: [], details: {} };
+  }
+  const cl = new CheckList();
+  const chain = cl.run("certChainToNvidiaRoot", () => verifyChainToRoot(splitPem(certChainPem), opts.rootPem ?? NVIDIA_DEVICE_IDENTITY_CA_PEM, now, "NVIDIA GPU"));
+  cl.run("measurementSignature", () => {
+    if (!chain) throw new Error("GPU measurement signature not checked: the certificate chain is not trusted");
+    if (!cryptoVerify("sha384", ev.signedPart, { key: chain[0].publicKey, dsaEncoding: "ieee-p1363" }, ev.signature)) {
+      throw new Error("GPU measurement signature does not verify with the device certificate (evidence altered or chain of another GPU)");
+    }
+  });
+  if (opts.expectedNonce !== undefined) {
+    const want = typeof opts.expectedNonce === "string" ? opts.expectedNonce.toLowerCase() : hex(opts.expectedNonce);
+    cl.run("nonceMatches", () => {
+      if (hex(ev.requesterNonce) !== want) throw new Error(`GPU evidence nonce ${hex(ev.requesterNonce)} is not the expected ${want} (replayed or stale evidence)`);
+    });
+  }
+  const measurements: Record<string, string> = {};
+  for (const b of ev.blocks) measurements[String(b.index)] = hex(b.value);
+  const notes: string[] = [];
+  if (opts.reference) {
+    const ref = opts.reference;
+    cl.run("referenceMeasurements", () => {
+      const bad: string[] = [];
+      for (const [idx, allowed] of ref) {
+        const got = measurements[String(idx)];
+        if (got === undefined) bad.push(`index ${idx} missing from the evidence`);
+        else if (!allowed.includes(got)) bad.push(`index ${idx} = ${got.slice(0, 16)}... not in the reference values`);
+      }
+      if (bad.length) throw new Error(`GPU measurements differ from the reference (RIM): ${bad.join("; ")}`);
+    });
+  } else notes.push("no reference measurements (RIM) given: measurement values were not compared");
+  notes.push("OCSP revocation status was not checked (network check, off by default)");
+  const verified = cl.allPassed;
+  return {
+    platform: "nvidia",
+    verified,
+    status: verified ? "Verified" : "Invalid",
+    insecure: false,
+    measurements,
+    imageDigest: createHash("sha256").update(ev.raw).digest("hex"),
+    reportData: hex(ev.requesterNonce),
+    errors: cl.errors,
+    checks: cl.checks,
+    advisoryIds: [],
+    details: {
+      blocks: ev.blocks.length,
+      responderNonce: hex(ev.responderNonce),
+      driverVersion: ev.opaque.has(NV_OPAQUE.DRIVER_VERSION) ? printable(ev.opaque.get(NV_OPAQUE.DRIVER_VERSION)!) : undefined,
+      vbiosVersion: ev.opaque.has(NV_OPAQUE.VBIOS_VERSION) ? hex(ev.opaque.get(NV_OPAQUE.VBIOS_VERSION)!) : undefined,
+      leafSubject: chain?.[0].subject.replace(/\n/g, ", "),
+      notes,
+    },
+    evidence: ev,
+  };
+}

@@ -1,0 +1,157 @@
+// Attestation policy: which peers a node accepts. Loaded from a JSON file now (and from the root contract
+// later). Every refusal is an AttestationError naming the rule, the measured value and the fix.
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { ROLES, type Claims, type NodePlatform, type Role } from "./claims.js";
+import { AttestationError } from "./errors.js";
+import { TCB_STATUSES, tcbRank } from "./tdx/tcb.js";
+
+const hexDigest = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$|^[0-9a-fA-F]{96}$/, "hex digest (64 hex chars for SHA-256 image/model digests, 96 for an SEV-SNP measurement)")
+  .transform((s) => s.toLowerCase());
+
+export const PolicySchema = z
+  .object({
+    name: z.string().default("custom"),
+    /** dev: empty allow-lists mean "any". production: empty allow-lists allow nothing. */
+    mode: z.enum(["dev", "production"]),
+    allowSim: z.boolean().default(false),
+    allowDebug: z.boolean().default(false),
+    /** Worst acceptable Intel TCB status (UpToDate is best). Revoked / TCB_NOT_SUPPORTED are always refused. */
+    minTcbStatus: z.enum(TCB_STATUSES).default("UpToDate"),
+    /** Refuse TDX collateral older than this evaluation data number (rollback protection). */
+    minTcbEvaluationDataNumber: z.number().int().min(0).optional(),
+    /** Allowed image digests per role (see docs/attestation.md for how each platform's digest is computed). */
+    measurements: z
+      .object({ client: z.array(hexDigest).default([]), proxy: z.array(hexDigest).default([]), worker: z.array(hexDigest).default([]) })
+      .strict()
+      .default({ client: [], proxy: [], worker: [] }),
+    /** Allowed model weight digests (SHA-256 hex). */
+    models: z.array(hexDigest).default([]),
+    /** Workers must present verified NVIDIA GPU evidence (default: true in production, false in dev). */
+    requireGpu: z.boolean().optional(),
+    /** Roles that must present hardware evidence; others may run on sim even in production (e.g. clients). */
+    attestedRoles: z.array(z.enum(ROLES)).default(["proxy", "worker"]),
+  })
+  .strict()
+  .transform((p) => ({ ...p, requireGpu: p.requireGpu ?? p.mode === "production" }));
+export type Policy = z.output<typeof PolicySchema>;
+
+/** Development policy: accepts sim evidence, debug guests and any measurement or model. Never in production. */
+export const DEV_POLICY: Policy = Object.freeze({
+  name: "dev",
+  mode: "dev",
+  allowSim: true,
+  allowDebug: true,
+  minTcbStatus: "OutOfDateConfigurationNeeded",
+  measurements: { client: [], proxy: [], worker: [] },
+  models: [],
+  requireGpu: false,
+  attestedRoles: ["proxy", "worker"],
+}) as Policy;
+
+/** Production defaults: no sim, no debug, UpToDate TCB only, and nothing allowed until allow-lists are filled. */
+export const PRODUCTION_POLICY: Policy = Object.freeze({
+  name: "production",
+  mode: "production",
+  allowSim: false,
+  allowDebug: false,
+  minTcbStatus: "UpToDate",
+  measurements: { client: [], proxy: [], worker: [] },
+  models: [],
+  requireGpu: true,
+  attestedRoles: ["proxy", "worker"],
+}) as Policy;
+
+export function parsePolicy(obj: unknown, source = "policy"): Policy {
+  const r = PolicySchema.safeParse(obj);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    throw new Error(`${source} is not a valid attestation policy: ${issues}. See docs/attestation.md for the format.`);
+  }
+  return r.data;
+}
+
+export function loadPolicy(path: string): Policy {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read policy file ${path}: ${(e as Error).message}`);
+  }
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`policy file ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parsePolicy(obj, `policy file ${path}`);
+}
+
+export interface PolicySubject {
+  role: Role;
+  platform: NodePlatform;
+  imageDigest: string;
+  tcbStatus?: string;
+  claims?: Claims;
+  hasVerifiedGpu?: boolean;
+}
+
+/** Applies the policy; throws AttestationError naming the failed rule. */
+export function checkPolicy(policy: Policy, s: PolicySubject): void {
+  checkPlatformPolicy(policy, s);
+  checkWorkerPolicy(policy, s);
+}
+
+/** The platform part of the policy (sim, TCB status, image measurement), usable on bare evidence without claims. */
+export function checkPlatformPolicy(policy: Policy, s: Omit<PolicySubject, "claims" | "hasVerifiedGpu">): void {
+  if (s.platform === "sim") {
+    if (!policy.allowSim && policy.attestedRoles.includes(s.role)) {
+      throw new AttestationError(
+        "policy.sim",
+        `the ${s.role} presents INSECURE sim evidence and policy "${policy.name}" refuses sim`,
+        "platform=sim",
+        "run the node in a TEE (--platform tdx or sev-snp), or use a development policy with allowSim: true",
+      );
+    }
+  }
+  if (s.tcbStatus !== undefined && tcbRank(s.tcbStatus) > tcbRank(policy.minTcbStatus)) {
+    throw new AttestationError(
+      "policy.tcb",
+      `TCB status is worse than the policy minimum ${policy.minTcbStatus}`,
+      s.tcbStatus,
+      "update the platform's firmware/microcode/TDX module, or relax minTcbStatus in the policy",
+    );
+  }
+  const allowed = policy.measurements[s.role];
+  const skipMeasurement = s.platform === "sim" && policy.mode === "dev";
+  if (!skipMeasurement && (allowed.length > 0 || policy.mode === "production") && !allowed.includes(s.imageDigest.toLowerCase())) {
+    throw new AttestationError(
+      "policy.measurement",
+      allowed.length === 0
+        ? `policy "${policy.name}" lists no allowed ${s.role} image measurements`
+        : `${s.role} image measurement is not in the policy's allow-list (${allowed.length} entries)`,
+      s.imageDigest,
+      `if this image is trusted, add "${s.imageDigest}" to measurements.${s.role} in the policy file (later: the root contract)`,
+    );
+  }
+}
+
+/** Worker-specific rules: model allow-list and GPU evidence. */
+function checkWorkerPolicy(policy: Policy, s: PolicySubject): void {
+  if (s.role === "worker") {
+    const model = s.claims?.model;
+    if ((policy.models.length > 0 || policy.mode === "production") && (!model || !policy.models.includes(model.digest))) {
+      throw new AttestationError(
+        "policy.model",
+        model ? `model ${model.name} is not in the policy's allowed models` : "the worker declares no model",
+        model ? model.digest : "none",
+        model ? `add "${model.digest}" to models in the policy file if these weights are trusted` : "start the worker with a model whose digest is in the policy",
+      );
+    }
+    if (policy.requireGpu && s.platform !== "sim" && !s.hasVerifiedGpu) {
+      throw new AttestationError("policy.gpu", "the worker presents no verified GPU evidence", "gpu=none", "run the worker on a GPU in confidential-computing mode and include its evidence");
+    }
+  }
+}

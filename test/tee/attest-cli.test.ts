@@ -1,0 +1,106 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { formatReport, runAttestVerify } from "../../src/cli/attest.js";
+import { createNodeIdentity } from "../../src/tee/identity.js";
+import { createSimEvidence } from "../../src/tee/sim.js";
+import { TDX_V4, TDX_V5_OUTDATED, VECTORS, NV_NONCE } from "./helpers.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), "attest-cli-"));
+const at = (d: Date) => d.toISOString();
+
+describe("cocoon attest verify", () => {
+  it("TDX v4 quote with collateral: JSON report with the required fields", async () => {
+    const r = await runAttestVerify(VECTORS + TDX_V4.quote, { collateral: VECTORS + TDX_V4.collateral, at: at(TDX_V4.at) });
+    assert.equal(r.kind, "tdx");
+    assert.equal(r.platform, "tdx");
+    assert.equal(r.verified, true);
+    assert.equal(r.status, "UpToDate");
+    assert.equal(r.measurements.mrtd, "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7");
+    assert.equal((r.measurements.rtmr as string[]).length, 4);
+    for (const k of ["mrconfigid", "mrowner", "mrownerconfig"]) assert.match(String(r.measurements[k]), /^[0-9a-f]{96}$/);
+    assert.match(r.reportData, /^9a9d48e7/);
+    assert.deepEqual(r.errors, []);
+    assert.match(formatReport(r), /VERIFIED \(platform tdx, status UpToDate/);
+  });
+  it("TDX v5 outdated quote is refused; no collateral is not verified", async () => {
+    const r = await runAttestVerify(VECTORS + TDX_V5_OUTDATED.quote, { collateral: VECTORS + TDX_V5_OUTDATED.collateral, at: at(TDX_V5_OUTDATED.at) });
+    assert.equal(r.verified, false);
+    assert.equal(r.status, "TCB_NOT_SUPPORTED");
+    const n = await runAttestVerify(VECTORS + TDX_V4.quote, { at: at(TDX_V4.at) });
+    assert.equal(n.verified, false);
+    assert.equal(n.status, "NoCollateral");
+  });
+  it("SEV-SNP (hex) with the VCEK; NVIDIA (hex) with the chain and nonce", async () => {
+    const s = await runAttestVerify(VECTORS + "sev-snp/virtee/report_milan.hex", { collateral: VECTORS + "sev-snp/virtee/vcek_milan.der", at: "2025-06-01T00:00:00Z" });
+    assert.equal(s.platform, "sev-snp");
+    assert.equal(s.verified, true);
+    assert.match(String(s.measurements.measurement), /^7a1e5c26/);
+    const noVcek = await runAttestVerify(VECTORS + "sev-snp/virtee/report_milan.hex", {});
+    assert.equal(noVcek.verified, false);
+    assert.match(noVcek.errors[0], /--collateral/);
+    const n = await runAttestVerify(VECTORS + "nvidia/nvtrust/hopperAttestationReport.txt", { collateral: VECTORS + "nvidia/nvtrust/hopperCertChain.txt", nonce: NV_NONCE, at: "2025-06-01T00:00:00Z" });
+    assert.equal(n.platform, "nvidia");
+    assert.equal(n.verified, true);
+    assert.equal(n.reportData, NV_NONCE);
+  });
+  it("sim evidence and sim certificates: refused unless allowed, labelled insecure", async () => {
+    const simFile = join(tmp, "sim.bin");
+    writeFileSync(simFile, createSimEvidence({ reportData: Buffer.alloc(64, 1) }));
+    const refused = await runAttestVerify(simFile, {});
+    assert.equal(refused.verified, false);
+    assert.equal(refused.insecure, true);
+    assert.match(refused.errors.join(" "), /INSECURE/);
+    assert.equal((await runAttestVerify(simFile, { allowSim: true })).verified, true);
+    const id = await createNodeIdentity({ role: "worker" });
+    const certFile = join(tmp, "cert.pem");
+    writeFileSync(certFile, id.tls.certPem);
+    const c = await runAttestVerify(certFile, {});
+    assert.equal(c.kind, "ratls-cert");
+    assert.equal(c.verified, false);
+    assert.equal(c.policy?.rule, "policy.sim");
+    const ok = await runAttestVerify(certFile, { allowSim: true });
+    assert.equal(ok.verified, true);
+    assert.equal(ok.claims?.role, "worker");
+    assert.match(formatReport(ok), /INSECURE/);
+  });
+  it("a policy file applies to bare evidence and names the failed rule", async () => {
+    const pol = join(tmp, "policy.json");
+    writeFileSync(pol, JSON.stringify({ mode: "production", measurements: { worker: ["00".repeat(32)] } }));
+    const r = await runAttestVerify(VECTORS + TDX_V4.quote, { collateral: VECTORS + TDX_V4.collateral, at: at(TDX_V4.at), policy: pol });
+    assert.equal(r.verified, false);
+    assert.equal(r.policy?.rule, "policy.measurement");
+    assert.equal(r.policy?.measured, r.imageDigest);
+    writeFileSync(pol, JSON.stringify({ mode: "production", measurements: { worker: [r.imageDigest] } }));
+    const ok = await runAttestVerify(VECTORS + TDX_V4.quote, { collateral: VECTORS + TDX_V4.collateral, at: at(TDX_V4.at), policy: pol });
+    assert.equal(ok.verified, true);
+    assert.equal(ok.policy?.passed, true);
+  });
+  it("exit status through commander: 0 only when verified", () => {
+    const script = `import { Command } from "commander"; import { registerAttestCommand } from ${JSON.stringify(ROOT + "src/cli/attest.ts")};
+      const p = new Command("cocoon"); registerAttestCommand(p); await p.parseAsync(process.argv.slice(2), { from: "user" });`;
+    const file = join(ROOT, "test/tee/.attest-cli-run.tmp.mts");
+    writeFileSync(file, script);
+    const run = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", file, ...args], { cwd: ROOT, encoding: "utf8" });
+    try {
+      const ok = run("attest", "verify", VECTORS + TDX_V4.quote, "--collateral", VECTORS + TDX_V4.collateral, "--at", at(TDX_V4.at), "--json");
+      assert.equal(ok.status, 0, ok.stderr);
+      const j = JSON.parse(ok.stdout);
+      assert.equal(j.verified, true);
+      assert.equal(j.platform, "tdx");
+      const bad = run("attest", "verify", VECTORS + TDX_V4.quote, "--collateral", VECTORS + TDX_V4.collateral, "--at", "2025-08-01T00:00:00Z");
+      assert.equal(bad.status, 1);
+      assert.match(bad.stdout, /NOT VERIFIED.*\n[\s\S]*expired/);
+      const show = run("attest", "show", "--platform", "tdx");
+      assert.equal(show.status, 1);
+      assert.match(show.stderr, /no usable tdx TEE.*--platform sim/);
+    } finally {
+      spawnSync("rm", ["-f", file]);
+    }
+  });
+});
