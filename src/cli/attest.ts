@@ -13,9 +13,10 @@ import { DEV_POLICY, checkPlatformPolicy, loadPolicy, parsePolicy, type Policy }
 import { EvidenceCache, verifyBundleEvidence, verifyPeerCertificate } from "../tee/ratls.js";
 import { verifySnpReport } from "../tee/sevsnp.js";
 import { verifySimEvidence } from "../tee/sim.js";
-import { ROLES, type Claims, type Role } from "../tee/claims.js";
+import { ROLES, decodeClaims, type Claims, type Role } from "../tee/claims.js";
 import { verifyTdxQuote } from "../tee/tdx/verify.js";
 import { decodeEvidenceBundle } from "../tee/evidence.js";
+import { readRaTlsExtensions } from "../tee/cert.js";
 import type { Verdict } from "../tee/verdict.js";
 
 export interface AttestVerifyOptions {
@@ -86,6 +87,7 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
   const collateral = opts.collateral ? readFileSync(opts.collateral) : undefined;
   let verdict: Verdict;
   let claims: Claims | undefined;
+  let unreadablePlatform = false;
   let policyResult: AttestReport["policy"];
   switch (detected.kind) {
     case "tdx":
@@ -118,17 +120,20 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
         // Show the platform verdict next to the refusal when the evidence itself could be read.
         let inner: Verdict | undefined;
         try {
-          const { readRaTlsExtensions } = await import("../tee/cert.js");
           const ext = readRaTlsExtensions(detected.data);
           inner = verifyBundleEvidence(decodeEvidenceBundle(ext.evidence), { now, allowDebug: p.allowDebug, collateral: col });
-          const { decodeClaims } = await import("../tee/claims.js");
           claims = decodeClaims(ext.claims);
         } catch {
           /* the refusal below explains */
         }
         const err = e instanceof AttestationError ? e : undefined;
-        verdict = inner ?? { platform: "sim", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", errors: [], checks: {}, advisoryIds: [], details: {} };
-        verdict = { ...verdict, verified: false, errors: [errorText(e), ...verdict.errors.filter((x) => !errorText(e).includes(x))] };
+        const refusal = errorText(e);
+        verdict = {
+          ...(inner ?? { platform: "tdx", status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", checks: {}, advisoryIds: [], details: {} }),
+          verified: false,
+          errors: [refusal, ...(inner?.errors ?? []).filter((x) => !refusal.includes(x))],
+        };
+        if (!inner) unreadablePlatform = true;
         policyResult = { name: p.name, passed: false, rule: err?.rule, measured: err?.measured };
       }
       break;
@@ -155,7 +160,7 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
   return {
     ...base,
     kind: detected.kind,
-    platform: verdict.platform,
+    platform: unreadablePlatform ? "unknown" : verdict.platform,
     verified,
     status: verdict.status,
     insecure: verdict.insecure,

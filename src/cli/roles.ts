@@ -6,10 +6,22 @@ import { EmbeddedBackend } from "../worker/backends/embedded.js";
 import { OpenAiBackend } from "../worker/backends/openai.js";
 import type { Backend } from "../worker/backends/backend.js";
 import { parseHostPort } from "../util/http.js";
-import { createLogger } from "../util/log.js";
+import { createLogger, type Logger } from "../util/log.js";
+import { openSync, writeSync } from "node:fs";
 import { nodeSecurity, type SecurityOptions } from "./security.js";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
+
+/**
+ * COCOON_PROXY_CAPTURE=FILE appends every decrypted byte the proxy receives and sends to FILE: an audit of
+ * what a proxy operator can see (with sealing on, only routing metadata and ciphertext).
+ */
+function captureTap(file: string | undefined, log: Logger): ((dir: "in" | "out", data: Buffer) => void) | undefined {
+  if (!file) return undefined;
+  log.warn(`capturing everything this proxy handles to ${file} (COCOON_PROXY_CAPTURE)`);
+  const fd = openSync(file, "a");
+  return (_dir, data) => writeSync(fd, data);
+}
 
 export interface ProxyCliOptions extends SecurityOptions {
   host: string;
@@ -21,7 +33,9 @@ export interface ProxyCliOptions extends SecurityOptions {
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
   const log = createLogger("proxy");
   const sec = await nodeSecurity("proxy", o, log);
+  const tap = captureTap(process.env.COCOON_PROXY_CAPTURE, log);
   const proxy = new ProxyNode({
+    ...(tap ? { tap } : {}),
     host: o.host,
     workerPort: o.workerPort,
     clientPort: o.clientPort,

@@ -13,6 +13,8 @@ export interface FakeUpstreamOptions {
   tokenDelayMs?: number;
   /** Leave usage out of responses (to exercise tokenizer fallback). */
   omitUsage?: boolean;
+  /** Multiply the reported completion tokens (an engine, or worker, that over-reports usage). */
+  inflateUsage?: number;
   /** Answer every generation with HTTP 500 (a broken engine that still lists its models). */
   failGenerations?: boolean;
 }
@@ -53,7 +55,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const n = Math.min(Number(body.max_tokens ?? opts.tokens ?? 16), opts.tokens ?? 16);
     const out = words(prompt, n);
     const promptTokens = prompt.split(/\s+/).filter(Boolean).length;
-    const usage = { prompt_tokens: promptTokens, completion_tokens: n, total_tokens: promptTokens + n };
+    const reported = n * (opts.inflateUsage ?? 1);
+    const usage = { prompt_tokens: promptTokens, completion_tokens: reported, total_tokens: promptTokens + reported };
     const finish = n < (opts.tokens ?? 16) ? "length" : "stop";
     if (!body.stream) {
       const text = out.join(" ");

@@ -46,6 +46,8 @@ export interface ConnectionOptions {
   streamWindow?: number;
   maxStreams?: number;
   versions?: readonly number[];
+  /** Sees every plaintext byte this connection receives and sends (audits such as the proxy-blindness test). */
+  tap?: (direction: "in" | "out", data: Buffer) => void;
 }
 
 export class StreamError extends Error {
@@ -278,7 +280,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private drainWaiters: Array<() => void> = [];
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
-  private readonly opts: Required<ConnectionOptions>;
+  private readonly opts: Required<Omit<ConnectionOptions, "tap">>;
+  private readonly tap: ConnectionOptions["tap"];
 
   constructor(readonly socket: Duplex, options: ConnectionOptions) {
     super();
@@ -292,6 +295,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       versions: SUPPORTED_VERSIONS,
       ...options,
     };
+    this.tap = options.tap;
     this.nextStreamId = options.initiator ? 1 : 2;
     this.ready = new Promise<void>((resolve, reject) => {
       this.resolveReady = resolve;
@@ -347,6 +351,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** Writes raw frame bytes; false means the socket buffer is full (await drained()). */
   sendRaw(frame: Buffer): boolean {
     if (this.closed) return true;
+    this.tap?.("out", frame);
     return this.socket.write(frame);
   }
 
@@ -391,6 +396,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private onBytes(data: Buffer): void {
     if (this.closed) return;
+    this.tap?.("in", data);
     this.lastSeen = Date.now();
     try {
       for (const frame of this.decoder.push(data)) this.onFrame(frame);

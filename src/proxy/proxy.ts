@@ -43,6 +43,13 @@ export interface ProxyOptions {
   /** Checks a client's certificate, if clients present one. */
   verifyClient: PeerVerifier;
   requireClientCert?: boolean;
+  /** Sees every decrypted byte of every connection (audits). */
+  tap?: (direction: "in" | "out", data: Buffer) => void;
+  /**
+   * TEST SEAM, never set by the CLI: rewrites relayed answer chunks and trailers, to prove that clients
+   * detect a malicious proxy that tampers with sealed answers or receipts.
+   */
+  tamper?: { chunk?: (data: Buffer, index: number) => Buffer; trailer?: (t: Record<string, unknown>) => Record<string, unknown> };
   /** Refuse requests that are not sealed to attested workers (production). */
   requireSealed?: boolean;
   /** How many candidates the proxy offers a client to seal to. */
@@ -107,7 +114,7 @@ export class ProxyNode {
       identity: this.opts.identity,
       requestClientCert: true,
       verifyPeer: this.opts.verifyWorker,
-      connection: { role: "proxy", nodeId: this.id, software: `cocoon-ts/${VERSION}` },
+      connection: { role: "proxy", nodeId: this.id, software: `cocoon-ts/${VERSION}`, tap: this.opts.tap },
       onConnection: ({ conn, peer }) => this.onWorker(conn, peer),
       onRejected: onRejected("worker"),
     });
@@ -117,7 +124,7 @@ export class ProxyNode {
       identity: this.opts.identity,
       requestClientCert: this.opts.requireClientCert ?? false,
       verifyPeer: this.opts.verifyClient,
-      connection: { role: "proxy", nodeId: this.id, software: `cocoon-ts/${VERSION}` },
+      connection: { role: "proxy", nodeId: this.id, software: `cocoon-ts/${VERSION}`, tap: this.opts.tap },
       onConnection: ({ conn, peer }) => this.onClient(conn, peer),
       onRejected: onRejected("client"),
     });
@@ -270,6 +277,7 @@ export class ProxyNode {
     const onCancel = () => upstream?.reset("cancelled", "the client cancelled the request");
     client.signal.addEventListener("abort", onCancel, { once: true });
     let relayedBytes = 0;
+    let chunks = 0;
     const digest = head.sealed ? new ResponseDigest() : undefined;
     try {
       try {
@@ -295,7 +303,8 @@ export class ProxyNode {
           if (relayedBytes === 0) client.reply(this.replyHead(worker));
           relayedBytes += chunk.length;
           digest?.update(chunk);
-          await client.write(chunk);
+          await client.write(this.opts.tamper?.chunk ? this.opts.tamper.chunk(chunk, chunks) : chunk);
+          chunks++;
         }
       } catch (err) {
         const e = err as StreamError;
@@ -341,7 +350,8 @@ export class ProxyNode {
       this.stats.completed++;
       this.stats.promptTokens += trailer.usage.prompt_tokens;
       this.stats.completionTokens += trailer.usage.completion_tokens;
-      client.end({ ...trailer, worker: worker.id, timings: { ...trailer.timings, proxyMs: ms }, ...(settled.cost ? { cost: settled.cost } : {}) });
+      const out = { ...trailer, worker: worker.id, timings: { ...trailer.timings, proxyMs: ms }, ...(settled.cost ? { cost: settled.cost } : {}) };
+      client.end(this.opts.tamper?.trailer ? this.opts.tamper.trailer(out) : out);
       return true;
     } finally {
       worker.active--;

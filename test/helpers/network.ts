@@ -1,6 +1,6 @@
 // Test helper: a whole network in one process (proxy, workers on fake upstreams, client) with real sim
 // RA-TLS identities, peer verification and sealing, exactly as the CLI wires them.
-import { ProxyNode } from "../../src/proxy/proxy.js";
+import { ProxyNode, type ProxyOptions } from "../../src/proxy/proxy.js";
 import { WorkerNode } from "../../src/worker/worker.js";
 import { ClientNode } from "../../src/client/client.js";
 import { OpenAiBackend } from "../../src/worker/backends/openai.js";
@@ -21,6 +21,8 @@ export interface TestNetworkOptions {
   /** Seal requests to attested workers (default true). */
   seal?: boolean;
   meter?: Meter;
+  tap?: ProxyOptions["tap"];
+  tamper?: ProxyOptions["tamper"];
 }
 
 export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -33,6 +35,8 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     verifyWorker: proxySec.verifierFor("worker"),
     verifyClient: proxySec.verifierFor("client"),
     meter: o.meter,
+    tap: o.tap,
+    tamper: o.tamper,
     statusExtra: proxySec.statusExtra,
     log: silentLogger,
   });
