@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadReferenceMeasurements, parseNvidiaEvidence, verifyNvidiaEvidence } from "../../src/tee/nvidia.js";
@@ -51,6 +51,7 @@ describe("NVIDIA Hopper evidence (nvtrust)", () => {
     const bad = verifyNvidiaEvidence(nvEvidence(), nvChain(), { now: NV_AT, reference: loadReferenceMeasurements(dir) });
     assert.equal(bad.verified, false);
     assert.match(bad.errors.join(";"), /index 5 = .* not in the reference values/);
+    rmSync(dir, { recursive: true, force: true });
   });
   it("parser refuses malformed transcripts", () => {
     assert.throws(() => parseNvidiaEvidence(Buffer.from("1234", "hex")), /SPDM 1.1 GET_MEASUREMENTS/);

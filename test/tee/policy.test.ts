@@ -1,12 +1,13 @@
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEV_POLICY, PRODUCTION_POLICY, checkPolicy, loadPolicy, parsePolicy } from "../../src/tee/policy.js";
 import { AttestationError } from "../../src/tee/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "policy-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const D = "ab".repeat(32);
 const M = "cd".repeat(32);
 

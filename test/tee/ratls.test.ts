@@ -9,7 +9,7 @@ import { DEV_POLICY, PRODUCTION_POLICY, parsePolicy, type Policy } from "../../s
 import { buildRaTlsCertificate, readRaTlsExtensions } from "../../src/tee/cert.js";
 import { claimsReportData, decodeClaims } from "../../src/tee/claims.js";
 import { decodeEvidenceBundle, encodeEvidenceBundle, encodeGpuEvidence } from "../../src/tee/evidence.js";
-import { createSimEvidence, verifySimEvidence } from "../../src/tee/sim.js";
+import { attestationHeaderValue, createSimEvidence, verifySimEvidence } from "../../src/tee/sim.js";
 import { generateKeyPairSync } from "node:crypto";
 import { parseCollateral } from "../../src/tee/tdx/collateral.js";
 import { NV_AT, TDX_V4, nvChain, nvEvidence, vec, vecText } from "./helpers.js";
@@ -208,6 +208,8 @@ describe("sim evidence", () => {
     const dbg = createSimEvidence({ reportData: rd, debug: true });
     assert.equal(verifySimEvidence(dbg).checks.debugOff, false);
     assert.equal(verifySimEvidence(dbg, { allowDebug: true }).verified, true);
+    assert.equal(attestationHeaderValue({ platform: "sim", insecure: true }), "insecure-sim");
+    assert.equal(attestationHeaderValue({ platform: "tdx", insecure: false }), "tdx");
   });
 });
 

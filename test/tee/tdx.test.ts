@@ -191,6 +191,19 @@ describe("TDX negatives fail with the right reason", () => {
   });
 });
 
+describe("pinned Intel root", () => {
+  it("is the Intel SGX Root CA with the root key id the original Cocoon pins", async () => {
+    const { INTEL_SGX_ROOT_CA_PEM } = await import("../../src/tee/roots/index.js");
+    const { createHash } = await import("node:crypto");
+    const root = new X509Certificate(INTEL_SGX_ROOT_CA_PEM);
+    assert.equal(root.fingerprint256, "44:A0:19:6B:2B:99:F8:89:B8:E1:49:E9:5B:80:7A:35:0E:74:24:96:43:99:E8:85:A7:CB:B8:CC:FA:B6:74:D3");
+    assert.ok(root.raw.equals(vec("roots/intel_sgx_root_ca.der")));
+    const jwk = root.publicKey.export({ format: "jwk" });
+    const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x as string, "base64url"), Buffer.from(jwk.y as string, "base64url")]);
+    assert.equal(createHash("sha384").update(point).digest("hex"), "46e403bd34f05a3f2817ab9badcaacc7ffc98e0f261008cd30dae936cace18d5dcf58eef31463613de1570d516200993");
+  });
+});
+
 describe("Intel TCB level matching", () => {
   const base = JSON.parse(JSON.parse(vecText(TDX_V5_OUTDATED.collateral)).tcb_info);
   const info: TcbInfo = TcbInfoSchema.parse(base);
