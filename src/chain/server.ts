@@ -6,7 +6,8 @@
  *   POST /<method>                JSON object of parameters (e.g. POST /sendBoc {"boc": "..."})
  *   POST /faucet                  {"address","amount"} amount in nanoTON, capped (development funds)
  *   GET  /                        a short description of the chain
- * Answers: {"ok":true,"result":...} or {"ok":false,"error":"...","code":N} with HTTP status N.
+ * Answers: {"ok":true,"result":...} or {"ok":false,"error":"...","code":N}; the HTTP status is N, except on /jsonRPC
+ * where errors come with HTTP 200 (the code is in the body) so that JSON-RPC clients print the message.
  */
 import { createServer, IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -56,6 +57,11 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on("end", () => (tooBig ? reject(new ChainError(413, `request body is larger than ${MAX_BODY_BYTES} bytes`)) : resolve(Buffer.concat(chunks))));
     req.on("error", reject);
   });
+}
+
+function isJsonRpcPath(url: string | undefined): boolean {
+  const path = (url ?? "").split("?")[0].replace(/\/+$/, "");
+  return path === "/jsonRPC" || path === "/api/v2/jsonRPC";
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
@@ -109,7 +115,10 @@ export async function startChainServer(opts: ChainServerOptions = {}): Promise<C
       const code = e instanceof ChainError ? e.code : 500;
       const error = e instanceof Error ? e.message : String(e);
       if (code >= 500) log(`chain: internal error: ${error}`);
-      reply(res, code, { ok: false, error, code, ...(id !== undefined ? { id, jsonrpc: "2.0" } : {}) });
+      // JSON-RPC errors travel in the body with HTTP 200 (JSON-RPC over HTTP convention), so that TonClient shows
+      // the message ("Received error: {...}") instead of axios' bare "Request failed with status code 400".
+      const status = isJsonRpcPath(req.url) ? 200 : code;
+      reply(res, status, { ok: false, error, code, ...(id !== undefined ? { id, jsonrpc: "2.0" } : {}) });
     }
   });
 

@@ -14,6 +14,7 @@ import {
 } from "./roles.js";
 import { runDevnet } from "./devnet.js";
 import { reportReady, serveUntilSignal } from "./lifecycle.js";
+import { registerAttestCommand } from "./attest.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -97,6 +98,8 @@ program
   .action(async (o) => {
     await runDevnet({ apiPort: o.port, workers: o.workers, modelFile: o.modelFile });
   });
+
+registerAttestCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`cocoon: ${err.message}`);

@@ -13,8 +13,9 @@ import { sendJson, startHttpServer, type HttpServerHandle } from "../util/http.j
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
+import type { Payer } from "./payer.js";
 import { checkReceiptAgainst, parseSignedReceipt, sealRequest, type SealedRequestResult } from "../crypto/index.js";
-import { OP_WORKERS, workersReplySchema } from "../protocol/messages.js";
+import { OP_PAYMENTS, OP_WORKERS, workersReplySchema } from "../protocol/messages.js";
 
 export const DEFAULT_CLIENT_API_PORT = 10000;
 /** How long a model's verified candidate list is reused before asking the proxy again. */
@@ -55,6 +56,8 @@ export interface ClientOptions {
    * sealed to attested workers so the proxy sees only ciphertext (the default); without it they travel in clear.
    */
   verifyWorkerCert?: WorkerCertVerifier;
+  /** Payment hook: piggybacks vouchers, signs one after each answer. */
+  payer?: Payer;
   statusExtra?: () => Record<string, unknown>;
 }
 
@@ -82,7 +85,15 @@ export class ClientNode {
   constructor(private readonly opts: ClientOptions) {
     this.id = opts.clientId ?? `client-${randomBytes(4).toString("hex")}`;
     this.log = opts.log ?? createLogger("client");
-    this.link = new ProxyLink({ ...opts.proxy, clientId: this.id, identity: opts.identity, verifyProxy: opts.verifyProxy, log: this.log });
+    const payer = opts.payer;
+    this.link = new ProxyLink({
+      ...opts.proxy,
+      clientId: this.id,
+      identity: opts.identity,
+      verifyProxy: opts.verifyProxy,
+      log: this.log,
+      ...(payer?.onConnected ? { onConnected: () => payer.onConnected!((body) => this.link.call({ op: OP_PAYMENTS }, body)) } : {}),
+    });
   }
 
   get url(): string {
@@ -163,6 +174,7 @@ export class ClientNode {
     };
     res.on("close", cancel);
     try {
+      const payment = await this.opts.payer?.beforeRequest(gen.model, gen.maxTokens);
       let reply: Record<string, unknown> | undefined;
       // A sealed request names its candidates; if they all left meanwhile, seal again to a fresh list once.
       for (let attempt = 0; !reply; attempt++) {
@@ -176,6 +188,7 @@ export class ClientNode {
           maxTokens: gen.maxTokens,
           bodyBytes: payload.length,
           ...(sealed ? { sealed: true, candidates: sealed.candidates.map((c) => c.id) } : {}),
+          ...(payment ? { payment } : {}),
         });
         try {
           await stream.write(payload);
@@ -282,7 +295,7 @@ export class ClientNode {
   private async collectAnswer(res: http.ServerResponse, answer: Answer, gen: GenerationRequest, id: string, headers: Record<string, string>): Promise<void> {
     let text = "";
     for await (const delta of answer) text += delta;
-    const trailer = this.finish(answer, gen, id);
+    const trailer = await this.finish(answer, gen, id);
     const created = Math.floor(Date.now() / 1000);
     const finish = trailer.finishReason === "length" ? "length" : "stop";
     const usage = usageOf(trailer);
@@ -310,7 +323,7 @@ export class ClientNode {
       for await (const text of answer) {
         await write(chunk(gen.endpoint === "chat" ? { delta: { content: text } } : { text }));
       }
-      const trailer = this.finish(answer, gen, id);
+      const trailer = await this.finish(answer, gen, id);
       const finish = trailer.finishReason === "length" ? "length" : "stop";
       await write(chunk(gen.endpoint === "chat" ? { delta: {}, finish_reason: finish } : { text: "", finish_reason: finish }));
       if (includeUsage) {
@@ -329,7 +342,7 @@ export class ClientNode {
   }
 
   /** Validates the end of an answer: trailer, and for sealed answers the worker's signed receipt. */
-  private finish(answer: Answer, gen: GenerationRequest, requestId: string): InferenceTrailer {
+  private async finish(answer: Answer, gen: GenerationRequest, requestId: string): Promise<InferenceTrailer> {
     const trailer = parseMessage(inferenceTrailerSchema, answer.stream.trailer, "proxy trailer");
     if (answer.sealed) {
       answer.receiptProblem = this.checkReceipt(answer, gen, trailer, requestId);
@@ -338,6 +351,14 @@ export class ClientNode {
         this.log.warn(`refusing the usage receipt of worker ${answer.sealed.result.opener.workerId} for ${requestId}: ${answer.receiptProblem}; this request will not be paid`);
       } else this.stats.receiptsVerified++;
     }
+    await this.opts.payer?.afterAnswer({
+      requestId,
+      model: gen.model,
+      usage: trailer.usage,
+      cost: trailer.cost,
+      receiptOk: !!answer.sealed && !answer.receiptProblem,
+      workerId: trailer.worker,
+    });
     this.stats.completed++;
     this.count(200);
     this.stats.promptTokens += trailer.usage.prompt_tokens;
@@ -390,6 +411,7 @@ export class ClientNode {
         ? { enabled: true, receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused }, workersRefused: this.stats.workersRefused, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) }
         : { enabled: false, warning: "requests and answers travel in clear through the proxy" },
       errors: this.stats.failed,
+      ...(this.opts.payer?.status ? { payments: this.opts.payer.status() } : {}),
       ...(this.opts.statusExtra?.() ?? {}),
     };
   }
@@ -397,6 +419,7 @@ export class ClientNode {
   async stop(): Promise<void> {
     this.link.stop();
     await this.http?.close();
+    await this.opts.payer?.close?.();
   }
 }
 

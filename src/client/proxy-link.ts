@@ -18,6 +18,8 @@ export interface ProxyLinkOptions {
   identity?: TlsIdentity;
   verifyProxy: PeerVerifier;
   log: Logger;
+  /** Runs after each (re)connection, e.g. to register a payment channel. */
+  onConnected?: () => Promise<void>;
 }
 
 export class ProxyLink {
@@ -65,6 +67,9 @@ export class ProxyLink {
         delay = RECONNECT_MIN_MS;
         warned = false;
         this.opts.log.info(`connected to proxy ${this.address} (${peer.description})`);
+        if (this.opts.onConnected) {
+          await this.opts.onConnected().catch((err: Error) => this.opts.log.warn(`after connecting to the proxy: ${err.message}`));
+        }
         for (const w of this.waiters.splice(0)) w();
         const reason = await new Promise<Error | undefined>((r) => conn.once("close", r));
         this.conn = undefined;
@@ -96,6 +101,17 @@ export class ProxyLink {
 
   async open(head: Record<string, unknown>): Promise<Stream> {
     return (await this.connection()).open(head);
+  }
+
+  /** One JSON request/response on a fresh stream (e.g. `payments`). */
+  async call(head: Record<string, unknown>, body?: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const conn = this.conn && !this.conn.closed ? this.conn : await this.connection();
+    const stream = conn.open(head);
+    if (body) await stream.write(Buffer.from(JSON.stringify(body)));
+    stream.end();
+    const reply = await stream.replyHead();
+    await stream.readAll(0);
+    return reply;
   }
 
   async models(): Promise<ModelsReply> {

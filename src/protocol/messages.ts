@@ -6,6 +6,8 @@ export const OP_INFERENCE = "inference";
 export const OP_MODELS = "models";
 /** Client asks for the attested candidates serving a model, to seal a request to them. */
 export const OP_WORKERS = "workers";
+/** Client <-> proxy payment requests (channel registration, vouchers); body and reply are JSON. */
+export const OP_PAYMENTS = "payments";
 
 /** Stream error codes and the HTTP status an app sees for each. */
 export const ERROR_STATUS: Record<string, number> = {
@@ -32,6 +34,8 @@ export const inferenceHeadSchema = z.object({
   /** The body is a sealed envelope (src/crypto) that only the listed candidate workers can open. */
   sealed: z.boolean().optional(),
   candidates: z.array(z.string().min(1).max(128)).max(16).optional(),
+  /** Payment data piggybacked by the client (its latest signed voucher), read by the proxy's meter. */
+  payment: z.record(z.string(), z.unknown()).optional(),
 });
 export type InferenceHead = z.infer<typeof inferenceHeadSchema>;
 
@@ -77,6 +81,8 @@ export const announceSchema = z.object({
   reason: z.string().max(1000).optional(),
   /** The worker's status page, for operators. */
   statusUrl: z.string().max(512).optional(),
+  /** Payment details, e.g. the worker's payout address. */
+  payments: z.record(z.string(), z.unknown()).optional(),
 });
 export type Announce = z.infer<typeof announceSchema>;
 

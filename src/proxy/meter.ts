@@ -1,5 +1,5 @@
 // The proxy's metering/billing hook: admit a request before it runs (credit check, reservation) and
-// settle it with the worker's usage afterwards. Payments plug in here; the default only counts tokens.
+// settle it with the worker's usage afterwards. Payments plug in here (src/payments); the default only counts.
 import type { InferenceHead } from "../protocol/messages.js";
 import type { Usage } from "../protocol/openai.js";
 
@@ -21,14 +21,25 @@ export interface SettledUsage {
   cost?: Record<string, string>;
 }
 
+/** What the proxy offers a meter: a way to reach workers (e.g. to hand them payout vouchers). */
+export interface MeterHost {
+  sendToWorker(workerId: string, message: Record<string, unknown>): boolean;
+}
+
 export interface Meter {
-  /** Called before a worker is chosen; throw MeterRefusal to refuse. */
+  attach?(host: MeterHost): void;
+  /** Called before a worker is chosen; throw MeterRefusal to refuse. `head.payment` carries a piggybacked voucher. */
   admit(client: ClientContext, head: InferenceHead): Promise<void>;
-  /** Called once the worker finished; returns cost to report. */
+  /** Called once the worker finished and its receipt checked out; returns cost to report. */
   settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage): Promise<SettledUsage>;
   /** Called when an admitted request ends without usage (failure, cancel). */
   release(client: ClientContext, head: InferenceHead): void;
+  /** A client's `payments` request (register a channel, hand over a voucher); the reply goes back as JSON. */
+  handleClientRequest?(client: ClientContext, body: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** A worker's announcement carried these payment details (e.g. its payout address). */
+  onWorkerAnnounce?(workerId: string, payments: Record<string, unknown> | undefined): void;
   status?(): Record<string, unknown>;
+  close?(): Promise<void>;
 }
 
 /** Counts tokens per client; charges nothing. The default until payments are configured. */

@@ -11,6 +11,7 @@ import {
   OP_INFERENCE,
   OP_MODELS,
   OP_WORKERS,
+  OP_PAYMENTS,
   parseMessage,
   workersRequestSchema,
   type InferenceHead,
@@ -89,6 +90,14 @@ export class ProxyNode {
     this.id = opts.proxyId ?? "proxy";
     this.log = opts.log ?? createLogger("proxy");
     this.meter = opts.meter ?? new CountingMeter();
+    this.meter.attach?.({
+      sendToWorker: (workerId, message) => {
+        const w = this.pool.list().find((x) => x.id === workerId);
+        if (!w || w.conn.closed) return false;
+        w.conn.sendControl(message);
+        return true;
+      },
+    });
   }
 
   get workerPort(): number {
@@ -150,6 +159,7 @@ export class ProxyNode {
         }
         const known = this.pool.list().some((w) => w.conn === conn);
         const w = this.pool.upsert(conn, peer, a);
+        this.meter.onWorkerAnnounce?.(w.id, a.payments);
         const what = `${w.id} (${peer.description}): ${a.models.map((m) => m.id).join(", ") || "no models"}, capacity ${a.capacity}`;
         if (!known) this.log.info(`worker joined: ${what}`);
         if (!a.enabled) this.log.warn(`worker ${w.id} is disabled: ${a.reason ?? "no reason given"}`);
@@ -181,6 +191,17 @@ export class ProxyNode {
     if (op === OP_MODELS) {
       stream.reply(this.pool.models());
       stream.end();
+      return;
+    }
+    if (op === OP_PAYMENTS) {
+      try {
+        if (!this.meter.handleClientRequest) throw new Error("this proxy has no payments configured");
+        const body = JSON.parse((await stream.readAll(64 * 1024)).toString("utf8")) as Record<string, unknown>;
+        stream.reply(await this.meter.handleClientRequest({ clientId: client.id, insecure: client.peer.insecure }, body));
+        stream.end();
+      } catch (err) {
+        stream.reset(err instanceof MeterRefusal ? err.code : "bad_request", (err as Error).message);
+      }
       return;
     }
     if (op === OP_WORKERS) {
@@ -431,7 +452,7 @@ export class ProxyNode {
       receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused },
       tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
       errors: { failed: this.stats.failed, refusedPeers: this.stats.refusedPeers, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) },
-      metering: this.meter.status?.() ?? {},
+      ...(this.meter.status ? { payments: this.meter.status() } : {}),
       ...(this.opts.statusExtra?.() ?? {}),
     };
   }
@@ -440,5 +461,6 @@ export class ProxyNode {
     for (const w of this.pool.list()) w.conn.close("shutdown", "proxy stopping");
     for (const c of this.clients) c.conn.close("shutdown", "proxy stopping");
     await Promise.all([this.workerListener?.close(), this.clientListener?.close(), this.status?.close()]);
+    await this.meter.close?.();
   }
 }

@@ -32,6 +32,8 @@ export interface WorkerOptions {
   sealing?: { hpkePublicKey: Uint8Array; hpkePrivateKey: Uint8Array; receiptKey: KeyObject };
   /** Refuse requests that are not sealed (production). */
   requireSealed?: boolean;
+  /** Payment hook: what to announce (payout address), payout vouchers from proxies, the price of usage. */
+  payee?: Payee;
   /** Extra fields for /status (attestation, payments). */
   statusExtra?: () => Record<string, unknown>;
 }
@@ -43,6 +45,18 @@ interface ProxyLinkState {
   since?: number;
   lastError?: string;
   conn?: Connection;
+}
+
+/** The worker's side of payments (src/payments implements it). */
+export interface Payee {
+  /** Payment details for the announcement, e.g. the payout address. */
+  announce(): Record<string, unknown> | undefined;
+  /** A proxy's control message other than announcements (payout vouchers). */
+  onControl(proxy: string, message: Record<string, unknown>): void;
+  /** What this usage costs the client, in nanoTON, written into the signed receipt. */
+  costOf?(model: string, promptTokens: number, completionTokens: number): bigint;
+  status?(): Record<string, unknown>;
+  close?(): Promise<void>;
 }
 
 export class WorkerNode {
@@ -94,6 +108,8 @@ export class WorkerNode {
       ...(health.reason ? { reason: health.reason } : {}),
       ...(this.statusUrl ? { statusUrl: this.statusUrl } : {}),
     };
+    const payments = this.opts.payee?.announce();
+    if (payments) msg.payments = payments;
     return parseMessage(announceSchema, msg, "announcement");
   }
 
@@ -120,6 +136,7 @@ export class WorkerNode {
         delay = RECONNECT_MIN_MS;
         this.log.info(`connected to proxy ${link.address} (${peer.description})`);
         conn.on("stream", (s) => void this.onStream(s));
+        conn.on("control", (m) => this.opts.payee?.onControl(link.address, m));
         conn.sendControl((await this.announcement()) as unknown as Record<string, unknown>);
         const reason = await new Promise<Error | undefined>((resolve) => conn.once("close", resolve));
         link.connected = false;
@@ -227,7 +244,7 @@ export class WorkerNode {
           model: head.model,
           promptTokens: result.usage.prompt_tokens,
           completionTokens: result.usage.completion_tokens,
-          costNano: 0n,
+          costNano: this.opts.payee?.costOf?.(head.model, result.usage.prompt_tokens, result.usage.completion_tokens) ?? 0n,
         });
         receipt = signReceipt(r, this.opts.sealing!.receiptKey);
       }
@@ -277,6 +294,7 @@ export class WorkerNode {
       requests: { ...this.stats },
       tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
       errors: this.stats.failed,
+      ...(this.opts.payee?.status ? { payments: this.opts.payee.status() } : {}),
       ...(this.opts.statusExtra?.() ?? {}),
     };
   }
@@ -287,5 +305,6 @@ export class WorkerNode {
     for (const l of this.links) l.conn?.close("shutdown", "worker stopping");
     await this.status?.close();
     await this.opts.backend.close();
+    await this.opts.payee?.close?.();
   }
 }

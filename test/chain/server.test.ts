@@ -15,6 +15,12 @@ async function post(url: string, body: unknown): Promise<{ status: number; json:
   return { status: r.status, json: await r.json() };
 }
 
+/** Uninitialized accounts pay a tiny storage fee as seconds pass, so compare with a 0.001 TON allowance. */
+const STORAGE_ALLOWANCE = 1_000_000n;
+function near(actual: bigint, expected: bigint): void {
+  assert.ok(actual <= expected && actual >= expected - STORAGE_ALLOWANCE, `expected about ${expected}, got ${actual}`);
+}
+
 async function waitSeqno(get: () => Promise<number>, target: number): Promise<void> {
   for (let i = 0; i < 50; i++) {
     if ((await get()) >= target) return;
@@ -25,8 +31,9 @@ async function waitSeqno(get: () => Promise<number>, target: number): Promise<vo
 
 test("TonClient against the local chain: faucet, V5R1 deploy + transfer, get-methods, transactions, restart", async () => {
   const dir = mkdtempSync(join(tmpdir(), "cocoon-chain-"));
+  let srv: Awaited<ReturnType<typeof startChainServer>> | undefined;
   try {
-    let srv = await startChainServer({ port: 0, dataDir: dir });
+    srv = await startChainServer({ port: 0, dataDir: dir });
     const base = srv.url.replace(/\/jsonRPC$/, "");
     let client = new TonClient({ endpoint: srv.url });
     const kpA = keyPairFromSeed(seedA);
@@ -61,7 +68,7 @@ test("TonClient against the local chain: faucet, V5R1 deploy + transfer, get-met
     await waitSeqno(() => openedA.getSeqno(), 1);
     assert.equal(await openedA.getSeqno(), 1);
     assert.equal(await client.isContractDeployed(walletA.address), true);
-    assert.equal(await client.getBalance(walletB.address), toNano("1.5"));
+    near(await client.getBalance(walletB.address), toNano("1.5"));
     const balA = await client.getBalance(walletA.address);
     assert.ok(balA < toNano("3.5") && balA > toNano("3.4"), `fees were charged: ${balA}`);
 
@@ -71,13 +78,13 @@ test("TonClient against the local chain: faucet, V5R1 deploy + transfer, get-met
       messages: [internal({ to: walletB.address, value: toNano("0.25"), bounce: false })],
     });
     assert.equal(await openedA.getSeqno(), 2);
-    assert.equal(await client.getBalance(walletB.address), toNano("1.75"));
+    near(await client.getBalance(walletB.address), toNano("1.75"));
 
     // Replay of an old seqno is rejected with a clear error.
     await assert.rejects(openedA.sendTransfer({
       seqno: 1, secretKey: kpA.secretKey, sendMode: SendMode.PAY_GAS_SEPARATELY,
       messages: [internal({ to: walletB.address, value: toNano("0.25"), bounce: false })],
-    }), /cannot apply external message/);
+    }), /cannot apply external message.*exit code/);
 
     // Get-method with arguments and stack round trip (get_public_key returns a 256-bit int).
     const pk = await client.runMethod(walletA.address, "get_public_key");
@@ -115,22 +122,25 @@ test("TonClient against the local chain: faucet, V5R1 deploy + transfer, get-met
 
     // Plain GET form and the error envelope.
     const g = await (await fetch(`${base}/getAddressBalance?address=${walletB.address.toString()}`)).json();
-    assert.deepEqual(g, { ok: true, result: toNano("1.75").toString() });
+    assert.equal(g.ok, true);
+    near(BigInt(g.result), toNano("1.75"));
     const e = await (await fetch(`${base}/getAddressBalance?address=nope`)).json();
     assert.equal(e.ok, false);
     assert.equal(e.code, 400);
     assert.match(e.error, /address/);
     const u = await post(srv.url, { method: "noSuch", params: {}, id: 5, jsonrpc: "2.0" });
-    assert.equal(u.status, 404);
+    assert.equal(u.status, 200); // JSON-RPC: the error code travels in the body
+    assert.equal(u.json.code, 404);
     assert.equal(u.json.id, 5);
 
     const balABeforeRestart = await client.getBalance(walletA.address);
+    const balBBeforeRestart = await client.getBalance(walletB.address);
     await srv.close();
 
     // Restart on the same data dir: balances, seqno and history survive; new transfers still work.
     srv = await startChainServer({ port: 0, dataDir: dir });
     client = new TonClient({ endpoint: srv.url });
-    assert.equal(await client.getBalance(walletB.address), toNano("1.75"));
+    assert.equal(await client.getBalance(walletB.address), balBBeforeRestart);
     assert.equal(await client.getBalance(walletA.address), balABeforeRestart);
     const openedA2 = client.open(walletA);
     assert.equal(await openedA2.getSeqno(), 2);
@@ -140,13 +150,14 @@ test("TonClient against the local chain: faucet, V5R1 deploy + transfer, get-met
       messages: [internal({ to: walletB.address, value: toNano("0.1"), bounce: false })],
     });
     assert.equal(await openedA2.getSeqno(), 3);
-    assert.equal(await client.getBalance(walletB.address), toNano("1.85"));
+    near(await client.getBalance(walletB.address), toNano("1.85"));
     const after = await client.getTransactions(walletA.address, { limit: 10 });
     assert.equal(after.length, 4);
     assert.ok(after[0].lt > after[1].lt, "logical time keeps increasing after a restart");
     assert.ok((await client.getMasterchainInfo()).latestSeqno > mc.latestSeqno);
     await srv.close();
   } finally {
+    await srv?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,0 +1,30 @@
+// The client's side of payments: a hook the client calls around each request (src/payments implements it).
+import type { Usage } from "../protocol/openai.js";
+
+/** Sends a `payments` request to the proxy and returns its JSON reply. */
+export type PaymentsRequest = (body: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+export interface AnswerCost {
+  requestId: string;
+  model: string;
+  usage: Usage;
+  /** nanoTON decimal strings from the proxy: prompt_total_cost, completion_total_cost, total_cost. */
+  cost?: Record<string, string>;
+  /** The worker-signed receipt checked out (always false for an unsealed answer: nothing proves the usage). */
+  receiptOk: boolean;
+  workerId?: string;
+}
+
+export interface Payer {
+  /** After each (re)connection to the proxy: register the payment channel. */
+  onConnected?(request: PaymentsRequest): Promise<void>;
+  /**
+   * Before a request: returns what to piggyback in the request head (the latest signed voucher), or throws an
+   * ApiError (402) when the channel cannot cover max_tokens.
+   */
+  beforeRequest(model: string, maxTokens: number): Promise<Record<string, unknown> | undefined>;
+  /** After a complete answer: record the cost and sign the next cumulative voucher (on disk before it is sent). */
+  afterAnswer(answer: AnswerCost): Promise<void>;
+  status?(): Record<string, unknown>;
+  close?(): Promise<void>;
+}
