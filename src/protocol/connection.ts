@@ -408,7 +408,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private onFrame(frame: Frame): void {
     if (this.closed) return;
-    if (!this.peerHello && frame.type !== FrameType.Hello) {
+    if (!this.peerHello && frame.type !== FrameType.Hello && frame.type !== FrameType.GoAway) {
       throw new ProtocolError(`expected Hello first, got ${frameTypeName(frame.type)}`);
     }
     switch (frame.type) {

@@ -3,6 +3,7 @@
 import tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { Connection, type ConnectionOptions } from "./connection.js";
+import { encodeFrame, FrameType, jsonPayload } from "./frame.js";
 
 export interface TlsIdentity {
   keyPem: string;
@@ -79,7 +80,9 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
       })
       .catch((err: Error) => {
         opts.onRejected?.(err.message, remote);
-        socket.destroy();
+        // Tell the peer why before closing, so its operator sees the failed rule too.
+        socket.end(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code: "peer_refused", message: err.message })));
+        setTimeout(() => socket.destroy(), 1_000).unref();
       });
   });
   server.on("tlsClientError", (err, socket) => {

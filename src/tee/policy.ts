@@ -125,8 +125,8 @@ export function checkPlatformPolicy(policy: Policy, s: Omit<PolicySubject, "clai
     );
   }
   const allowed = policy.measurements[s.role];
-  const skipMeasurement = s.platform === "sim" && policy.mode === "dev";
-  if (!skipMeasurement && (allowed.length > 0 || policy.mode === "production") && !allowed.includes(s.imageDigest.toLowerCase())) {
+  // In dev mode an empty allow-list means "any image"; a non-empty one is enforced for every platform, sim included.
+  if ((allowed.length > 0 || policy.mode === "production") && !allowed.includes(s.imageDigest.toLowerCase())) {
     throw new AttestationError(
       "policy.measurement",
       allowed.length === 0
