@@ -16,8 +16,9 @@ import { ChainError, LocalChain, LocalChainOptions } from "./localChain.js";
 import { MAX_BODY_BYTES, parseHttpRequest } from "./rpcParams.js";
 import { callRpcMethod, RPC_METHODS } from "./rpcMethods.js";
 
-export const DEFAULT_CHAIN_HOST = "127.0.0.1";
-export const DEFAULT_CHAIN_PORT = 8081;
+import { DEFAULT_CHAIN_HOST, DEFAULT_CHAIN_PORT } from "./defaults.js";
+
+export { DEFAULT_CHAIN_HOST, DEFAULT_CHAIN_PORT };
 
 export interface ChainServerOptions {
   host?: string;

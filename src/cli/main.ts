@@ -15,6 +15,8 @@ import {
 import { runDevnet } from "./devnet.js";
 import { reportReady, serveUntilSignal } from "./lifecycle.js";
 import { registerAttestCommand } from "./attest.js";
+import { registerChainCommand } from "./chain.js";
+import { registerWalletCommand } from "./wallet.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -100,6 +102,8 @@ program
   });
 
 registerAttestCommand(program);
+registerChainCommand(program);
+registerWalletCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`cocoon: ${err.message}`);

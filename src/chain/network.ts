@@ -1,0 +1,95 @@
+/**
+ * Which TON network a command talks to (`--network devnet|testnet|mainnet`) and the rules that come with it:
+ * endpoint, API key, wallet id, whether `sim` attestation is allowed, and confirmation before moving real funds.
+ */
+import { TonClient } from "@ton/ton";
+import { isInteractive, promptLine, PromptIO } from "./prompt.js";
+import { DEFAULT_CHAIN_HOST, DEFAULT_CHAIN_PORT } from "./defaults.js";
+
+export type NetworkName = "devnet" | "testnet" | "mainnet";
+export const NETWORK_NAMES: readonly NetworkName[] = ["devnet", "testnet", "mainnet"];
+
+export const ENDPOINT_ENV = "COCOON_TON_ENDPOINT";
+export const API_KEY_ENV = "COCOON_TON_API_KEY";
+
+/** Global ids (config param 19) that WalletV5R1 folds into its wallet id. The sandbox runs a mainnet config. */
+const MAINNET_GLOBAL_ID = -239;
+const TESTNET_GLOBAL_ID = -3;
+
+export interface NetworkConfig {
+  name: NetworkName;
+  /** Default TON Center v2 JSON-RPC endpoint. */
+  endpoint: string;
+  networkGlobalId: number;
+  /** Addresses are printed in the testnet-only form (kQ/0Q...). */
+  testOnly: boolean;
+  /** Real value moves on this network. */
+  realFunds: boolean;
+}
+
+export const NETWORKS: Readonly<Record<NetworkName, NetworkConfig>> = {
+  devnet: {
+    name: "devnet", endpoint: `http://${DEFAULT_CHAIN_HOST}:${DEFAULT_CHAIN_PORT}/jsonRPC`,
+    networkGlobalId: MAINNET_GLOBAL_ID, testOnly: false, realFunds: false,
+  },
+  testnet: {
+    name: "testnet", endpoint: "https://testnet.toncenter.com/api/v2/jsonRPC",
+    networkGlobalId: TESTNET_GLOBAL_ID, testOnly: true, realFunds: false,
+  },
+  mainnet: {
+    name: "mainnet", endpoint: "https://toncenter.com/api/v2/jsonRPC",
+    networkGlobalId: MAINNET_GLOBAL_ID, testOnly: false, realFunds: true,
+  },
+};
+
+export function parseNetwork(s: string | undefined): NetworkName {
+  const v = (s ?? "devnet").trim().toLowerCase();
+  if ((NETWORK_NAMES as readonly string[]).includes(v)) return v as NetworkName;
+  throw new Error(`unknown network "${s}"; use one of: ${NETWORK_NAMES.join(", ")}`);
+}
+
+/** Endpoint precedence: explicit `--endpoint`, then $COCOON_TON_ENDPOINT, then the network default. */
+export function resolveEndpoint(network: NetworkName, endpoint?: string, env: NodeJS.ProcessEnv = process.env): string {
+  const e = endpoint ?? env[ENDPOINT_ENV] ?? NETWORKS[network].endpoint;
+  let u: URL;
+  try {
+    u = new URL(e);
+  } catch {
+    throw new Error(`TON endpoint "${e}" is not a URL; expected something like ${NETWORKS[network].endpoint}`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`TON endpoint "${e}" must be http(s)`);
+  return e;
+}
+
+/** A TonClient for `network` (API key from $COCOON_TON_API_KEY). */
+export function makeTonClient(network: NetworkName, endpoint?: string, env: NodeJS.ProcessEnv = process.env): TonClient {
+  const apiKey = env[API_KEY_ENV] || undefined;
+  return new TonClient({ endpoint: resolveEndpoint(network, endpoint, env), apiKey });
+}
+
+/** The WalletV5R1 wallet id parameters for `network`. */
+export function walletIdFor(network: NetworkName): { networkGlobalId: number } {
+  return { networkGlobalId: NETWORKS[network].networkGlobalId };
+}
+
+/** Mainnet refuses the development `sim` attestation platform. */
+export function assertNetworkAllowsSim(network: NetworkName, platform: string): void {
+  if (network === "mainnet" && platform.trim().toLowerCase() === "sim") {
+    throw new Error("mainnet refuses the \"sim\" attestation platform: it proves nothing about the hardware. " +
+      "Run on a TEE (tdx or sev-snp with an NVIDIA CC GPU), or use --network devnet / testnet for development.");
+  }
+}
+
+/**
+ * Asks before moving funds on mainnet. Devnet and testnet pass silently; `yes` skips the question; without a
+ * terminal and without `yes`, mainnet refuses.
+ */
+export async function confirmFundsMovement(network: NetworkName, description: string,
+  opts: { yes?: boolean; io?: PromptIO } = {}): Promise<void> {
+  if (!NETWORKS[network].realFunds || opts.yes) return;
+  if (!isInteractive(opts.io)) {
+    throw new Error(`refusing to ${description} on mainnet without confirmation: pass --yes to confirm (no terminal to ask on)`);
+  }
+  const answer = await promptLine(`About to ${description} on MAINNET (real TON). Type "yes" to continue: `, opts.io);
+  if (answer.trim().toLowerCase() !== "yes") throw new Error("cancelled: nothing was sent");
+}

@@ -1,0 +1,370 @@
+/**
+ * The payment ledger: a SQLite file (WAL, synchronous = FULL) in which client, proxy and worker record money facts
+ * BEFORE acknowledging them: usage receipts, client-signed cumulative vouchers, proxy-signed payout vouchers and
+ * on-chain settlements. Every `record*` call is one durable transaction: once it returns, the fact survives a crash.
+ *
+ * Inserts are idempotent: receipts are keyed by request id, vouchers by (channel|worker, cumulative), settlements by
+ * tx hash. Recording the same fact twice is a no-op (`inserted: false`) and never counts twice; recording a DIFFERENT
+ * fact under the same key throws a LedgerConflictError (it means a bug or a forged message — do not acknowledge).
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { migrateLedger } from "./ledgerSchema.js";
+
+/** Amounts are nanoTON below 2^128 (far above any TON supply; keeps keys fixed-width). */
+const MAX_NANO = 2n ** 128n;
+/** Width of zero-padded cumulative keys: 2^128 has 39 decimal digits. */
+const CUMULATIVE_KEY_DIGITS = 40;
+
+export type SettlementKind = "redeem" | "payout" | "deposit" | "withdraw" | "fee";
+export type SettlementStatus = "pending" | "confirmed" | "failed";
+const SETTLEMENT_KINDS: readonly SettlementKind[] = ["redeem", "payout", "deposit", "withdraw", "fee"];
+
+export interface UsageReceiptInput {
+  requestId: string;
+  model: string;
+  promptTokens: number;
+  completionTokens: number;
+  /** nanoTON the client pays for this request. */
+  costNano: bigint;
+  /** nanoTON the worker earns (cost minus the proxy's fee); defaults to costNano. */
+  workerEarnNano?: bigint;
+  workerId: string;
+  /** Client channel address this request is charged to, when known. */
+  channel?: string;
+  /** Signed receipt bytes, kept for audit. */
+  receipt?: Uint8Array;
+  /** When the request started (ms since epoch); defaults to now. */
+  startedAt?: number;
+}
+
+export interface UsageReceipt extends Required<Omit<UsageReceiptInput, "receipt">> {
+  receipt: Buffer | null;
+  recordedAt: number;
+}
+
+export interface VoucherInput {
+  /** Channel address (client vouchers) or worker address (payout vouchers). */
+  key: string;
+  cumulativeNano: bigint;
+  signature: Uint8Array;
+  seq: number;
+}
+
+export interface Voucher {
+  key: string;
+  cumulativeNano: bigint;
+  signature: Buffer;
+  seq: number;
+  recordedAt: number;
+}
+
+export interface SettlementInput {
+  txHash: string;
+  kind: SettlementKind;
+  counterparty: string;
+  amountNano: bigint;
+  status?: SettlementStatus;
+}
+
+export interface Settlement extends Required<SettlementInput> {
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface LedgerTotals {
+  /** Sum of receipt costs (what clients were charged). */
+  spent: bigint;
+  /** Sum of worker earnings in receipts. */
+  earned: bigint;
+  /** spent - earned: the proxy's fees. */
+  fees: bigint;
+  /** Confirmed on-chain redemptions of client vouchers. */
+  redeemed: bigint;
+  /** Confirmed on-chain payouts to workers. */
+  paid: bigint;
+  /** Confirmed fee transfers (e.g. commission withdrawals). */
+  feesSettled: bigint;
+  deposited: bigint;
+  withdrawn: bigint;
+}
+
+export interface Unsettled {
+  /** Channel or worker address. */
+  key: string;
+  /** Latest signed cumulative amount. */
+  signed: bigint;
+  /** Confirmed on chain. */
+  settled: bigint;
+  /** Submitted, not yet confirmed. */
+  pending: bigint;
+  /** signed - settled - pending (never negative). */
+  unsettled: bigint;
+}
+
+export class LedgerConflictError extends Error {}
+
+function checkNano(v: bigint, what: string): string {
+  if (typeof v !== "bigint") throw new TypeError(`${what} must be a bigint amount of nanoTON`);
+  if (v < 0n || v >= MAX_NANO) throw new RangeError(`${what} must be between 0 and 2^128 nanoTON, got ${v}`);
+  return v.toString();
+}
+
+function checkText(v: string, what: string, allowEmpty = false): string {
+  if (typeof v !== "string" || (!allowEmpty && v.length === 0) || v.length > 1024) {
+    throw new TypeError(`${what} must be a ${allowEmpty ? "" : "non-empty "}string of at most 1024 characters`);
+  }
+  return v;
+}
+
+function checkCount(v: number, what: string): number {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${what} must be a non-negative integer, got ${v}`);
+  return v;
+}
+
+const cumulativeKey = (v: bigint) => v.toString().padStart(CUMULATIVE_KEY_DIGITS, "0");
+
+type VoucherTable = "client_vouchers" | "payout_vouchers";
+const VOUCHER_KEY_COLUMN: Record<VoucherTable, string> = { client_vouchers: "channel", payout_vouchers: "worker" };
+
+export class Ledger {
+  private readonly db: Database.Database;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  /** Opens (creating and migrating) the ledger at `path`; ":memory:" gives a throwaway ledger for tests. */
+  static open(path: string): Ledger {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    let db: Database.Database;
+    try {
+      db = new Database(path);
+    } catch (e) {
+      throw new Error(`cannot open the payment ledger ${path}: ${(e as Error).message}`);
+    }
+    try {
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      db.pragma("busy_timeout = 5000");
+      migrateLedger(db);
+    } catch (e) {
+      db.close();
+      throw new Error(`cannot use the payment ledger ${path}: ${(e as Error).message}`);
+    }
+    return new Ledger(db);
+  }
+
+  private addTotal(name: string, scope: string, delta: bigint): void {
+    if (delta === 0n) return;
+    const row = this.db.prepare(`SELECT value FROM totals WHERE name = ? AND scope = ?`).get(name, scope) as { value: string } | undefined;
+    const next = BigInt(row?.value ?? "0") + delta;
+    this.db.prepare(`INSERT OR REPLACE INTO totals (name, scope, value) VALUES (?, ?, ?)`).run(name, scope, next.toString());
+  }
+
+  private total(name: string, scope = ""): bigint {
+    const row = this.db.prepare(`SELECT value FROM totals WHERE name = ? AND scope = ?`).get(name, scope) as { value: string } | undefined;
+    return BigInt(row?.value ?? "0");
+  }
+
+  /** Records a usage receipt durably. Returns inserted=false when the same receipt was already recorded. */
+  recordReceipt(r: UsageReceiptInput): { inserted: boolean } {
+    const requestId = checkText(r.requestId, "requestId");
+    const model = checkText(r.model, "model");
+    const workerId = checkText(r.workerId, "workerId");
+    const channel = checkText(r.channel ?? "", "channel", true);
+    const prompt = checkCount(r.promptTokens, "promptTokens");
+    const completion = checkCount(r.completionTokens, "completionTokens");
+    const cost = checkNano(r.costNano, "costNano");
+    const earnValue = r.workerEarnNano ?? r.costNano;
+    const earn = checkNano(earnValue, "workerEarnNano");
+    if (earnValue > r.costNano) throw new RangeError(`workerEarnNano (${earnValue}) cannot exceed costNano (${r.costNano})`);
+    const now = Date.now();
+    const startedAt = r.startedAt ?? now;
+    return this.db.transaction(() => {
+      const existing = this.db.prepare(`SELECT model, prompt_tokens, completion_tokens, cost_nano, worker_earn_nano, worker_id, channel
+        FROM receipts WHERE request_id = ?`).get(requestId) as Record<string, unknown> | undefined;
+      if (existing) {
+        const same = existing.model === model && existing.prompt_tokens === prompt && existing.completion_tokens === completion &&
+          existing.cost_nano === cost && existing.worker_earn_nano === earn && existing.worker_id === workerId && existing.channel === channel;
+        if (!same) {
+          throw new LedgerConflictError(`request ${requestId} already has a different usage receipt (cost ${existing.cost_nano} nanoTON, ` +
+            `${existing.prompt_tokens}+${existing.completion_tokens} tokens); refusing to record a second one`);
+        }
+        return { inserted: false };
+      }
+      this.db.prepare(`INSERT INTO receipts (request_id, model, prompt_tokens, completion_tokens, cost_nano, worker_earn_nano,
+        worker_id, channel, receipt, started_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(requestId, model, prompt, completion, cost, earn, workerId, channel, r.receipt ? Buffer.from(r.receipt) : null, startedAt, now);
+      this.addTotal("spent", "", r.costNano);
+      this.addTotal("earned", "", earnValue);
+      this.addTotal("earned", workerId, earnValue);
+      if (channel) this.addTotal("spent", channel, r.costNano);
+      return { inserted: true };
+    }).immediate();
+  }
+
+  getReceipt(requestId: string): UsageReceipt | undefined {
+    const row = this.db.prepare(`SELECT * FROM receipts WHERE request_id = ?`).get(requestId) as Record<string, any> | undefined;
+    if (!row) return undefined;
+    return {
+      requestId: row.request_id, model: row.model, promptTokens: row.prompt_tokens, completionTokens: row.completion_tokens,
+      costNano: BigInt(row.cost_nano), workerEarnNano: BigInt(row.worker_earn_nano), workerId: row.worker_id,
+      channel: row.channel, receipt: row.receipt ?? null, startedAt: row.started_at, recordedAt: row.recorded_at,
+    };
+  }
+
+  countReceipts(): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM receipts`).get() as { n: number }).n;
+  }
+
+  private recordVoucher(table: VoucherTable, v: VoucherInput): { inserted: boolean } {
+    const col = VOUCHER_KEY_COLUMN[table];
+    const key = checkText(v.key, col);
+    const cumulative = checkNano(v.cumulativeNano, "cumulativeNano");
+    const seq = checkCount(v.seq, "seq");
+    if (!(v.signature instanceof Uint8Array) || v.signature.length === 0) throw new TypeError("signature must be non-empty bytes");
+    const sig = Buffer.from(v.signature);
+    return this.db.transaction(() => {
+      const existing = this.db.prepare(`SELECT signature, seq FROM ${table} WHERE ${col} = ? AND cumulative_key = ?`)
+        .get(key, cumulativeKey(v.cumulativeNano)) as { signature: Buffer; seq: number } | undefined;
+      if (existing) {
+        if (!existing.signature.equals(sig) || existing.seq !== seq) {
+          throw new LedgerConflictError(`a different voucher for ${col} ${key} at cumulative ${cumulative} nanoTON is already recorded`);
+        }
+        return { inserted: false };
+      }
+      this.db.prepare(`INSERT INTO ${table} (${col}, cumulative_nano, cumulative_key, signature, seq, recorded_at) VALUES (?, ?, ?, ?, ?, ?)`)
+        .run(key, cumulative, cumulativeKey(v.cumulativeNano), sig, seq, Date.now());
+      return { inserted: true };
+    }).immediate();
+  }
+
+  private latestVoucher(table: VoucherTable, key: string): Voucher | undefined {
+    const col = VOUCHER_KEY_COLUMN[table];
+    const row = this.db.prepare(`SELECT * FROM ${table} WHERE ${col} = ? ORDER BY cumulative_key DESC LIMIT 1`).get(key) as Record<string, any> | undefined;
+    if (!row) return undefined;
+    return { key: row[col], cumulativeNano: BigInt(row.cumulative_nano), signature: row.signature, seq: row.seq, recordedAt: row.recorded_at };
+  }
+
+  /** A client-signed cumulative voucher for `key` = channel address. */
+  recordClientVoucher(v: VoucherInput): { inserted: boolean } {
+    return this.recordVoucher("client_vouchers", v);
+  }
+
+  /** The client voucher with the highest cumulative amount on `channel`. */
+  latestClientVoucher(channel: string): Voucher | undefined {
+    return this.latestVoucher("client_vouchers", channel);
+  }
+
+  /** A proxy-signed cumulative payout voucher for `key` = worker address. */
+  recordPayoutVoucher(v: VoucherInput): { inserted: boolean } {
+    return this.recordVoucher("payout_vouchers", v);
+  }
+
+  latestPayoutVoucher(worker: string): Voucher | undefined {
+    return this.latestVoucher("payout_vouchers", worker);
+  }
+
+  private applySettlementTotals(kind: SettlementKind, counterparty: string, amount: bigint, status: SettlementStatus, sign: 1n | -1n): void {
+    const name = status === "confirmed" ? kind : status === "pending" ? `${kind}_pending` : undefined;
+    if (!name) return;
+    this.addTotal(name, "", sign * amount);
+    this.addTotal(name, counterparty, sign * amount);
+  }
+
+  /** Records an on-chain settlement (usually `pending` right after sending, then `confirmed` via updateSettlement). */
+  recordSettlement(s: SettlementInput): { inserted: boolean } {
+    const txHash = checkText(s.txHash, "txHash");
+    if (!SETTLEMENT_KINDS.includes(s.kind)) throw new TypeError(`settlement kind must be one of ${SETTLEMENT_KINDS.join(", ")}`);
+    const counterparty = checkText(s.counterparty, "counterparty");
+    const amount = checkNano(s.amountNano, "amountNano");
+    const status = s.status ?? "pending";
+    if (!["pending", "confirmed", "failed"].includes(status)) throw new TypeError("settlement status must be pending, confirmed or failed");
+    return this.db.transaction(() => {
+      const existing = this.db.prepare(`SELECT kind, counterparty, amount_nano FROM settlements WHERE tx_hash = ?`).get(txHash) as
+        { kind: string; counterparty: string; amount_nano: string } | undefined;
+      if (existing) {
+        if (existing.kind !== s.kind || existing.counterparty !== counterparty || existing.amount_nano !== amount) {
+          throw new LedgerConflictError(`settlement ${txHash} is already recorded with different details`);
+        }
+        return { inserted: false };
+      }
+      const now = Date.now();
+      this.db.prepare(`INSERT INTO settlements (tx_hash, kind, counterparty, amount_nano, status, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`).run(txHash, s.kind, counterparty, amount, status, now, now);
+      this.applySettlementTotals(s.kind, counterparty, s.amountNano, status, 1n);
+      return { inserted: true };
+    }).immediate();
+  }
+
+  /** Moves a settlement from pending to confirmed or failed. A confirmed settlement is final. */
+  updateSettlement(txHash: string, status: SettlementStatus): void {
+    this.db.transaction(() => {
+      const row = this.db.prepare(`SELECT kind, counterparty, amount_nano, status FROM settlements WHERE tx_hash = ?`).get(txHash) as
+        { kind: SettlementKind; counterparty: string; amount_nano: string; status: SettlementStatus } | undefined;
+      if (!row) throw new Error(`no settlement with tx hash ${txHash} is recorded; record it first with recordSettlement`);
+      if (row.status === status) return;
+      if (row.status === "confirmed") {
+        throw new LedgerConflictError(`settlement ${txHash} is already confirmed; it cannot become ${status}`);
+      }
+      const amount = BigInt(row.amount_nano);
+      this.applySettlementTotals(row.kind, row.counterparty, amount, row.status, -1n);
+      this.applySettlementTotals(row.kind, row.counterparty, amount, status, 1n);
+      this.db.prepare(`UPDATE settlements SET status = ?, updated_at = ? WHERE tx_hash = ?`).run(status, Date.now(), txHash);
+    }).immediate();
+  }
+
+  getSettlement(txHash: string): Settlement | undefined {
+    const row = this.db.prepare(`SELECT * FROM settlements WHERE tx_hash = ?`).get(txHash) as Record<string, any> | undefined;
+    if (!row) return undefined;
+    return {
+      txHash: row.tx_hash, kind: row.kind, counterparty: row.counterparty, amountNano: BigInt(row.amount_nano),
+      status: row.status, createdAt: row.created_at, updatedAt: row.updated_at,
+    };
+  }
+
+  pendingSettlements(): Settlement[] {
+    const rows = this.db.prepare(`SELECT tx_hash FROM settlements WHERE status = 'pending' ORDER BY created_at`).all() as { tx_hash: string }[];
+    return rows.map((r) => this.getSettlement(r.tx_hash)!);
+  }
+
+  /** Ledger-wide sums, or those of one scope (a worker id for `earned`, a channel for `spent`/`redeemed`, ...). */
+  totals(scope = ""): LedgerTotals {
+    const spent = this.total("spent", scope);
+    const earned = this.total("earned", scope);
+    return {
+      spent, earned, fees: spent - earned > 0n ? spent - earned : 0n,
+      redeemed: this.total("redeem", scope), paid: this.total("payout", scope), feesSettled: this.total("fee", scope),
+      deposited: this.total("deposit", scope), withdrawn: this.total("withdraw", scope),
+    };
+  }
+
+  private unsettled(table: VoucherTable, kind: SettlementKind): Unsettled[] {
+    const col = VOUCHER_KEY_COLUMN[table];
+    const rows = this.db.prepare(`SELECT ${col} AS k, MAX(cumulative_key) AS c FROM ${table} GROUP BY ${col} ORDER BY ${col}`).all() as { k: string; c: string }[];
+    return rows.map(({ k, c }) => {
+      const signed = BigInt(c);
+      const settled = this.total(kind, k);
+      const pending = this.total(`${kind}_pending`, k);
+      const rest = signed - settled - pending;
+      return { key: k, signed, settled, pending, unsettled: rest > 0n ? rest : 0n };
+    });
+  }
+
+  /** Per client channel: latest signed voucher vs. confirmed and pending redemptions. */
+  unsettledChannels(): Unsettled[] {
+    return this.unsettled("client_vouchers", "redeem");
+  }
+
+  /** Per worker: latest payout voucher vs. confirmed and pending payouts. */
+  unsettledWorkers(): Unsettled[] {
+    return this.unsettled("payout_vouchers", "payout");
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
