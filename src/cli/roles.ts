@@ -68,10 +68,9 @@ export interface WorkerCliOptions extends SecurityOptions {
 export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> {
   const log = createLogger(o.name ?? "worker");
   let backend: Backend;
-  let worker: WorkerNode | undefined;
   if (o.backend === "openai") {
     if (!o.upstream) throw new Error("--backend openai needs --upstream URL (the engine's base URL, e.g. http://127.0.0.1:8000)");
-    const b = new OpenAiBackend({ upstream: o.upstream, apiKey: o.upstreamKey, model: o.model, onChange: () => void worker?.reannounce() });
+    const b = new OpenAiBackend({ upstream: o.upstream, apiKey: o.upstreamKey, model: o.model });
     await b.start();
     const h = await b.health();
     if (!h.ok) log.warn(`${h.reason} The worker announces itself disabled until the engine answers.`);
@@ -85,7 +84,7 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
   }
   const model = backend.models()[0];
   const sec = await nodeSecurity("worker", o, log, model?.digest ? { name: model.id, digest: model.digest } : undefined);
-  worker = new WorkerNode({
+  const worker = new WorkerNode({
     proxies: o.proxy.map((p) => parseHostPort(p, DEFAULT_WORKER_PORT)),
     backend,
     capacity: o.capacity,

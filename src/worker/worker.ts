@@ -80,6 +80,7 @@ export class WorkerNode {
   }
 
   async start(): Promise<void> {
+    this.opts.backend.subscribe?.(() => void this.reannounce());
     if (this.opts.statusPort !== undefined) {
       this.status = await startStatusServer(this.opts.statusHost ?? "127.0.0.1", this.opts.statusPort, () => this.statusJson());
     }

@@ -21,6 +21,8 @@ export interface Backend {
   /** Models this backend serves now (may change while an upstream comes and goes). */
   models(): ModelInfo[];
   health(): Promise<BackendHealth>;
+  /** Registers a listener for changes of models or health (the worker re-announces itself). */
+  subscribe?(listener: () => void): void;
   /** Yields text deltas in order; returns usage. Stops early (finishReason "cancelled") when signal aborts. */
   generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string, GenerationResult>;
   close(): Promise<void>;

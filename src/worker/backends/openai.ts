@@ -17,8 +17,6 @@ export interface OpenAiBackendOptions {
   /** Serve only this model (default: every model the engine lists). */
   model?: string;
   probeIntervalMs?: number;
-  /** Called when the served models or health change, so the worker re-announces. */
-  onChange?: () => void;
 }
 
 export function normalizeBaseUrl(url: string): string {
@@ -32,6 +30,7 @@ export class OpenAiBackend implements Backend {
   private served: ModelInfo[] = [];
   private state: BackendHealth = { ok: false, reason: "not probed yet" };
   private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: Array<() => void> = [];
 
   constructor(private readonly opts: OpenAiBackendOptions) {
     this.base = normalizeBaseUrl(opts.upstream);
@@ -50,6 +49,10 @@ export class OpenAiBackend implements Backend {
 
   async health(): Promise<BackendHealth> {
     return this.state;
+  }
+
+  subscribe(listener: () => void): void {
+    this.listeners.push(listener);
   }
 
   private headers(): Record<string, string> {
@@ -75,7 +78,7 @@ export class OpenAiBackend implements Backend {
       const msg = (err as Error).name === "TimeoutError" ? `no answer within ${PROBE_TIMEOUT_MS} ms` : (err as Error).message;
       this.state = { ok: false, reason: `upstream ${this.base} is unavailable: ${msg}. Start the engine or fix --upstream.` };
     }
-    if (JSON.stringify([this.state, this.served]) !== before) this.opts.onChange?.();
+    if (JSON.stringify([this.state, this.served]) !== before) for (const l of this.listeners) l();
   }
 
   private body(req: GenerationRequest): Record<string, unknown> {
