@@ -1,8 +1,9 @@
 // The worker role: dials out to proxies (so it may sit behind NAT), announces its models and capacity,
 // validates each request against the field allow-list, runs it on its backend and streams the answer back.
 import { randomUUID } from "node:crypto";
-import type { Connection, Stream } from "../protocol/connection.js";
-import { dial, type PeerInfo, type PeerVerifier, type TlsIdentity } from "../protocol/transport.js";
+import type { Stream } from "../protocol/connection.js";
+import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
+import { PeerLink } from "../protocol/peer-link.js";
 import { announceSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, type Announce } from "../protocol/messages.js";
 import { ApiError, parseGenerationRequest } from "../protocol/openai.js";
 import { BackendError, type Backend } from "./backends/backend.js";
@@ -14,8 +15,6 @@ import type { KeyObject } from "node:crypto";
 
 /** Largest request body a worker accepts (prompt JSON). */
 export const MAX_REQUEST_BODY = 4 * 1024 * 1024;
-const RECONNECT_MIN_MS = 500;
-const RECONNECT_MAX_MS = 10_000;
 
 export interface WorkerOptions {
   proxies: { host: string; port: number }[];
@@ -38,14 +37,6 @@ export interface WorkerOptions {
   statusExtra?: () => Record<string, unknown>;
 }
 
-interface ProxyLinkState {
-  address: string;
-  connected: boolean;
-  peer?: PeerInfo;
-  since?: number;
-  lastError?: string;
-  conn?: Connection;
-}
 
 /** The worker's side of payments (src/payments implements it). */
 export interface Payee {
@@ -63,12 +54,11 @@ export class WorkerNode {
   readonly id: string;
   readonly startedAt = Date.now();
   private readonly log: Logger;
-  private readonly links: ProxyLinkState[] = [];
+  private readonly links: PeerLink[] = [];
   private active = 0;
   private stopped = false;
   private status?: HttpServerHandle;
   private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, rejected: 0, promptTokens: 0, completionTokens: 0 };
-  private timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly opts: WorkerOptions) {
     this.id = opts.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
@@ -85,9 +75,21 @@ export class WorkerNode {
       this.status = await startStatusServer(this.opts.statusHost ?? "127.0.0.1", this.opts.statusPort, () => this.statusJson());
     }
     for (const p of this.opts.proxies) {
-      const link: ProxyLinkState = { address: `${p.host}:${p.port}`, connected: false };
+      const link: PeerLink = new PeerLink({
+        ...p,
+        role: "worker",
+        nodeId: this.id,
+        identity: this.opts.identity,
+        verifyPeer: this.opts.verifyProxy,
+        log: this.log,
+        onConnected: async (conn) => {
+          conn.on("stream", (s) => void this.onStream(s));
+          conn.on("control", (m) => this.opts.payee?.onControl(link.address, m));
+          conn.sendControl((await this.announcement()) as unknown as Record<string, unknown>);
+        },
+      });
       this.links.push(link);
-      void this.maintain(link, p.host, p.port);
+      link.start();
     }
   }
 
@@ -112,51 +114,6 @@ export class WorkerNode {
     const payments = this.opts.payee?.announce();
     if (payments) msg.payments = payments;
     return parseMessage(announceSchema, msg, "announcement");
-  }
-
-  private async maintain(link: ProxyLinkState, host: string, port: number): Promise<void> {
-    let delay = RECONNECT_MIN_MS;
-    while (!this.stopped) {
-      try {
-        const { conn, peer } = await dial({
-          host,
-          port,
-          identity: this.opts.identity,
-          verifyPeer: this.opts.verifyProxy,
-          connection: { role: "worker", nodeId: this.id, software: `cocoon-ts/${VERSION}` },
-        });
-        if (this.stopped) {
-          conn.close("shutdown", "worker stopping");
-          return;
-        }
-        link.conn = conn;
-        link.connected = true;
-        link.peer = peer;
-        link.since = Date.now();
-        link.lastError = undefined;
-        delay = RECONNECT_MIN_MS;
-        this.log.info(`connected to proxy ${link.address} (${peer.description})`);
-        conn.on("stream", (s) => void this.onStream(s));
-        conn.on("control", (m) => this.opts.payee?.onControl(link.address, m));
-        conn.sendControl((await this.announcement()) as unknown as Record<string, unknown>);
-        const reason = await new Promise<Error | undefined>((resolve) => conn.once("close", resolve));
-        link.connected = false;
-        link.conn = undefined;
-        if (!this.stopped) this.log.warn(`lost proxy ${link.address}: ${reason?.message ?? "closed"}; reconnecting`);
-      } catch (err) {
-        link.lastError = (err as Error).message;
-        if (delay === RECONNECT_MIN_MS || delay === RECONNECT_MAX_MS) this.log.warn(`${link.lastError}; retrying`);
-      }
-      if (this.stopped) return;
-      await new Promise<void>((r) => {
-        const t = setTimeout(() => {
-          this.timers.delete(t);
-          r();
-        }, delay);
-        this.timers.add(t);
-      });
-      delay = Math.min(delay * 2, RECONNECT_MAX_MS);
-    }
   }
 
   private async onStream(stream: Stream): Promise<void> {
@@ -288,7 +245,7 @@ export class WorkerNode {
         address: l.address,
         connected: l.connected,
         ...(l.peer ? { peer: l.peer.description, insecure: l.peer.insecure } : {}),
-        ...(l.since ? { connectedSince: new Date(l.since).toISOString() } : {}),
+        ...(l.connected && l.connectedSince ? { connectedSince: new Date(l.connectedSince).toISOString() } : {}),
         ...(l.conn?.rttMs !== undefined ? { rttMs: l.conn.rttMs } : {}),
         ...(l.lastError ? { lastError: l.lastError } : {}),
       })),
@@ -302,8 +259,7 @@ export class WorkerNode {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
-    for (const l of this.links) l.conn?.close("shutdown", "worker stopping");
+    for (const l of this.links) l.stop();
     await this.status?.close();
     await this.opts.backend.close();
     await this.opts.payee?.close?.();
