@@ -19,8 +19,9 @@ import { describeExitCode } from "../src/chain/contracts/errors.js";
 const TON = 1_000_000_000n;
 const seed = (s: string) => createHash("sha256").update(s).digest();
 
-interface Row { op: string; contract: string; gas: bigint; fee: bigint; total: bigint }
-const rows: Row[] = [];
+export interface Row { op: string; contract: string; gas: bigint; fee: bigint; total: bigint }
+/** Every measured operation, in order (filled when this module is imported). */
+export const rows: Row[] = [];
 
 function gasOf(tx: Transaction): bigint {
   const d = tx.description;
@@ -104,5 +105,8 @@ const lines = [
   "",
 ];
 const text = lines.join("\n");
-console.log(text);
-writeFileSync(fileURLToPath(new URL("../docs/gas.md", import.meta.url)), text);
+// Run as a script: print and write docs/gas.md. Imported (bench/run.ts): only `rows` is used.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  console.log(text);
+  writeFileSync(fileURLToPath(new URL("../docs/gas.md", import.meta.url)), text);
+}

@@ -2,11 +2,19 @@
 // killed and the rest carries on), wired on loopback with free ports, and a readable start-up report.
 import { fork, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startDevnetChain, type DevnetChain } from "../payments/devnet.js";
 
 export interface DevnetOptions {
   apiPort: number;
   workers: number;
   modelFile?: string;
+  /** Start the local chain and pay per token (default true; --no-payments keeps the network free). */
+  payments?: boolean;
+  /** Where chain state, ledgers and payments configs go (default: a fresh temporary folder). */
+  dataDir?: string;
 }
 
 interface Child {
@@ -40,12 +48,14 @@ async function step<T>(label: string, n: number, total: number, work: Promise<T>
 
 export async function runDevnet(o: DevnetOptions): Promise<void> {
   const children: Child[] = [];
+  let chain: DevnetChain | undefined;
   let shuttingDown = false;
   const shutdown = async (code: number) => {
     if (shuttingDown) return;
     shuttingDown = true;
     for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGTERM");
     await Promise.all(children.map((c) => (c.proc.exitCode === null ? new Promise((r) => c.proc.once("exit", r)) : undefined)));
+    await chain?.close().catch(() => undefined);
     process.exit(code);
   };
   process.on("SIGINT", () => {
@@ -57,7 +67,15 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   const total = 2 + o.workers;
   out(`cocoon devnet: a whole network on this machine (attestation: sim, a development stand-in — INSECURE)\n`);
   try {
-    const proxy = startChild("proxy", ["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"]);
+    if (o.payments !== false) {
+      const t0 = Date.now();
+      const dir = o.dataDir ?? mkdtempSync(join(tmpdir(), "cocoon-devnet-"));
+      out(`[chain]    starting the local TON chain and setting up contracts…\n`);
+      chain = await startDevnetChain({ dir, workers: o.workers, modelFile: o.modelFile, progress: (l) => out(`[chain]    ${l}\n`) });
+      out(`[chain]    ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${chain.server.url}; state and ledgers in ${dir})\n`);
+    }
+    const pay = (args: string[], file: string | undefined) => (file ? [...args, "--payments", file] : args);
+    const proxy = startChild("proxy", pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxy));
     children.push(proxy);
     const p = await step("proxy", 1, total, proxy.ready, (v) => `(workers :${v.workerPort}, clients :${v.clientPort})`);
 
@@ -65,11 +83,11 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       const name = `worker-${i + 1}`;
       const args = ["worker", "--proxy", `127.0.0.1:${p.workerPort}`, "--name", name, "--status-port", "0", "--capacity", "4"];
       if (o.modelFile) args.push("--model-file", o.modelFile);
-      const c = startChild(name, args);
+      const c = startChild(name, pay(args, chain?.files.workers[i]));
       children.push(c);
       return c;
     });
-    const client = startChild("client", ["client", "--port", String(o.apiPort), "--proxy", `127.0.0.1:${p.clientPort}`]);
+    const client = startChild("client", pay(["client", "--port", String(o.apiPort), "--proxy", `127.0.0.1:${p.clientPort}`], chain?.files.client));
     children.push(client);
     const ws = await Promise.all(workers.map((w, i) => step(w.name, 2 + i, total, w.ready, (v) => `(status ${v.status})`)));
     const c = await step("client", total, total, client.ready, (v) => `(API ${v.api})`);
@@ -103,7 +121,13 @@ Status pages:
   proxy    ${p.status}
 ${ws.map((w, i) => `  ${`worker-${i + 1}`.padEnd(9)}${w.status}`).join("\n")}
 
-Processes: ${children.map((ch) => `${ch.name} pid ${ch.proc.pid}`).join(", ")}
+${chain ? `Payments (devnet TON, per token; costs in usage.total_cost, nanoTON):
+  chain    ${chain.server.url}
+  root     ${chain.boot.root.toString()}
+  channel  ${chain.boot.channel.toString()} (client deposit: see the client status page)
+  client   cocoon client deposit|close|withdraw|channel --payments ${chain.files.client}
+
+` : ""}Processes: ${children.map((ch) => `${ch.name} pid ${ch.proc.pid}`).join(", ")}
 Press Ctrl-C to stop.
 `);
     for (const ch of children) {

@@ -15,6 +15,7 @@ import {
 import { runDevnet } from "./devnet.js";
 import { reportReady, serveUntilSignal } from "./lifecycle.js";
 import { registerAttestCommand } from "./attest.js";
+import { registerClientChannelCommands } from "../payments/channel-cli.js";
 import { registerChainCommand } from "./chain.js";
 import { registerWalletCommand } from "./wallet.js";
 
@@ -38,19 +39,21 @@ const securityOptions = (cmd: Command) =>
 const program = new Command();
 program.name("cocoon").description("Confidential, decentralized AI inference on TON (TypeScript).").version(VERSION);
 
-securityOptions(
+const clientCommand = securityOptions(
   program
     .command("client")
-    .description("OpenAI-compatible HTTP API for apps, connected to one proxy")
+    .description("OpenAI-compatible HTTP API for apps, connected to one proxy (subcommands: deposit, close, withdraw, channel)")
     .option("--host <host>", "address to serve the API on", "127.0.0.1")
     .option("--port <port>", "API port", port, DEFAULT_CLIENT_API_PORT)
     .option("--proxy <host:port>", "the proxy's client port", `127.0.0.1:${DEFAULT_CLIENT_PORT}`)
-    .option("--no-seal", "send requests in clear through the proxy (development only; refused by --policy production)"),
+    .option("--no-seal", "send requests in clear through the proxy (development only; refused by --policy production)")
+    .option("--payments <file>", "payments config JSON: wallet, channel, ledger (cocoon devnet writes one); without it nothing is paid"),
 ).action(async (o) => {
   const client = await startClientRole(o);
   reportReady({ role: "client", api: `${client.url}/v1`, port: client.port }, `client ready: API at ${client.url}/v1 (status: ${client.url}/status)`);
   await serveUntilSignal(() => client.stop());
 });
+registerClientChannelCommands(clientCommand);
 
 securityOptions(
   program
@@ -59,7 +62,8 @@ securityOptions(
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--worker-port <port>", "port for workers", port, DEFAULT_WORKER_PORT)
     .option("--client-port <port>", "port for clients", port, DEFAULT_CLIENT_PORT)
-    .option("--status-port <port>", "HTTP status page port", port, DEFAULT_PROXY_STATUS_PORT),
+    .option("--status-port <port>", "HTTP status page port", port, DEFAULT_PROXY_STATUS_PORT)
+    .option("--payments <file>", "payments config JSON: operator wallet, proxy contract, root, ledger; without it requests are only counted"),
 ).action(async (o) => {
   const proxy = await startProxyRole(o);
   reportReady(
@@ -83,7 +87,8 @@ securityOptions(
     .option("--threads <n>", "CPU threads for the embedded engine", positive)
     .option("--name <id>", "worker id shown to the proxy")
     .option("--status-host <host>", "address of the status page", "127.0.0.1")
-    .option("--status-port <port>", "HTTP status page port", port, DEFAULT_WORKER_STATUS_PORT),
+    .option("--status-port <port>", "HTTP status page port", port, DEFAULT_WORKER_STATUS_PORT)
+    .option("--payments <file>", "payments config JSON: payout wallet, proxy contract, root, ledger; without it the worker earns nothing"),
 ).action(async (o) => {
   if (o.proxy.length === 0) o.proxy = [`127.0.0.1:${DEFAULT_WORKER_PORT}`];
   const worker = await startWorkerRole(o);
@@ -97,8 +102,10 @@ program
   .option("--port <port>", "client API port", port, DEFAULT_CLIENT_API_PORT)
   .option("--workers <n>", "number of workers", positive, 2)
   .option("--model-file <path>", "GGUF model for the workers")
+  .option("--no-payments", "no chain and no payments: requests are free (only counted)")
+  .option("--data-dir <dir>", "where the devnet keeps chain state, ledgers and payments configs (default: a new temporary folder)")
   .action(async (o) => {
-    await runDevnet({ apiPort: o.port, workers: o.workers, modelFile: o.modelFile });
+    await runDevnet({ apiPort: o.port, workers: o.workers, modelFile: o.modelFile, payments: o.payments, dataDir: o.dataDir });
   });
 
 registerAttestCommand(program);

@@ -9,6 +9,9 @@ import { parseHostPort } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { openSync, writeSync } from "node:fs";
 import { nodeSecurity, type SecurityOptions } from "./security.js";
+import { randomBytes } from "node:crypto";
+import { loadPaymentsConfig } from "../payments/config.js";
+import { startClientPayments, startProxyPayments, startWorkerPayments } from "../payments/setup.js";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
 
@@ -28,13 +31,17 @@ export interface ProxyCliOptions extends SecurityOptions {
   workerPort: number;
   clientPort: number;
   statusPort: number;
+  /** Payments config JSON (src/payments/config.ts); without it the proxy only counts tokens. */
+  payments?: string;
 }
 
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
   const log = createLogger("proxy");
   const sec = await nodeSecurity("proxy", o, log);
   const tap = captureTap(process.env.COCOON_PROXY_CAPTURE, log);
+  const meter = o.payments ? await startProxyPayments(loadPaymentsConfig(o.payments), log) : undefined;
   const proxy = new ProxyNode({
+    ...(meter ? { meter } : {}),
     ...(tap ? { tap } : {}),
     host: o.host,
     workerPort: o.workerPort,
@@ -63,6 +70,8 @@ export interface WorkerCliOptions extends SecurityOptions {
   statusHost: string;
   statusPort: number;
   name?: string;
+  /** Payments config JSON: payout wallet, proxy contract, ledger. */
+  payments?: string;
 }
 
 export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> {
@@ -84,7 +93,10 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
   }
   const model = backend.models()[0];
   const sec = await nodeSecurity("worker", o, log, model?.digest ? { name: model.id, digest: model.digest } : undefined);
+  const digests = Object.fromEntries(backend.models().filter((m) => m.digest).map((m) => [m.id, m.digest!]));
+  const payee = o.payments ? await startWorkerPayments(loadPaymentsConfig(o.payments), digests, log) : undefined;
   const worker = new WorkerNode({
+    ...(payee ? { payee } : {}),
     proxies: o.proxy.map((p) => parseHostPort(p, DEFAULT_WORKER_PORT)),
     backend,
     capacity: o.capacity,
@@ -108,6 +120,8 @@ export interface ClientCliOptions extends SecurityOptions {
   proxy: string;
   /** commander's --no-seal sets this false. */
   seal?: boolean;
+  /** Payments config JSON: the client's wallet, channel and ledger. */
+  payments?: string;
 }
 
 export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
@@ -116,7 +130,11 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
   const seal = o.seal !== false;
   if (!seal && sec.production) throw new Error("--no-seal is not allowed with the production policy: requests must be sealed to attested workers");
   if (!seal) log.warn("sealing is OFF (--no-seal): the proxy can read every prompt and answer; for development only");
+  const clientId = `client-${randomBytes(4).toString("hex")}`;
+  const payer = o.payments ? await startClientPayments(loadPaymentsConfig(o.payments), clientId, log) : undefined;
   const client = new ClientNode({
+    clientId,
+    ...(payer ? { payer } : {}),
     host: o.host,
     port: o.port,
     proxy: parseHostPort(o.proxy, DEFAULT_CLIENT_PORT),

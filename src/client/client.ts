@@ -235,9 +235,7 @@ export class ClientNode {
   private async candidates(model: string, refresh: boolean): Promise<VerifiedWorker[]> {
     const cached = this.candidateCache.get(model);
     if (!refresh && cached && Date.now() - cached.at < CANDIDATES_CACHE_MS) return cached.list;
-    const s = await this.link.open({ op: OP_WORKERS, model });
-    const head = await s.replyHead();
-    await s.readAll(0);
+    const head = await this.link.call({ op: OP_WORKERS, model });
     const { workers } = parseMessage(workersReplySchema, head, "workers reply");
     const verified = await Promise.all(
       workers.map(async (w) => {

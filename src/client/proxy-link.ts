@@ -51,10 +51,12 @@ export class ProxyLink extends PeerLink {
     return (await this.connection()).open(head);
   }
 
-  /** One JSON request/response on a fresh stream (e.g. `payments`). */
+  /**
+   * One request/response exchange on a fresh stream (`models`, `workers`, `payments`): sends the head and an
+   * optional JSON body, ends our side (so both ends release the stream), returns the reply head.
+   */
   async call(head: Record<string, unknown>, body?: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const conn = await this.connection();
-    const stream = conn.open(head);
+    const stream = await this.open(head);
     if (body) await stream.write(Buffer.from(JSON.stringify(body)));
     stream.end();
     const reply = await stream.replyHead();
@@ -65,10 +67,8 @@ export class ProxyLink extends PeerLink {
   async models(): Promise<ModelsReply> {
     const now = Date.now();
     if (this.modelsCache && now - this.modelsCache.at < MODELS_CACHE_MS) return this.modelsCache.value;
-    const stream = await this.open({ op: OP_MODELS });
     try {
-      const head = await stream.replyHead();
-      await stream.readAll(0);
+      const head = await this.call({ op: OP_MODELS });
       const value = parseMessage(modelsReplySchema, head, "models reply");
       this.modelsCache = { at: now, value };
       return value;

@@ -8,6 +8,8 @@ import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from "
 import { silentLogger } from "../../src/util/log.js";
 import { nodeSecurity } from "../../src/cli/security.js";
 import type { Meter } from "../../src/proxy/meter.js";
+import type { Payer } from "../../src/client/payer.js";
+import type { Payee } from "../../src/worker/worker.js";
 
 export interface TestNetwork {
   proxy: ProxyNode;
@@ -23,6 +25,11 @@ export interface TestNetworkOptions {
   meter?: Meter;
   tap?: ProxyOptions["tap"];
   tamper?: ProxyOptions["tamper"];
+  /** Client payment hook (and the client id it registers under). */
+  payer?: Payer;
+  clientId?: string;
+  /** Worker payment hooks, by worker index. */
+  payees?: (Payee | undefined)[];
 }
 
 export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -57,6 +64,7 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
       verifyProxy: sec.verifierFor("proxy"),
       sealing: { hpkePublicKey: sec.node.hpke.publicKey, hpkePrivateKey: sec.node.hpke.privateKey, receiptKey: sec.node.receipt.privateKey },
       workerId: `w${i + 1}`,
+      ...(o.payees?.[i] ? { payee: o.payees[i] } : {}),
       log: silentLogger,
     });
     await w.start();
@@ -69,6 +77,8 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     verifyProxy: clientSec.verifierFor("proxy"),
     ...(o.seal === false ? {} : { verifyWorkerCert: clientSec.workerCertVerifier }),
     selfInsecure: true,
+    ...(o.payer ? { payer: o.payer } : {}),
+    ...(o.clientId ? { clientId: o.clientId } : {}),
     statusExtra: clientSec.statusExtra,
     log: silentLogger,
   });

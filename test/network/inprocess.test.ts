@@ -80,3 +80,16 @@ test("status pages report the request", async () => {
   assert.ok(ps.receipts.verified >= 2);
   assert.ok(ps.tokens.completion >= 8);
 });
+
+test("no stream outlives its request on either side of the client-proxy link", async () => {
+  for (let i = 0; i < 5; i++) {
+    await fetch(`${client.url}/v1/models`).then((r) => r.json());
+    const res = await fetch(`${client.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "fake-model", messages: [{ role: "user", content: "x" }], max_tokens: 2 }) });
+    await res.json();
+    await new Promise((r) => setTimeout(r, 1100)); // let the model and candidate caches expire
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(client.link.conn!.activeStreams, 0, "client side");
+  const proxySide = (proxy as any).clients as Set<{ conn: { activeStreams: number } }>;
+  for (const c of proxySide) assert.equal(c.conn.activeStreams, 0, "proxy side");
+});

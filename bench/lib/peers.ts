@@ -1,0 +1,153 @@
+// The peers of the overhead benchmark, all pointed at one fake upstream on loopback:
+//   direct   the upstream itself;
+//   portkey  @portkey-ai/gateway (open-source AI gateway in Node), routed by x-portkey-* headers;
+//   nginx    Debian nginx as a plain reverse proxy (own temp prefix and config, daemon off), if installed;
+//   cocoon   client -> proxy -> worker as separate CLI processes (sim RA-TLS, attestation, sealing, metering
+//            as the CLI roles do them at the time of the run), worker on --backend openai.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { forkReady, freePort, spawnChild, waitUntil, type Child } from "./procs.js";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const CLI = join(ROOT, "src/cli/main.ts");
+export const MODEL = "fake-model";
+export const NGINX_BIN = "/usr/sbin/nginx";
+/** Concurrency the benchmark asks of the Cocoon worker: an engine like vLLM batches far more than this. */
+export const BENCH_WORKER_CAPACITY = 128;
+
+export interface Peer {
+  name: "direct" | "portkey" | "nginx" | "cocoon";
+  label: string;
+  baseUrl: string;
+  headers: Record<string, string>;
+  /** Facts about how it ran (workers, options). */
+  notes: string[];
+  children: Child[];
+}
+
+export interface Skipped {
+  name: Peer["name"];
+  reason: string;
+}
+
+const get = async (url: string): Promise<Response> => fetch(url, { signal: AbortSignal.timeout(2_000) });
+
+export async function startUpstream(tokens: number, tokenDelayMs = 0): Promise<{ url: string; child: Child }> {
+  const { child, ready } = await forkReady("fake upstream", join(ROOT, "bench/lib/upstream-process.ts"), [String(tokens), String(tokenDelayMs)]);
+  return { url: String(ready.url), child };
+}
+
+export function directPeer(upstreamUrl: string): Peer {
+  return { name: "direct", label: "direct (no gateway)", baseUrl: upstreamUrl, headers: {}, notes: ["the fake upstream itself"], children: [] };
+}
+
+export async function startPortkey(upstreamUrl: string): Promise<Peer> {
+  const script = join(ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js");
+  if (!existsSync(script)) throw new Error(`@portkey-ai/gateway is not installed (${script} missing); run npm ci`);
+  const port = await freePort();
+  // --headless: no UI routes; NODE_ENV=production keeps its console quieter. Trusted hosts include 127.0.0.1 by default.
+  const child = spawnChild("portkey", process.execPath, [script, `--port=${port}`, "--headless"], { cwd: ROOT, env: { NODE_ENV: "production" } });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitUntil("portkey gateway to answer", async () => (await (await get(baseUrl)).text()).includes("AI Gateway"));
+  return {
+    name: "portkey",
+    label: "portkey gateway 1.15.2",
+    baseUrl,
+    headers: { "x-portkey-provider": "openai", "x-portkey-custom-host": `${upstreamUrl}/v1`, authorization: "Bearer bench-not-a-key" },
+    notes: ["one Node process, provider openai with x-portkey-custom-host = the fake upstream"],
+    children: [child],
+  };
+}
+
+export async function startNginx(upstreamUrl: string): Promise<Peer | Skipped> {
+  if (!existsSync(NGINX_BIN)) return { name: "nginx", reason: `${NGINX_BIN} is not installed (apt-get install nginx to include it)` };
+  const prefix = mkdtempSync(join(tmpdir(), "cocoon-bench-nginx-"));
+  const port = await freePort();
+  const up = new URL(upstreamUrl);
+  // One worker process (like each single-threaded Node peer), upstream keep-alive, no buffering so SSE flows.
+  const conf = `
+worker_processes 1;
+daemon off;
+master_process on;
+user root;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/client_body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  keepalive_requests 1000000;
+  upstream fake { server ${up.hostname}:${up.port}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://fake;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+`;
+  writeFileSync(join(prefix, "nginx.conf"), conf);
+  const child = spawnChild("nginx", NGINX_BIN, ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "error.log")], { stopSignal: "SIGQUIT" });
+  child.proc.once("exit", () => rmSync(prefix, { recursive: true, force: true }));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  try {
+    await waitUntil("nginx to answer", async () => (await get(`${baseUrl}/v1/models`)).ok, 10_000);
+  } catch (err) {
+    await child.stop();
+    return { name: "nginx", reason: `nginx did not start: ${(err as Error).message}\n${child.output()}` };
+  }
+  return { name: "nginx", label: "nginx 1.22 reverse proxy", baseUrl, headers: {}, notes: ["worker_processes 1, upstream keepalive, proxy_buffering off"], children: [child] };
+}
+
+/** The full network as separate CLI processes, as users run it. */
+export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = []): Promise<Peer> {
+  const env = { COCOON_LOG: "warn" };
+  const proxy = await forkReady("cocoon proxy", CLI, ["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], env);
+  const children = [proxy.child];
+  try {
+    const worker = await forkReady(
+      "cocoon worker",
+      CLI,
+      ["worker", "--proxy", `127.0.0.1:${proxy.ready.workerPort}`, "--backend", "openai", "--upstream", upstreamUrl, "--capacity", String(BENCH_WORKER_CAPACITY), "--status-port", "0", "--name", "bench-worker", ...extraWorkerArgs],
+      env,
+    );
+    children.push(worker.child);
+    const client = await forkReady("cocoon client", CLI, ["client", "--port", "0", "--proxy", `127.0.0.1:${proxy.ready.clientPort}`], env);
+    children.push(client.child);
+    const baseUrl = `http://127.0.0.1:${client.ready.port}`;
+    await waitUntil("the Cocoon client to list the worker's model", async () => {
+      const r = (await (await get(`${baseUrl}/v1/models`)).json()) as { data?: { id: string }[] };
+      return !!r.data?.some((m) => m.id === MODEL);
+    });
+    const status = (await (await get(String(proxy.ready.status))).json()) as Record<string, unknown>;
+    const payments = status.payments as { mode?: string } | undefined;
+    return {
+      name: "cocoon",
+      label: "Cocoon client → proxy → worker",
+      baseUrl,
+      headers: {},
+      notes: [
+        "3 processes (client, proxy, worker), sim RA-TLS with attestation verified on every link, requests HPKE-sealed to the worker",
+        `worker --backend openai --capacity ${BENCH_WORKER_CAPACITY}`,
+        `proxy billing at run time: ${payments?.mode ?? JSON.stringify(status.payments ?? "none reported")}`,
+      ],
+      children,
+    };
+  } catch (err) {
+    for (const c of children.reverse()) await c.stop();
+    throw err;
+  }
+}
+
+export async function stopPeer(p: Peer): Promise<void> {
+  for (const c of [...p.children].reverse()) await c.stop();
+}

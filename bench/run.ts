@@ -1,0 +1,186 @@
+// `npm run bench`: gateway overhead against real peers (direct, portkey, nginx, Cocoon), crypto costs, chain
+// costs and embedded-model throughput, in one bounded run on loopback. Prints progress and tables, writes
+// BENCHMARKS.md and docs/bench-overhead.svg.
+//   npm run bench [-- --rounds N] [-- --model-file FILE.gguf] [-- --skip overhead,crypto,chain,embedded]
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { measureOverhead } from "./overhead.js";
+import { measureCrypto } from "./crypto-costs.js";
+import { gasRows, settleBatch } from "./chain-costs.js";
+import { measureEmbedded } from "./embedded.js";
+import { directPeer, NGINX_BIN, ROOT, startCocoon, startNginx, startPortkey, startUpstream, type Peer, type Skipped } from "./lib/peers.js";
+import { stopAll } from "./lib/procs.js";
+import { markdown, overheadSvg, verdicts, type BenchResults } from "./report.js";
+import { DEFAULT_MODEL_FILE } from "../src/worker/backends/embedded.js";
+
+const DEFAULT_ROUNDS = 5;
+/** Completion tokens of each fake answer: 16 token chunks + the final chunk per stream. */
+const FAKE_TOKENS = 16;
+const CHUNKS_PER_ANSWER = FAKE_TOKENS + 1;
+const CONCURRENCIES = [1, 32];
+/** Per (peer, round) budget: enough requests for a stable p99, bounded in time. */
+const BUDGET = { 1: { maxRequests: 400, maxMs: 2_000 }, 32: { maxRequests: 3_000, maxMs: 3_000 } } as Record<number, { maxRequests: number; maxMs: number }>;
+const WARMUP_REQUESTS = 32;
+/** Requests per simulated settlement batch. */
+const BATCH_SIZES = [10, 100, 1000, 5000];
+const EMBEDDED_MAX_TOKENS = 200;
+const SECTIONS = ["overhead", "crypto", "chain", "embedded"] as const;
+
+const { values: args } = parseArgs({
+  options: { rounds: { type: "string" }, "model-file": { type: "string" }, skip: { type: "string" } },
+  allowPositionals: false,
+});
+const rounds = Number(args.rounds ?? DEFAULT_ROUNDS);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error("--rounds must be an integer from 1 to 20");
+const skip = new Set((args.skip ?? "").split(",").filter(Boolean));
+for (const s of skip) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--skip takes ${SECTIONS.join(",")}; got "${s}"`);
+
+const t0 = performance.now();
+const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s]`;
+const progress = (line: string) => console.log(line);
+const section = (title: string) => console.log(`\n${stamp()} ${title}`);
+
+/** stdout + stderr of a short command (nginx -v prints to stderr), or why it could not run. */
+function tryRun(cmd: string, a: string[]): string {
+  const r = spawnSync(cmd, a, { encoding: "utf8", timeout: 5_000 });
+  if (r.error) return `unavailable (${r.error.message})`;
+  return `${r.stdout ?? ""}${r.stderr ?? ""}`.trim();
+}
+const pkgVersion = (name: string) => {
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return "not installed";
+  }
+};
+
+const results: BenchResults = {
+  machine: {
+    date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
+    cpu: `${os.cpus()[0]?.model ?? "?"} × ${os.cpus().length}`,
+    memory: `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    "load average at start": os.loadavg().map((x) => x.toFixed(2)).join(" "),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    nginx: existsSync(NGINX_BIN) ? tryRun(NGINX_BIN, ["-v"]).replace("nginx version: ", "") : "not installed",
+    "@portkey-ai/gateway": pkgVersion("@portkey-ai/gateway"),
+    "node-llama-cpp": pkgVersion("node-llama-cpp"),
+    "@ton/sandbox": pkgVersion("@ton/sandbox"),
+    commit: tryRun("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]) + (tryRun("git", ["-C", ROOT, "status", "--porcelain"]).length ? " (with uncommitted changes)" : ""),
+  },
+  config: {
+    rounds: String(rounds),
+    "fake upstream": `${FAKE_TOKENS} completion tokens per answer, no delay, separate process`,
+    "load generator": "node:http keep-alive Agent in the bench process, maxSockets = concurrency",
+  },
+  peers: [],
+  skipped: [],
+  errors: [],
+  durationS: 0,
+};
+
+let stopping = false;
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    console.error(`\n${sig}: stopping every started peer`);
+    void stopAll().finally(() => process.exit(130));
+  });
+}
+
+async function overheadSection(): Promise<void> {
+  section("1/4 gateway overhead: starting the fake upstream and the peers");
+  const up = await startUpstream(FAKE_TOKENS);
+  const peers: Peer[] = [directPeer(up.url)];
+  const skipped: Skipped[] = [];
+  const attempt = async (name: Peer["name"], start: () => Promise<Peer | Skipped>) => {
+    try {
+      const p = await start();
+      if ("reason" in p) skipped.push(p);
+      else peers.push(p);
+      progress(`  ${name}: ${"reason" in p ? `skipped: ${p.reason.split("\n")[0]}` : `ready at ${p.baseUrl}`}`);
+    } catch (err) {
+      skipped.push({ name, reason: (err as Error).message });
+      results.errors.push(`${name} did not start: ${(err as Error).message}`);
+      progress(`  ${name}: FAILED to start: ${(err as Error).message.split("\n")[0]}`);
+    }
+  };
+  await attempt("portkey", () => startPortkey(up.url));
+  await attempt("nginx", () => startNginx(up.url));
+  await attempt("cocoon", () => startCocoon(up.url));
+  results.peers = peers;
+  results.skipped = skipped;
+  section(`1/4 gateway overhead: ${rounds} interleaved rounds per scenario`);
+  results.overhead = await measureOverhead(
+    peers,
+    { rounds, concurrencies: CONCURRENCIES, budget: (c) => BUDGET[c] ?? BUDGET[32], tokens: FAKE_TOKENS, warmup: WARMUP_REQUESTS },
+    progress,
+  );
+  // A peer that failed: keep the first error line of its own log, so the report says why.
+  for (const p of peers) {
+    if (!results.overhead.some((c) => c.peer === p.name && c.ok === 0)) continue;
+    const line = p.children.flatMap((c) => c.output().split("\n")).find((l) => /Error|error/.test(l) && !/^\s+at /.test(l));
+    if (line) p.notes.push(`its log on failure: \`${line.trim().slice(0, 200)}\``);
+  }
+  await stopAll();
+}
+
+async function cryptoSection(): Promise<void> {
+  section("2/4 cryptography costs");
+  results.crypto = await measureCrypto(progress, CHUNKS_PER_ANSWER);
+}
+
+async function chainSection(): Promise<void> {
+  section("3/4 chain costs (@ton/sandbox)");
+  results.gas = await gasRows();
+  for (const g of results.gas) progress(`  ${g.op.padEnd(26)} gas ${String(g.gas).padStart(6)}  fees ${(Number(g.total) / 1e9).toFixed(6)} TON`);
+  results.batches = [];
+  for (const n of BATCH_SIZES) {
+    const b = await settleBatch(n);
+    results.batches.push(b);
+    progress(`  ${String(n).padStart(5)} requests: ${b.txsPerRequest * n} on-chain txs while they ran, settlement ${b.settlementTxs} txs = ${b.txsPer1000.toFixed(1)} per 1,000 requests`);
+  }
+}
+
+async function embeddedSection(): Promise<void> {
+  section("4/4 embedded model: tokens/s direct vs through the network");
+  const file = args["model-file"] ?? DEFAULT_MODEL_FILE;
+  if (!existsSync(file)) {
+    results.embedded = { skipped: `model file ${file} not found; train it (models/README.md) or pass --model-file FILE.gguf` };
+    progress(`  skipped: ${results.embedded.skipped}`);
+    return;
+  }
+  results.config["embedded model file"] = file.startsWith(ROOT) ? file.slice(ROOT.length) : file;
+  results.embedded = await measureEmbedded({ modelFile: file, maxTokens: EMBEDDED_MAX_TOKENS, rounds: Math.max(rounds, 3), threads: 1 }, progress);
+}
+
+try {
+  for (const [name, fn] of [["overhead", overheadSection], ["crypto", cryptoSection], ["chain", chainSection], ["embedded", embeddedSection]] as const) {
+    if (skip.has(name)) continue;
+    try {
+      await fn();
+    } catch (err) {
+      results.errors.push(`${name}: ${(err as Error).message}`);
+      console.error(`${stamp()} ${name} FAILED: ${(err as Error).message}`);
+      await stopAll();
+    }
+  }
+} finally {
+  await stopAll();
+}
+results.durationS = (performance.now() - t0) / 1000;
+
+section("targets");
+for (const v of verdicts(results)) console.log(`  ${v.met === undefined ? "n/a " : v.met ? "MET " : "MISS"}  ${v.target}: ${v.measured}`);
+const md = markdown(results);
+writeFileSync(join(ROOT, "BENCHMARKS.md"), md);
+if (results.overhead) {
+  mkdirSync(join(ROOT, "docs"), { recursive: true });
+  writeFileSync(join(ROOT, "docs/bench-overhead.svg"), overheadSvg(results));
+}
+console.log(`\n${stamp()} wrote BENCHMARKS.md${results.overhead ? " and docs/bench-overhead.svg" : ""}`);
+process.exit(results.errors.length ? 1 : 0);

@@ -1,0 +1,120 @@
+/**
+ * Sets up the contracts of a development network on a chain with a faucet (the devnet's `cocoon chain`): wallets for
+ * the root owner, the proxy operator, the workers and the client, funded from the faucet; the root with its
+ * parameters, model prices and image allow-lists; the proxy contract with its stake (registered in the root); and
+ * the client's channel with a first deposit. Each party's setup is ONE wallet transaction (messages from one wallet
+ * to one contract arrive in order, so deploy + configure can travel together), and the three run in parallel.
+ */
+import { randomBytes } from "node:crypto";
+import { Address, toNano, type TonClient } from "@ton/ton";
+import { ClientChannel, topUpBody } from "../chain/contracts/ClientChannel.js";
+import { ProxyContract, addStakeBody } from "../chain/contracts/ProxyContract.js";
+import {
+  ImageKind, RootContract, registerProxyBody, setImageBody, setModelBody, ROOT_OP_VALUE,
+  type ModelPrice, type RootParams,
+} from "../chain/contracts/RootContract.js";
+import { beginCell } from "@ton/core";
+import { requestFaucet } from "../chain/wallet.js";
+import { ed25519Signer } from "../chain/vouchers.js";
+import type { NetworkName } from "../chain/network.js";
+import { BatchWallet, keyPairFromSeedHex } from "./ton.js";
+
+/** Development parameters: 10 % proxy fee, 10 s close delay (so close + withdraw can be tried in a minute). */
+export const DEVNET_PARAMS: RootParams = {
+  proxyFeeBps: 1000,
+  clientCloseDelay: 10,
+  proxyUnstakeDelay: 60,
+  minProxyStake: toNano("10"),
+  minClientDeposit: toNano("1"),
+};
+/** Development prices, high enough that money moves visibly: 0.00005 TON per prompt token, 0.0001 per completion token. */
+export const DEVNET_PRICE: ModelPrice = { promptPrice: 50_000n, completionPrice: 100_000n };
+
+export interface BootstrapOptions {
+  client: TonClient;
+  /** JSON-RPC endpoint of the chain, for the faucet. */
+  endpoint: string;
+  network?: NetworkName;
+  /** Models to price: name -> weights sha256 (hex). */
+  models: Record<string, string>;
+  price?: ModelPrice;
+  params?: RootParams;
+  /** Image digests (hex sha256) to allow for workers and proxies. */
+  images?: string[];
+  workers: number;
+  deposit?: bigint;
+  proxyEndpoint?: string;
+  /** Progress callback. */
+  progress?: (line: string) => void;
+}
+
+export interface BootstrapResult {
+  network: NetworkName;
+  root: Address;
+  proxyContract: Address;
+  channel: Address;
+  params: RootParams;
+  /** Wallet seeds (hex): development only. The operator's seed also signs payout vouchers. */
+  seeds: { owner: string; operator: string; client: string; workers: string[] };
+  wallets: { owner: Address; operator: Address; client: Address; workers: Address[] };
+}
+
+const FUND = { owner: toNano("10"), operatorExtra: toNano("10"), worker: toNano("5"), clientExtra: toNano("10") };
+/** Value that pays for deploying the root (stays on it for storage). */
+const ROOT_DEPLOY_VALUE = toNano("1");
+
+export async function bootstrapDevnetContracts(o: BootstrapOptions): Promise<BootstrapResult> {
+  const network = o.network ?? "devnet";
+  const params = o.params ?? DEVNET_PARAMS;
+  const price = o.price ?? DEVNET_PRICE;
+  const deposit = o.deposit ?? toNano("100");
+  const say = o.progress ?? (() => {});
+  const seed = () => randomBytes(32).toString("hex");
+  const seeds = { owner: seed(), operator: seed(), client: seed(), workers: Array.from({ length: o.workers }, seed) };
+  const wallet = (s: string) => new BatchWallet(o.client, keyPairFromSeedHex(s), network);
+  const owner = wallet(seeds.owner);
+  const operator = wallet(seeds.operator);
+  const clientWallet = wallet(seeds.client);
+  const workers = seeds.workers.map(wallet);
+
+  await Promise.all([
+    requestFaucet(o.endpoint, owner.address, FUND.owner),
+    requestFaucet(o.endpoint, operator.address, params.minProxyStake + FUND.operatorExtra),
+    requestFaucet(o.endpoint, clientWallet.address, deposit + FUND.clientExtra),
+    ...workers.map((w) => requestFaucet(o.endpoint, w.address, FUND.worker)),
+  ]);
+  say(`funded ${3 + workers.length} wallets from the faucet`);
+
+  const root = RootContract.createFromConfig({ owner: owner.address, params });
+  const proxy = ProxyContract.createFromConfig({
+    owner: operator.address, root: root.address, signingKey: ed25519Signer(operator.seed).publicKey,
+    minStake: params.minProxyStake, unstakeDelay: params.proxyUnstakeDelay,
+  });
+  const channel = ClientChannel.createFromConfig({
+    client: clientWallet.address, clientKey: ed25519Signer(clientWallet.seed).publicKey, proxyOperator: operator.address,
+    proxyVault: proxy.address, closeDelay: params.clientCloseDelay, nonce: BigInt(Date.now()),
+  });
+
+  const rootMessages = [
+    { to: root.address, value: ROOT_DEPLOY_VALUE, init: root.init!, body: beginCell().endCell() },
+    ...Object.values(o.models).map((digest) => ({ to: root.address, value: ROOT_OP_VALUE, body: setModelBody(Buffer.from(digest, "hex"), price) })),
+    ...(o.images ?? []).flatMap((img) => [ImageKind.WORKER, ImageKind.PROXY].map((k) => ({ to: root.address, value: ROOT_OP_VALUE, body: setImageBody(k, Buffer.from(img, "hex"), true) }))),
+    {
+      to: root.address, value: ROOT_OP_VALUE,
+      body: registerProxyBody(proxy.address, { signingKey: ed25519Signer(operator.seed).publicKey, identityKey: operator.publicKey, endpoint: o.proxyEndpoint ?? "127.0.0.1:11002" }),
+    },
+  ].map((m) => ({ ...m, bounce: false }));
+  await Promise.all([
+    owner.send(rootMessages),
+    operator.send([{ to: proxy.address, value: params.minProxyStake + toNano("1"), init: proxy.init!, body: addStakeBody() }]),
+    clientWallet.send([{ to: channel.address, value: deposit, init: channel.init!, body: topUpBody() }]),
+  ]);
+  for (const [what, a] of [["root", root.address], ["proxy contract", proxy.address], ["client channel", channel.address]] as const) {
+    if (!(await o.client.isContractDeployed(a))) throw new Error(`the ${what} at ${a.toString()} did not deploy; check the chain's log`);
+  }
+  say(`deployed root ${root.address.toString()}, proxy contract ${proxy.address.toString()}, client channel ${channel.address.toString()}`);
+  return {
+    network, root: root.address, proxyContract: proxy.address, channel: channel.address, params, seeds,
+    wallets: { owner: owner.address, operator: operator.address, client: clientWallet.address, workers: workers.map((w) => w.address) },
+  };
+}

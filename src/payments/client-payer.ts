@@ -1,0 +1,261 @@
+/**
+ * The client's Payer: one payment channel to its proxy, client-signed cumulative vouchers.
+ *
+ * After each answer whose worker-signed receipt checked out, the client prices the usage itself (root prices), writes
+ * the receipt and then the next cumulative voucher to its ledger, and only then lets the voucher leave: piggybacked on
+ * the next request, or sent on its own (`payments` op) once the client is idle for `flushDelayMs`. An answer whose
+ * receipt was refused is never paid (counted and reported instead). On (re)connection the client registers its
+ * channel (with a proof signed by the channel key) and re-sends its newest voucher if the proxy lacks it, so a
+ * restart on either side loses nothing.
+ */
+import type { Address } from "@ton/core";
+import type { AnswerCost, Payer, PaymentsRequest } from "../client/payer.js";
+import { ApiError } from "../protocol/openai.js";
+import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
+import type { ChannelState } from "../chain/contracts/ClientChannel.js";
+import { encodeSignedVoucher, signVoucher, voucherCell, type Ed25519Signer } from "../chain/vouchers.js";
+import type { Ledger } from "./ledger.js";
+import { parseCostFields, type PriceBook } from "./pricing.js";
+import { signRegistration } from "./messages.js";
+import type { TonAccess } from "./ton.js";
+import { silentLogger, type Logger } from "../util/log.js";
+
+export const DEFAULT_FLUSH_DELAY_MS = 200;
+/** How long a request waits for the channel registration of a fresh connection. */
+const REGISTER_WAIT_MS = 5_000;
+/** Chain state shown on /status is re-read at most this often. */
+const CHAIN_REFRESH_MS = 2_000;
+/** Background re-read of the channel (deposits, the proxy's redemptions) for /status. */
+const STATUS_REFRESH_MS = 5_000;
+
+export interface ClientPayerOptions {
+  channel: Address;
+  /** The proxy contract the channel pays into (part of the registration proof). */
+  proxyContract: Address;
+  /** The channel's client key (signs vouchers and the registration). */
+  signer: Ed25519Signer;
+  ledger: Ledger;
+  /** The client's node id, as its Hello names it (bound into the registration proof). */
+  clientId: string;
+  ton?: TonAccess;
+  /** With prices, the client checks every cost itself and never signs more than its own computation. */
+  prices?: PriceBook;
+  flushDelayMs?: number;
+  log?: Logger;
+  closeLedger?: boolean;
+}
+
+export class ClientPayer implements Payer {
+  private readonly log: Logger;
+  private readonly key: string;
+  private request?: PaymentsRequest;
+  private chain: Promise<unknown> = Promise.resolve();
+  private flushTimer?: NodeJS.Timeout;
+  /** What the proxy acknowledged having (its `signed`). */
+  private acked = 0n;
+  private state?: ChannelState;
+  private stateAt = 0;
+  private readonly refused = { count: 0, nano: 0n };
+  private readonly disputes = { count: 0, nano: 0n };
+  private lastError?: string;
+  /** Settles when the channel is registered on the current connection (requests wait for it). */
+  private registered: Promise<void>;
+  private markRegistered!: () => void;
+  private refreshTimer?: NodeJS.Timeout;
+
+  constructor(private readonly o: ClientPayerOptions) {
+    this.log = o.log ?? silentLogger;
+    this.key = o.channel.toRawString();
+    this.registered = this.newRegistration();
+    if (o.ton) {
+      this.refreshTimer = setInterval(() => void this.refreshState(true), STATUS_REFRESH_MS);
+      this.refreshTimer.unref();
+    }
+  }
+
+  private newRegistration(): Promise<void> {
+    return new Promise<void>((r) => (this.markRegistered = r));
+  }
+
+  private async waitRegistered(ms = REGISTER_WAIT_MS): Promise<void> {
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((r) => (t = setTimeout(() => r("timeout"), ms)));
+    const r = await Promise.race([this.registered.then(() => "ok" as const), timeout]);
+    clearTimeout(t);
+    if (r === "timeout") {
+      throw new ApiError(503, `The payment channel is not registered with the proxy yet${this.lastError ? ` (${this.lastError})` : ""}. Check the client's payments settings and the channel's deposit, then retry.`, "service_unavailable", "payment_channel_unregistered");
+    }
+  }
+
+  get signed(): bigint {
+    return this.o.ledger.latestClientVoucher(this.key)?.cumulativeNano ?? 0n;
+  }
+
+  get spent(): bigint {
+    return this.o.ledger.totals(this.key).spent;
+  }
+
+  private latestVoucherBase64(): string | undefined {
+    const v = this.o.ledger.latestClientVoucher(this.key);
+    if (!v) return undefined;
+    const cell = voucherCell({ kind: "payment", channel: this.o.channel, cumulative: v.cumulativeNano });
+    return encodeSignedVoucher({ cell, signature: v.signature }).toString("base64");
+  }
+
+  async onConnected(request: PaymentsRequest): Promise<void> {
+    this.request = request;
+    this.registered = this.newRegistration();
+    await this.chain;
+    this.resign();
+    const proof = signRegistration(this.o.channel, this.o.proxyContract, this.o.clientId, this.o.signer);
+    let reply: Record<string, unknown>;
+    try {
+      reply = await request({ type: "register", channel: this.o.channel.toString(), proof });
+    } catch (e) {
+      this.lastError = `registering the channel: ${(e as Error).message}`;
+      throw new Error(this.lastError);
+    }
+    this.acked = 0n;
+    this.noteReply(reply);
+    this.lastError = undefined;
+    if (this.signed > this.acked) await this.flush();
+    this.markRegistered();
+    await this.refreshState(true);
+  }
+
+  /** A crash between recording a receipt and signing its voucher leaves spent > signed: sign the missing voucher. */
+  private resign(): void {
+    if (this.spent > this.signed) this.signCumulative(this.spent);
+  }
+
+  private noteReply(reply: Record<string, unknown>): void {
+    if (typeof reply.signed === "string" && /^[0-9]+$/.test(reply.signed)) {
+      const s = BigInt(reply.signed);
+      if (s > this.acked) this.acked = s;
+    }
+  }
+
+  private async refreshState(force = false): Promise<void> {
+    if (!this.o.ton || (!force && Date.now() - this.stateAt < CHAIN_REFRESH_MS)) return;
+    this.stateAt = Date.now();
+    try {
+      this.state = await this.o.ton.channelState(this.o.channel);
+    } catch (e) {
+      this.lastError = `reading the channel: ${(e as Error).message}`;
+    }
+  }
+
+  /** What the channel can still pay: redeemed + balance - reserve - signed. Undefined before the first chain read. */
+  private available(): bigint | undefined {
+    if (!this.state) return undefined;
+    const capacity = this.state.redeemed + this.state.balance - STORAGE_RESERVE;
+    return capacity - this.signed;
+  }
+
+  async beforeRequest(model: string, maxTokens: number): Promise<Record<string, unknown> | undefined> {
+    await this.waitRegistered();
+    await this.chain;
+    const left = this.available();
+    if (left !== undefined && this.o.prices?.has(model)) {
+      const min = BigInt(maxTokens) * this.o.prices.price(model).completionPrice;
+      if (left < min) {
+        await this.refreshState(true);
+        const again = this.available() ?? 0n;
+        if (again < min) {
+          throw new ApiError(402, `Insufficient funds: max_tokens ${maxTokens} may cost ${min} nanoTON and the payment channel has ${again > 0n ? again : 0n} left. Deposit more with "cocoon client deposit --amount <TON>" or lower max_tokens.`, "insufficient_quota", "insufficient_funds");
+        }
+      }
+    }
+    const voucher = this.latestVoucherBase64();
+    return { channel: this.o.channel.toString(), ...(voucher ? { voucher } : {}) };
+  }
+
+  afterAnswer(a: AnswerCost): Promise<void> {
+    const run = this.chain.then(() => this.pay(a));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private pay(a: AnswerCost): void {
+    let cost: bigint;
+    try {
+      cost = parseCostFields(a.cost).total;
+    } catch (e) {
+      this.lastError = `answer ${a.requestId}: ${(e as Error).message}`;
+      this.log.warn(`not paying ${a.requestId}: ${(e as Error).message}`);
+      return;
+    }
+    if (!a.receiptOk) {
+      this.refused.count++;
+      this.refused.nano += cost;
+      this.log.warn(`not paying ${a.requestId} (${cost} nanoTON): its usage receipt was refused`);
+      return;
+    }
+    if (this.o.prices) {
+      const own = this.o.prices.cost(a.model, a.usage.prompt_tokens, a.usage.completion_tokens).total;
+      if (own !== cost) {
+        this.disputes.count++;
+        this.disputes.nano += cost > own ? cost - own : own - cost;
+        this.log.warn(`the proxy priced ${a.requestId} at ${cost} nanoTON, the root's prices give ${own}; signing ${own < cost ? own : cost}`);
+        if (own < cost) cost = own;
+      }
+    }
+    this.o.ledger.recordReceipt({
+      requestId: a.requestId, model: a.model, promptTokens: a.usage.prompt_tokens, completionTokens: a.usage.completion_tokens,
+      costNano: cost, workerId: a.workerId ?? "unknown", channel: this.key,
+    });
+    this.signCumulative(this.spent);
+    this.scheduleFlush();
+    void this.refreshState();
+  }
+
+  private signCumulative(cumulative: bigint): void {
+    if (cumulative <= this.signed) return;
+    const sv = signVoucher({ kind: "payment", channel: this.o.channel, cumulative }, this.o.signer);
+    this.o.ledger.recordClientVoucher({ key: this.key, cumulativeNano: cumulative, signature: sv.signature, seq: 0 });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = setTimeout(() => void this.flush().catch(() => undefined), this.o.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS);
+    this.flushTimer.unref();
+  }
+
+  /** Hands the newest voucher to the proxy now (if it lacks it). */
+  async flush(): Promise<void> {
+    const voucher = this.latestVoucherBase64();
+    if (!voucher || !this.request || this.signed <= this.acked) return;
+    try {
+      this.noteReply(await this.request({ type: "voucher", voucher }));
+    } catch (e) {
+      this.lastError = `handing the voucher to the proxy: ${(e as Error).message}`;
+      throw e;
+    }
+  }
+
+  status(): Record<string, unknown> {
+    const s = this.state;
+    return {
+      network: this.o.ton?.network ?? "unknown",
+      channel: this.o.channel.toString(),
+      proxyContract: this.o.proxyContract.toString(),
+      deposited: (s?.deposited ?? 0n).toString(),
+      spent: this.spent.toString(),
+      signed: this.signed.toString(),
+      acknowledgedByProxy: this.acked.toString(),
+      redeemed: (s?.redeemed ?? 0n).toString(),
+      ...(s ? { channelBalance: s.balance.toString(), available: ((this.available() ?? 0n) > 0n ? this.available()! : 0n).toString(), channelStatus: ["open", "closing", "closed"][s.status] } : {}),
+      refusedReceipts: { count: this.refused.count, nano: this.refused.nano.toString() },
+      ...(this.disputes.count ? { disputes: { count: this.disputes.count, nano: this.disputes.nano.toString() } } : {}),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    await this.chain;
+    await this.flush().catch(() => undefined);
+    if (this.o.closeLedger) this.o.ledger.close();
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Payment messages between the roles (JSON over the existing protocol), and the registration proof.
+ *
+ * Client -> proxy (`payments` op):
+ *   {type:"register", channel, proof}   proof = hex Ed25519 signature by the channel's client key over the hash of
+ *                                       the cell  tag:uint32=0x43524731 ("CRG1") channel:MsgAddressInt
+ *                                       proxy_vault:MsgAddressInt client_id:(snake UTF-8)
+ *                                       so that nobody else can charge requests to a channel they cannot sign for
+ *   {type:"voucher", voucher}           voucher = base64 of encodeSignedVoucher (a payment voucher)
+ * Client -> proxy (inference head): payment = {channel, voucher}   the latest voucher, piggybacked
+ * Proxy -> worker (control): {type:"payout", voucher}              a proxy-signed payout voucher (base64)
+ */
+import { beginCell, type Address, type Cell } from "@ton/core";
+import { decodeSignedVoucher, verifyVoucherSignature, type Ed25519Signer, type SignedVoucher, type Voucher } from "../chain/vouchers.js";
+
+export const REGISTER_TAG = 0x43524731;
+/** Largest base64 voucher accepted from a peer (a signed voucher BoC is ~150 bytes). */
+export const MAX_VOUCHER_BASE64 = 2048;
+
+export function registerCell(channel: Address, proxyVault: Address, clientId: string): Cell {
+  return beginCell().storeUint(REGISTER_TAG, 32).storeAddress(channel).storeAddress(proxyVault).storeStringTail(clientId).endCell();
+}
+
+export function signRegistration(channel: Address, proxyVault: Address, clientId: string, signer: Ed25519Signer): string {
+  return signer.sign(registerCell(channel, proxyVault, clientId).hash()).toString("hex");
+}
+
+export function verifyRegistration(proof: unknown, channel: Address, proxyVault: Address, clientId: string, clientKey: Buffer): boolean {
+  if (typeof proof !== "string" || !/^[0-9a-f]{128}$/i.test(proof)) return false;
+  return verifyVoucherSignature(registerCell(channel, proxyVault, clientId), Buffer.from(proof, "hex"), clientKey);
+}
+
+/** Decodes a base64 signed voucher from a peer (untrusted): a clear Error if it is not one. */
+export function decodeVoucherBase64(v: unknown, what = "voucher"): { signed: SignedVoucher; voucher: Voucher } {
+  if (typeof v !== "string" || v.length === 0 || v.length > MAX_VOUCHER_BASE64 || !/^[A-Za-z0-9+/]+=*$/.test(v)) {
+    throw new Error(`${what} must be a base64 signed voucher of at most ${MAX_VOUCHER_BASE64} characters`);
+  }
+  return decodeSignedVoucher(Buffer.from(v, "base64"));
+}

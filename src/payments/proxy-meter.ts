@@ -1,0 +1,455 @@
+/**
+ * The proxy's Meter with real money: client channels on TON, client-signed cumulative vouchers, prices from the
+ * root contract, worker earnings and batched settlement.
+ *
+ * Per request: admit (apply the piggybacked voucher, check credit, reserve the request's maximum cost), then settle
+ * (price the worker-reported usage, write the receipt to the ledger BEFORE the cost is reported, credit the worker).
+ * Admission rule, per channel, with capacity = what the channel can ever pay (redeemed + balance - reserve):
+ *   owed     = charged (sum of settled costs) - signed (latest client voucher)
+ *   refuse if owed > this request's maximum cost           ("previous voucher missing")
+ *   refuse if owed + in-flight reservations + maximum > capacity - signed     ("insufficient funds")
+ * so a client can never owe more than one request's maximum cost, and never more than its deposit.
+ *
+ * Nothing goes on chain per request: the Batcher (timer + thresholds) redeems the latest voucher of every channel
+ * in ONE operator-wallet transaction, and hands each worker a new proxy-signed cumulative payout voucher (off chain;
+ * the worker claims it itself). Everything is in the ledger first, so a restarted proxy resumes where it was:
+ * vouchers are cumulative, so nothing can be redeemed or paid twice.
+ */
+import type { Address } from "@ton/core";
+import type { InferenceHead } from "../protocol/messages.js";
+import type { Usage } from "../protocol/openai.js";
+import { MeterRefusal, type ClientContext, type Meter, type MeterHost, type SettledUsage } from "../proxy/meter.js";
+import { CHANNEL_OP_VALUE, ChannelStatus, redeemBody } from "../chain/contracts/ClientChannel.js";
+import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
+import { encodeSignedVoucher, signVoucher, verifySignedVoucher, voucherCell, type Ed25519Signer } from "../chain/vouchers.js";
+import type { Ledger } from "./ledger.js";
+import { costFields, type PriceBook } from "./pricing.js";
+import { decodeVoucherBase64, verifyRegistration } from "./messages.js";
+import { MAX_MESSAGES_PER_TRANSFER, parseAddress, type BatchWallet, type TonAccess } from "./ton.js";
+import { silentLogger, type Logger } from "../util/log.js";
+
+/** Defaults: redeem at 1 TON or every 30 s; sign payouts at 0.5 TON or every 30 s. */
+export const DEFAULT_REDEEM_THRESHOLD = 1_000_000_000n;
+export const DEFAULT_REDEEM_INTERVAL_MS = 30_000;
+export const DEFAULT_PAYOUT_THRESHOLD = 500_000_000n;
+export const DEFAULT_PAYOUT_INTERVAL_MS = 30_000;
+
+export interface ProxyMeterOptions {
+  ton: TonAccess;
+  /** The proxy operator's wallet: redeems vouchers (channels accept redeems only from it). */
+  wallet: BatchWallet;
+  /** The proxy contract (vault) that receives redeemed money and pays workers. */
+  proxyContract: Address;
+  root?: Address;
+  prices: PriceBook;
+  ledger: Ledger;
+  /** Signs payout vouchers: must match the proxy contract's signing key. */
+  payoutSigner: Ed25519Signer;
+  /** Channels must use at least this close delay (the root's clientCloseDelay), in seconds. */
+  minCloseDelay?: number;
+  redeemThreshold?: bigint;
+  redeemIntervalMs?: number;
+  payoutThreshold?: bigint;
+  payoutIntervalMs?: number;
+  log?: Logger;
+  /** Close the ledger in close() (when the meter opened it). */
+  closeLedger?: boolean;
+}
+
+interface ChannelEntry {
+  address: Address;
+  key: string;
+  clientKey: Buffer;
+  client: Address;
+  /** What the channel can ever pay: redeemed + balance - storage reserve (refreshed from chain). */
+  capacity: bigint;
+  status: number;
+  redeemedOnChain: bigint;
+  inflight: Map<string, bigint>;
+}
+
+interface WorkerEntry {
+  id: string;
+  address: Address;
+  key: string;
+}
+
+const raw = (a: Address) => a.toRawString();
+const sum = (m: Map<string, bigint>) => [...m.values()].reduce((s, v) => s + v, 0n);
+
+export class ProxyMeter implements Meter {
+  private host?: MeterHost;
+  private readonly log: Logger;
+  private readonly byClient = new Map<string, ChannelEntry>();
+  private readonly channels = new Map<string, ChannelEntry>();
+  private readonly workers = new Map<string, WorkerEntry>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private redeeming?: Promise<void>;
+  private payingOut?: Promise<void>;
+  private readonly chainView = { proxyBalance: 0n, freeBalance: 0n, received: 0n, paidOut: 0n, withdrawn: 0n, updatedAt: 0 };
+  private lastError?: string;
+  private closed = false;
+  /** Wallet transactions this meter sent (redeem batches). */
+  redeemTransfers = 0;
+  payoutVouchers = 0;
+
+  private constructor(private readonly o: ProxyMeterOptions) {
+    this.log = o.log ?? silentLogger;
+  }
+
+  /** Checks the proxy contract against this operator and signer, recovers pending settlements, starts the timers. */
+  static async start(o: ProxyMeterOptions): Promise<ProxyMeter> {
+    const m = new ProxyMeter(o);
+    const cfg = await o.ton.proxyConfig(o.proxyContract);
+    if (!cfg.owner.equals(o.wallet.address)) {
+      throw new Error(`proxy contract ${o.proxyContract.toString()} belongs to ${cfg.owner.toString()}, not to this operator wallet ${o.wallet.address.toString()}`);
+    }
+    if (!cfg.signingKey.equals(o.payoutSigner.publicKey)) {
+      throw new Error(`proxy contract ${o.proxyContract.toString()} expects payout vouchers signed by key ${cfg.signingKey.toString("hex")}, and this proxy holds another key`);
+    }
+    await m.recoverPending();
+    await m.refreshChainView().catch(() => undefined);
+    m.timers.push(setInterval(() => void m.flushRedeems(true).catch(() => undefined), o.redeemIntervalMs ?? DEFAULT_REDEEM_INTERVAL_MS));
+    m.timers.push(setInterval(() => void m.flushPayouts(true).catch(() => undefined), o.payoutIntervalMs ?? DEFAULT_PAYOUT_INTERVAL_MS));
+    for (const t of m.timers) t.unref();
+    return m;
+  }
+
+  attach(host: MeterHost): void {
+    this.host = host;
+  }
+
+  // ---- channels and vouchers ----
+
+  private async register(clientId: string, body: Record<string, unknown>): Promise<ChannelEntry> {
+    let address: Address;
+    try {
+      address = parseAddress(body.channel, "channel");
+    } catch (e) {
+      throw new MeterRefusal("bad_request", (e as Error).message);
+    }
+    const { config, state } = await this.o.ton.channel(address).catch((e: Error) => {
+      throw new MeterRefusal("insufficient_funds", e.message);
+    });
+    const fail = (why: string) => new MeterRefusal("insufficient_funds", `channel ${address.toString()} cannot be used with this proxy: ${why}`);
+    if (!config.proxyOperator.equals(this.o.wallet.address)) throw fail(`it names operator ${config.proxyOperator.toString()}, this proxy's operator is ${this.o.wallet.address.toString()}`);
+    if (!config.proxyVault.equals(this.o.proxyContract)) throw fail(`it pays to ${config.proxyVault.toString()}, this proxy's contract is ${this.o.proxyContract.toString()}`);
+    if (config.closeDelay < (this.o.minCloseDelay ?? 0)) throw fail(`its close delay ${config.closeDelay} s is below the network's ${this.o.minCloseDelay} s`);
+    if (state.status !== ChannelStatus.OPEN) throw fail("it is closing or closed; open a new channel (new nonce) and deposit");
+    if (!verifyRegistration(body.proof, address, this.o.proxyContract, clientId, config.clientKey)) {
+      throw new MeterRefusal("bad_request", "the registration proof is not signed by the channel's client key; only the channel's owner can register it");
+    }
+    const key = raw(address);
+    let e = this.channels.get(key);
+    if (!e) {
+      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map() };
+      this.channels.set(key, e);
+    }
+    this.updateChannel(e, state);
+    this.byClient.set(clientId, e);
+    this.log.info(`client ${clientId} registered channel ${address.toString()} (can pay ${e.capacity} nanoTON)`);
+    return e;
+  }
+
+  private updateChannel(e: ChannelEntry, state: { status: number; redeemed: bigint; balance: bigint }): void {
+    const cap = state.redeemed + state.balance - STORAGE_RESERVE;
+    e.capacity = cap > 0n ? cap : 0n;
+    e.status = state.status;
+    e.redeemedOnChain = state.redeemed;
+  }
+
+  private signed(e: ChannelEntry): bigint {
+    return this.o.ledger.latestClientVoucher(e.key)?.cumulativeNano ?? 0n;
+  }
+
+  private charged(e: ChannelEntry): bigint {
+    return this.o.ledger.totals(e.key).spent;
+  }
+
+  /** Verifies a client voucher and writes it to the ledger (before anything is acknowledged). */
+  private async applyVoucher(e: ChannelEntry, b64: unknown): Promise<bigint> {
+    let cumulative: bigint;
+    let signature: Buffer;
+    try {
+      const { signed } = decodeVoucherBase64(b64);
+      const v = verifySignedVoucher(signed, { kind: "payment", publicKey: e.clientKey, contract: e.address });
+      cumulative = v.cumulative;
+      signature = signed.signature;
+    } catch (err) {
+      throw new MeterRefusal("bad_request", `voucher refused: ${(err as Error).message}`);
+    }
+    const latest = this.signed(e);
+    if (cumulative <= latest) return latest; // an older or the same voucher: nothing new
+    if (cumulative > e.capacity) {
+      await this.refreshChannel(e);
+      if (cumulative > e.capacity) {
+        throw new MeterRefusal("insufficient_funds", `voucher refused: it signs ${cumulative} nanoTON but channel ${e.address.toString()} holds only ${e.capacity}; deposit more first`);
+      }
+    }
+    this.o.ledger.recordClientVoucher({ key: e.key, cumulativeNano: cumulative, signature, seq: 0 });
+    if (cumulative - e.redeemedOnChain >= (this.o.redeemThreshold ?? DEFAULT_REDEEM_THRESHOLD)) void this.flushRedeems(false).catch(() => undefined);
+    return cumulative;
+  }
+
+  private async refreshChannel(e: ChannelEntry): Promise<void> {
+    try {
+      this.updateChannel(e, await this.o.ton.channelState(e.address));
+    } catch (err) {
+      this.log.warn(`cannot read channel ${e.address.toString()}: ${(err as Error).message}`);
+    }
+  }
+
+  private entryOf(client: ClientContext): ChannelEntry {
+    const e = this.byClient.get(client.clientId);
+    if (!e) {
+      throw new MeterRefusal("insufficient_funds", "this proxy charges per request and no payment channel is registered for this client; start the client with --payments (cocoon devnet does this) and deposit with \"cocoon client deposit\"");
+    }
+    return e;
+  }
+
+  async admit(client: ClientContext, head: InferenceHead): Promise<void> {
+    const e = this.entryOf(client);
+    if (head.payment?.voucher !== undefined) await this.applyVoucher(e, head.payment.voucher);
+    let max: bigint;
+    try {
+      max = this.o.prices.maxCost(head.model, head.maxTokens, head.bodyBytes);
+    } catch (err) {
+      throw new MeterRefusal("bad_request", (err as Error).message);
+    }
+    const signed = this.signed(e);
+    const charged = this.charged(e);
+    const owed = charged > signed ? charged - signed : 0n;
+    if (owed > max) {
+      throw new MeterRefusal("insufficient_funds", `previous voucher missing: requests already answered cost ${charged} nanoTON and the latest voucher signs ${signed}; send a voucher for at least ${charged} before the next request`);
+    }
+    const need = () => owed + sum(e.inflight) + max;
+    if (need() > e.capacity - signed) await this.refreshChannel(e);
+    if (e.status !== ChannelStatus.OPEN) {
+      throw new MeterRefusal("insufficient_funds", `channel ${e.address.toString()} is closing or closed; open a new channel and deposit`);
+    }
+    if (need() > e.capacity - signed) {
+      throw new MeterRefusal("insufficient_funds", `insufficient funds: this request may cost up to ${max} nanoTON, the channel has ${e.capacity - signed - owed - sum(e.inflight)} nanoTON left (deposit ${e.capacity}, signed ${signed}, owed ${owed}, reserved ${sum(e.inflight)}); deposit more with "cocoon client deposit"`);
+    }
+    e.inflight.set(head.requestId, max);
+  }
+
+  async settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage): Promise<SettledUsage> {
+    const e = this.entryOf(client);
+    try {
+      const cost = this.o.prices.cost(head.model, usage.prompt_tokens, usage.completion_tokens);
+      const w = this.workers.get(workerId);
+      const earn = w ? this.o.prices.workerShare(cost.total) : 0n;
+      if (!w) this.log.warn(`worker ${workerId} announced no payout address; its share of ${head.requestId} stays with the proxy`);
+      this.o.ledger.recordReceipt({
+        requestId: head.requestId, model: head.model, promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens,
+        costNano: cost.total, workerEarnNano: earn, workerId: w ? w.key : `unpaid:${workerId}`, channel: e.key,
+      });
+      if (w && this.unpaidOf(w) >= (this.o.payoutThreshold ?? DEFAULT_PAYOUT_THRESHOLD)) void this.flushPayouts(false).catch(() => undefined);
+      return { cost: costFields(cost) };
+    } finally {
+      e.inflight.delete(head.requestId);
+    }
+  }
+
+  release(client: ClientContext, head: InferenceHead): void {
+    this.byClient.get(client.clientId)?.inflight.delete(head.requestId);
+  }
+
+  async handleClientRequest(client: ClientContext, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (body.type === "register") {
+      const e = await this.register(client.clientId, body);
+      return { ok: true, ...this.channelView(e) };
+    }
+    const e = this.entryOf(client);
+    if (body.type === "voucher") {
+      await this.applyVoucher(e, body.voucher);
+      return { ok: true, ...this.channelView(e) };
+    }
+    if (body.type === "status") return { ok: true, ...this.channelView(e) };
+    throw new MeterRefusal("bad_request", `unknown payments request type ${JSON.stringify(body.type)}; expected register, voucher or status`);
+  }
+
+  private channelView(e: ChannelEntry): Record<string, string> {
+    const signed = this.signed(e);
+    const charged = this.charged(e);
+    return {
+      channel: e.address.toString(), capacity: e.capacity.toString(), signed: signed.toString(), charged: charged.toString(),
+      owed: (charged > signed ? charged - signed : 0n).toString(), redeemed: e.redeemedOnChain.toString(),
+    };
+  }
+
+  // ---- workers ----
+
+  onWorkerAnnounce(workerId: string, payments: Record<string, unknown> | undefined): void {
+    if (payments?.payoutAddress === undefined) return;
+    let address: Address;
+    try {
+      address = parseAddress(payments.payoutAddress, "payoutAddress");
+    } catch (e) {
+      this.log.warn(`worker ${workerId}: ${(e as Error).message}; it will not be paid`);
+      return;
+    }
+    const prev = this.workers.get(workerId);
+    const w = { id: workerId, address, key: raw(address) };
+    this.workers.set(workerId, w);
+    if (!prev) {
+      // Re-deliver the newest voucher: the worker may have missed it while disconnected.
+      const latest = this.o.ledger.latestPayoutVoucher(w.key);
+      if (latest) this.deliver(w, latest.cumulativeNano, latest.signature);
+    }
+  }
+
+  private unpaidOf(w: WorkerEntry): bigint {
+    const earned = this.o.ledger.totals(w.key).earned;
+    const latest = this.o.ledger.latestPayoutVoucher(w.key)?.cumulativeNano ?? 0n;
+    return earned - latest;
+  }
+
+  private deliver(w: WorkerEntry, cumulative: bigint, signature: Buffer): boolean {
+    const cell = voucherCell({ kind: "payout", proxy: this.o.proxyContract, worker: w.address, cumulative });
+    return this.host?.sendToWorker(w.id, { type: "payout", voucher: encodeSignedVoucher({ cell, signature }).toString("base64") }) ?? false;
+  }
+
+  /** Signs a new cumulative payout voucher for every worker whose unpaid earnings pass the threshold (or any, if forced). */
+  flushPayouts(force: boolean): Promise<void> {
+    if (this.payingOut) return this.payingOut;
+    const run = (async () => {
+      const threshold = this.o.payoutThreshold ?? DEFAULT_PAYOUT_THRESHOLD;
+      for (const w of this.workers.values()) {
+        const unpaid = this.unpaidOf(w);
+        if (unpaid <= 0n || (!force && unpaid < threshold)) continue;
+        const cumulative = this.o.ledger.totals(w.key).earned;
+        const sv = signVoucher({ kind: "payout", proxy: this.o.proxyContract, worker: w.address, cumulative }, this.o.payoutSigner);
+        this.o.ledger.recordPayoutVoucher({ key: w.key, cumulativeNano: cumulative, signature: sv.signature, seq: 0 });
+        this.payoutVouchers++;
+        if (!this.deliver(w, cumulative, sv.signature)) this.log.warn(`worker ${w.id} is not connected; its payout voucher waits for its return`);
+      }
+    })();
+    this.payingOut = run.finally(() => (this.payingOut = undefined));
+    return this.payingOut;
+  }
+
+  // ---- redemption ----
+
+  /** Redeems the latest voucher of every channel above the threshold (or any, if forced) in ONE wallet transaction. */
+  flushRedeems(force: boolean): Promise<void> {
+    if (this.redeeming) return this.redeeming.then(() => (force ? this.flushRedeems(force) : undefined));
+    const run = this.redeemNow(force).catch((err: Error) => {
+      this.lastError = `redeem: ${err.message}`;
+      this.log.warn(`redeeming vouchers failed: ${err.message}; retrying on the next timer`);
+      throw err;
+    });
+    this.redeeming = run.finally(() => (this.redeeming = undefined));
+    return this.redeeming;
+  }
+
+  private async redeemNow(force: boolean): Promise<void> {
+    if (this.closed) return;
+    const threshold = this.o.redeemThreshold ?? DEFAULT_REDEEM_THRESHOLD;
+    const due = this.o.ledger.unsettledChannels().filter((u) => u.unsettled > 0n && (force || u.unsettled >= threshold || this.channels.get(u.key)?.status === ChannelStatus.CLOSING));
+    for (let i = 0; i < due.length; i += MAX_MESSAGES_PER_TRANSFER) {
+      const batch = [];
+      for (const u of due.slice(i, i + MAX_MESSAGES_PER_TRANSFER)) {
+        const address = parseAddress(u.key, "channel");
+        const state = await this.o.ton.channelState(address);
+        const e = this.channels.get(u.key);
+        if (e) this.updateChannel(e, state);
+        const v = this.o.ledger.latestClientVoucher(u.key)!;
+        const ledgerRedeemed = u.settled + u.pending;
+        if (state.redeemed >= v.cumulativeNano) {
+          // Already on chain (e.g. sent before a crash): record it so the ledger agrees with the chain.
+          if (state.redeemed > ledgerRedeemed) this.record(`redeem:${u.key}:${state.redeemed}:sync`, u.key, state.redeemed - ledgerRedeemed, "confirmed");
+          continue;
+        }
+        const id = `redeem:${u.key}:${v.cumulativeNano}:${Date.now()}`;
+        this.record(id, u.key, v.cumulativeNano - state.redeemed, "pending");
+        const signed = { cell: voucherCell({ kind: "payment", channel: address, cumulative: v.cumulativeNano }), signature: v.signature };
+        batch.push({ id, address, cumulative: v.cumulativeNano, message: { to: address, value: CHANNEL_OP_VALUE, body: redeemBody(signed) } });
+      }
+      if (batch.length === 0) continue;
+      await this.o.wallet.send(batch.map((b) => b.message));
+      this.redeemTransfers++;
+      this.log.info(`redeemed ${batch.length} channel voucher(s) in one transaction`);
+      for (const b of batch) await this.confirmRedeem(b.id, b.address, b.cumulative);
+    }
+    await this.refreshChainView().catch(() => undefined);
+    await this.flushPayouts(false);
+  }
+
+  private record(id: string, key: string, amount: bigint, status: "pending" | "confirmed"): void {
+    this.o.ledger.recordSettlement({ txHash: id, kind: "redeem", counterparty: key, amountNano: amount, status });
+  }
+
+  private async confirmRedeem(id: string, address: Address, cumulative: bigint): Promise<void> {
+    const state = await this.o.ton.channelState(address);
+    const e = this.channels.get(raw(address));
+    if (e) this.updateChannel(e, state);
+    if (state.redeemed >= cumulative) this.o.ledger.updateSettlement(id, "confirmed");
+    else {
+      this.o.ledger.updateSettlement(id, "failed");
+      this.lastError = `redeem of ${address.toString()} up to ${cumulative} did not apply (on chain: ${state.redeemed})`;
+      this.log.warn(this.lastError);
+    }
+  }
+
+  /** After a restart: settle what was sent but not confirmed, from the chain's state. */
+  private async recoverPending(): Promise<void> {
+    for (const s of this.o.ledger.pendingSettlements()) {
+      if (s.kind !== "redeem") continue;
+      // id = redeem:<workchain>:<hex>:<cumulative>:<time> (the channel's raw address has one colon)
+      const parts = s.txHash.split(":");
+      const key = parts.slice(1, 3).join(":");
+      const cum = parts[3];
+      if (parts.length !== 5 || !cum || !/^[0-9]+$/.test(cum)) continue;
+      try {
+        await this.confirmRedeem(s.txHash, parseAddress(key, "channel"), BigInt(cum));
+      } catch (err) {
+        this.log.warn(`cannot check pending redeem ${s.txHash}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async refreshChainView(): Promise<void> {
+    const s = await this.o.ton.proxyState(this.o.proxyContract);
+    Object.assign(this.chainView, { proxyBalance: s.balance, freeBalance: s.freeBalance, received: s.totalReceived, paidOut: s.totalPaidOut, withdrawn: s.totalWithdrawn, updatedAt: Date.now() });
+  }
+
+  status(): Record<string, unknown> {
+    const t = this.o.ledger.totals();
+    const channels = [...this.channels.values()].map((e) => ({ ...this.channelView(e), client: e.client.toString() }));
+    const workers = [...this.workers.values()].map((w) => ({
+      id: w.id, address: w.address.toString({ bounceable: false }),
+      earned: this.o.ledger.totals(w.key).earned.toString(),
+      voucher: (this.o.ledger.latestPayoutVoucher(w.key)?.cumulativeNano ?? 0n).toString(),
+    }));
+    return {
+      network: this.o.ton.network,
+      operator: this.o.wallet.address.toString({ bounceable: false }),
+      proxyContract: this.o.proxyContract.toString(),
+      ...(this.o.root ? { root: this.o.root.toString() } : {}),
+      charged: t.spent.toString(),
+      signed: this.o.ledger.unsettledChannels().reduce((s, u) => s + u.signed, 0n).toString(),
+      redeemed: t.redeemed.toString(),
+      workersEarned: t.earned.toString(),
+      fees: t.fees.toString(),
+      contract: {
+        balance: this.chainView.proxyBalance.toString(), feesAvailable: this.chainView.freeBalance.toString(),
+        received: this.chainView.received.toString(), paidOut: this.chainView.paidOut.toString(),
+        ...(this.chainView.updatedAt ? { updatedAt: new Date(this.chainView.updatedAt).toISOString() } : {}),
+      },
+      transactions: { redeemBatches: this.redeemTransfers, payoutVouchers: this.payoutVouchers },
+      channels,
+      workers,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  /** Stops the timers and redeems what is outstanding (best effort). */
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.flushRedeems(true).catch(() => undefined);
+    await this.flushPayouts(true).catch(() => undefined);
+    this.closed = true;
+    if (this.o.closeLedger) this.o.ledger.close();
+  }
+}

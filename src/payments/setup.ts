@@ -1,0 +1,74 @@
+/**
+ * Builds each role's payment hook from its payments config: opens the ledger, connects to the chain, reads the
+ * root's parameters and prices, checks what can be checked at start, and hands back the Meter / Payer / Payee.
+ */
+import { Ledger } from "./ledger.js";
+import { connectChain, nanoOr, type PaymentsConfig } from "./config.js";
+import { PriceBook } from "./pricing.js";
+import { ProxyMeter } from "./proxy-meter.js";
+import { WorkerPayee } from "./worker-payee.js";
+import { ClientPayer } from "./client-payer.js";
+import { ed25519Signer } from "../chain/vouchers.js";
+import type { Logger } from "../util/log.js";
+import type { TonAccess } from "./ton.js";
+
+async function priceBook(ton: TonAccess, c: PaymentsConfig, extraDigests: Record<string, string> = {}): Promise<{ book: PriceBook; closeDelay: number }> {
+  let params, prices;
+  try {
+    [params, prices] = await Promise.all([ton.rootParams(c.root), ton.rootPrices(c.root)]);
+  } catch (e) {
+    throw new Error(`cannot read the root contract ${c.root.toString()} on ${c.network} (${(e as Error).message}); check --payments (endpoint, root) and that the chain runs`);
+  }
+  return { book: PriceBook.fromRoot(params.proxyFeeBps, prices, { ...extraDigests, ...c.models }), closeDelay: params.clientCloseDelay };
+}
+
+export async function startProxyPayments(c: PaymentsConfig, log?: Logger): Promise<ProxyMeter> {
+  const { ton, wallet } = await connectChain(c);
+  const { book, closeDelay } = await priceBook(ton, c);
+  const ledger = Ledger.open(c.ledger);
+  try {
+    return await ProxyMeter.start({
+      ton, wallet, proxyContract: c.proxyContract, root: c.root, prices: book, ledger, payoutSigner: ed25519Signer(wallet.seed),
+      minCloseDelay: closeDelay, log, closeLedger: true,
+      redeemThreshold: c.batch.redeemThreshold !== undefined ? BigInt(c.batch.redeemThreshold) : undefined,
+      redeemIntervalMs: c.batch.redeemIntervalMs,
+      payoutThreshold: c.batch.payoutThreshold !== undefined ? BigInt(c.batch.payoutThreshold) : undefined,
+      payoutIntervalMs: c.batch.payoutIntervalMs,
+    });
+  } catch (e) {
+    ledger.close();
+    throw e;
+  }
+}
+
+/** `modelDigests`: what the worker's backend serves (name -> weights sha256), priced from the root. */
+export async function startWorkerPayments(c: PaymentsConfig, modelDigests: Record<string, string>, log?: Logger): Promise<WorkerPayee> {
+  const { ton, wallet } = await connectChain(c);
+  const { book } = await priceBook(ton, c, modelDigests);
+  const ledger = Ledger.open(c.ledger);
+  try {
+    return await WorkerPayee.start({
+      ton, wallet, proxyContract: c.proxyContract, ledger, prices: book, log, closeLedger: true,
+      claimThreshold: c.batch.claimThreshold !== undefined ? nanoOr(c.batch.claimThreshold, 0n) : undefined,
+      claimIntervalMs: c.batch.claimIntervalMs,
+    });
+  } catch (e) {
+    ledger.close();
+    throw e;
+  }
+}
+
+export async function startClientPayments(c: PaymentsConfig, clientId: string, log?: Logger): Promise<ClientPayer> {
+  if (!c.channel) throw new Error(`the payments config${c.file ? ` ${c.file}` : ""} names no "channel"; a client needs its payment channel (open one with "cocoon client deposit")`);
+  const { ton, wallet } = await connectChain(c);
+  const { book } = await priceBook(ton, c);
+  const view = await ton.channel(c.channel);
+  const signer = ed25519Signer(wallet.seed);
+  if (!view.config.clientKey.equals(signer.publicKey)) {
+    throw new Error(`channel ${c.channel.toString()} is signed for by another key than this wallet's; use the wallet that opened it`);
+  }
+  if (!view.config.proxyVault.equals(c.proxyContract)) {
+    throw new Error(`channel ${c.channel.toString()} pays proxy contract ${view.config.proxyVault.toString()}, the config names ${c.proxyContract.toString()}`);
+  }
+  return new ClientPayer({ channel: c.channel, proxyContract: c.proxyContract, signer, ledger: Ledger.open(c.ledger), clientId, ton, prices: book, log, closeLedger: true });
+}

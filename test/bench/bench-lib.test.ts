@@ -1,0 +1,147 @@
+// Tests of the benchmark's own machinery: statistics, answer checking, the load generator against the real
+// fake upstream (including a failing one), the target verdicts and the hand-written SVG chart.
+//   node --import tsx --test bench/test/bench-lib.test.ts
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { fmt, median, percentile, summarize } from "../../bench/lib/stats.js";
+import { checkAnswer, countSseEvents, runLoad } from "../../bench/lib/load.js";
+import { chartSvg } from "../../bench/lib/svg.js";
+import { verdicts, overheadSvg, markdown, type BenchResults } from "../../bench/report.js";
+import type { OverheadCell } from "../../bench/overhead.js";
+import { requestBody } from "../../bench/overhead.js";
+import { startFakeUpstream } from "../../src/dev/fake-upstream.js";
+
+describe("stats", () => {
+  it("percentile and median by nearest rank", () => {
+    const xs = [5, 1, 4, 2, 3];
+    assert.equal(percentile(xs, 50), 3);
+    assert.equal(percentile(xs, 100), 5);
+    assert.equal(percentile(xs, 0), 1);
+    assert.equal(percentile(Array.from({ length: 100 }, (_, i) => i + 1), 99), 99);
+    assert.equal(median([1, 2, 3, 4]), 2.5);
+    assert.ok(Number.isNaN(percentile([], 50)));
+    assert.throws(() => percentile([1], 101), /0\.\.100/);
+  });
+  it("percentile stays within the samples and is monotonic in p", () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ noNaN: true, min: -1e6, max: 1e6 }), { minLength: 1, maxLength: 50 }), fc.integer({ min: 0, max: 99 }), (xs, p) => {
+        const a = percentile(xs, p);
+        assert.ok(a >= Math.min(...xs) && a <= Math.max(...xs));
+        assert.ok(percentile(xs, p + 1) >= a);
+      }),
+    );
+  });
+  it("summaries report the spread of rounds and ignore NaN rounds", () => {
+    const s = summarize([10, 12, Number.NaN, 8]);
+    assert.equal(s.median, 10);
+    assert.equal(s.rounds, 3);
+    assert.equal(s.spread, 0.4);
+    assert.equal(fmt(s, 0), "10 ±20%");
+    assert.equal(fmt(summarize([]), 0), "n/a");
+  });
+});
+
+describe("answer checking", () => {
+  it("counts SSE events and requires [DONE]", () => {
+    assert.deepEqual(countSseEvents('data: {"a":1}\n\ndata: {"a":2}\n\ndata: [DONE]\n\n'), { events: 2, done: true });
+    assert.deepEqual(countSseEvents('data: {"a":1}\r\n\r\n'), { events: 1, done: false });
+    assert.equal(checkAnswer(200, 'data: {"x":1}\n\ndata: [DONE]\n\n', true), 1);
+    assert.throws(() => checkAnswer(200, 'data: {"x":1}\n\n', true), /without \[DONE\]/);
+    assert.throws(() => checkAnswer(500, "boom", false), /HTTP 500: boom/);
+    assert.throws(() => checkAnswer(200, "{}", false), /no choices/);
+    assert.throws(() => checkAnswer(200, "<html>", false), /not JSON/);
+    assert.equal(checkAnswer(200, '{"choices":[{}]}', false), 0);
+  });
+});
+
+describe("load generator against the fake upstream", () => {
+  it("measures successful requests and streamed chunks, within its bounds", async () => {
+    const up = await startFakeUpstream({ model: "fake-model", tokens: 4 });
+    try {
+      const target = { baseUrl: up.url, path: "/v1/chat/completions" };
+      const r = await runLoad(target, { concurrency: 4, maxRequests: 40, maxMs: 5_000, body: requestBody(false, 4), stream: false });
+      assert.equal(r.ok, 40);
+      assert.equal(r.failed, 0);
+      assert.equal(r.latenciesMs.length, 40);
+      assert.ok(r.requestsPerSec > 0);
+      assert.equal(up.requests, 40);
+      const s = await runLoad(target, { concurrency: 2, maxRequests: 10, maxMs: 5_000, body: requestBody(true, 4), stream: true });
+      assert.equal(s.ok, 10);
+      assert.equal(s.chunks, 10 * 5, "4 token chunks + the final chunk per answer");
+      const timed = await runLoad(target, { concurrency: 1, maxRequests: 1_000_000, maxMs: 200, body: requestBody(false, 4), stream: false });
+      assert.ok(timed.elapsedMs < 2_000, `stopped by time (${timed.elapsedMs} ms)`);
+    } finally {
+      await up.close();
+    }
+  });
+  it("counts every failed request with its reason, so a broken peer cannot look fast", async () => {
+    const up = await startFakeUpstream({ failGenerations: true });
+    try {
+      const r = await runLoad({ baseUrl: up.url, path: "/v1/chat/completions" }, { concurrency: 2, maxRequests: 6, maxMs: 5_000, body: requestBody(false, 4), stream: false });
+      assert.equal(r.ok, 0);
+      assert.equal(r.failed, 6);
+      assert.match(r.errors[0], /HTTP 500/);
+      assert.equal(r.requestsPerSec, 0);
+    } finally {
+      await up.close();
+    }
+  });
+});
+
+const S = (median: number) => ({ median, min: median, max: median, spread: 0, rounds: 1 });
+function fakeCell(peer: OverheadCell["peer"], stream: boolean, concurrency: number, rps: number, addedP50: number, ok = 100): OverheadCell {
+  return { peer, stream, concurrency, rps: S(rps), p50: S(1), p99: S(2), addedP50: S(addedP50), addedP99: S(addedP50 * 2), chunksPerSec: S(0), cpuMsPerRequest: S(1), ok, failed: ok ? 0 : 32, errors: ok ? [] : ["HTTP 500: x"] };
+}
+function fakeResults(cocoonRps: number, cocoonAdded: number): BenchResults {
+  const overhead: OverheadCell[] = [];
+  for (const stream of [false, true])
+    for (const c of [1, 32]) {
+      overhead.push(fakeCell("direct", stream, c, 2000, 0), fakeCell("nginx", stream, c, 1800, 0.1), fakeCell("cocoon", stream, c, cocoonRps, cocoonAdded));
+      overhead.push(fakeCell("portkey", stream, c, 200, 3, stream ? 0 : 100));
+    }
+  return {
+    machine: { date: "2026-11-27", cpu: "test" },
+    config: { rounds: "1" },
+    peers: (["direct", "portkey", "nginx", "cocoon"] as const).map((name) => ({ name, label: name, baseUrl: "", headers: {}, notes: [], children: [] })),
+    skipped: [],
+    overhead,
+    crypto: { rows: [], perRequest: { chunks: 17, us: S(900) } },
+    batches: [
+      { requests: 10, offChainVouchers: 10, settlementTxs: 6, txsPer1000: 600, fees: 1n, txsPerRequest: 0 },
+      { requests: 1000, offChainVouchers: 1000, settlementTxs: 6, txsPer1000: 6, fees: 1n, txsPerRequest: 0 },
+    ],
+    errors: [],
+    durationS: 1,
+  };
+}
+
+describe("target verdicts", () => {
+  it("compare the measured numbers with the targets, both ways", () => {
+    const good = verdicts(fakeResults(2500, 0.15));
+    assert.equal(good.find((v) => v.target.includes("portkey") && v.target.includes("non-streaming"))!.met, true);
+    assert.equal(good.find((v) => v.target.includes("nginx") && v.target.includes("non-streaming"))!.met, true);
+    assert.equal(good.find((v) => v.target.includes("portkey") && v.target.includes("(streaming)"))!.met, undefined, "portkey failed streaming: nothing to compare");
+    assert.equal(good.find((v) => v.target.includes("crypto"))!.met, true);
+    assert.equal(good.find((v) => v.target.includes("on-chain"))!.met, true);
+    const bad = verdicts(fakeResults(150, 9));
+    assert.equal(bad.find((v) => v.target.includes("portkey") && v.target.includes("non-streaming"))!.met, false);
+    assert.equal(bad.find((v) => v.target.includes("nginx") && v.target.includes("non-streaming"))!.met, false);
+  });
+});
+
+describe("report and chart", () => {
+  it("writes one bar per measured value, marks failures, escapes text", () => {
+    const svg = chartSvg([{ title: "a < b & c", unit: "x", series: [{ name: "s1", color: "#000" }, { name: "s2", color: "#111" }], groups: [{ label: "g", values: [3, null] }] }], "note");
+    assert.match(svg, /^<svg /);
+    assert.match(svg, /a &lt; b &amp; c/);
+    assert.equal((svg.match(/<rect x=/g) ?? []).length, 1 + 2, "one bar + two legend swatches");
+    assert.match(svg, />fails</);
+    const r = fakeResults(150, 9);
+    const chart = overheadSvg(r);
+    assert.equal((chart.match(/<rect x="[\d.]+" y="[\d.]+" width/g) ?? []).length, 4 * 4 - 2 + 4 * 3 - 2 + 4 + 3, "bars of both panels + legends");
+    const md = markdown(r);
+    assert.match(md, /\*\*not met\*\*/);
+    assert.match(md, /portkey \| 1 \| fails: HTTP 500/);
+  });
+});
