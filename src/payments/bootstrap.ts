@@ -19,10 +19,10 @@ import { ed25519Signer } from "../chain/vouchers.js";
 import type { NetworkName } from "../chain/network.js";
 import { BatchWallet, keyPairFromSeedHex } from "./ton.js";
 
-/** Development parameters: 10 % proxy fee, 10 s close delay (so close + withdraw can be tried in a minute). */
+/** Development parameters: 10 % proxy fee, 30 s close delay (3 redeem timers of the devnet: the proxy always redeems in time). */
 export const DEVNET_PARAMS: RootParams = {
   proxyFeeBps: 1000,
-  clientCloseDelay: 10,
+  clientCloseDelay: 30,
   proxyUnstakeDelay: 60,
   minProxyStake: toNano("10"),
   minClientDeposit: toNano("1"),

@@ -38,7 +38,8 @@ export async function depositCommand(file: string, amountTon: string, print: (s:
   const { ton, wallet } = await connectChain(c);
   await confirmFundsMovement(c.network, `deposit ${amountTon} TON into a payment channel`, { yes });
   let channel = c.channel;
-  if (channel && (await ton.client.isContractDeployed(channel))) {
+  const open = channel && (await ton.client.isContractDeployed(channel)) && (await ton.channelState(channel)).status === ChannelStatus.OPEN;
+  if (channel && open) {
     await wallet.send([{ to: channel, value: amount, body: topUpBody() }]);
   } else {
     const [proxyCfg, params] = await Promise.all([ton.proxyConfig(c.proxyContract), ton.rootParams(c.root)]);

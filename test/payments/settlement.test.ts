@@ -77,8 +77,11 @@ test("costs in answers add up to the client's spent; one redeem transaction for 
       assert.equal(num(meter.status().signed), sum);
 
       const before = await chain.ton.proxyState(chain.boot.proxyContract);
+      const operator = new BatchWallet(chain.ton.client, keyPairFromSeedHex(chain.boot.seeds.operator), "devnet");
+      const seqnoBefore = await operator.seqno();
       await meter.flushRedeems(true);
       assert.equal(meter.redeemTransfers, 1, "one wallet transaction redeems all 7 requests");
+      assert.equal(await operator.seqno(), seqnoBefore + 1, "on chain: the operator wallet made exactly one transaction");
       const st = await chain.ton.channelState(chain.boot.channel);
       assert.equal(st.redeemed, sum, "on chain: the channel redeemed exactly what the client signed");
       const after = await chain.ton.proxyState(chain.boot.proxyContract);
@@ -188,4 +191,24 @@ test("admission: a client that stops paying is refused after one request; an emp
       await p.net.close();
     }
   }, toNano("1.5"));
+});
+
+test("untrusted payment messages: random bytes never crash the voucher decoder or the config parser", async () => {
+  const fc = (await import("fast-check")).default;
+  const { decodeVoucherBase64 } = await import("../../src/payments/messages.js");
+  const { parsePaymentsConfig } = await import("../../src/payments/config.js");
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (b) => {
+    try {
+      decodeVoucherBase64(Buffer.from(b).toString("base64"));
+    } catch (e) {
+      assert.ok(e instanceof Error && e.message.length > 0);
+    }
+  }), { numRuns: 500 });
+  fc.assert(fc.property(fc.anything(), (j) => {
+    try {
+      parsePaymentsConfig(j);
+    } catch (e) {
+      assert.ok(e instanceof Error && /payments config|address/.test(e.message), (e as Error).message);
+    }
+  }), { numRuns: 300 });
 });
