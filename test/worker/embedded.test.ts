@@ -54,6 +54,12 @@ test("greedy decoding is deterministic and streams token by token", async () => 
   assert.ok(/\b(the|and|of|unto|LORD)\b/.test(a.text), `expected KJV-like words in ${JSON.stringify(a.text)}`);
 });
 
+test("greedy output is the exact text this model was verified to produce", async () => {
+  // Recorded when the model was built (models/README.md); llama.cpp and torch agree on it token for token.
+  const r = await run(req({ maxTokens: 60 }));
+  assert.equal(r.text, " unto the LORD thy God of the LORD of hosts, and the LORD sh");
+});
+
 test("sampling with a seed is reproducible, and differs from greedy", async () => {
   const s1 = await run(req({ temperature: 0.8, seed: 42 }));
   const s2 = await run(req({ temperature: 0.8, seed: 42 }));
