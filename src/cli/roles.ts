@@ -11,9 +11,17 @@ import { openSync, writeSync } from "node:fs";
 import { nodeSecurity, type SecurityOptions } from "./security.js";
 import { randomBytes } from "node:crypto";
 import { loadPaymentsConfig } from "../payments/config.js";
+import { assertNetworkAllowsSim } from "../chain/network.js";
 import { startClientPayments, startProxyPayments, startWorkerPayments } from "../payments/setup.js";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
+
+/** Loads a role's payments config; real money (mainnet) is refused to a node whose attestation is the sim stand-in. */
+function paymentsConfig(o: SecurityOptions & { payments?: string }) {
+  const cfg = loadPaymentsConfig(o.payments!);
+  assertNetworkAllowsSim(cfg.network, o.platform ?? "sim");
+  return cfg;
+}
 
 /**
  * COCOON_PROXY_CAPTURE=FILE appends every decrypted byte the proxy receives and sends to FILE: an audit of
@@ -39,7 +47,7 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
   const log = createLogger("proxy");
   const sec = await nodeSecurity("proxy", o, log);
   const tap = captureTap(process.env.COCOON_PROXY_CAPTURE, log);
-  const meter = o.payments ? await startProxyPayments(loadPaymentsConfig(o.payments), log) : undefined;
+  const meter = o.payments ? await startProxyPayments(paymentsConfig(o), log) : undefined;
   const proxy = new ProxyNode({
     ...(meter ? { meter } : {}),
     ...(tap ? { tap } : {}),
@@ -94,7 +102,7 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
   const model = backend.models()[0];
   const sec = await nodeSecurity("worker", o, log, model?.digest ? { name: model.id, digest: model.digest } : undefined);
   const digests = Object.fromEntries(backend.models().filter((m) => m.digest).map((m) => [m.id, m.digest!]));
-  const payee = o.payments ? await startWorkerPayments(loadPaymentsConfig(o.payments), digests, log) : undefined;
+  const payee = o.payments ? await startWorkerPayments(paymentsConfig(o), digests, log) : undefined;
   const worker = new WorkerNode({
     ...(payee ? { payee } : {}),
     proxies: o.proxy.map((p) => parseHostPort(p, DEFAULT_WORKER_PORT)),
@@ -131,7 +139,7 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
   if (!seal && sec.production) throw new Error("--no-seal is not allowed with the production policy: requests must be sealed to attested workers");
   if (!seal) log.warn("sealing is OFF (--no-seal): the proxy can read every prompt and answer; for development only");
   const clientId = `client-${randomBytes(4).toString("hex")}`;
-  const payer = o.payments ? await startClientPayments(loadPaymentsConfig(o.payments), clientId, log) : undefined;
+  const payer = o.payments ? await startClientPayments(paymentsConfig(o), clientId, log) : undefined;
   const client = new ClientNode({
     clientId,
     ...(payer ? { payer } : {}),
