@@ -73,6 +73,7 @@ export class ProxyLink extends PeerLink {
       this.modelsCache = { at: now, value };
       return value;
     } catch (err) {
+      if (err instanceof ApiError) throw err;
       throw new ApiError(502, `The proxy did not list its models: ${(err as Error).message}`, "api_error", "proxy_error");
     }
   }

@@ -352,8 +352,20 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   sendRaw(frame: Buffer): boolean {
     if (this.closed) return true;
     this.tap?.("out", frame);
+    // Frames written in one tick leave as one TLS write: far fewer records and syscalls when streaming.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     return this.socket.write(frame);
   }
+
+  private corked = false;
+  private readonly uncork = () => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   drained(): Promise<void> {
     if (this.closed) return Promise.resolve();
