@@ -27,9 +27,26 @@ export interface SendResult {
   seqno: number;
 }
 
+/** Wallet v5 carries at most 255 out-messages per transfer. */
+export const MAX_MESSAGES_PER_TRANSFER = 255;
+/** Batched settlement transfers poll faster: a node waits on them before it records the settlement. */
+const BATCH_POLL_MS = 200;
+
+/** One message of a batched transfer. */
+export interface BatchMessage {
+  to: Address;
+  value: bigint;
+  body?: Cell;
+  init?: StateInit;
+  bounce?: boolean;
+}
+
 export class WalletService {
   readonly contract: WalletContractV5R1;
   private readonly opened: OpenedContract<WalletContractV5R1>;
+  private lock: Promise<unknown> = Promise.resolve();
+  /** Wallet transactions this process made through sendBatch (tests use it to prove batching). */
+  transfers = 0;
 
   constructor(readonly client: TonClient, private readonly keyPair: KeyPair, readonly network: NetworkName) {
     this.contract = WalletContractV5R1.create({ workchain: 0, publicKey: keyPair.publicKey, walletId: walletIdFor(network) });
@@ -97,6 +114,41 @@ export class WalletService {
       }
       await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(1, deadline - Date.now()))));
     }
+  }
+
+  /** The first 32 bytes of the secret key: the Ed25519 seed (for node:crypto signers). */
+  get seed(): Buffer {
+    return Buffer.from(this.keyPair.secretKey.subarray(0, 32));
+  }
+
+  /**
+   * Sends up to 255 messages in ONE wallet transaction and waits until it is applied. Calls are serialized, so
+   * concurrent callers never reuse a seqno. This is how settlement batches many vouchers into one transaction.
+   */
+  sendBatch(messages: BatchMessage[], timeoutMs = DEFAULT_SEQNO_TIMEOUT_MS): Promise<{ seqno: number }> {
+    const run = this.lock.then(() => this.sendBatchNow(messages, timeoutMs));
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async sendBatchNow(messages: BatchMessage[], timeoutMs: number): Promise<{ seqno: number }> {
+    if (messages.length === 0) throw new Error("nothing to send");
+    if (messages.length > MAX_MESSAGES_PER_TRANSFER) throw new Error(`a wallet transfer carries at most ${MAX_MESSAGES_PER_TRANSFER} messages, got ${messages.length}`);
+    const need = messages.reduce((s, m) => s + m.value, 0n);
+    const balance = await this.balance();
+    if (balance <= need) {
+      throw new Error(`wallet ${this.friendlyAddress} holds ${balance} nanoTON, not enough to send ${need} nanoTON plus fees; top it up`);
+    }
+    const seqno = await this.seqno();
+    await this.opened.sendTransfer({
+      seqno,
+      secretKey: this.keyPair.secretKey,
+      sendMode: SendMode.PAY_GAS_SEPARATELY + SendMode.IGNORE_ERRORS,
+      messages: messages.map((m) => internal({ to: m.to, value: m.value, body: m.body, init: m.init, bounce: m.bounce ?? !m.init })),
+    });
+    this.transfers++;
+    await this.waitForSeqnoChange(seqno, timeoutMs, BATCH_POLL_MS);
+    return { seqno };
   }
 
   /** send() then waitForSeqnoChange(). */

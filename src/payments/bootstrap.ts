@@ -17,7 +17,8 @@ import { beginCell } from "@ton/core";
 import { requestFaucet } from "../chain/wallet.js";
 import { ed25519Signer } from "../chain/vouchers.js";
 import type { NetworkName } from "../chain/network.js";
-import { BatchWallet, keyPairFromSeedHex } from "./ton.js";
+import { keyPairFromSeedHex } from "./ton.js";
+import { WalletService } from "../chain/wallet.js";
 
 /** Development parameters: 10 % proxy fee, 30 s close delay (3 redeem timers of the devnet: the proxy always redeems in time). */
 export const DEVNET_PARAMS: RootParams = {
@@ -71,7 +72,7 @@ export async function bootstrapDevnetContracts(o: BootstrapOptions): Promise<Boo
   const say = o.progress ?? (() => {});
   const seed = () => randomBytes(32).toString("hex");
   const seeds = { owner: seed(), operator: seed(), client: seed(), workers: Array.from({ length: o.workers }, seed) };
-  const wallet = (s: string) => new BatchWallet(o.client, keyPairFromSeedHex(s), network);
+  const wallet = (s: string) => new WalletService(o.client, keyPairFromSeedHex(s), network);
   const owner = wallet(seeds.owner);
   const operator = wallet(seeds.operator);
   const clientWallet = wallet(seeds.client);
@@ -105,9 +106,9 @@ export async function bootstrapDevnetContracts(o: BootstrapOptions): Promise<Boo
     },
   ].map((m) => ({ ...m, bounce: false }));
   await Promise.all([
-    owner.send(rootMessages),
-    operator.send([{ to: proxy.address, value: params.minProxyStake + toNano("1"), init: proxy.init!, body: addStakeBody() }]),
-    clientWallet.send([{ to: channel.address, value: deposit, init: channel.init!, body: topUpBody() }]),
+    owner.sendBatch(rootMessages),
+    operator.sendBatch([{ to: proxy.address, value: params.minProxyStake + toNano("1"), init: proxy.init!, body: addStakeBody() }]),
+    clientWallet.sendBatch([{ to: channel.address, value: deposit, init: channel.init!, body: topUpBody() }]),
   ]);
   for (const [what, a] of [["root", root.address], ["proxy contract", proxy.address], ["client channel", channel.address]] as const) {
     if (!(await o.client.isContractDeployed(a))) throw new Error(`the ${what} at ${a.toString()} did not deploy; check the chain's log`);

@@ -40,7 +40,7 @@ export async function depositCommand(file: string, amountTon: string, print: (s:
   let channel = c.channel;
   const open = channel && (await ton.client.isContractDeployed(channel)) && (await ton.channelState(channel)).status === ChannelStatus.OPEN;
   if (channel && open) {
-    await wallet.send([{ to: channel, value: amount, body: topUpBody() }]);
+    await wallet.sendBatch([{ to: channel, value: amount, body: topUpBody() }]);
   } else {
     const [proxyCfg, params] = await Promise.all([ton.proxyConfig(c.proxyContract), ton.rootParams(c.root)]);
     if (amount < params.minClientDeposit) throw new Error(`a new channel needs at least ${fmt(params.minClientDeposit)} (the root's minimum deposit)`);
@@ -48,7 +48,7 @@ export async function depositCommand(file: string, amountTon: string, print: (s:
       client: wallet.address, clientKey: ed25519Signer(wallet.seed).publicKey, proxyOperator: proxyCfg.owner,
       proxyVault: c.proxyContract, closeDelay: params.clientCloseDelay, nonce: BigInt(Date.now()),
     });
-    await wallet.send([{ to: ch.address, value: amount, init: ch.init!, body: topUpBody() }]);
+    await wallet.sendBatch([{ to: ch.address, value: amount, init: ch.init!, body: topUpBody() }]);
     channel = ch.address;
     const json = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
     json.channel = channel.toString();
@@ -74,7 +74,7 @@ export async function closeCommand(file: string, print: (s: string) => void = co
     print(`channel ${channel.toString()} is already ${STATUS_NAMES[state.status]}; ${state.status === ChannelStatus.CLOSING ? "run \"cocoon client withdraw\" once the close delay is over" : "nothing to do"}`);
     return;
   }
-  await wallet.send([{ to: channel, value: CHANNEL_OP_VALUE, body: startCloseBody() }]);
+  await wallet.sendBatch([{ to: channel, value: CHANNEL_OP_VALUE, body: startCloseBody() }]);
   const after = await ton.channelState(channel);
   if (after.status !== ChannelStatus.CLOSING) throw new Error(`the close was not applied (status ${STATUS_NAMES[after.status]}); is this the wallet that opened the channel?`);
   print(`channel ${channel.toString()} is closing: the proxy may redeem your newest voucher for ${config.closeDelay} s; then run "cocoon client withdraw" to get the rest back`);
@@ -95,7 +95,7 @@ export async function withdrawCommand(file: string, print: (s: string) => void =
   if (now < ready) throw new Error(`the close delay is not over: withdraw in ${ready - now} s (the proxy may still redeem until then)`);
   const before = await wallet.balance();
   const refund = state.balance > STORAGE_RESERVE ? state.balance - STORAGE_RESERVE : 0n;
-  await wallet.send([{ to: channel, value: CHANNEL_OP_VALUE, body: finishCloseBody() }]);
+  await wallet.sendBatch([{ to: channel, value: CHANNEL_OP_VALUE, body: finishCloseBody() }]);
   const after = await ton.channelState(channel);
   if (after.status !== ChannelStatus.CLOSED) throw new Error("the withdrawal was not applied; try again in a few seconds");
   print(`withdrew ${fmt(refund)} from channel ${channel.toString()} (wallet ${fmt(before)} -> ${fmt(await wallet.balance())})`);

@@ -22,7 +22,8 @@ import { z } from "zod";
 import type { KeyPair } from "@ton/crypto";
 import { NETWORK_NAMES, makeTonClient, type NetworkName } from "../chain/network.js";
 import { readKeyFile, resolvePassword } from "../chain/keyfile.js";
-import { BatchWallet, keyPairFromSeedHex, parseAddress, TonAccess } from "./ton.js";
+import { keyPairFromSeedHex, parseAddress, TonAccess } from "./ton.js";
+import { WalletService } from "../chain/wallet.js";
 import type { Address } from "@ton/core";
 
 const nano = z.string().regex(/^(0|[1-9][0-9]{0,38})$/, "a decimal amount of nanoTON");
@@ -120,9 +121,9 @@ export async function loadKeyPair(c: PaymentsConfig): Promise<KeyPair> {
 }
 
 /** TonClient access, the role's wallet, from a config. */
-export async function connectChain(c: PaymentsConfig): Promise<{ ton: TonAccess; wallet: BatchWallet }> {
+export async function connectChain(c: PaymentsConfig): Promise<{ ton: TonAccess; wallet: WalletService }> {
   const client = makeTonClient(c.network, c.endpoint);
-  return { ton: new TonAccess(client, c.network), wallet: new BatchWallet(client, await loadKeyPair(c), c.network) };
+  return { ton: new TonAccess(client, c.network), wallet: new WalletService(client, await loadKeyPair(c), c.network) };
 }
 
 /** nanoTON from an optional decimal string. */

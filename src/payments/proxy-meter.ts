@@ -25,7 +25,8 @@ import { encodeSignedVoucher, signVoucher, verifySignedVoucher, voucherCell, typ
 import type { Ledger } from "./ledger.js";
 import { costFields, type PriceBook } from "./pricing.js";
 import { decodeVoucherBase64, verifyRegistration } from "./messages.js";
-import { MAX_MESSAGES_PER_TRANSFER, parseAddress, type BatchWallet, type TonAccess } from "./ton.js";
+import { parseAddress, type TonAccess } from "./ton.js";
+import { MAX_MESSAGES_PER_TRANSFER, type WalletService } from "../chain/wallet.js";
 import { silentLogger, type Logger } from "../util/log.js";
 
 /** Defaults: redeem at 1 TON or every 30 s; sign payouts at 0.5 TON or every 30 s. */
@@ -37,7 +38,7 @@ export const DEFAULT_PAYOUT_INTERVAL_MS = 30_000;
 export interface ProxyMeterOptions {
   ton: TonAccess;
   /** The proxy operator's wallet: redeems vouchers (channels accept redeems only from it). */
-  wallet: BatchWallet;
+  wallet: WalletService;
   /** The proxy contract (vault) that receives redeemed money and pays workers. */
   proxyContract: Address;
   root?: Address;
@@ -367,7 +368,7 @@ export class ProxyMeter implements Meter {
         batch.push({ id, address, cumulative: v.cumulativeNano, message: { to: address, value: CHANNEL_OP_VALUE, body: redeemBody(signed) } });
       }
       if (batch.length === 0) continue;
-      await this.o.wallet.send(batch.map((b) => b.message));
+      await this.o.wallet.sendBatch(batch.map((b) => b.message));
       this.redeemTransfers++;
       this.log.info(`redeemed ${batch.length} channel voucher(s) in one transaction`);
       for (const b of batch) await this.confirmRedeem(b.id, b.address, b.cumulative);

@@ -11,7 +11,8 @@ import { verifySignedVoucher, voucherCell } from "../chain/vouchers.js";
 import type { Ledger } from "./ledger.js";
 import type { PriceBook } from "./pricing.js";
 import { decodeVoucherBase64 } from "./messages.js";
-import type { BatchWallet, TonAccess } from "./ton.js";
+import type { TonAccess } from "./ton.js";
+import type { WalletService } from "../chain/wallet.js";
 import { silentLogger, type Logger } from "../util/log.js";
 
 /** Defaults: claim at 1 TON unclaimed or every 60 s. */
@@ -21,7 +22,7 @@ export const DEFAULT_CLAIM_INTERVAL_MS = 60_000;
 export interface WorkerPayeeOptions {
   ton: TonAccess;
   /** The worker's own wallet: payout address, pays the claim's gas. */
-  wallet: BatchWallet;
+  wallet: WalletService;
   proxyContract: Address;
   ledger: Ledger;
   prices?: PriceBook;
@@ -125,7 +126,7 @@ export class WorkerPayee implements Payee {
     const id = `payout:${this.key}:${v.cumulativeNano}:${Date.now()}`;
     this.o.ledger.recordSettlement({ txHash: id, kind: "payout", counterparty: this.key, amountNano: unclaimed, status: "pending" });
     const cell = voucherCell({ kind: "payout", proxy: this.o.proxyContract, worker: this.o.wallet.address, cumulative: v.cumulativeNano });
-    await this.o.wallet.send([{ to: this.o.proxyContract, value: PROXY_OP_VALUE, body: claimPayoutBody({ cell, signature: v.signature }) }]);
+    await this.o.wallet.sendBatch([{ to: this.o.proxyContract, value: PROXY_OP_VALUE, body: claimPayoutBody({ cell, signature: v.signature }) }]);
     this.claims++;
     await this.confirm(id, v.cumulativeNano);
   }

@@ -10,7 +10,8 @@ import { chatJson, chatStreamUsage, startChain, startPaidNetwork, CLIENT_ID, typ
 import { DEVNET_PRICE } from "../../src/payments/bootstrap.js";
 import { encodeSignedVoucher, ed25519Signer, signVoucher } from "../../src/chain/vouchers.js";
 import { redeemBody, CHANNEL_OP_VALUE } from "../../src/chain/contracts/ClientChannel.js";
-import { BatchWallet, keyPairFromSeedHex } from "../../src/payments/ton.js";
+import { keyPairFromSeedHex } from "../../src/payments/ton.js";
+import { WalletService } from "../../src/chain/wallet.js";
 import { costOf, maxCostOf, workerShare, parseCostFields, PriceBook } from "../../src/payments/pricing.js";
 import { MeterRefusal } from "../../src/proxy/meter.js";
 
@@ -77,7 +78,7 @@ test("costs in answers add up to the client's spent; one redeem transaction for 
       assert.equal(num(meter.status().signed), sum);
 
       const before = await chain.ton.proxyState(chain.boot.proxyContract);
-      const operator = new BatchWallet(chain.ton.client, keyPairFromSeedHex(chain.boot.seeds.operator), "devnet");
+      const operator = new WalletService(chain.ton.client, keyPairFromSeedHex(chain.boot.seeds.operator), "devnet");
       const seqnoBefore = await operator.seqno();
       await meter.flushRedeems(true);
       assert.equal(meter.redeemTransfers, 1, "one wallet transaction redeems all 7 requests");
@@ -132,13 +133,13 @@ test("a proxy can never redeem more than the client signed; tampered, foreign an
       assert.equal((await chain.ton.channelState(chain.boot.channel)).redeemed, signed);
 
       // The operator forges a voucher for more (signing with its own key): the channel refuses it.
-      const operator = new BatchWallet(chain.ton.client, keyPairFromSeedHex(chain.boot.seeds.operator), "devnet");
+      const operator = new WalletService(chain.ton.client, keyPairFromSeedHex(chain.boot.seeds.operator), "devnet");
       const forged = signVoucher({ kind: "payment", channel: chain.boot.channel, cumulative: signed + toNano("1") }, ed25519Signer(operator.seed));
-      await operator.send([{ to: chain.boot.channel, value: CHANNEL_OP_VALUE, body: redeemBody(forged) }]);
+      await operator.sendBatch([{ to: chain.boot.channel, value: CHANNEL_OP_VALUE, body: redeemBody(forged) }]);
       // Replaying the client's real voucher redeems nothing more either.
       const clientSigner = ed25519Signer(keyPairFromSeedHex(chain.boot.seeds.client).secretKey.subarray(0, 32));
       const real = signVoucher({ kind: "payment", channel: chain.boot.channel, cumulative: signed }, clientSigner);
-      await operator.send([{ to: chain.boot.channel, value: CHANNEL_OP_VALUE, body: redeemBody(real) }]);
+      await operator.sendBatch([{ to: chain.boot.channel, value: CHANNEL_OP_VALUE, body: redeemBody(real) }]);
       assert.equal((await chain.ton.channelState(chain.boot.channel)).redeemed, signed, "nothing beyond the client's signature left the channel");
 
       const ctx = { clientId: CLIENT_ID, insecure: false };
