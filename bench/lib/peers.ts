@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { forkReady, freePort, spawnChild, waitUntil, type Child } from "./procs.js";
+import { toNano } from "@ton/core";
+import { startDevnetChain, type DevnetChain } from "../../src/payments/devnet.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = join(ROOT, "src/cli/main.ts");
@@ -16,6 +18,8 @@ export const MODEL = "fake-model";
 export const NGINX_BIN = "/usr/sbin/nginx";
 /** Concurrency the benchmark asks of the Cocoon worker: an engine like vLLM batches far more than this. */
 export const BENCH_WORKER_CAPACITY = 128;
+/** The bench client's channel deposit: enough for every request of a full run at devnet prices. */
+const BENCH_DEPOSIT_TON = "900";
 
 export interface Peer {
   name: "direct" | "portkey" | "nginx" | "cocoon";
@@ -25,6 +29,8 @@ export interface Peer {
   /** Facts about how it ran (workers, options). */
   notes: string[];
   children: Child[];
+  /** Stops what the peer runs in this process (the Cocoon path's local chain). */
+  close?: () => Promise<void>;
 }
 
 export interface Skipped {
@@ -109,19 +115,32 @@ http {
 }
 
 /** The full network as separate CLI processes, as users run it. */
-export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = []): Promise<Peer> {
+/**
+ * The full Cocoon path as users run it: three CLI processes with sim RA-TLS and sealing, and (unless
+ * `payments: false`) billing on a local TON chain, with contracts deployed exactly as `cocoon devnet` does.
+ */
+export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = [], opts: { payments?: boolean } = {}): Promise<Peer> {
   const env = { COCOON_LOG: "warn" };
-  const proxy = await forkReady("cocoon proxy", CLI, ["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], env);
+  let chain: DevnetChain | undefined;
+  if (opts.payments !== false) {
+    const dir = mkdtempSync(join(tmpdir(), "cocoon-bench-chain-"));
+    // The proxy prices a model by the digest the devnet root lists for its name: name a file after the fake model.
+    const modelFile = join(dir, `${MODEL}.gguf`);
+    writeFileSync(modelFile, "benchmark stand-in: only this file's digest is used, to price the fake model");
+    chain = await startDevnetChain({ dir, workers: 1, modelFile, deposit: toNano(BENCH_DEPOSIT_TON) });
+  }
+  const pay = (args: string[], file: string | undefined) => (file ? [...args, "--payments", file] : args);
+  const proxy = await forkReady("cocoon proxy", CLI, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxy), env);
   const children = [proxy.child];
   try {
     const worker = await forkReady(
       "cocoon worker",
       CLI,
-      ["worker", "--proxy", `127.0.0.1:${proxy.ready.workerPort}`, "--backend", "openai", "--upstream", upstreamUrl, "--capacity", String(BENCH_WORKER_CAPACITY), "--status-port", "0", "--name", "bench-worker", ...extraWorkerArgs],
+      pay(["worker", "--proxy", `127.0.0.1:${proxy.ready.workerPort}`, "--backend", "openai", "--upstream", upstreamUrl, "--capacity", String(BENCH_WORKER_CAPACITY), "--status-port", "0", "--name", "bench-worker", ...extraWorkerArgs], chain?.files.workers[0]),
       env,
     );
     children.push(worker.child);
-    const client = await forkReady("cocoon client", CLI, ["client", "--port", "0", "--proxy", `127.0.0.1:${proxy.ready.clientPort}`], env);
+    const client = await forkReady("cocoon client", CLI, pay(["client", "--port", "0", "--proxy", `127.0.0.1:${proxy.ready.clientPort}`], chain?.files.client), env);
     children.push(client.child);
     const baseUrl = `http://127.0.0.1:${client.ready.port}`;
     await waitUntil("the Cocoon client to list the worker's model", async () => {
@@ -138,16 +157,21 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
       notes: [
         "3 processes (client, proxy, worker), sim RA-TLS with attestation verified on every link, requests HPKE-sealed to the worker",
         `worker --backend openai --capacity ${BENCH_WORKER_CAPACITY}`,
-        `proxy billing at run time: ${payments?.mode ?? JSON.stringify(status.payments ?? "none reported")}`,
+        chain
+          ? `billing on: per-token prices from a devnet root contract, client-signed vouchers per request, batched redemption (proxy reports network ${(status.payments as { network?: string } | undefined)?.network ?? "?"})`
+          : `billing off (${payments?.mode ?? "counting only"})`,
       ],
       children,
+      ...(chain ? { close: () => chain!.close() } : {}),
     };
   } catch (err) {
     for (const c of children.reverse()) await c.stop();
+    await chain?.close();
     throw err;
   }
 }
 
 export async function stopPeer(p: Peer): Promise<void> {
   for (const c of [...p.children].reverse()) await c.stop();
+  await p.close?.();
 }

@@ -6,9 +6,12 @@
  * (price the worker-reported usage, write the receipt to the ledger BEFORE the cost is reported, credit the worker).
  * Admission rule, per channel, with capacity = what the channel can ever pay (redeemed + balance - reserve):
  *   owed     = charged (sum of settled costs) - signed (latest client voucher)
- *   refuse if owed > this request's maximum cost           ("previous voucher missing")
+ *   refuse if owed > this request's maximum cost + costs settled in the last VOUCHER_GRACE_MS
+ *                                                            ("previous voucher missing")
  *   refuse if owed + in-flight reservations + maximum > capacity - signed     ("insufficient funds")
- * so a client can never owe more than one request's maximum cost, and never more than its deposit.
+ * A sequential client never owes more than one request's maximum cost. A concurrent one may owe, besides, the
+ * answers of the last moment whose vouchers are still on the way (so a busy app sees no spurious refusals);
+ * a client that stops signing is cut off after that grace, and never gets more than its deposit.
  *
  * Nothing goes on chain per request: the Batcher (timer + thresholds) redeems the latest voucher of every channel
  * in ONE operator-wallet transaction, and hands each worker a new proxy-signed cumulative payout voucher (off chain;
@@ -34,6 +37,8 @@ export const DEFAULT_REDEEM_THRESHOLD = 1_000_000_000n;
 export const DEFAULT_REDEEM_INTERVAL_MS = 30_000;
 export const DEFAULT_PAYOUT_THRESHOLD = 500_000_000n;
 export const DEFAULT_PAYOUT_INTERVAL_MS = 30_000;
+/** How long a settled answer may wait for its client's voucher before the client is refused further requests. */
+export const VOUCHER_GRACE_MS = 2_000;
 
 export interface ProxyMeterOptions {
   ton: TonAccess;
@@ -67,6 +72,8 @@ interface ChannelEntry {
   status: number;
   redeemedOnChain: bigint;
   inflight: Map<string, bigint>;
+  /** Costs settled within the last VOUCHER_GRACE_MS: their vouchers may still be on the way. */
+  recent: { at: number; cost: bigint }[];
 }
 
 interface WorkerEntry {
@@ -76,9 +83,11 @@ interface WorkerEntry {
 }
 
 const raw = (a: Address) => a.toRawString();
-const sum = (m: Map<string, bigint>) => [...m.values()].reduce((s, v) => s + v, 0n);
+const sum = (m: Map<string, bigint> | bigint[]) => [...(m instanceof Map ? m.values() : m)].reduce((s, v) => s + v, 0n);
 
 export class ProxyMeter implements Meter {
+  /** See VOUCHER_GRACE_MS; tests set 0 to check the strict sequential bound. */
+  voucherGraceMs = VOUCHER_GRACE_MS;
   private host?: MeterHost;
   private readonly log: Logger;
   private readonly byClient = new Map<string, ChannelEntry>();
@@ -143,7 +152,7 @@ export class ProxyMeter implements Meter {
     const key = raw(address);
     let e = this.channels.get(key);
     if (!e) {
-      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map() };
+      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map(), recent: [] };
       this.channels.set(key, e);
     }
     this.updateChannel(e, state);
@@ -220,7 +229,9 @@ export class ProxyMeter implements Meter {
     const signed = this.signed(e);
     const charged = this.charged(e);
     const owed = charged > signed ? charged - signed : 0n;
-    if (owed > max) {
+    const now = Date.now();
+    while (e.recent.length && now - e.recent[0]!.at >= this.voucherGraceMs) e.recent.shift();
+    if (owed > max + sum(e.recent.map((r) => r.cost))) {
       throw new MeterRefusal("insufficient_funds", `previous voucher missing: requests already answered cost ${charged} nanoTON and the latest voucher signs ${signed}; send a voucher for at least ${charged} before the next request`);
     }
     const need = () => owed + sum(e.inflight) + max;
@@ -245,6 +256,7 @@ export class ProxyMeter implements Meter {
         requestId: head.requestId, model: head.model, promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens,
         costNano: cost.total, workerEarnNano: earn, workerId: w ? w.key : `unpaid:${workerId}`, channel: e.key,
       });
+      e.recent.push({ at: Date.now(), cost: cost.total });
       if (w && this.unpaidOf(w) >= (this.o.payoutThreshold ?? DEFAULT_PAYOUT_THRESHOLD)) void this.flushPayouts(false).catch(() => undefined);
       return { cost: costFields(cost) };
     } finally {
@@ -290,14 +302,13 @@ export class ProxyMeter implements Meter {
       this.log.warn(`worker ${workerId}: ${(e as Error).message}; it will not be paid`);
       return;
     }
-    const prev = this.workers.get(workerId);
     const w = { id: workerId, address, key: raw(address) };
     this.workers.set(workerId, w);
-    if (!prev) {
-      // Re-deliver the newest voucher: the worker may have missed it while disconnected.
-      const latest = this.o.ledger.latestPayoutVoucher(w.key);
-      if (latest) this.deliver(w, latest.cumulativeNano, latest.signature);
-    }
+    // Re-deliver the newest voucher on EVERY announcement, not only the first one this process sees: a worker that
+    // reconnects (same id) announces again, and a voucher signed while it was away never reached it. Workers
+    // announce on connect and when their backend changes, and ignore a voucher they already hold.
+    const latest = this.o.ledger.latestPayoutVoucher(w.key);
+    if (latest) this.deliver(w, latest.cumulativeNano, latest.signature);
   }
 
   private unpaidOf(w: WorkerEntry): bigint {

@@ -178,11 +178,17 @@ test("admission: a client that stops paying is refused after one request; an emp
       const head = (id: string, maxTokens = 20) => ({ op: "inference" as const, requestId: id, endpoint: "chat" as const, model: "fake-model", maxTokens, bodyBytes: 200 });
       const usage = { prompt_tokens: 150, completion_tokens: 20, total_tokens: 170 };
       // Without vouchers: the first request is admitted and settled; now the client owes its cost...
+      meter.voucherGraceMs = 60_000;
       await meter.admit(ctx, head("r1"));
       await meter.settle(ctx, head("r1"), "w1", usage);
       // ...which is less than one request's maximum, so one more is admitted; after it the debt exceeds that.
       await meter.admit(ctx, head("r2"));
       await meter.settle(ctx, head("r2"), "w1", usage);
+      // A concurrent app still gets in while those answers are fresh (their vouchers may be on the way)...
+      await meter.admit(ctx, head("r3"));
+      meter.release(ctx, head("r3"));
+      // ...but once the grace is over, a client that did not pay is refused.
+      meter.voucherGraceMs = 0;
       await assert.rejects(meter.admit(ctx, head("r3")), (e: Error) => e instanceof MeterRefusal && e.code === "insufficient_funds" && /previous voucher missing/.test(e.message));
       // A request larger than the whole deposit is refused up front.
       await assert.rejects(meter.admit(ctx, head("big", 10_000_000)), /insufficient funds/);
