@@ -130,6 +130,17 @@ const VOUCHER_KEY_COLUMN: Record<VoucherTable, string> = { client_vouchers: "cha
 
 export class Ledger {
   private readonly db: Database.Database;
+  /** Compiled statements by SQL text: every request touches the ledger, so compile each statement once. */
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -159,13 +170,13 @@ export class Ledger {
 
   private addTotal(name: string, scope: string, delta: bigint): void {
     if (delta === 0n) return;
-    const row = this.db.prepare(`SELECT value FROM totals WHERE name = ? AND scope = ?`).get(name, scope) as { value: string } | undefined;
+    const row = this.stmt(`SELECT value FROM totals WHERE name = ? AND scope = ?`).get(name, scope) as { value: string } | undefined;
     const next = BigInt(row?.value ?? "0") + delta;
-    this.db.prepare(`INSERT OR REPLACE INTO totals (name, scope, value) VALUES (?, ?, ?)`).run(name, scope, next.toString());
+    this.stmt(`INSERT OR REPLACE INTO totals (name, scope, value) VALUES (?, ?, ?)`).run(name, scope, next.toString());
   }
 
   private total(name: string, scope = ""): bigint {
-    const row = this.db.prepare(`SELECT value FROM totals WHERE name = ? AND scope = ?`).get(name, scope) as { value: string } | undefined;
+    const row = this.stmt(`SELECT value FROM totals WHERE name = ? AND scope = ?`).get(name, scope) as { value: string } | undefined;
     return BigInt(row?.value ?? "0");
   }
 
@@ -184,7 +195,7 @@ export class Ledger {
     const now = Date.now();
     const startedAt = r.startedAt ?? now;
     return this.db.transaction(() => {
-      const existing = this.db.prepare(`SELECT model, prompt_tokens, completion_tokens, cost_nano, worker_earn_nano, worker_id, channel
+      const existing = this.stmt(`SELECT model, prompt_tokens, completion_tokens, cost_nano, worker_earn_nano, worker_id, channel
         FROM receipts WHERE request_id = ?`).get(requestId) as Record<string, unknown> | undefined;
       if (existing) {
         const same = existing.model === model && existing.prompt_tokens === prompt && existing.completion_tokens === completion &&
@@ -195,7 +206,7 @@ export class Ledger {
         }
         return { inserted: false };
       }
-      this.db.prepare(`INSERT INTO receipts (request_id, model, prompt_tokens, completion_tokens, cost_nano, worker_earn_nano,
+      this.stmt(`INSERT INTO receipts (request_id, model, prompt_tokens, completion_tokens, cost_nano, worker_earn_nano,
         worker_id, channel, receipt, started_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(requestId, model, prompt, completion, cost, earn, workerId, channel, r.receipt ? Buffer.from(r.receipt) : null, startedAt, now);
       this.addTotal("spent", "", r.costNano);
@@ -207,7 +218,7 @@ export class Ledger {
   }
 
   getReceipt(requestId: string): UsageReceipt | undefined {
-    const row = this.db.prepare(`SELECT * FROM receipts WHERE request_id = ?`).get(requestId) as Record<string, any> | undefined;
+    const row = this.stmt(`SELECT * FROM receipts WHERE request_id = ?`).get(requestId) as Record<string, any> | undefined;
     if (!row) return undefined;
     return {
       requestId: row.request_id, model: row.model, promptTokens: row.prompt_tokens, completionTokens: row.completion_tokens,
@@ -217,7 +228,7 @@ export class Ledger {
   }
 
   countReceipts(): number {
-    return (this.db.prepare(`SELECT COUNT(*) AS n FROM receipts`).get() as { n: number }).n;
+    return (this.stmt(`SELECT COUNT(*) AS n FROM receipts`).get() as { n: number }).n;
   }
 
   private recordVoucher(table: VoucherTable, v: VoucherInput): { inserted: boolean } {
@@ -228,7 +239,7 @@ export class Ledger {
     if (!(v.signature instanceof Uint8Array) || v.signature.length === 0) throw new TypeError("signature must be non-empty bytes");
     const sig = Buffer.from(v.signature);
     return this.db.transaction(() => {
-      const existing = this.db.prepare(`SELECT signature, seq FROM ${table} WHERE ${col} = ? AND cumulative_key = ?`)
+      const existing = this.stmt(`SELECT signature, seq FROM ${table} WHERE ${col} = ? AND cumulative_key = ?`)
         .get(key, cumulativeKey(v.cumulativeNano)) as { signature: Buffer; seq: number } | undefined;
       if (existing) {
         if (!existing.signature.equals(sig) || existing.seq !== seq) {
@@ -236,7 +247,7 @@ export class Ledger {
         }
         return { inserted: false };
       }
-      this.db.prepare(`INSERT INTO ${table} (${col}, cumulative_nano, cumulative_key, signature, seq, recorded_at) VALUES (?, ?, ?, ?, ?, ?)`)
+      this.stmt(`INSERT INTO ${table} (${col}, cumulative_nano, cumulative_key, signature, seq, recorded_at) VALUES (?, ?, ?, ?, ?, ?)`)
         .run(key, cumulative, cumulativeKey(v.cumulativeNano), sig, seq, Date.now());
       return { inserted: true };
     }).immediate();
@@ -244,7 +255,7 @@ export class Ledger {
 
   private latestVoucher(table: VoucherTable, key: string): Voucher | undefined {
     const col = VOUCHER_KEY_COLUMN[table];
-    const row = this.db.prepare(`SELECT * FROM ${table} WHERE ${col} = ? ORDER BY cumulative_key DESC LIMIT 1`).get(key) as Record<string, any> | undefined;
+    const row = this.stmt(`SELECT * FROM ${table} WHERE ${col} = ? ORDER BY cumulative_key DESC LIMIT 1`).get(key) as Record<string, any> | undefined;
     if (!row) return undefined;
     return { key: row[col], cumulativeNano: BigInt(row.cumulative_nano), signature: row.signature, seq: row.seq, recordedAt: row.recorded_at };
   }
@@ -284,7 +295,7 @@ export class Ledger {
     const status = s.status ?? "pending";
     if (!["pending", "confirmed", "failed"].includes(status)) throw new TypeError("settlement status must be pending, confirmed or failed");
     return this.db.transaction(() => {
-      const existing = this.db.prepare(`SELECT kind, counterparty, amount_nano FROM settlements WHERE tx_hash = ?`).get(txHash) as
+      const existing = this.stmt(`SELECT kind, counterparty, amount_nano FROM settlements WHERE tx_hash = ?`).get(txHash) as
         { kind: string; counterparty: string; amount_nano: string } | undefined;
       if (existing) {
         if (existing.kind !== s.kind || existing.counterparty !== counterparty || existing.amount_nano !== amount) {
@@ -293,7 +304,7 @@ export class Ledger {
         return { inserted: false };
       }
       const now = Date.now();
-      this.db.prepare(`INSERT INTO settlements (tx_hash, kind, counterparty, amount_nano, status, created_at, updated_at)
+      this.stmt(`INSERT INTO settlements (tx_hash, kind, counterparty, amount_nano, status, created_at, updated_at)
         VALUES (?, ?, ?, ?, ?, ?, ?)`).run(txHash, s.kind, counterparty, amount, status, now, now);
       this.applySettlementTotals(s.kind, counterparty, s.amountNano, status, 1n);
       return { inserted: true };
@@ -303,7 +314,7 @@ export class Ledger {
   /** Moves a settlement from pending to confirmed or failed. A confirmed settlement is final. */
   updateSettlement(txHash: string, status: SettlementStatus): void {
     this.db.transaction(() => {
-      const row = this.db.prepare(`SELECT kind, counterparty, amount_nano, status FROM settlements WHERE tx_hash = ?`).get(txHash) as
+      const row = this.stmt(`SELECT kind, counterparty, amount_nano, status FROM settlements WHERE tx_hash = ?`).get(txHash) as
         { kind: SettlementKind; counterparty: string; amount_nano: string; status: SettlementStatus } | undefined;
       if (!row) throw new Error(`no settlement with tx hash ${txHash} is recorded; record it first with recordSettlement`);
       if (row.status === status) return;
@@ -313,12 +324,12 @@ export class Ledger {
       const amount = BigInt(row.amount_nano);
       this.applySettlementTotals(row.kind, row.counterparty, amount, row.status, -1n);
       this.applySettlementTotals(row.kind, row.counterparty, amount, status, 1n);
-      this.db.prepare(`UPDATE settlements SET status = ?, updated_at = ? WHERE tx_hash = ?`).run(status, Date.now(), txHash);
+      this.stmt(`UPDATE settlements SET status = ?, updated_at = ? WHERE tx_hash = ?`).run(status, Date.now(), txHash);
     }).immediate();
   }
 
   getSettlement(txHash: string): Settlement | undefined {
-    const row = this.db.prepare(`SELECT * FROM settlements WHERE tx_hash = ?`).get(txHash) as Record<string, any> | undefined;
+    const row = this.stmt(`SELECT * FROM settlements WHERE tx_hash = ?`).get(txHash) as Record<string, any> | undefined;
     if (!row) return undefined;
     return {
       txHash: row.tx_hash, kind: row.kind, counterparty: row.counterparty, amountNano: BigInt(row.amount_nano),
@@ -327,7 +338,7 @@ export class Ledger {
   }
 
   pendingSettlements(): Settlement[] {
-    const rows = this.db.prepare(`SELECT tx_hash FROM settlements WHERE status = 'pending' ORDER BY created_at`).all() as { tx_hash: string }[];
+    const rows = this.stmt(`SELECT tx_hash FROM settlements WHERE status = 'pending' ORDER BY created_at`).all() as { tx_hash: string }[];
     return rows.map((r) => this.getSettlement(r.tx_hash)!);
   }
 
@@ -344,7 +355,7 @@ export class Ledger {
 
   private unsettled(table: VoucherTable, kind: SettlementKind): Unsettled[] {
     const col = VOUCHER_KEY_COLUMN[table];
-    const rows = this.db.prepare(`SELECT ${col} AS k, MAX(cumulative_key) AS c FROM ${table} GROUP BY ${col} ORDER BY ${col}`).all() as { k: string; c: string }[];
+    const rows = this.stmt(`SELECT ${col} AS k, MAX(cumulative_key) AS c FROM ${table} GROUP BY ${col} ORDER BY ${col}`).all() as { k: string; c: string }[];
     return rows.map(({ k, c }) => {
       const signed = BigInt(c);
       const settled = this.total(kind, k);
