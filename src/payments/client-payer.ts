@@ -200,11 +200,14 @@ export class ClientPayer implements Payer {
         if (own < cost) cost = own;
       }
     }
-    this.o.ledger.recordReceipt({
-      requestId: a.requestId, model: a.model, promptTokens: a.usage.prompt_tokens, completionTokens: a.usage.completion_tokens,
-      costNano: cost, workerId: a.workerId ?? "unknown", channel: this.key,
+    // The receipt and the voucher that pays it are written together.
+    this.o.ledger.atomically(() => {
+      this.o.ledger.recordReceipt({
+        requestId: a.requestId, model: a.model, promptTokens: a.usage.prompt_tokens, completionTokens: a.usage.completion_tokens,
+        costNano: cost, workerId: a.workerId ?? "unknown", channel: this.key,
+      });
+      this.signCumulative(this.spent);
     });
-    this.signCumulative(this.spent);
     this.scheduleFlush();
     void this.refreshState();
   }

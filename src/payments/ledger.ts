@@ -180,6 +180,11 @@ export class Ledger {
     return BigInt(row?.value ?? "0");
   }
 
+  /** Runs fn in one transaction: the writes inside reach the disk together (one sync instead of one each). */
+  atomically<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   /** Records a usage receipt durably. Returns inserted=false when the same receipt was already recorded. */
   recordReceipt(r: UsageReceiptInput): { inserted: boolean } {
     const requestId = checkText(r.requestId, "requestId");
