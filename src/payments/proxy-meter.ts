@@ -74,6 +74,8 @@ interface ChannelEntry {
   inflight: Map<string, bigint>;
   /** Costs settled within the last VOUCHER_GRACE_MS: their vouchers may still be on the way. */
   recent: { at: number; cost: bigint }[];
+  /** The last voucher accepted, as received: a client piggybacks it on every request until it signs a newer one. */
+  lastVoucher?: string;
 }
 
 interface WorkerEntry {
@@ -178,6 +180,7 @@ export class ProxyMeter implements Meter {
 
   /** Verifies a client voucher and writes it to the ledger (before anything is acknowledged). */
   private async applyVoucher(e: ChannelEntry, b64: unknown): Promise<bigint> {
+    if (b64 === e.lastVoucher) return this.signed(e); // the same bytes were verified and stored already
     let cumulative: bigint;
     let signature: Buffer;
     try {
@@ -189,7 +192,7 @@ export class ProxyMeter implements Meter {
       throw new MeterRefusal("bad_request", `voucher refused: ${(err as Error).message}`);
     }
     const latest = this.signed(e);
-    if (cumulative <= latest) return latest; // an older or the same voucher: nothing new
+    if (cumulative <= latest) return latest; // an older voucher: nothing new
     if (cumulative > e.capacity) {
       await this.refreshChannel(e);
       if (cumulative > e.capacity) {
@@ -197,6 +200,7 @@ export class ProxyMeter implements Meter {
       }
     }
     this.o.ledger.recordClientVoucher({ key: e.key, cumulativeNano: cumulative, signature, seq: 0 });
+    e.lastVoucher = b64 as string;
     if (cumulative - e.redeemedOnChain >= (this.o.redeemThreshold ?? DEFAULT_REDEEM_THRESHOLD)) void this.flushRedeems(false).catch(() => undefined);
     return cumulative;
   }
