@@ -8,7 +8,7 @@ import type { Backend } from "../worker/backends/backend.js";
 import { parseHostPort } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { openSync, writeSync } from "node:fs";
-import { nodeSecurity, type SecurityOptions } from "./security.js";
+import { nodeSecurity, sealingKeysOf, type SecurityOptions } from "./security.js";
 import { randomBytes } from "node:crypto";
 import { loadPaymentsConfig } from "../payments/config.js";
 import { assertNetworkAllowsSim } from "../chain/network.js";
@@ -63,6 +63,7 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
     statusExtra: sec.statusExtra,
   });
   await proxy.start();
+  sec.onRotate(() => proxy.setIdentity(sec.identity));
   return proxy;
 }
 
@@ -108,10 +109,10 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     proxies: o.proxy.map((p) => parseHostPort(p, DEFAULT_WORKER_PORT)),
     backend,
     capacity: o.capacity,
-    identity: sec.identity,
+    identity: () => sec.identity,
     verifyProxy: sec.verifierFor("proxy"),
     workerId: o.name,
-    sealing: { hpkePublicKey: sec.node.hpke.publicKey, hpkePrivateKey: sec.node.hpke.privateKey, receiptKey: sec.node.receipt.privateKey },
+    sealing: sealingKeysOf(sec.node),
     requireSealed: sec.production,
     statusHost: o.statusHost,
     statusPort: o.statusPort,
@@ -119,6 +120,7 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     statusExtra: sec.statusExtra,
   });
   await worker.start();
+  sec.onRotate((node) => worker.rotateIdentity(sealingKeysOf(node)));
   return worker;
 }
 

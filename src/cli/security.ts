@@ -2,12 +2,13 @@
 // from command-line settings. `sim` evidence is a development stand-in: labelled INSECURE everywhere
 // and refused by the production policy, which also refuses to start a sim node at all.
 import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
-import { createNodeIdentity, type NodeIdentity } from "../tee/identity.js";
+import { createNodeIdentity, DEFAULT_VALIDITY_SECONDS, type NodeIdentity } from "../tee/identity.js";
 import { verifyPeerCertificate } from "../tee/ratls.js";
 import { DEV_POLICY, loadPolicy, PRODUCTION_POLICY, type Policy } from "../tee/policy.js";
 import { NODE_PLATFORMS, type NodePlatform, type Role } from "../tee/claims.js";
 import type { Logger } from "../util/log.js";
 import type { WorkerCertVerifier } from "../client/client.js";
+import type { SealingKeys } from "../worker/worker.js";
 
 export interface SecurityOptions {
   /** sim | tdx | sev-snp */
@@ -17,8 +18,13 @@ export interface SecurityOptions {
 }
 
 export interface NodeSecurity {
-  identity: TlsIdentity;
-  node: NodeIdentity;
+  /** The current TLS identity (changes when the identity rotates). */
+  readonly identity: TlsIdentity;
+  /** The current attested identity. */
+  readonly node: NodeIdentity;
+  /** Makes fresh keys, claims, evidence and certificate; listeners then switch over. */
+  rotate(): Promise<NodeIdentity>;
+  onRotate(listener: (node: NodeIdentity) => void | Promise<void>): void;
   policy: Policy;
   verifierFor(role: Role): PeerVerifier;
   /** For clients: verifies a candidate worker's certificate and returns the keys its attestation binds. */
@@ -29,6 +35,13 @@ export interface NodeSecurity {
 }
 
 export const INSECURE_LABEL = "sim attestation: development stand-in, INSECURE";
+/** Identities are renewed at half their validity, so a peer never sees an expired certificate. */
+export const IDENTITY_ROTATION_MS = (DEFAULT_VALIDITY_SECONDS * 1000) / 2;
+
+/** The keys a worker's attested identity binds for sealing and receipts. */
+export function sealingKeysOf(node: NodeIdentity): SealingKeys {
+  return { hpkePublicKey: node.hpke.publicKey, hpkePrivateKey: node.hpke.privateKey, receiptKey: node.receipt.privateKey };
+}
 
 export function resolvePolicy(spec: string | undefined): Policy {
   if (spec === undefined || spec === "dev") return DEV_POLICY;
@@ -48,7 +61,16 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   if (platform === "sim" && !policy.allowSim && policy.attestedRoles.includes(role)) {
     throw new Error(`policy "${policy.name}" refuses sim attestation, and this ${role} has no TEE evidence. Run it inside Intel TDX or AMD SEV-SNP with --platform tdx|sev-snp, or use --policy dev for development.`);
   }
-  const node = await createNodeIdentity({ role, platform, model });
+  let node = await createNodeIdentity({ role, platform, model });
+  const listeners: Array<(n: NodeIdentity) => void | Promise<void>> = [];
+  const rotate = async (): Promise<NodeIdentity> => {
+    node = await createNodeIdentity({ role, platform, model });
+    log.info(`renewed this ${role}'s attested identity (new keys and evidence; valid until ${node.expiresAt.toISOString()})`);
+    for (const l of listeners) await l(node);
+    return node;
+  };
+  const timer = setInterval(() => void rotate().catch((err: Error) => log.error(`could not renew the attested identity: ${err.message}`)), IDENTITY_ROTATION_MS);
+  timer.unref();
   if (node.insecure) log.warn(`${INSECURE_LABEL}: nothing protects this ${role}'s memory; never use it for real prompts or money`);
   const verifierFor = (peerRole: Role): PeerVerifier => {
     if (peerRole === "client") {
@@ -79,8 +101,14 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
     };
   };
   return {
-    identity: { keyPem: node.tls.keyPem, certPem: node.tls.certPem },
-    node,
+    get identity() {
+      return { keyPem: node.tls.keyPem, certPem: node.tls.certPem };
+    },
+    get node() {
+      return node;
+    },
+    rotate,
+    onRotate: (l) => listeners.push(l),
     policy,
     verifierFor,
     workerCertVerifier,

@@ -13,7 +13,8 @@ export interface PeerLinkOptions {
   port: number;
   role: string;
   nodeId: string;
-  identity?: TlsIdentity;
+  /** Our certificate, or a function giving the current one (it changes when the identity rotates). */
+  identity?: TlsIdentity | (() => TlsIdentity);
   verifyPeer: PeerVerifier;
   log: Logger;
   /** Runs on each (re)connection before the link counts as connected (attach listeners, announce, register). */
@@ -64,7 +65,7 @@ export class PeerLink {
         const { conn, peer } = await dial({
           host: o.host,
           port: o.port,
-          identity: o.identity,
+          identity: typeof o.identity === "function" ? o.identity() : o.identity,
           verifyPeer: o.verifyPeer,
           connection: { role: o.role, nodeId: o.nodeId, software: `cocoon-ts/${VERSION}` },
         });
@@ -94,6 +95,11 @@ export class PeerLink {
       await new Promise<void>((r) => (this.timer = setTimeout(r, delay)));
       delay = Math.min(delay * 2, RECONNECT_MAX_MS);
     }
+  }
+
+  /** Drops the current connection so that the link dials again at once (e.g. to present a renewed certificate). */
+  reconnect(reason: string): void {
+    this.conn?.close("reconnecting", reason);
   }
 
   stop(): void {

@@ -48,6 +48,8 @@ export interface ListenOptions {
 
 export interface Listener {
   port: number;
+  /** Serves a new certificate to handshakes from now on (identity rotation); open connections are unaffected. */
+  setIdentity(identity: TlsIdentity): void;
   close(): Promise<void>;
 }
 
@@ -97,6 +99,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   });
   return {
     port: (server.address() as AddressInfo).port,
+    setIdentity: (identity) => server.setSecureContext({ key: identity.keyPem, cert: identity.certPem, minVersion: "TLSv1.3" }),
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -27,11 +27,17 @@ export interface PoolWorker {
   completionTokens: number;
   connectedAt: number;
   lastFailure?: string;
+  /** The identity this worker presented before it reconnected (renewal): requests sealed to it may still arrive. */
+  previousPeer?: PeerInfo;
 }
+
+/** How long a departed worker's identity is remembered, to accept receipts of requests sealed to it. */
+export const PREVIOUS_IDENTITY_MS = 10 * 60 * 1000;
 
 export class WorkerPool {
   private readonly workers = new Map<string, PoolWorker>();
   private readonly firstSeen = new Map<string, number>();
+  private readonly departed = new Map<string, { peer: PeerInfo; at: number }>();
 
   /** Adds or updates a worker from its announcement; returns the entry. */
   upsert(conn: Connection, peer: PeerInfo, a: Announce): PoolWorker {
@@ -57,16 +63,25 @@ export class WorkerPool {
       promptTokens: existing?.promptTokens ?? 0,
       completionTokens: existing?.completionTokens ?? 0,
       connectedAt: existing?.conn === conn ? existing.connectedAt : Date.now(),
+      previousPeer: existing?.conn === conn ? existing.previousPeer : this.takeDeparted(a.workerId) ?? (existing && existing.peer !== peer ? existing.peer : undefined),
     };
     this.workers.set(a.workerId, w);
     for (const m of a.models) if (!this.firstSeen.has(m.id)) this.firstSeen.set(m.id, Math.floor(Date.now() / 1000));
     return w;
   }
 
+  private takeDeparted(id: string): PeerInfo | undefined {
+    const d = this.departed.get(id);
+    this.departed.delete(id);
+    return d && Date.now() - d.at < PREVIOUS_IDENTITY_MS ? d.peer : undefined;
+  }
+
   removeConnection(conn: Connection): PoolWorker | undefined {
     for (const [id, w] of this.workers) {
       if (w.conn === conn) {
         this.workers.delete(id);
+        this.departed.set(id, { peer: w.peer, at: Date.now() });
+        if (this.departed.size > 10_000) this.departed.delete(this.departed.keys().next().value!);
         return w;
       }
     }

@@ -20,7 +20,8 @@ export interface WorkerOptions {
   proxies: { host: string; port: number }[];
   backend: Backend;
   capacity: number;
-  identity: TlsIdentity;
+  /** Our certificate, or a function giving the current one (it changes when the identity rotates). */
+  identity: TlsIdentity | (() => TlsIdentity);
   verifyProxy: PeerVerifier;
   workerId?: string;
   statusHost?: string;
@@ -28,7 +29,7 @@ export interface WorkerOptions {
   statusPort?: number;
   log?: Logger;
   /** Keys bound in this worker's attestation: open sealed requests, sign usage receipts. */
-  sealing?: { hpkePublicKey: Uint8Array; hpkePrivateKey: Uint8Array; receiptKey: KeyObject };
+  sealing?: SealingKeys;
   /** Refuse requests that are not sealed (production). */
   requireSealed?: boolean;
   /** Payment hook: what to announce (payout address), payout vouchers from proxies, the price of usage. */
@@ -37,6 +38,16 @@ export interface WorkerOptions {
   statusExtra?: () => Record<string, unknown>;
 }
 
+
+/** Keys bound in one attested identity: open sealed requests, sign usage receipts. */
+export interface SealingKeys {
+  hpkePublicKey: Uint8Array;
+  hpkePrivateKey: Uint8Array;
+  receiptKey: KeyObject;
+}
+
+/** How long a worker waits for its running requests before it reconnects with a renewed identity. */
+export const ROTATION_DRAIN_MS = 60_000;
 
 /** The worker's side of payments (src/payments implements it). */
 export interface Payee {
@@ -60,8 +71,13 @@ export class WorkerNode {
   private status?: HttpServerHandle;
   private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, rejected: 0, promptTokens: 0, completionTokens: 0 };
 
+  /** Current keys first, then the previous identity's: clients may have sealed to it just before a renewal. */
+  private keySets: SealingKeys[] = [];
+  private draining: string | undefined;
+
   constructor(private readonly opts: WorkerOptions) {
     this.id = opts.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
+    if (opts.sealing) this.keySets = [opts.sealing];
     this.log = opts.log ?? createLogger(this.id);
   }
 
@@ -106,9 +122,9 @@ export class WorkerNode {
       workerId: this.id,
       models: this.opts.backend.models(),
       capacity: this.opts.capacity,
-      enabled: health.ok && !this.stopped,
+      enabled: health.ok && !this.stopped && !this.draining,
       backend: this.opts.backend.kind,
-      ...(health.reason ? { reason: health.reason } : {}),
+      ...(this.draining ? { reason: this.draining } : health.reason ? { reason: health.reason } : {}),
       ...(this.statusUrl ? { statusUrl: this.statusUrl } : {}),
     };
     const payments = this.opts.payee?.announce();
@@ -141,16 +157,22 @@ export class WorkerNode {
     try {
       let raw: Uint8Array = await stream.readAll(MAX_REQUEST_BODY);
       let responder: ResponseSealer | undefined;
+      let receiptKey: KeyObject | undefined;
       if (head.sealed) {
-        const keys = this.opts.sealing;
-        if (!keys) throw new ApiError(400, `worker ${this.id} has no attested sealing key and cannot open sealed requests`, "invalid_request_error");
-        try {
-          const opened = await openRequest(raw, { workerId: this.id, hpkePrivateKey: keys.hpkePrivateKey, hpkePublicKey: keys.hpkePublicKey }, { requestId: head.requestId, model: head.model });
-          raw = opened.body;
-          responder = opened.responder;
-        } catch (err) {
-          throw new ApiError(400, `cannot open the sealed request: ${(err as Error).message}`, "invalid_request_error");
+        if (this.keySets.length === 0) throw new ApiError(400, `worker ${this.id} has no attested sealing key and cannot open sealed requests`, "invalid_request_error");
+        let lastError: unknown;
+        for (const keys of this.keySets) {
+          try {
+            const opened = await openRequest(raw, { workerId: this.id, hpkePrivateKey: keys.hpkePrivateKey, hpkePublicKey: keys.hpkePublicKey }, { requestId: head.requestId, model: head.model });
+            raw = opened.body;
+            responder = opened.responder;
+            receiptKey = keys.receiptKey;
+            break;
+          } catch (err) {
+            lastError = err;
+          }
         }
+        if (!responder) throw new ApiError(400, `cannot open the sealed request: ${(lastError as Error).message}`, "invalid_request_error");
       } else if (this.opts.requireSealed) {
         throw new ApiError(400, `worker ${this.id} only serves sealed requests (production policy)`, "invalid_request_error");
       }
@@ -204,7 +226,7 @@ export class WorkerNode {
           completionTokens: result.usage.completion_tokens,
           costNano: this.opts.payee?.costOf?.(head.model, result.usage.prompt_tokens, result.usage.completion_tokens) ?? 0n,
         });
-        receipt = signReceipt(r, this.opts.sealing!.receiptKey);
+        receipt = signReceipt(r, receiptKey!);
       }
       stream.end({
         ...(receipt ? { receipt } : {}),
@@ -228,6 +250,21 @@ export class WorkerNode {
     } finally {
       this.active--;
     }
+  }
+
+  /**
+   * Switches to a renewed identity: new sealing keys at once (the previous ones still open what clients sealed a
+   * moment ago), then a graceful reconnect so proxies see the new certificate: announce disabled, let running
+   * requests finish (up to ROTATION_DRAIN_MS), reconnect, announce enabled.
+   */
+  async rotateIdentity(keys: SealingKeys, drainMs = ROTATION_DRAIN_MS): Promise<void> {
+    this.keySets = [keys, ...this.keySets].slice(0, 2);
+    this.draining = "renewing its attested identity";
+    await this.reannounce();
+    const deadline = Date.now() + drainMs;
+    while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    this.draining = undefined;
+    for (const l of this.links) l.reconnect("renewing the attested identity");
   }
 
   statusJson(): Record<string, unknown> {

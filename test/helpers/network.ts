@@ -6,7 +6,7 @@ import { ClientNode } from "../../src/client/client.js";
 import { OpenAiBackend } from "../../src/worker/backends/openai.js";
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from "../../src/dev/fake-upstream.js";
 import { silentLogger } from "../../src/util/log.js";
-import { nodeSecurity } from "../../src/cli/security.js";
+import { nodeSecurity, sealingKeysOf, type NodeSecurity } from "../../src/cli/security.js";
 import type { Meter } from "../../src/proxy/meter.js";
 import type { Payer } from "../../src/client/payer.js";
 import type { Payee } from "../../src/worker/worker.js";
@@ -16,6 +16,8 @@ export interface TestNetwork {
   workers: WorkerNode[];
   upstreams: FakeUpstream[];
   client: ClientNode;
+  /** Each node's identity (rotate() renews it, wired as the CLI wires it). */
+  security: { proxy: NodeSecurity; workers: NodeSecurity[] };
   close(): Promise<void>;
 }
 
@@ -48,6 +50,8 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     log: silentLogger,
   });
   await proxy.start();
+  proxySec.onRotate(() => proxy.setIdentity(proxySec.identity));
+  const workerSecs: NodeSecurity[] = [];
   const upstreams: FakeUpstream[] = [];
   const workers: WorkerNode[] = [];
   for (const [i, uo] of upstreamOpts.entries()) {
@@ -60,14 +64,16 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
       proxies: [{ host: "127.0.0.1", port: proxy.workerPort }],
       backend,
       capacity: 4,
-      identity: sec.identity,
+      identity: () => sec.identity,
       verifyProxy: sec.verifierFor("proxy"),
-      sealing: { hpkePublicKey: sec.node.hpke.publicKey, hpkePrivateKey: sec.node.hpke.privateKey, receiptKey: sec.node.receipt.privateKey },
+      sealing: sealingKeysOf(sec.node),
       workerId: `w${i + 1}`,
       ...(o.payees?.[i] ? { payee: o.payees[i] } : {}),
       log: silentLogger,
     });
     await w.start();
+    sec.onRotate((node) => w.rotateIdentity(sealingKeysOf(node), 5_000));
+    workerSecs.push(sec);
     workers.push(w);
   }
   const clientSec = await nodeSecurity("client", {}, silentLogger);
@@ -89,6 +95,7 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     workers,
     upstreams,
     client,
+    security: { proxy: proxySec, workers: workerSecs },
     async close() {
       await client.stop();
       for (const w of workers) await w.stop();

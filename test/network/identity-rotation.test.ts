@@ -1,0 +1,75 @@
+// Identities are short-lived (24 h) and renewed at half-life: after a renewal, new handshakes see the new
+// certificate, workers reconnect with theirs, and sealed requests keep working, including ones sealed to the old keys.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { dial, acceptAnyPeer } from "../../src/protocol/transport.js";
+import { chat, startTestNetwork } from "../helpers/network.js";
+import { waitFor } from "../helpers/processes.js";
+import { parseSignedReceipt, sealRequest, verifyReceipt } from "../../src/crypto/index.js";
+
+const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256;
+
+test("after a renewal the proxy serves its new certificate and workers reconnect with theirs; requests keep working", async () => {
+  const net = await startTestNetwork([{ model: "m", tokens: 4 }]);
+  try {
+    const before = await chat(net.client.url, { model: "m", messages: [{ role: "user", content: "before" }] });
+    assert.equal(before.status, 200);
+    const oldProxyCert = fingerprintOf(net.security.proxy.identity.certPem);
+    const oldWorkerCert = fingerprintOf(net.security.workers[0]!.identity.certPem);
+
+    await net.security.proxy.rotate();
+    const { conn, peer } = await dial({ host: "127.0.0.1", port: net.proxy.clientPort, verifyPeer: acceptAnyPeer, connection: { role: "client", nodeId: "probe" } });
+    assert.notEqual(new X509Certificate(peer.certDer!).fingerprint256, oldProxyCert, "new handshakes get the renewed proxy certificate");
+    assert.equal(new X509Certificate(peer.certDer!).fingerprint256, fingerprintOf(net.security.proxy.identity.certPem));
+    conn.close();
+
+    await net.security.workers[0]!.rotate();
+    const newWorkerCert = fingerprintOf(net.security.workers[0]!.identity.certPem);
+    assert.notEqual(newWorkerCert, oldWorkerCert);
+    await waitFor("the worker to reconnect with its renewed certificate", async () => {
+      const w = net.proxy.pool.list()[0];
+      return w?.enabled && w.peer.certDer && new X509Certificate(w.peer.certDer).fingerprint256 === newWorkerCert ? true : undefined;
+    });
+    const after = await chat(net.client.url, { model: "m", messages: [{ role: "user", content: "after" }] });
+    assert.equal(after.status, 200, await after.clone().text());
+    assert.equal(after.headers.get("x-cocoon-receipt"), "verified");
+  } finally {
+    await net.close();
+  }
+});
+
+test("a request sealed to the worker's previous keys is still opened, and its receipt (old key) accepted", async () => {
+  const net = await startTestNetwork([{ model: "m", tokens: 4 }]);
+  try {
+    const sec = net.security.workers[0]!;
+    const old = { hpkePublicKey: sec.node.hpke.publicKey, receiptPublicKey: sec.node.receipt.publicKey };
+    await sec.rotate();
+    const renewed = fingerprintOf(sec.identity.certPem);
+    await waitFor("the worker to rejoin with its renewed certificate", async () => {
+      const w = net.proxy.pool.list()[0];
+      return w?.enabled && w.peer.certDer && new X509Certificate(w.peer.certDer).fingerprint256 === renewed ? true : undefined;
+    });
+    // A client that fetched the candidates just before the renewal seals to the old key.
+    const body = Buffer.from(JSON.stringify({ model: "m", messages: [{ role: "user", content: "sealed to old keys" }], max_tokens: 4 }));
+    const sealed = await sealRequest(body, [{ workerId: "w1", hpkePublicKey: old.hpkePublicKey }], { requestId: "req-old-keys", model: "m" });
+    const { conn } = await dial({ host: "127.0.0.1", port: net.proxy.clientPort, verifyPeer: acceptAnyPeer, connection: { role: "client", nodeId: "raw-client" } });
+    try {
+      const s = conn.open({ op: "inference", requestId: "req-old-keys", endpoint: "chat", model: "m", maxTokens: 4, bodyBytes: sealed.bytes.length, sealed: true, candidates: ["w1"] });
+      await s.write(sealed.bytes);
+      s.end();
+      await s.replyHead();
+      let text = "";
+      for await (const c of s) text += JSON.parse(Buffer.from(sealed.opener.openChunk(c).data).toString()).text;
+      assert.equal(text, "sealed0 to1 old2 keys3");
+      assert.ok(sealed.opener.finished);
+      const receipt = parseSignedReceipt(s.trailer!.receipt);
+      assert.ok(verifyReceipt(receipt, old.receiptPublicKey), "signed with the receipt key of the identity the client sealed to");
+      assert.equal((net.proxy.statusJson() as any).receipts.verified, 1, "the proxy accepted it");
+    } finally {
+      conn.close();
+    }
+  } finally {
+    await net.close();
+  }
+});
