@@ -4,6 +4,7 @@
 import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { createNodeIdentity, DEFAULT_VALIDITY_SECONDS, type NodeIdentity } from "../tee/identity.js";
 import { verifyPeerCertificate } from "../tee/ratls.js";
+import { SIM_WARNING } from "../tee/sim.js";
 import { DEV_POLICY, loadPolicy, PRODUCTION_POLICY, type Policy } from "../tee/policy.js";
 import { NODE_PLATFORMS, type NodePlatform, type Role } from "../tee/claims.js";
 import type { Logger } from "../util/log.js";
@@ -34,7 +35,6 @@ export interface NodeSecurity {
   statusExtra: () => Record<string, unknown>;
 }
 
-export const INSECURE_LABEL = "sim attestation: development stand-in, INSECURE";
 /** Identities are renewed at half their validity, so a peer never sees an expired certificate. */
 export const IDENTITY_ROTATION_MS = (DEFAULT_VALIDITY_SECONDS * 1000) / 2;
 
@@ -71,7 +71,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   };
   const timer = setInterval(() => void rotate().catch((err: Error) => log.error(`could not renew the attested identity: ${err.message}`)), IDENTITY_ROTATION_MS);
   timer.unref();
-  if (node.insecure) log.warn(`${INSECURE_LABEL}: nothing protects this ${role}'s memory; never use it for real prompts or money`);
+  if (node.insecure) log.warn(`${SIM_WARNING} Nothing protects this ${role}'s memory: never use it for real prompts or money.`);
   const verifierFor = (peerRole: Role): PeerVerifier => {
     if (peerRole === "client") {
       // Clients run on the app developer's host, outside any TEE: there is no evidence to check.
@@ -117,7 +117,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
       attestation: {
         platform: node.platform,
         insecure: node.insecure,
-        ...(node.insecure ? { warning: INSECURE_LABEL } : {}),
+        ...(node.insecure ? { warning: SIM_WARNING } : {}),
         policy: policy.name,
         claimsExpire: node.expiresAt.toISOString(),
         ...(node.claims.model ? { model: node.claims.model } : {}),

@@ -13,6 +13,7 @@ import { sendJson, startHttpServer, type HttpServerHandle } from "../util/http.j
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
+import { ATTESTATION_HEADER, attestationHeaderValue } from "../tee/sim.js";
 import type { Payer } from "./payer.js";
 import { checkReceiptAgainst, parseSignedReceipt, sealRequest, type SealedRequestResult } from "../crypto/index.js";
 import { OP_PAYMENTS, OP_WORKERS, workersReplySchema } from "../protocol/messages.js";
@@ -426,10 +427,12 @@ export class ClientNode {
  * of them (or this client) is the sim development stand-in.
  */
 function attestationHeader(proxy: PeerInfo | undefined, reply: Record<string, unknown>, selfInsecure: boolean): Record<string, string> {
-  const parts = [`proxy=${proxy ? String(proxy.platform ?? "unattested") : "unknown"}`, `worker=${String(reply.workerPlatform ?? "unknown")}`];
+  const proxyPart = proxy ? attestationHeaderValue({ platform: String(proxy.platform ?? "unattested"), insecure: proxy.insecure }) : "unknown";
+  const workerPart = attestationHeaderValue({ platform: String(reply.workerPlatform ?? "unknown"), insecure: reply.workerInsecure === true });
+  const parts = [`proxy=${proxyPart}`, `worker=${workerPart}`];
   const insecure = selfInsecure || proxy?.insecure === true || reply.workerInsecure === true;
   if (insecure) parts.push("INSECURE (sim development stand-in)");
-  return { "x-cocoon-attestation": parts.join("; ") };
+  return { [ATTESTATION_HEADER]: parts.join("; ") };
 }
 
 /** The answer stream as text deltas: opens sealed chunks, checks nothing was dropped or cut off. */
