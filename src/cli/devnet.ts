@@ -2,7 +2,7 @@
 // killed and the rest carries on), wired on loopback with free ports, and a readable start-up report.
 import { fork, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDevnetChain, type DevnetChain } from "../payments/devnet.js";
@@ -49,6 +49,8 @@ async function step<T>(label: string, n: number, total: number, work: Promise<T>
 export async function runDevnet(o: DevnetOptions): Promise<void> {
   const children: Child[] = [];
   let chain: DevnetChain | undefined;
+  /** A temporary folder made for this run: removed at exit (with --data-dir the state stays). */
+  let tempDir: string | undefined;
   let shuttingDown = false;
   const shutdown = async (code: number) => {
     if (shuttingDown) return;
@@ -56,6 +58,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGTERM");
     await Promise.all(children.map((c) => (c.proc.exitCode === null ? new Promise((r) => c.proc.once("exit", r)) : undefined)));
     await chain?.close().catch(() => undefined);
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     process.exit(code);
   };
   process.on("SIGINT", () => {
@@ -69,7 +72,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   try {
     if (o.payments !== false) {
       const t0 = Date.now();
-      const dir = o.dataDir ?? mkdtempSync(join(tmpdir(), "cocoon-devnet-"));
+      const dir = o.dataDir ?? (tempDir = mkdtempSync(join(tmpdir(), "cocoon-devnet-")));
       out(`[chain]    starting the local TON chain and setting up contracts…\n`);
       chain = await startDevnetChain({ dir, workers: o.workers, modelFile: o.modelFile, progress: (l) => out(`[chain]    ${l}\n`) });
       out(`[chain]    ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${chain.server.url}; state and ledgers in ${dir})\n`);
