@@ -8,13 +8,25 @@ import type { Backend } from "../worker/backends/backend.js";
 import { parseHostPort } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { openSync, writeSync } from "node:fs";
-import { nodeSecurity, sealingKeysOf, type SecurityOptions } from "./security.js";
+import { nodeSecurity, resolvePolicy, sealingKeysOf, type SecurityOptions } from "./security.js";
 import { randomBytes } from "node:crypto";
-import { loadPaymentsConfig } from "../payments/config.js";
-import { assertNetworkAllowsSim } from "../chain/network.js";
+import { loadPaymentsConfig, type PaymentsConfig } from "../payments/config.js";
+import { RootPolicy } from "../payments/root-policy.js";
+import { TonAccess } from "../payments/ton.js";
+import type { Policy } from "../tee/policy.js";
+import { assertNetworkAllowsSim, makeTonClient } from "../chain/network.js";
 import { startClientPayments, startProxyPayments, startWorkerPayments } from "../payments/setup.js";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
+
+/** With payments on, the allow-lists of the policy (images, models) come from the root contract. */
+async function rootPolicyFor(cfg: PaymentsConfig | undefined, o: SecurityOptions, log: Logger): Promise<(() => Policy) | undefined> {
+  if (!cfg) return undefined;
+  const ton = new TonAccess(makeTonClient(cfg.network, cfg.endpoint), cfg.network);
+  const rp = await RootPolicy.start(resolvePolicy(o.policy), ton, cfg.root, log);
+  log.info(`attestation allow-lists from root ${cfg.root.toString()}: ${rp.current.measurements.worker.length} worker image(s), ${rp.current.measurements.proxy.length} proxy image(s), ${rp.current.models.length} model(s)`);
+  return () => rp.current;
+}
 
 /** Loads a role's payments config; real money (mainnet) is refused to a node whose attestation is the sim stand-in. */
 function paymentsConfig(o: SecurityOptions & { payments?: string }) {
@@ -45,9 +57,10 @@ export interface ProxyCliOptions extends SecurityOptions {
 
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
   const log = createLogger("proxy");
-  const sec = await nodeSecurity("proxy", o, log);
+  const pay = o.payments ? paymentsConfig(o) : undefined;
+  const sec = await nodeSecurity("proxy", o, log, undefined, await rootPolicyFor(pay, o, log));
   const tap = captureTap(process.env.COCOON_PROXY_CAPTURE, log);
-  const meter = o.payments ? await startProxyPayments(paymentsConfig(o), log) : undefined;
+  const meter = pay ? await startProxyPayments(pay, log) : undefined;
   const proxy = new ProxyNode({
     ...(meter ? { meter } : {}),
     ...(tap ? { tap } : {}),
@@ -101,9 +114,10 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     throw new Error(`unknown backend "${o.backend as string}"; use embedded or openai`);
   }
   const model = backend.models()[0];
-  const sec = await nodeSecurity("worker", o, log, model?.digest ? { name: model.id, digest: model.digest } : undefined);
+  const pay = o.payments ? paymentsConfig(o) : undefined;
+  const sec = await nodeSecurity("worker", o, log, model?.digest ? { name: model.id, digest: model.digest } : undefined, await rootPolicyFor(pay, o, log));
   const digests = Object.fromEntries(backend.models().filter((m) => m.digest).map((m) => [m.id, m.digest!]));
-  const payee = o.payments ? await startWorkerPayments(paymentsConfig(o), digests, log) : undefined;
+  const payee = pay ? await startWorkerPayments(pay, digests, log) : undefined;
   const worker = new WorkerNode({
     ...(payee ? { payee } : {}),
     proxies: o.proxy.map((p) => parseHostPort(p, DEFAULT_WORKER_PORT)),
@@ -136,12 +150,13 @@ export interface ClientCliOptions extends SecurityOptions {
 
 export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
   const log = createLogger("client");
-  const sec = await nodeSecurity("client", o, log);
+  const pay = o.payments ? paymentsConfig(o) : undefined;
+  const sec = await nodeSecurity("client", o, log, undefined, await rootPolicyFor(pay, o, log));
   const seal = o.seal !== false;
   if (!seal && sec.production) throw new Error("--no-seal is not allowed with the production policy: requests must be sealed to attested workers");
   if (!seal) log.warn("sealing is OFF (--no-seal): the proxy can read every prompt and answer; for development only");
   const clientId = `client-${randomBytes(4).toString("hex")}`;
-  const payer = o.payments ? await startClientPayments(paymentsConfig(o), clientId, log) : undefined;
+  const payer = pay ? await startClientPayments(pay, clientId, log) : undefined;
   const client = new ClientNode({
     clientId,
     ...(payer ? { payer } : {}),

@@ -26,7 +26,8 @@ export interface NodeSecurity {
   /** Makes fresh keys, claims, evidence and certificate; listeners then switch over. */
   rotate(): Promise<NodeIdentity>;
   onRotate(listener: (node: NodeIdentity) => void | Promise<void>): void;
-  policy: Policy;
+  /** The policy in force now. */
+  readonly policy: Policy;
   verifierFor(role: Role): PeerVerifier;
   /** For clients: verifies a candidate worker's certificate and returns the keys its attestation binds. */
   workerCertVerifier: WorkerCertVerifier;
@@ -54,12 +55,17 @@ export function describePeer(role: Role, platform: string, insecure: boolean, im
   return `${role} on ${platform}${insecure ? " (INSECURE)" : ""}, image ${imageDigest.slice(0, 12)}…`;
 }
 
-export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, model?: { name: string; digest: string }): Promise<NodeSecurity> {
-  const policy = resolvePolicy(o.policy);
+/**
+ * `policySource` supplies the policy in force at each check (e.g. the root contract's allow-lists on top of the
+ * configured policy, refreshed as the root changes); without it the configured policy applies.
+ */
+export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, model?: { name: string; digest: string }, policySource?: () => Policy): Promise<NodeSecurity> {
+  const configured = resolvePolicy(o.policy);
+  const currentPolicy = policySource ?? (() => configured);
   const platform = (o.platform ?? "sim") as NodePlatform;
   if (!NODE_PLATFORMS.includes(platform)) throw new Error(`unknown --platform "${o.platform}"; use one of ${NODE_PLATFORMS.join(", ")}`);
-  if (platform === "sim" && !policy.allowSim && policy.attestedRoles.includes(role)) {
-    throw new Error(`policy "${policy.name}" refuses sim attestation, and this ${role} has no TEE evidence. Run it inside Intel TDX or AMD SEV-SNP with --platform tdx|sev-snp, or use --policy dev for development.`);
+  if (platform === "sim" && !configured.allowSim && configured.attestedRoles.includes(role)) {
+    throw new Error(`policy "${configured.name}" refuses sim attestation, and this ${role} has no TEE evidence. Run it inside Intel TDX or AMD SEV-SNP with --platform tdx|sev-snp, or use --policy dev for development.`);
   }
   let node = await createNodeIdentity({ role, platform, model });
   const listeners: Array<(n: NodeIdentity) => void | Promise<void>> = [];
@@ -79,7 +85,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
     }
     return async (der): Promise<PeerInfo> => {
       if (!der) throw new Error(`the ${peerRole} presented no certificate; it must present an RA-TLS certificate`);
-      const v = await verifyPeerCertificate(der, policy, { expectedRole: peerRole });
+      const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: peerRole });
       return {
         description: describePeer(peerRole, v.platform, v.insecure, v.imageDigest),
         insecure: v.insecure,
@@ -91,7 +97,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
     };
   };
   const workerCertVerifier: WorkerCertVerifier = async (der) => {
-    const v = await verifyPeerCertificate(der, policy, { expectedRole: "worker" });
+    const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: "worker" });
     return {
       description: describePeer("worker", v.platform, v.insecure, v.imageDigest),
       insecure: v.insecure,
@@ -109,16 +115,18 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
     },
     rotate,
     onRotate: (l) => listeners.push(l),
-    policy,
+    get policy() {
+      return currentPolicy();
+    },
     verifierFor,
     workerCertVerifier,
-    production: policy.mode === "production",
+    production: configured.mode === "production",
     statusExtra: () => ({
       attestation: {
         platform: node.platform,
         insecure: node.insecure,
         ...(node.insecure ? { warning: SIM_WARNING } : {}),
-        policy: policy.name,
+        policy: currentPolicy().name,
         claimsExpire: node.expiresAt.toISOString(),
         ...(node.claims.model ? { model: node.claims.model } : {}),
       },

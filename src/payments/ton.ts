@@ -7,7 +7,7 @@ import { keyPairFromSeed, type KeyPair } from "@ton/crypto";
 import { Address, internal, SendMode, TonClient, WalletContractV5R1, type Cell, type OpenedContract, type StateInit } from "@ton/ton";
 import { ClientChannel, type ChannelState, type ClientChannelConfig } from "../chain/contracts/ClientChannel.js";
 import { ProxyContract, type ProxyContractConfig, type ProxyState } from "../chain/contracts/ProxyContract.js";
-import { RootContract, type RootParams, type ModelPrice } from "../chain/contracts/RootContract.js";
+import { RootContract, type RootParams, type ModelPrice, type RootSnapshot } from "../chain/contracts/RootContract.js";
 import { walletIdFor, type NetworkName } from "../chain/network.js";
 
 
@@ -51,6 +51,11 @@ export class TonAccess {
 
   async rootParams(root: Address): Promise<RootParams> {
     return this.client.open(RootContract.fromAddress(root)).getParams();
+  }
+
+  /** Everything the root holds: version, prices, allowed worker and proxy images, registered proxies. */
+  async rootSnapshot(root: Address): Promise<RootSnapshot> {
+    return this.client.open(RootContract.fromAddress(root)).getSnapshot();
   }
 
   /** The root's model prices keyed by weights digest (lowercase hex). */

@@ -31,6 +31,8 @@ export const PolicySchema = z
     models: z.array(hexDigest).default([]),
     /** Workers must present verified NVIDIA GPU evidence (default: true in production, false in dev). */
     requireGpu: z.boolean().optional(),
+    /** Empty allow-lists mean "nothing allowed" even in dev mode (set when the lists come from the root contract). */
+    strictAllowLists: z.boolean().default(false),
     /** Roles that must present hardware evidence; others may run on sim even in production (e.g. clients). */
     attestedRoles: z.array(z.enum(ROLES)).default(["proxy", "worker"]),
   })
@@ -43,6 +45,7 @@ export const DEV_POLICY: Policy = Object.freeze({
   name: "dev",
   mode: "dev",
   allowSim: true,
+  strictAllowLists: false,
   allowDebug: true,
   minTcbStatus: "OutOfDateConfigurationNeeded",
   measurements: { client: [], proxy: [], worker: [] },
@@ -60,6 +63,7 @@ export const PRODUCTION_POLICY: Policy = Object.freeze({
   minTcbStatus: "UpToDate",
   measurements: { client: [], proxy: [], worker: [] },
   models: [],
+  strictAllowLists: false,
   requireGpu: true,
   attestedRoles: ["proxy", "worker"],
 }) as Policy;
@@ -126,7 +130,7 @@ export function checkPlatformPolicy(policy: Policy, s: Omit<PolicySubject, "clai
   }
   const allowed = policy.measurements[s.role];
   // In dev mode an empty allow-list means "any image"; a non-empty one is enforced for every platform, sim included.
-  if ((allowed.length > 0 || policy.mode === "production") && !allowed.includes(s.imageDigest.toLowerCase())) {
+  if ((allowed.length > 0 || policy.mode === "production" || policy.strictAllowLists) && !allowed.includes(s.imageDigest.toLowerCase())) {
     throw new AttestationError(
       "policy.measurement",
       allowed.length === 0
@@ -142,7 +146,10 @@ export function checkPlatformPolicy(policy: Policy, s: Omit<PolicySubject, "clai
 function checkWorkerPolicy(policy: Policy, s: PolicySubject): void {
   if (s.role === "worker") {
     const model = s.claims?.model;
-    if ((policy.models.length > 0 || policy.mode === "production") && (!model || !policy.models.includes(model.digest))) {
+    // Production requires a declared, allowed model. In dev a worker that declares no weights digest (an
+    // OpenAI-compatible engine reached by URL) is let through; one that declares weights must have allowed ones.
+    const mustCheck = policy.mode === "production" || ((policy.models.length > 0 || policy.strictAllowLists) && model !== null && model !== undefined);
+    if (mustCheck && (!model || !policy.models.includes(model.digest))) {
       throw new AttestationError(
         "policy.model",
         model ? `model ${model.name} is not in the policy's allowed models` : "the worker declares no model",
