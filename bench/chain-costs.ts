@@ -1,19 +1,16 @@
 // Chain costs: gas and fees per operation (from bench/gas.ts, measured in @ton/sandbox), and how many on-chain
 // transactions a batch of N requests needs when every request is paid by an off-chain cumulative voucher and the
 // batch is settled with one redeem (client -> proxy) and one payout (proxy -> worker).
-import { createHash } from "node:crypto";
 import { toNano, type Transaction } from "@ton/core";
-import { Blockchain } from "@ton/sandbox";
 import { RootContract } from "../src/chain/contracts/RootContract.js";
 import { ProxyContract } from "../src/chain/contracts/ProxyContract.js";
 import { ClientChannel } from "../src/chain/contracts/ClientChannel.js";
-import { ed25519Signer, signVoucher, verifyVoucherSignature } from "../src/chain/vouchers.js";
+import { signVoucher, verifyVoucherSignature } from "../src/chain/vouchers.js";
+import { BENCH_ROOT_PARAMS, sandboxParties, seed, TON } from "./lib/sandbox.js";
 
-const TON = 1_000_000_000n;
 /** Price of one request in the simulation (nanoTON) and the worker's share. */
 const PRICE_PER_REQUEST = 1_000_000n;
 const WORKER_SHARE_PER_REQUEST = 800_000n;
-const seed = (s: string) => createHash("sha256").update(s).digest();
 
 export interface GasRow {
   op: string;
@@ -47,17 +44,8 @@ const feesOf = (r: { transactions: unknown[] }) => (r.transactions as Transactio
 
 /** Runs `n` requests' payments against a fresh sandbox chain and counts what reached the chain. */
 export async function settleBatch(n: number): Promise<BatchResult> {
-  const bc = await Blockchain.create();
-  bc.now = 1_800_000_000;
-  const owner = await bc.treasury("owner");
-  const operator = await bc.treasury("operator");
-  const client = await bc.treasury("client");
-  const worker = await bc.treasury("worker");
-  const clientKey = ed25519Signer(seed("bench client"));
-  const proxyKey = ed25519Signer(seed("bench proxy"));
-  const root = bc.openContract(
-    RootContract.createFromConfig({ owner: owner.address, params: { proxyFeeBps: 500, clientCloseDelay: 3600, proxyUnstakeDelay: 86400, minProxyStake: 10n * TON, minClientDeposit: TON } }),
-  );
+  const { bc, owner, operator, client, worker, clientKey, proxyKey } = await sandboxParties("bench");
+  const root = bc.openContract(RootContract.createFromConfig({ owner: owner.address, params: BENCH_ROOT_PARAMS }));
   await root.sendDeploy(owner.getSender(), toNano("1"));
   const proxy = bc.openContract(ProxyContract.createFromConfig({ owner: operator.address, root: root.address, signingKey: proxyKey.publicKey, minStake: 10n * TON, unstakeDelay: 86400 }));
   await proxy.sendDeploy(operator.getSender(), 10n * TON);

@@ -5,19 +5,17 @@
  */
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createHash } from "node:crypto";
 import { Address, fromNano, toNano, type Transaction } from "@ton/core";
-import { Blockchain, type SendMessageResult } from "@ton/sandbox";
+import type { SendMessageResult } from "@ton/sandbox";
 import { flattenTransaction } from "@ton/test-utils";
 import { RootContract, ImageKind } from "../src/chain/contracts/RootContract.js";
 import { ProxyContract } from "../src/chain/contracts/ProxyContract.js";
 import { ClientChannel } from "../src/chain/contracts/ClientChannel.js";
-import { ed25519Signer, signVoucher } from "../src/chain/vouchers.js";
+import { signVoucher } from "../src/chain/vouchers.js";
+import { BENCH_NOW, BENCH_ROOT_PARAMS, sandboxParties, seed, TON } from "./lib/sandbox.js";
 import { loadContract } from "../src/chain/compile.js";
 import { describeExitCode } from "../src/chain/contracts/errors.js";
 
-const TON = 1_000_000_000n;
-const seed = (s: string) => createHash("sha256").update(s).digest();
 
 export interface Row { op: string; contract: string; gas: bigint; fee: bigint; total: bigint }
 /** Every measured operation, in order (filled when this module is imported). */
@@ -40,20 +38,13 @@ function record(op: string, contract: string, res: SendMessageResult, at: Addres
   rows.push({ op, contract, gas: gasOf(tx), fee: tx.totalFees.coins, total });
 }
 
-const bc = await Blockchain.create();
-bc.now = 1_800_000_000;
-const owner = await bc.treasury("owner");
-const operator = await bc.treasury("operator");
-const client = await bc.treasury("client");
-const worker = await bc.treasury("worker");
+const { bc, owner, operator, client, worker, clientKey, proxyKey } = await sandboxParties("gas");
 const worker2 = await bc.treasury("worker2");
-const clientKey = ed25519Signer(seed("client"));
-const proxyKey = ed25519Signer(seed("proxy"));
 
 // root
 const root = bc.openContract(RootContract.createFromConfig({
   owner: owner.address,
-  params: { proxyFeeBps: 500, clientCloseDelay: 3600, proxyUnstakeDelay: 86400, minProxyStake: 10n * TON, minClientDeposit: TON },
+  params: BENCH_ROOT_PARAMS,
 }));
 record("deploy root", "root", await root.sendDeploy(owner.getSender(), toNano("1")), root.address);
 record("set params", "root", await root.sendSetParams(owner.getSender(), { proxyFeeBps: 400, clientCloseDelay: 3600, proxyUnstakeDelay: 86400, minProxyStake: 10n * TON, minClientDeposit: TON }), root.address);
@@ -76,13 +67,13 @@ record("payout (next voucher)", "proxy", await proxy.sendClaimPayout(worker.getS
 await proxy.sendClaimPayout(worker2.getSender(), signVoucher({ kind: "payout", proxy: proxy.address, worker: worker2.address, cumulative: 1n * TON }, proxyKey));
 record("withdraw fee", "proxy", await proxy.sendWithdrawFee(operator.getSender(), 1n * TON), proxy.address);
 record("start close (client)", "channel", await channel.sendStartClose(client.getSender()), channel.address);
-bc.now += 3600;
+bc.now = BENCH_NOW + 3600;
 record("finish close", "channel", await channel.sendFinishClose(client.getSender()), channel.address);
 const channel2 = bc.openContract(ClientChannel.createFromConfig({ ...chCfg, nonce: 2n }));
 await channel2.sendDeploy(client.getSender(), 5n * TON);
 record("cooperative close", "channel", await channel2.sendCooperativeClose(operator.getSender(), signVoucher({ kind: "close", channel: channel2.address, cumulative: 1n * TON }, clientKey)), channel2.address);
 record("start unstake", "proxy", await proxy.sendStartUnstake(operator.getSender()), proxy.address);
-bc.now += 86400;
+bc.now = BENCH_NOW + 3600 + 86400;
 record("finish unstake", "proxy", await proxy.sendFinishUnstake(operator.getSender()), proxy.address);
 
 const sizes = (["root", "client_channel", "proxy"] as const).map((n) => `${n} ${loadContract(n).code.toBoc().length} B`).join(", ");
