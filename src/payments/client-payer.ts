@@ -92,7 +92,7 @@ export class ClientPayer implements Payer {
   }
 
   get spent(): bigint {
-    return this.o.ledger.totals(this.key).spent;
+    return this.o.ledger.spentOf(this.key);
   }
 
   private latestVoucherBase64(): string | undefined {

@@ -348,6 +348,16 @@ export class Ledger {
   }
 
   /** Ledger-wide sums, or those of one scope (a worker id for `earned`, a channel for `spent`/`redeemed`, ...). */
+  /** Sum of recorded costs (one query: on the hot path of every request). */
+  spentOf(scope = ""): bigint {
+    return this.total("spent", scope);
+  }
+
+  /** Sum of recorded worker earnings. */
+  earnedOf(scope = ""): bigint {
+    return this.total("earned", scope);
+  }
+
   totals(scope = ""): LedgerTotals {
     const spent = this.total("spent", scope);
     const earned = this.total("earned", scope);

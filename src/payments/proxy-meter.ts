@@ -175,7 +175,7 @@ export class ProxyMeter implements Meter {
   }
 
   private charged(e: ChannelEntry): bigint {
-    return this.o.ledger.totals(e.key).spent;
+    return this.o.ledger.spentOf(e.key);
   }
 
   /** Verifies a client voucher and writes it to the ledger (before anything is acknowledged). */
@@ -316,7 +316,7 @@ export class ProxyMeter implements Meter {
   }
 
   private unpaidOf(w: WorkerEntry): bigint {
-    const earned = this.o.ledger.totals(w.key).earned;
+    const earned = this.o.ledger.earnedOf(w.key);
     const latest = this.o.ledger.latestPayoutVoucher(w.key)?.cumulativeNano ?? 0n;
     return earned - latest;
   }
@@ -334,7 +334,7 @@ export class ProxyMeter implements Meter {
       for (const w of this.workers.values()) {
         const unpaid = this.unpaidOf(w);
         if (unpaid <= 0n || (!force && unpaid < threshold)) continue;
-        const cumulative = this.o.ledger.totals(w.key).earned;
+        const cumulative = this.o.ledger.earnedOf(w.key);
         const sv = signVoucher({ kind: "payout", proxy: this.o.proxyContract, worker: w.address, cumulative }, this.o.payoutSigner);
         this.o.ledger.recordPayoutVoucher({ key: w.key, cumulativeNano: cumulative, signature: sv.signature, seq: 0 });
         this.payoutVouchers++;
