@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 // Runs the whole test suite with Node's built-in runner. Node 20's `--test` does not expand globs,
 // so the files are collected here. Usage: npm test [-- path-filter ...]
+//
+// A test file whose process stalls before it finishes (seen once here: a file that printed nothing at all until
+// the runner's timeout, i.e. stuck while loading) is run once more on its own. Only such file-level timeouts are
+// retried; a failed assertion fails the run at once. The retry is announced, and its result decides.
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2);
+/** Longest a single test file may run; the slowest takes about 20 s on this 2-core machine. */
+const FILE_TIMEOUT_MS = Number(process.env.COCOON_TEST_FILE_TIMEOUT_MS ?? 150_000);
 
 function collect(dir) {
   const out = [];
@@ -18,11 +24,44 @@ function collect(dir) {
   return out;
 }
 
+/** Runs the files, streaming the TAP output; resolves with the exit code and the output. */
+function run(files) {
+  const args = ["--import", "tsx", "--test", "--test-reporter=tap", "--test-concurrency=2", `--test-timeout=${FILE_TIMEOUT_MS}`, ...files];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      process.stdout.write(d);
+    });
+    child.on("close", (code) => resolve({ code: code ?? 1, out }));
+  });
+}
+
+/** Test files that failed only by timing out as a whole (top-level `not ok` with a timeout failure type). */
+function timedOutFiles(tap, files) {
+  const stuck = [];
+  const re = /^not ok \d+ - (.+\.test\.ts)\n {2}---\n(?: {2}.*\n)*? {2}failureType: 'testTimeoutFailure'/gm;
+  for (const m of tap.matchAll(re)) {
+    const file = relative(root, m[1].startsWith("/") ? m[1] : join(root, m[1]));
+    if (files.includes(file)) stuck.push(file);
+  }
+  return stuck;
+}
+
 const files = collect(join(root, "test")).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (files.length === 0) {
   console.error(`No test files matched ${filters.join(" ") || "test/**/*.test.ts"}.`);
   process.exit(1);
 }
-const args = ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=180000", ...files];
-const r = spawnSync(process.execPath, args, { cwd: root, stdio: "inherit" });
-process.exit(r.status ?? 1);
+const first = await run(files);
+if (first.code === 0) process.exit(0);
+const stuck = timedOutFiles(first.out, files);
+// Every failing file has a top-level `not ok`; retry only when all of them are whole-file timeouts.
+const failingFiles = first.out.match(/^not ok \d+ - /gm)?.length ?? 0;
+const otherFailures = failingFiles !== stuck.length;
+if (stuck.length === 0 || otherFailures) process.exit(first.code);
+console.log(`\n# ${stuck.length} test file(s) stalled and timed out as a whole (not a failed assertion): ${stuck.join(", ")}`);
+console.log("# running them once more on their own; their result decides");
+const retry = await run(stuck);
+process.exit(retry.code);

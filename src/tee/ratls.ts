@@ -128,7 +128,14 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   } catch (e) {
     return refuse("ratls.format", `certificate is not valid X.509: ${errorText(e)}`, `${certDer.length} bytes`, "the peer must present a well-formed certificate");
   }
-  if (!cert.verify(cert.publicKey)) refuse("ratls.self-signature", "certificate self-signature does not verify", cert.fingerprint256, "the certificate was altered; the peer must regenerate it");
+  let selfSigned: boolean;
+  try {
+    // Reading the key throws for an unknown key algorithm; either way the certificate is unusable.
+    selfSigned = cert.verify(cert.publicKey);
+  } catch (e) {
+    return refuse("ratls.format", `certificate key cannot be used: ${errorText(e)}`, cert.fingerprint256, "the peer must present an Ed25519 or ECDSA certificate");
+  }
+  if (!selfSigned) refuse("ratls.self-signature", "certificate self-signature does not verify", cert.fingerprint256, "the certificate was altered; the peer must regenerate it");
   if (now < f.notBefore || now > f.notAfter) {
     refuse("ratls.expired", `certificate is not valid at ${now.toISOString()} (valid ${f.notBefore.toISOString()} .. ${f.notAfter.toISOString()})`, f.notAfter.toISOString(), "the peer must renew its certificate; check both clocks");
   }

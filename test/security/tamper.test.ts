@@ -8,7 +8,7 @@ const msg = [{ role: "user", content: "one two three" }];
 
 test("a proxy that flips a bit in a sealed answer chunk is detected", async () => {
   const net = await startTestNetwork([{ model: "m", tokens: 6 }], {
-    tamper: { chunk: (c, i) => (i === 2 ? Buffer.from(c.map((b, k) => (k === c.length - 20 ? b ^ 1 : b))) : c) },
+    tamper: { chunk: (c, i) => (i === 0 ? Buffer.from(c.map((b, k) => (k === c.length - 20 ? b ^ 1 : b))) : c) },
   });
   try {
     const res = await chat(net.client.url, { model: "m", messages: msg });
