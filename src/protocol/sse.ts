@@ -64,24 +64,14 @@ export class SseParser {
   }
 }
 
-/**
- * Parses an SSE byte stream into the events completed by each network read (UTF-8 decoded across chunk edges).
- * Relays use the batches to forward what arrived together as one piece, without ever waiting for more.
- */
-export async function* parseSseBatches(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent[]> {
+/** Parses a whole SSE byte stream (async iterable of chunks) into events, decoding UTF-8 across chunk edges. */
+export async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
   const decoder = new TextDecoder();
   const parser = new SseParser();
   for await (const chunk of body) {
-    const events = parser.push(decoder.decode(chunk, { stream: true }));
-    if (events.length) yield events;
+    for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) yield ev;
   }
-  const rest = parser.push(decoder.decode() + "\n\n");
-  if (rest.length) yield rest;
-}
-
-/** Parses a whole SSE byte stream (async iterable of chunks) into events. */
-export async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
-  for await (const batch of parseSseBatches(body)) yield* batch;
+  for (const ev of parser.push(decoder.decode() + "\n\n")) yield ev;
 }
 
 /** One SSE event line pair as bytes, as the client writes them to apps. */

@@ -5,7 +5,7 @@ import http from "node:http";
 import https from "node:https";
 import type { GenerationRequest } from "../../protocol/openai.js";
 import type { ModelInfo } from "../../protocol/messages.js";
-import { parseSseBatches } from "../../protocol/sse.js";
+import { parseSse } from "../../protocol/sse.js";
 import { BackendError, type Backend, type BackendHealth, type GenerationResult } from "./backend.js";
 import { countTokens } from "./tokenizer.js";
 
@@ -146,39 +146,29 @@ export class OpenAiBackend implements Backend {
     let finish: GenerationResult["finishReason"] = "stop";
     let completionText = "";
     try {
-      // Deltas that arrived in one network read go out as one piece: no waiting, but far fewer frames and sealed
-      // chunks when the engine is faster than the network (a real engine streaming token by token is unchanged).
-      let done = false;
-      for await (const batch of parseSseBatches(res)) {
-        let text = "";
-        for (const ev of batch) {
-          if (ev.data === "[DONE]") {
-            done = true;
-            break;
-          }
-          let chunk: { choices?: { delta?: { content?: string | null }; text?: string; finish_reason?: string | null }[]; usage?: Record<string, number> | null; error?: { message?: string } };
-          try {
-            chunk = JSON.parse(ev.data);
-          } catch {
-            throw new BackendError("backend_failed", `upstream sent an SSE event that is not JSON: ${ev.data.slice(0, 200)}`);
-          }
-          if (chunk.error) throw new BackendError("backend_failed", `upstream error mid-stream: ${chunk.error.message ?? "unknown"}`);
-          const choice = chunk.choices?.[0];
-          text += choice?.delta?.content ?? choice?.text ?? "";
-          if (choice?.finish_reason === "length") finish = "length";
-          if (chunk.usage && typeof chunk.usage.prompt_tokens === "number" && typeof chunk.usage.completion_tokens === "number") {
-            usage = {
-              prompt_tokens: chunk.usage.prompt_tokens,
-              completion_tokens: chunk.usage.completion_tokens,
-              total_tokens: chunk.usage.prompt_tokens + chunk.usage.completion_tokens,
-            };
-          }
+      for await (const ev of parseSse(res)) {
+        if (ev.data === "[DONE]") break;
+        let chunk: { choices?: { delta?: { content?: string | null }; text?: string; finish_reason?: string | null }[]; usage?: Record<string, number> | null; error?: { message?: string } };
+        try {
+          chunk = JSON.parse(ev.data);
+        } catch {
+          throw new BackendError("backend_failed", `upstream sent an SSE event that is not JSON: ${ev.data.slice(0, 200)}`);
         }
-        if (text) {
-          completionText += text;
-          yield text;
+        if (chunk.error) throw new BackendError("backend_failed", `upstream error mid-stream: ${chunk.error.message ?? "unknown"}`);
+        const choice = chunk.choices?.[0];
+        const delta = choice?.delta?.content ?? choice?.text ?? "";
+        if (delta) {
+          completionText += delta;
+          yield delta;
         }
-        if (done) break;
+        if (choice?.finish_reason === "length") finish = "length";
+        if (chunk.usage && typeof chunk.usage.prompt_tokens === "number" && typeof chunk.usage.completion_tokens === "number") {
+          usage = {
+            prompt_tokens: chunk.usage.prompt_tokens,
+            completion_tokens: chunk.usage.completion_tokens,
+            total_tokens: chunk.usage.prompt_tokens + chunk.usage.completion_tokens,
+          };
+        }
       }
     } catch (err) {
       if (signal.aborted) return cancelled();
