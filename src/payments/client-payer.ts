@@ -95,11 +95,17 @@ export class ClientPayer implements Payer {
     return this.o.ledger.spentOf(this.key);
   }
 
+  /** The newest voucher as sent on the wire; encoded once per new voucher, not once per request. */
+  private encodedVoucher: { cumulative: bigint; b64: string } | undefined;
+
   private latestVoucherBase64(): string | undefined {
     const v = this.o.ledger.latestClientVoucher(this.key);
     if (!v) return undefined;
-    const cell = voucherCell({ kind: "payment", channel: this.o.channel, cumulative: v.cumulativeNano });
-    return encodeSignedVoucher({ cell, signature: v.signature }).toString("base64");
+    if (this.encodedVoucher?.cumulative !== v.cumulativeNano) {
+      const cell = voucherCell({ kind: "payment", channel: this.o.channel, cumulative: v.cumulativeNano });
+      this.encodedVoucher = { cumulative: v.cumulativeNano, b64: encodeSignedVoucher({ cell, signature: v.signature }).toString("base64") };
+    }
+    return this.encodedVoucher.b64;
   }
 
   async onConnected(request: PaymentsRequest): Promise<void> {
