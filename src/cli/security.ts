@@ -6,7 +6,7 @@ import { createNodeIdentity, DEFAULT_VALIDITY_SECONDS, type NodeIdentity } from 
 import { verifyPeerCertificate } from "../tee/ratls.js";
 import { SIM_WARNING } from "../tee/sim.js";
 import { DEV_POLICY, loadPolicy, PRODUCTION_POLICY, type Policy } from "../tee/policy.js";
-import { NODE_PLATFORMS, type NodePlatform, type Role } from "../tee/claims.js";
+import { NODE_PLATFORMS, type Claims, type NodePlatform, type Role } from "../tee/claims.js";
 import type { Logger } from "../util/log.js";
 import type { WorkerCertVerifier } from "../client/client.js";
 import type { SealingKeys } from "../worker/worker.js";
@@ -96,14 +96,17 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
       };
     };
   };
+  // A sealing candidate is judged exactly like a worker peer; the keys to seal to come from its verified claims.
+  const verifyWorker = verifierFor("worker");
   const workerCertVerifier: WorkerCertVerifier = async (der) => {
-    const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: "worker" });
+    const peer = await verifyWorker(der);
+    const claims = peer.claims as Claims;
     return {
-      description: describePeer("worker", v.platform, v.insecure, v.imageDigest),
-      insecure: v.insecure,
-      platform: v.platform,
-      hpkePublicKey: Buffer.from(v.claims.hpkePublicKey, "hex"),
-      receiptPublicKey: Buffer.from(v.claims.receiptPublicKey, "hex"),
+      description: peer.description,
+      insecure: peer.insecure,
+      platform: String(peer.platform),
+      hpkePublicKey: Buffer.from(claims.hpkePublicKey, "hex"),
+      receiptPublicKey: Buffer.from(claims.receiptPublicKey, "hex"),
     };
   };
   return {

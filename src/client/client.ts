@@ -15,7 +15,7 @@ import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
 import { ATTESTATION_HEADER, attestationHeaderValue } from "../tee/sim.js";
 import type { Payer } from "./payer.js";
-import { checkReceiptAgainst, parseSignedReceipt, sealRequest, type SealedRequestResult } from "../crypto/index.js";
+import { judgeReceipt, sealRequest, type SealedRequestResult } from "../crypto/index.js";
 import { OP_PAYMENTS, OP_WORKERS, workersReplySchema } from "../protocol/messages.js";
 
 export const DEFAULT_CLIENT_API_PORT = 10000;
@@ -261,30 +261,23 @@ export class ClientNode {
     if (!sealed) return undefined;
     const worker = sealed.candidates.find((c) => c.id === sealed.result.opener.workerId);
     if (!worker) return "the answer came from a worker the request was not sealed to";
-    let signed;
-    try {
-      signed = parseSignedReceipt(trailer.receipt);
-    } catch (err) {
-      return (err as Error).message;
-    }
     const promptText = gen.messages ? gen.messages.map((m) => m.content).join("") : gen.prompt ?? "";
-    const violations = checkReceiptAgainst(signed, {
-      requestId,
-      model: gen.model,
-      maxTokens: gen.maxTokens,
-      requestDigest: sealed.result.requestDigest,
-      responseDigest: sealed.result.opener.responseDigest,
-      workerPublicKey: worker.receiptPublicKey,
-      workerId: worker.id,
-      receivedTextChars: answer.receivedChars,
-      promptChars: promptText.length,
-      promptMessages: gen.messages?.length ?? 1,
-    });
-    if (violations.length) return violations.map((v) => v.message).join("; ");
-    if (signed.receipt.promptTokens !== trailer.usage.prompt_tokens || signed.receipt.completionTokens !== trailer.usage.completion_tokens) {
-      return "the usage reported differs from the worker's signed receipt";
-    }
-    return undefined;
+    return judgeReceipt(
+      trailer.receipt,
+      {
+        requestId,
+        model: gen.model,
+        maxTokens: gen.maxTokens,
+        requestDigest: sealed.result.requestDigest,
+        responseDigest: sealed.result.opener.responseDigest,
+        workerId: worker.id,
+        receivedTextChars: answer.receivedChars,
+        promptChars: promptText.length,
+        promptMessages: gen.messages?.length ?? 1,
+      },
+      [worker.receiptPublicKey],
+      trailer.usage,
+    );
   }
 
   private baseHeaders(requestId: string): Record<string, string> {

@@ -31,6 +31,7 @@ export {
   ed25519RawPublicKey,
   encodeReceipt,
   generateReceiptKeyPair,
+  judgeReceipt,
   parseSignedReceipt,
   signReceipt,
   validateReceipt,

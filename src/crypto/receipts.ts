@@ -385,3 +385,34 @@ export function assertReceiptAcceptable(signed: SignedReceipt, expect: ReceiptEx
   }
   return signed.receipt;
 }
+
+/**
+ * Judges a receipt as it arrived in a trailer, the way the proxy and the client both must before any money moves:
+ * it parses, it checks out against what this party forwarded or received under one of the worker's attested
+ * receipt keys (its current one, or the one of the identity the request was sealed to before a renewal), and it
+ * covers exactly the usage that was reported. Returns why it is unacceptable, or undefined when it is fine.
+ */
+export function judgeReceipt(
+  raw: unknown,
+  expect: Omit<ReceiptExpectations, "workerPublicKey">,
+  workerKeys: readonly Uint8Array[],
+  reported: { prompt_tokens: number; completion_tokens: number },
+): string | undefined {
+  let signed: SignedReceipt;
+  try {
+    signed = parseSignedReceipt(raw);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (workerKeys.length === 0) return "the worker has no attested receipt key";
+  let violations: ReceiptViolation[] = [];
+  for (const workerPublicKey of workerKeys) {
+    violations = checkReceiptAgainst(signed, { ...expect, workerPublicKey });
+    if (violations.length === 0) break;
+  }
+  if (violations.length) return violations.map((v) => v.message).join("; ");
+  if (signed.receipt.promptTokens !== reported.prompt_tokens || signed.receipt.completionTokens !== reported.completion_tokens) {
+    return "the usage reported differs from the worker's signed receipt";
+  }
+  return undefined;
+}

@@ -91,10 +91,6 @@ export class Stream {
     this.signal = this.abort.signal;
   }
 
-  get ended(): boolean {
-    return this.remoteEnded;
-  }
-
   get error(): StreamError | undefined {
     return this.failure;
   }

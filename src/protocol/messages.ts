@@ -60,9 +60,6 @@ export const inferenceTrailerSchema = z.object({
 });
 export type InferenceTrailer = z.infer<typeof inferenceTrailerSchema>;
 
-/** One streamed delta of generated text (a Data frame's JSON). */
-export const deltaSchema = z.object({ text: z.string() });
-
 export const modelInfoSchema = z.object({
   id: z.string(),
   contextLength: z.number().int().optional(),

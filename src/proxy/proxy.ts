@@ -17,7 +17,7 @@ import {
   type InferenceHead,
 } from "../protocol/messages.js";
 import { WorkerPool, type PoolWorker } from "./pool.js";
-import { checkReceiptAgainst, parseSignedReceipt, requestDigest, ResponseDigest } from "../crypto/index.js";
+import { judgeReceipt, requestDigest, ResponseDigest } from "../crypto/index.js";
 import { CountingMeter, MeterRefusal, type ClientContext, type Meter } from "./meter.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
@@ -382,37 +382,20 @@ export class ProxyNode {
 
   /** Verifies a sealed request's worker-signed receipt against what this proxy relayed; a reason if unacceptable. */
   private checkReceipt(worker: PoolWorker, head: InferenceHead, body: Buffer, digest: ResponseDigest, trailer: { usage: { prompt_tokens: number; completion_tokens: number }; receipt?: unknown }): string | undefined {
-    let signed;
-    try {
-      signed = parseSignedReceipt(trailer.receipt);
-    } catch (err) {
-      return (err as Error).message;
-    }
     // The worker signs with the key of the identity the client sealed to: its current one, or the one it had
     // just before a renewal.
     const keys = [worker.peer, worker.previousPeer]
       .map((p) => (p?.claims as { receiptPublicKey?: string } | undefined)?.receiptPublicKey)
-      .filter((k): k is string => typeof k === "string");
-    if (keys.length === 0) return "the worker has no attested receipt key";
-    const relayed = { requestDigest: requestDigest(body), responseDigest: digest.hex() };
-    let violations: ReturnType<typeof checkReceiptAgainst> = [];
-    for (const key of keys) {
-      violations = checkReceiptAgainst(signed, {
-        requestId: head.requestId,
-        model: head.model,
-        maxTokens: head.maxTokens,
-        ...relayed,
-        workerPublicKey: Buffer.from(key, "hex"),
-        workerId: worker.id,
-      });
-      if (violations.length === 0) break;
-    }
-    if (violations.length) return violations.map((v) => v.message).join("; ");
-    if (signed.receipt.promptTokens !== trailer.usage.prompt_tokens || signed.receipt.completionTokens !== trailer.usage.completion_tokens) {
-      return "the usage in the trailer differs from the signed receipt";
-    }
-    this.stats.receiptsVerified++;
-    return undefined;
+      .filter((k): k is string => typeof k === "string")
+      .map((k) => Buffer.from(k, "hex"));
+    const problem = judgeReceipt(
+      trailer.receipt,
+      { requestId: head.requestId, model: head.model, maxTokens: head.maxTokens, requestDigest: requestDigest(body), responseDigest: digest.hex(), workerId: worker.id },
+      keys,
+      trailer.usage,
+    );
+    if (!problem) this.stats.receiptsVerified++;
+    return problem;
   }
 
   /** Serves a renewed certificate to new handshakes (identity rotation). */

@@ -7,7 +7,6 @@ export interface Logger {
   info(msg: string): void;
   warn(msg: string): void;
   error(msg: string): void;
-  child(name: string): Logger;
 }
 
 function threshold(): number {
@@ -29,7 +28,6 @@ export function createLogger(name: string, sink: (line: string) => void = (l) =>
     info: (m) => emit("info", m),
     warn: (m) => emit("warn", m),
     error: (m) => emit("error", m),
-    child: (sub) => createLogger(`${name}/${sub}`, sink),
   };
 }
 
@@ -39,5 +37,4 @@ export const silentLogger: Logger = {
   info() {},
   warn() {},
   error() {},
-  child: () => silentLogger,
 };
