@@ -66,6 +66,7 @@ export class ClientPayer implements Payer {
   constructor(private readonly o: ClientPayerOptions) {
     this.log = o.log ?? silentLogger;
     this.key = o.channel.toRawString();
+    this.channelText = o.channel.toString();
     this.registered = this.newRegistration();
     if (o.ton) {
       this.refreshTimer = setInterval(() => void this.refreshState(true), STATUS_REFRESH_MS);
@@ -86,6 +87,9 @@ export class ClientPayer implements Payer {
       throw new ApiError(503, `The payment channel is not registered with the proxy yet${this.lastError ? ` (${this.lastError})` : ""}. Check the client's payments settings and the channel's deposit, then retry.`, "service_unavailable", "payment_channel_unregistered");
     }
   }
+
+  /** The channel address as sent with every request (user-friendly form, computed once). */
+  private readonly channelText: string;
 
   get signed(): bigint {
     return this.o.ledger.latestClientVoucher(this.key)?.cumulativeNano ?? 0n;
@@ -172,14 +176,16 @@ export class ClientPayer implements Payer {
         }
       }
     }
+    await this.o.ledger.durable(); // never hand out a voucher that a crash could make this ledger forget
     const voucher = this.latestVoucherBase64();
-    return { channel: this.o.channel.toString(), ...(voucher ? { voucher } : {}) };
+    return { channel: this.channelText, ...(voucher ? { voucher } : {}) };
   }
 
   afterAnswer(a: AnswerCost): Promise<void> {
     const run = this.chain.then(() => this.pay(a));
     this.chain = run.catch(() => undefined);
-    return run;
+    // Durable with the other answers of this event-loop turn (group commit), without holding up the next payment.
+    return run.then(() => this.o.ledger.durable());
   }
 
   private pay(a: AnswerCost): void {
@@ -232,6 +238,7 @@ export class ClientPayer implements Payer {
 
   /** Hands the newest voucher to the proxy now (if it lacks it). */
   async flush(): Promise<void> {
+    await this.o.ledger.durable();
     const voucher = this.latestVoucherBase64();
     if (!voucher || !this.request || this.signed <= this.acked) return;
     try {

@@ -1,7 +1,10 @@
 /**
  * The payment ledger: a SQLite file (WAL, synchronous = FULL) in which client, proxy and worker record money facts
  * BEFORE acknowledging them: usage receipts, client-signed cumulative vouchers, proxy-signed payout vouchers and
- * on-chain settlements. Every `record*` call is one durable transaction: once it returns, the fact survives a crash.
+ * on-chain settlements. Every `record*` call is atomic and visible at once; it is DURABLE (survives a crash or power
+ * loss) once `durable()` resolves or `flush()` returns. Group commit: the writes of one event-loop turn share one
+ * transaction and so one fsync, committed right after the turn; callers await `durable()` before they acknowledge.
+ * Sums and latest vouchers are cached in memory (write-through), since every request reads them.
  *
  * Inserts are idempotent: receipts are keyed by request id, vouchers by (channel|worker, cumulative), settlements by
  * tx hash. Recording the same fact twice is a no-op (`inserted: false`) and never counts twice; recording a DIFFERENT
@@ -142,8 +145,73 @@ export class Ledger {
     return st;
   }
 
+  /** Totals by name and scope, and latest vouchers by table and key, as in the database (including the open group). */
+  private readonly totalsCache = new Map<string, bigint>();
+  private readonly latestCache = new Map<string, Voucher | null>();
+  /** The group commit scheduled for the end of this event-loop turn, and who waits for it. */
+  private commitScheduled?: NodeJS.Immediate;
+  private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
   private constructor(db: Database.Database) {
     this.db = db;
+  }
+
+  /** Runs fn atomically inside the open group transaction (opening one if needed); on error, fn's writes are undone. */
+  private write<T>(fn: () => T): T {
+    if (!this.db.inTransaction) {
+      this.stmt("BEGIN IMMEDIATE").run();
+      this.commitScheduled = setImmediate(() => {
+        try {
+          this.flush();
+        } catch {
+          // flush() rejected the waiters with the reason; nothing else to do here.
+        }
+      });
+    }
+    this.stmt("SAVEPOINT w").run(); // nests: atomically() around record*() calls
+    try {
+      const result = fn();
+      this.stmt("RELEASE w").run();
+      return result;
+    } catch (e) {
+      this.stmt("ROLLBACK TO w").run();
+      this.stmt("RELEASE w").run();
+      this.clearCaches();
+      throw e;
+    }
+  }
+
+  private clearCaches(): void {
+    this.totalsCache.clear();
+    this.latestCache.clear();
+  }
+
+  /** Commits what was written so far (one fsync) and releases the `durable()` waiters. Throws if the commit fails. */
+  flush(): void {
+    if (this.commitScheduled) clearImmediate(this.commitScheduled);
+    this.commitScheduled = undefined;
+    const waiters = this.waiters;
+    this.waiters = [];
+    if (!this.db.open || !this.db.inTransaction) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    try {
+      this.stmt("COMMIT").run();
+    } catch (e) {
+      if (this.db.inTransaction) this.stmt("ROLLBACK").run();
+      this.clearCaches();
+      const err = new Error(`the payment ledger could not be written (its last writes were undone, nothing was acknowledged): ${(e as Error).message}`);
+      for (const w of waiters) w.reject(err);
+      throw err;
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  /** Resolves once every write made so far is on disk (at the end of this event-loop turn, with the others). */
+  durable(): Promise<void> {
+    if (!this.db.inTransaction) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   /** Opens (creating and migrating) the ledger at `path`; ":memory:" gives a throwaway ledger for tests. */
@@ -170,19 +238,25 @@ export class Ledger {
 
   private addTotal(name: string, scope: string, delta: bigint): void {
     if (delta === 0n) return;
-    const row = this.stmt(`SELECT value FROM totals WHERE name = ? AND scope = ?`).get(name, scope) as { value: string } | undefined;
-    const next = BigInt(row?.value ?? "0") + delta;
+    const next = this.total(name, scope) + delta;
     this.stmt(`INSERT OR REPLACE INTO totals (name, scope, value) VALUES (?, ?, ?)`).run(name, scope, next.toString());
+    this.totalsCache.set(`${name}\0${scope}`, next);
   }
 
   private total(name: string, scope = ""): bigint {
-    const row = this.stmt(`SELECT value FROM totals WHERE name = ? AND scope = ?`).get(name, scope) as { value: string } | undefined;
-    return BigInt(row?.value ?? "0");
+    const key = `${name}\0${scope}`;
+    let v = this.totalsCache.get(key);
+    if (v === undefined) {
+      const row = this.stmt(`SELECT value FROM totals WHERE name = ? AND scope = ?`).get(name, scope) as { value: string } | undefined;
+      v = BigInt(row?.value ?? "0");
+      this.totalsCache.set(key, v);
+    }
+    return v;
   }
 
-  /** Runs fn in one transaction: the writes inside reach the disk together (one sync instead of one each). */
+  /** Runs fn atomically: all of its writes or none (and, like every write, durable with its group). */
   atomically<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.write(fn);
   }
 
   /** Records a usage receipt durably. Returns inserted=false when the same receipt was already recorded. */
@@ -199,7 +273,7 @@ export class Ledger {
     if (earnValue > r.costNano) throw new RangeError(`workerEarnNano (${earnValue}) cannot exceed costNano (${r.costNano})`);
     const now = Date.now();
     const startedAt = r.startedAt ?? now;
-    return this.db.transaction(() => {
+    return this.write(() => {
       const existing = this.stmt(`SELECT model, prompt_tokens, completion_tokens, cost_nano, worker_earn_nano, worker_id, channel
         FROM receipts WHERE request_id = ?`).get(requestId) as Record<string, unknown> | undefined;
       if (existing) {
@@ -219,7 +293,7 @@ export class Ledger {
       this.addTotal("earned", workerId, earnValue);
       if (channel) this.addTotal("spent", channel, r.costNano);
       return { inserted: true };
-    }).immediate();
+    });
   }
 
   getReceipt(requestId: string): UsageReceipt | undefined {
@@ -243,7 +317,8 @@ export class Ledger {
     const seq = checkCount(v.seq, "seq");
     if (!(v.signature instanceof Uint8Array) || v.signature.length === 0) throw new TypeError("signature must be non-empty bytes");
     const sig = Buffer.from(v.signature);
-    return this.db.transaction(() => {
+    const now = Date.now();
+    return this.write(() => {
       const existing = this.stmt(`SELECT signature, seq FROM ${table} WHERE ${col} = ? AND cumulative_key = ?`)
         .get(key, cumulativeKey(v.cumulativeNano)) as { signature: Buffer; seq: number } | undefined;
       if (existing) {
@@ -253,16 +328,25 @@ export class Ledger {
         return { inserted: false };
       }
       this.stmt(`INSERT INTO ${table} (${col}, cumulative_nano, cumulative_key, signature, seq, recorded_at) VALUES (?, ?, ?, ?, ?, ?)`)
-        .run(key, cumulative, cumulativeKey(v.cumulativeNano), sig, seq, Date.now());
+        .run(key, cumulative, cumulativeKey(v.cumulativeNano), sig, seq, now);
+      const cacheKey = `${table}\0${key}`;
+      const latest = this.latestCache.get(cacheKey);
+      if (latest === null || (latest && v.cumulativeNano > latest.cumulativeNano)) {
+        this.latestCache.set(cacheKey, { key, cumulativeNano: v.cumulativeNano, signature: sig, seq, recordedAt: now });
+      }
       return { inserted: true };
-    }).immediate();
+    });
   }
 
   private latestVoucher(table: VoucherTable, key: string): Voucher | undefined {
+    const cacheKey = `${table}\0${key}`;
+    const cached = this.latestCache.get(cacheKey);
+    if (cached !== undefined) return cached ?? undefined;
     const col = VOUCHER_KEY_COLUMN[table];
     const row = this.stmt(`SELECT * FROM ${table} WHERE ${col} = ? ORDER BY cumulative_key DESC LIMIT 1`).get(key) as Record<string, any> | undefined;
-    if (!row) return undefined;
-    return { key: row[col], cumulativeNano: BigInt(row.cumulative_nano), signature: row.signature, seq: row.seq, recordedAt: row.recorded_at };
+    const v = row ? { key: row[col], cumulativeNano: BigInt(row.cumulative_nano), signature: row.signature, seq: row.seq, recordedAt: row.recorded_at } : null;
+    this.latestCache.set(cacheKey, v);
+    return v ?? undefined;
   }
 
   /** A client-signed cumulative voucher for `key` = channel address. */
@@ -299,7 +383,7 @@ export class Ledger {
     const amount = checkNano(s.amountNano, "amountNano");
     const status = s.status ?? "pending";
     if (!["pending", "confirmed", "failed"].includes(status)) throw new TypeError("settlement status must be pending, confirmed or failed");
-    return this.db.transaction(() => {
+    return this.write(() => {
       const existing = this.stmt(`SELECT kind, counterparty, amount_nano FROM settlements WHERE tx_hash = ?`).get(txHash) as
         { kind: string; counterparty: string; amount_nano: string } | undefined;
       if (existing) {
@@ -313,12 +397,12 @@ export class Ledger {
         VALUES (?, ?, ?, ?, ?, ?, ?)`).run(txHash, s.kind, counterparty, amount, status, now, now);
       this.applySettlementTotals(s.kind, counterparty, s.amountNano, status, 1n);
       return { inserted: true };
-    }).immediate();
+    });
   }
 
   /** Moves a settlement from pending to confirmed or failed. A confirmed settlement is final. */
   updateSettlement(txHash: string, status: SettlementStatus): void {
-    this.db.transaction(() => {
+    this.write(() => {
       const row = this.stmt(`SELECT kind, counterparty, amount_nano, status FROM settlements WHERE tx_hash = ?`).get(txHash) as
         { kind: SettlementKind; counterparty: string; amount_nano: string; status: SettlementStatus } | undefined;
       if (!row) throw new Error(`no settlement with tx hash ${txHash} is recorded; record it first with recordSettlement`);
@@ -330,7 +414,7 @@ export class Ledger {
       this.applySettlementTotals(row.kind, row.counterparty, amount, row.status, -1n);
       this.applySettlementTotals(row.kind, row.counterparty, amount, status, 1n);
       this.stmt(`UPDATE settlements SET status = ?, updated_at = ? WHERE tx_hash = ?`).run(status, Date.now(), txHash);
-    }).immediate();
+    });
   }
 
   getSettlement(txHash: string): Settlement | undefined {
@@ -347,8 +431,7 @@ export class Ledger {
     return rows.map((r) => this.getSettlement(r.tx_hash)!);
   }
 
-  /** Ledger-wide sums, or those of one scope (a worker id for `earned`, a channel for `spent`/`redeemed`, ...). */
-  /** Sum of recorded costs (one query: on the hot path of every request). */
+  /** Sum of recorded costs, ledger-wide or of one scope (a channel). Cached: on the hot path of every request. */
   spentOf(scope = ""): bigint {
     return this.total("spent", scope);
   }
@@ -390,7 +473,13 @@ export class Ledger {
     return this.unsettled("payout_vouchers", "payout");
   }
 
+  /** Commits what is pending, then closes. */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    try {
+      this.flush();
+    } finally {
+      this.db.close();
+    }
   }
 }

@@ -262,6 +262,7 @@ export class ProxyMeter implements Meter {
       });
       e.recent.push({ at: Date.now(), cost: cost.total });
       if (w && this.unpaidOf(w) >= (this.o.payoutThreshold ?? DEFAULT_PAYOUT_THRESHOLD)) void this.flushPayouts(false).catch(() => undefined);
+      await this.o.ledger.durable(); // the receipt is on disk before its cost is reported (group commit)
       return { cost: costFields(cost) };
     } finally {
       e.inflight.delete(head.requestId);
@@ -280,6 +281,7 @@ export class ProxyMeter implements Meter {
     const e = this.entryOf(client);
     if (body.type === "voucher") {
       await this.applyVoucher(e, body.voucher);
+      await this.o.ledger.durable();
       return { ok: true, ...this.channelView(e) };
     }
     if (body.type === "status") return { ok: true, ...this.channelView(e) };
@@ -337,6 +339,7 @@ export class ProxyMeter implements Meter {
         const cumulative = this.o.ledger.earnedOf(w.key);
         const sv = signVoucher({ kind: "payout", proxy: this.o.proxyContract, worker: w.address, cumulative }, this.o.payoutSigner);
         this.o.ledger.recordPayoutVoucher({ key: w.key, cumulativeNano: cumulative, signature: sv.signature, seq: 0 });
+        this.o.ledger.flush(); // on disk before it leaves: what a worker holds, the proxy never forgets
         this.payoutVouchers++;
         if (!this.deliver(w, cumulative, sv.signature)) this.log.warn(`worker ${w.id} is not connected; its payout voucher waits for its return`);
       }
@@ -383,6 +386,7 @@ export class ProxyMeter implements Meter {
         batch.push({ id, address, cumulative: v.cumulativeNano, message: { to: address, value: CHANNEL_OP_VALUE, body: redeemBody(signed) } });
       }
       if (batch.length === 0) continue;
+      this.o.ledger.flush(); // the pending redemptions are on disk before the transaction leaves
       await this.o.wallet.sendBatch(batch.map((b) => b.message));
       this.redeemTransfers++;
       this.log.info(`redeemed ${batch.length} channel voucher(s) in one transaction`);

@@ -121,6 +121,53 @@ test("close and reopen keeps everything acknowledged (no double counting after r
   l.close();
 }));
 
+test("group commit: one turn's writes become durable together, at durable(); other readers see them only then", withDir(async (dir) => {
+  const path = join(dir, "group.sqlite");
+  const l = Ledger.open(path);
+  for (let i = 0; i < 20; i++) l.recordReceipt(receipt(`g${i}`, 5n));
+  l.recordClientVoucher({ key: "chanA", cumulativeNano: 100n, signature: Buffer.from([1]), seq: 0 });
+  // Visible at once to this ledger (same connection, cached sums)...
+  assert.equal(l.spentOf("chanA"), 100n);
+  assert.equal(l.latestClientVoucher("chanA")!.cumulativeNano, 100n);
+  // ...but not yet committed: another connection (another process) does not see them.
+  const other = new Database(path, { readonly: true });
+  const count = () => (other.prepare("SELECT COUNT(*) AS n FROM receipts").get() as { n: number }).n;
+  assert.equal(count(), 0);
+  await l.durable();
+  assert.equal(count(), 20);
+  // Nothing pending: durable() resolves at once, and a later turn's write commits on its own.
+  await l.durable();
+  l.recordReceipt(receipt("g20", 5n));
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(count(), 21, "the group is committed at the end of the turn even when nobody awaits durable()");
+  other.close();
+  l.close();
+}));
+
+test("group commit: a failed write is undone alone, sums and latest vouchers stay exact", withDir(async (dir) => {
+  const l = Ledger.open(join(dir, "undo.sqlite"));
+  l.recordReceipt(receipt("a", 10n));
+  l.recordClientVoucher({ key: "chanA", cumulativeNano: 10n, signature: Buffer.from([1]), seq: 0 });
+  assert.throws(() => l.atomically(() => {
+    l.recordReceipt(receipt("b", 7n));
+    l.recordClientVoucher({ key: "chanA", cumulativeNano: 17n, signature: Buffer.from([2]), seq: 0 });
+    throw new Error("signing failed");
+  }), /signing failed/);
+  assert.throws(() => l.recordReceipt(receipt("a", 11n)), LedgerConflictError);
+  l.recordReceipt(receipt("c", 1n)); // same turn, after the failures
+  assert.equal(l.spentOf("chanA"), 11n);
+  assert.equal(l.latestClientVoucher("chanA")!.cumulativeNano, 10n);
+  assert.equal(l.getReceipt("b"), undefined);
+  await l.durable();
+  l.close();
+  const again = Ledger.open(join(dir, "undo.sqlite"));
+  assert.equal(again.spentOf("chanA"), 11n);
+  assert.equal(again.latestClientVoucher("chanA")!.cumulativeNano, 10n);
+  assert.equal(again.countReceipts(), 2);
+  again.close();
+}));
+
 test("SIGKILL mid-run loses nothing that was acknowledged", withDir(async (dir) => {
   const path = join(dir, "crash.sqlite");
   const child = spawn(process.execPath, ["--import", "tsx", new URL("./ledger-crash-child.ts", import.meta.url).pathname, path],
