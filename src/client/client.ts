@@ -409,9 +409,10 @@ export class ClientNode {
   }
 
   async stop(): Promise<void> {
-    this.link.stop();
     await this.http?.close();
+    // While the proxy link is still up: the payer hands the proxy its newest voucher.
     await this.opts.payer?.close?.();
+    this.link.stop();
   }
 }
 

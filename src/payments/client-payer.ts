@@ -45,6 +45,9 @@ export interface ClientPayerOptions {
   closeLedger?: boolean;
 }
 
+/** How long close() waits to hand the proxy the newest voucher. */
+const CLOSE_FLUSH_TIMEOUT_MS = 2_000;
+
 export class ClientPayer implements Payer {
   private readonly log: Logger;
   private readonly key: string;
@@ -271,7 +274,10 @@ export class ClientPayer implements Payer {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     await this.chain;
-    await this.flush().catch(() => undefined);
+    // Best effort and bounded: a proxy that is gone gets the voucher with the next request after a restart.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, CLOSE_FLUSH_TIMEOUT_MS)))]);
+    clearTimeout(timer);
     if (this.o.closeLedger) this.o.ledger.close();
   }
 }

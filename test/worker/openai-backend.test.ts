@@ -55,3 +55,38 @@ test("the proxy sees a worker whose engine is down as disabled, with the reason"
     await net.close();
   }
 });
+
+test("generations reuse one keep-alive connection to the engine; a generation the caller abandons closes its own", async () => {
+  const up = await startFakeUpstream({ tokens: 8 });
+  let connections = 0;
+  up.server.on("connection", () => connections++);
+  const b = new OpenAiBackend({ upstream: up.url, probeIntervalMs: 60_000 });
+  await b.start();
+  const req = { endpoint: "chat", model: "fake-model", maxTokens: 8, temperature: 0, stop: [], messages: [{ role: "user", content: "keep alive please" }] } as unknown as Parameters<OpenAiBackend["generate"]>[0];
+  try {
+    const afterProbe = connections;
+    for (let i = 0; i < 20; i++) {
+      const gen = b.generate(req, new AbortController().signal);
+      let text = "";
+      let r = await gen.next();
+      for (; !r.done; r = await gen.next()) text += r.value;
+      assert.equal(r.value.finishReason, "stop");
+      assert.equal(r.value.usageSource, "backend");
+      assert.match(text, /keep0 alive1/);
+      await new Promise((res) => setImmediate(res)); // the body's end drains on the next turn
+    }
+    assert.equal(connections - afterProbe, 1, "20 sequential generations over one connection");
+    // Abandoning a stream mid-way must not hand a half-read response back to the pool.
+    const gen = b.generate(req, new AbortController().signal);
+    await gen.next();
+    await gen.return(undefined as never);
+    const again = b.generate(req, new AbortController().signal);
+    let r = await again.next();
+    while (!r.done) r = await again.next();
+    assert.equal(r.value.finishReason, "stop");
+    assert.equal(connections - afterProbe, 2, "the abandoned response's connection was closed, a new one opened");
+  } finally {
+    await b.close();
+    await up.close();
+  }
+});

@@ -145,11 +145,15 @@ export class OpenAiBackend implements Backend {
     let usage: GenerationResult["usage"] | undefined;
     let finish: GenerationResult["finishReason"] = "stop";
     let completionText = "";
+    let sawDone = false;
     try {
       // destroyOnReturn: false, so that leaving at [DONE] does not destroy the response: the rest (normally just the
       // end of the body) drains below and the socket goes back to the keep-alive pool instead of being closed.
       for await (const ev of parseSse(res.iterator({ destroyOnReturn: false }))) {
-        if (ev.data === "[DONE]") break;
+        if (ev.data === "[DONE]") {
+          sawDone = true;
+          break;
+        }
         let chunk: { choices?: { delta?: { content?: string | null }; text?: string; finish_reason?: string | null }[]; usage?: Record<string, number> | null; error?: { message?: string } };
         try {
           chunk = JSON.parse(ev.data);
@@ -172,14 +176,15 @@ export class OpenAiBackend implements Backend {
           };
         }
       }
-      res.resume();
     } catch (err) {
       if (signal.aborted) return cancelled();
       if (err instanceof BackendError) throw err;
       throw new BackendError("backend_failed", `upstream stream broke: ${(err as Error).message}`);
     } finally {
-      // Left early (an error, or the caller stopped reading): this response will not be read to its end.
-      if (!res.readableEnded && !res.readableFlowing) res.destroy();
+      // After [DONE], drain the end of the body (on the next turn: the iterator's 'readable' listener is only
+      // released then) so the socket is reused. Left early otherwise (an error, or the caller stopped reading): close it.
+      if (sawDone) setImmediate(() => res.resume());
+      else if (!res.readableEnded) res.destroy();
     }
     if (usage) return { usage, finishReason: finish, usageSource: "backend" };
     const promptText = req.endpoint === "chat" ? req.messages!.map((m) => m.content).join("\n") : req.prompt ?? "";
