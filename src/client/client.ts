@@ -451,9 +451,10 @@ class Answer {
           throw new StreamError("worker_failed", `a sealed answer chunk failed its integrity check (${(err as Error).message}); the answer was tampered with on the way`);
         }
       }
-      const text = decodeDelta(data);
-      this.receivedChars += text.length;
-      if (text) yield text;
+      for (const text of decodeDeltas(data)) {
+        this.receivedChars += text.length;
+        if (text) yield text;
+      }
     }
     if (opener && !opener.finished) {
       throw new StreamError("worker_failed", "the sealed answer ended without its final chunk: it was cut off on the way");
@@ -461,14 +462,15 @@ class Answer {
   }
 }
 
-function decodeDelta(data: Uint8Array): string {
+/** An answer chunk's text deltas: `{"deltas": ["...", ...]}` (several when the engine produced them together). */
+function decodeDeltas(data: Uint8Array): string[] {
   try {
-    const v = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8")) as { text?: unknown };
-    if (typeof v.text === "string") return v.text;
+    const v = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8")) as { deltas?: unknown };
+    if (Array.isArray(v.deltas) && v.deltas.every((d) => typeof d === "string")) return v.deltas as string[];
   } catch {
     /* fall through */
   }
-  throw new StreamError("worker_failed", "the worker sent a malformed chunk");
+  throw new StreamError("worker_failed", "the worker sent a malformed chunk (expected {\"deltas\": [strings]})");
 }
 
 function usageOf(t: InferenceTrailer): Record<string, unknown> {

@@ -185,10 +185,10 @@ export class ClientPayer implements Payer {
   }
 
   afterAnswer(a: AnswerCost): Promise<void> {
+    // Resolves once recorded; the voucher reaches the disk with its group before it is ever sent (beforeRequest, flush).
     const run = this.chain.then(() => this.pay(a));
     this.chain = run.catch(() => undefined);
-    // Durable with the other answers of this event-loop turn (group commit), without holding up the next payment.
-    return run.then(() => this.o.ledger.durable());
+    return run;
   }
 
   private pay(a: AnswerCost): void {

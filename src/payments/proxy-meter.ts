@@ -339,7 +339,7 @@ export class ProxyMeter implements Meter {
         const cumulative = this.o.ledger.earnedOf(w.key);
         const sv = signVoucher({ kind: "payout", proxy: this.o.proxyContract, worker: w.address, cumulative }, this.o.payoutSigner);
         this.o.ledger.recordPayoutVoucher({ key: w.key, cumulativeNano: cumulative, signature: sv.signature, seq: 0 });
-        this.o.ledger.flush(); // on disk before it leaves: what a worker holds, the proxy never forgets
+        await this.o.ledger.durable(); // on disk before it leaves: what a worker holds, the proxy never forgets
         this.payoutVouchers++;
         if (!this.deliver(w, cumulative, sv.signature)) this.log.warn(`worker ${w.id} is not connected; its payout voucher waits for its return`);
       }
@@ -386,7 +386,7 @@ export class ProxyMeter implements Meter {
         batch.push({ id, address, cumulative: v.cumulativeNano, message: { to: address, value: CHANNEL_OP_VALUE, body: redeemBody(signed) } });
       }
       if (batch.length === 0) continue;
-      this.o.ledger.flush(); // the pending redemptions are on disk before the transaction leaves
+      await this.o.ledger.durable(); // the pending redemptions are on disk before the transaction leaves
       await this.o.wallet.sendBatch(batch.map((b) => b.message));
       this.redeemTransfers++;
       this.log.info(`redeemed ${batch.length} channel voucher(s) in one transaction`);

@@ -125,7 +125,7 @@ export class WorkerPayee implements Payee {
     if (unclaimed <= 0n || (!force && unclaimed < (this.o.claimThreshold ?? DEFAULT_CLAIM_THRESHOLD))) return;
     const id = `payout:${this.key}:${v.cumulativeNano}:${Date.now()}`;
     this.o.ledger.recordSettlement({ txHash: id, kind: "payout", counterparty: this.key, amountNano: unclaimed, status: "pending" });
-    this.o.ledger.flush(); // on disk before the transaction leaves: a restart then finds and checks it
+    await this.o.ledger.durable(); // on disk before the transaction leaves: a restart then finds and checks it
     const cell = voucherCell({ kind: "payout", proxy: this.o.proxyContract, worker: this.o.wallet.address, cumulative: v.cumulativeNano });
     await this.o.wallet.sendBatch([{ to: this.o.proxyContract, value: PROXY_OP_VALUE, body: claimPayoutBody({ cell, signature: v.signature }) }]);
     this.claims++;

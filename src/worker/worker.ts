@@ -201,8 +201,9 @@ export class WorkerNode {
             break;
           }
           if (!firstByteAt) firstByteAt = Date.now();
-          const delta = Buffer.from(JSON.stringify({ text: step.value }));
-          await stream.write(responder ? responder.sealChunk(delta, false) : delta);
+          // One chunk per batch of deltas (those the engine produced together); the client splits them again.
+          const deltas = Buffer.from(JSON.stringify({ deltas: step.value }));
+          await stream.write(responder ? responder.sealChunk(deltas, false) : deltas);
         }
       } finally {
         // Runs the backend's cleanup (frees the engine sequence) even when the stream failed mid-way.
@@ -218,7 +219,7 @@ export class WorkerNode {
       let receipt: unknown;
       if (responder) {
         // The final sealed chunk tells the client the answer is complete (truncation is detectable).
-        await stream.write(responder.sealChunk(Buffer.from(JSON.stringify({ text: "", finishReason: result.finishReason })), true));
+        await stream.write(responder.sealChunk(Buffer.from(JSON.stringify({ deltas: [], finishReason: result.finishReason })), true));
         const r = buildReceipt(responder, {
           requestId: head.requestId,
           model: head.model,

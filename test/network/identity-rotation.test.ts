@@ -60,7 +60,7 @@ test("a request sealed to the worker's previous keys is still opened, and its re
       s.end();
       await s.replyHead();
       let text = "";
-      for await (const c of s) text += JSON.parse(Buffer.from(sealed.opener.openChunk(c).data).toString()).text;
+      for await (const c of s) text += JSON.parse(Buffer.from(sealed.opener.openChunk(c).data).toString()).deltas.join("");
       assert.equal(text, "sealed0 to1 old2 keys3");
       assert.ok(sealed.opener.finished);
       const receipt = parseSignedReceipt(s.trailer!.receipt);

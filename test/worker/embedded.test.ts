@@ -27,7 +27,8 @@ async function run(r: GenerationRequest, signal = new AbortController().signal) 
   for (;;) {
     const step = await gen.next();
     if (step.done) return { deltas, text: deltas.join(""), result: step.value };
-    deltas.push(step.value);
+    assert.ok(step.value.length > 0, "never an empty batch");
+    deltas.push(...step.value);
   }
 }
 

@@ -69,7 +69,7 @@ test("generations reuse one keep-alive connection to the engine; a generation th
       const gen = b.generate(req, new AbortController().signal);
       let text = "";
       let r = await gen.next();
-      for (; !r.done; r = await gen.next()) text += r.value;
+      for (; !r.done; r = await gen.next()) text += r.value.join("");
       assert.equal(r.value.finishReason, "stop");
       assert.equal(r.value.usageSource, "backend");
       assert.match(text, /keep0 alive1/);

@@ -23,8 +23,12 @@ export interface Backend {
   health(): Promise<BackendHealth>;
   /** Registers a listener for changes of models or health (the worker re-announces itself). */
   subscribe?(listener: () => void): void;
-  /** Yields text deltas in order; returns usage. Stops early (finishReason "cancelled") when signal aborts. */
-  generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string, GenerationResult>;
+  /**
+   * Yields text deltas in order, in batches: the deltas that became available together (an engine's one socket read),
+   * never an empty batch, so the worker seals one chunk per batch instead of one per token while apps still get one
+   * event per delta. Returns usage. Stops early (finishReason "cancelled") when signal aborts.
+   */
+  generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string[], GenerationResult>;
   close(): Promise<void>;
 }
 

@@ -128,7 +128,7 @@ export class EmbeddedBackend implements Backend {
     }
   }
 
-  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string, GenerationResult> {
+  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string[], GenerationResult> {
     if (req.model !== this.info.id) throw new BackendError("bad_request", `this worker serves ${this.info.id}, not ${req.model}`);
     if (this.active >= this.capacity) throw new BackendError("overloaded", `all ${this.capacity} sequences are busy`);
     await this.prepare();
@@ -171,20 +171,20 @@ export class EmbeddedBackend implements Backend {
         let safeEnd = text.endsWith("\uFFFD") ? text.length - 1 : text.length;
         const stopHit = findStop(text, req.stop);
         if (stopHit !== undefined) {
-          if (stopHit > emittedChars) yield text.slice(emittedChars, stopHit);
+          if (stopHit > emittedChars) yield [text.slice(emittedChars, stopHit)];
           emittedChars = stopHit;
           finishReason = "stop";
           break;
         }
         safeEnd = Math.min(safeEnd, text.length - partialStopSuffix(text, req.stop));
         if (safeEnd > emittedChars) {
-          yield text.slice(emittedChars, safeEnd);
+          yield [text.slice(emittedChars, safeEnd)];
           emittedChars = safeEnd;
         }
         if (generated.length >= budget) break;
       }
       if (finishReason !== "stop" && finishReason !== "cancelled" && text.length > emittedChars) {
-        yield text.slice(emittedChars);
+        yield [text.slice(emittedChars)];
       }
     } finally {
       sequence.dispose();

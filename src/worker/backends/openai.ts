@@ -5,7 +5,7 @@ import http from "node:http";
 import https from "node:https";
 import type { GenerationRequest } from "../../protocol/openai.js";
 import type { ModelInfo } from "../../protocol/messages.js";
-import { parseSse } from "../../protocol/sse.js";
+import { SseParser } from "../../protocol/sse.js";
 import { BackendError, type Backend, type BackendHealth, type GenerationResult } from "./backend.js";
 import { countTokens } from "./tokenizer.js";
 
@@ -125,7 +125,7 @@ export class OpenAiBackend implements Backend {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: UPSTREAM_MAX_SOCKETS });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: UPSTREAM_MAX_SOCKETS });
 
-  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string, GenerationResult> {
+  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string[], GenerationResult> {
     const path = req.endpoint === "chat" ? "/chat/completions" : "/completions";
     let res: http.IncomingMessage;
     try {
@@ -146,35 +146,53 @@ export class OpenAiBackend implements Backend {
     let finish: GenerationResult["finishReason"] = "stop";
     let completionText = "";
     let sawDone = false;
+    const decoder = new TextDecoder();
+    const parser = new SseParser();
+    // One event's JSON: a delta to keep, usage or finish reason to note, or an error to raise.
+    const take = (data: string, batch: string[]): void => {
+      let chunk: { choices?: { delta?: { content?: string | null }; text?: string; finish_reason?: string | null }[]; usage?: Record<string, number> | null; error?: { message?: string } };
+      try {
+        chunk = JSON.parse(data);
+      } catch {
+        throw new BackendError("backend_failed", `upstream sent an SSE event that is not JSON: ${data.slice(0, 200)}`);
+      }
+      if (chunk.error) throw new BackendError("backend_failed", `upstream error mid-stream: ${chunk.error.message ?? "unknown"}`);
+      const choice = chunk.choices?.[0];
+      const delta = choice?.delta?.content ?? choice?.text ?? "";
+      if (delta) {
+        completionText += delta;
+        batch.push(delta);
+      }
+      if (choice?.finish_reason === "length") finish = "length";
+      if (chunk.usage && typeof chunk.usage.prompt_tokens === "number" && typeof chunk.usage.completion_tokens === "number") {
+        usage = {
+          prompt_tokens: chunk.usage.prompt_tokens,
+          completion_tokens: chunk.usage.completion_tokens,
+          total_tokens: chunk.usage.prompt_tokens + chunk.usage.completion_tokens,
+        };
+      }
+    };
     try {
       // destroyOnReturn: false, so that leaving at [DONE] does not destroy the response: the rest (normally just the
       // end of the body) drains below and the socket goes back to the keep-alive pool instead of being closed.
-      for await (const ev of parseSse(res.iterator({ destroyOnReturn: false }))) {
-        if (ev.data === "[DONE]") {
-          sawDone = true;
-          break;
+      for await (const bytes of res.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        // Every delta of one read goes out as one batch (one sealed chunk), in order.
+        const batch: string[] = [];
+        for (const ev of parser.push(decoder.decode(bytes, { stream: true }))) {
+          if (ev.data === "[DONE]") {
+            sawDone = true;
+            break;
+          }
+          take(ev.data, batch);
         }
-        let chunk: { choices?: { delta?: { content?: string | null }; text?: string; finish_reason?: string | null }[]; usage?: Record<string, number> | null; error?: { message?: string } };
-        try {
-          chunk = JSON.parse(ev.data);
-        } catch {
-          throw new BackendError("backend_failed", `upstream sent an SSE event that is not JSON: ${ev.data.slice(0, 200)}`);
-        }
-        if (chunk.error) throw new BackendError("backend_failed", `upstream error mid-stream: ${chunk.error.message ?? "unknown"}`);
-        const choice = chunk.choices?.[0];
-        const delta = choice?.delta?.content ?? choice?.text ?? "";
-        if (delta) {
-          completionText += delta;
-          yield delta;
-        }
-        if (choice?.finish_reason === "length") finish = "length";
-        if (chunk.usage && typeof chunk.usage.prompt_tokens === "number" && typeof chunk.usage.completion_tokens === "number") {
-          usage = {
-            prompt_tokens: chunk.usage.prompt_tokens,
-            completion_tokens: chunk.usage.completion_tokens,
-            total_tokens: chunk.usage.prompt_tokens + chunk.usage.completion_tokens,
-          };
-        }
+        if (batch.length) yield batch;
+        if (sawDone) break;
+      }
+      if (!sawDone) {
+        // The body ended without [DONE]: complete a last event that lacked its blank line.
+        const batch: string[] = [];
+        for (const ev of parser.push(decoder.decode() + "\n\n")) if (ev.data !== "[DONE]") take(ev.data, batch);
+        if (batch.length) yield batch;
       }
     } catch (err) {
       if (signal.aborted) return cancelled();
