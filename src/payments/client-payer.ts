@@ -185,10 +185,11 @@ export class ClientPayer implements Payer {
   }
 
   afterAnswer(a: AnswerCost): Promise<void> {
-    // Resolves once recorded; the voucher reaches the disk with its group before it is ever sent (beforeRequest, flush).
+    // Resolves once the receipt and its voucher are on disk (with the other answers of this event-loop turn: group
+    // commit): the app gets no answer this ledger could forget. The next payment does not wait for that fsync.
     const run = this.chain.then(() => this.pay(a));
     this.chain = run.catch(() => undefined);
-    return run;
+    return run.then(() => this.o.ledger.durable());
   }
 
   private pay(a: AnswerCost): void {

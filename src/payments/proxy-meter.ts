@@ -13,6 +13,11 @@
  * answers of the last moment whose vouchers are still on the way (so a busy app sees no spurious refusals);
  * a client that stops signing is cut off after that grace, and never gets more than its deposit.
  *
+ * Lazy voucher verification: "signed" is always a VERIFIED voucher. A voucher piggybacked on a request is kept as
+ * pending and verified (one Ed25519 verify covers every older one: they are cumulative) only when admission needs it
+ * or VOUCHER_VERIFY_INTERVAL_MS has passed, and before every redemption. A busy client costs one verify per interval
+ * instead of one per request; a forged voucher is never credited, and is refused when it is checked.
+ *
  * Nothing goes on chain per request: the Batcher (timer + thresholds) redeems the latest voucher of every channel
  * in ONE operator-wallet transaction, and hands each worker a new proxy-signed cumulative payout voucher (off chain;
  * the worker claims it itself). Everything is in the ledger first, so a restarted proxy resumes where it was:
@@ -39,6 +44,8 @@ export const DEFAULT_PAYOUT_THRESHOLD = 500_000_000n;
 export const DEFAULT_PAYOUT_INTERVAL_MS = 30_000;
 /** How long a settled answer may wait for its client's voucher before the client is refused further requests. */
 export const VOUCHER_GRACE_MS = 2_000;
+/** Longest a piggybacked voucher waits to be verified while admission does not need it. */
+export const VOUCHER_VERIFY_INTERVAL_MS = 100;
 
 export interface ProxyMeterOptions {
   ton: TonAccess;
@@ -76,6 +83,10 @@ interface ChannelEntry {
   recent: { at: number; cost: bigint }[];
   /** The last voucher accepted, as received: a client piggybacks it on every request until it signs a newer one. */
   lastVoucher?: string;
+  /** The newest piggybacked voucher, not verified yet (see "lazy voucher verification"). */
+  pendingVoucher?: string;
+  /** When a voucher of this channel was last verified. */
+  verifiedAt: number;
 }
 
 interface WorkerEntry {
@@ -90,6 +101,10 @@ const sum = (m: Map<string, bigint> | bigint[]) => [...(m instanceof Map ? m.val
 export class ProxyMeter implements Meter {
   /** See VOUCHER_GRACE_MS; tests set 0 to check the strict sequential bound. */
   voucherGraceMs = VOUCHER_GRACE_MS;
+  /** See VOUCHER_VERIFY_INTERVAL_MS; 0 verifies every piggybacked voucher at once. */
+  voucherVerifyIntervalMs = VOUCHER_VERIFY_INTERVAL_MS;
+  /** Ed25519 verifications of client vouchers (status: how much lazy verification saves). */
+  vouchersVerified = 0;
   private host?: MeterHost;
   private readonly log: Logger;
   private readonly byClient = new Map<string, ChannelEntry>();
@@ -154,7 +169,7 @@ export class ProxyMeter implements Meter {
     const key = raw(address);
     let e = this.channels.get(key);
     if (!e) {
-      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map(), recent: [] };
+      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map(), recent: [], verifiedAt: 0 };
       this.channels.set(key, e);
     }
     this.updateChannel(e, state);
@@ -180,11 +195,14 @@ export class ProxyMeter implements Meter {
 
   /** Verifies a client voucher and writes it to the ledger (before anything is acknowledged). */
   private async applyVoucher(e: ChannelEntry, b64: unknown): Promise<bigint> {
+    if (e.pendingVoucher === b64) e.pendingVoucher = undefined;
     if (b64 === e.lastVoucher) return this.signed(e); // the same bytes were verified and stored already
     let cumulative: bigint;
     let signature: Buffer;
     try {
       const { signed } = decodeVoucherBase64(b64);
+      this.vouchersVerified++;
+      e.verifiedAt = Date.now();
       const v = verifySignedVoucher(signed, { kind: "payment", publicKey: e.clientKey, contract: e.address });
       cumulative = v.cumulative;
       signature = signed.signature;
@@ -221,15 +239,41 @@ export class ProxyMeter implements Meter {
     return e;
   }
 
+  /** Verifies and records the channel's pending voucher, if any (a forged one is refused here). */
+  private async applyPending(e: ChannelEntry): Promise<void> {
+    const pending = e.pendingVoucher;
+    if (pending === undefined) return;
+    e.pendingVoucher = undefined;
+    await this.applyVoucher(e, pending);
+  }
+
   async admit(client: ClientContext, head: InferenceHead): Promise<void> {
     const e = this.entryOf(client);
-    if (head.payment?.voucher !== undefined) await this.applyVoucher(e, head.payment.voucher);
+    const voucher = head.payment?.voucher;
+    if (voucher !== undefined && voucher !== e.lastVoucher) {
+      if (typeof voucher === "string") e.pendingVoucher = voucher;
+      else await this.applyVoucher(e, voucher); // not even text: refused at once, with the reason
+    }
     let max: bigint;
     try {
       max = this.o.prices.maxCost(head.model, head.maxTokens, head.bodyBytes);
     } catch (err) {
       throw new MeterRefusal("bad_request", (err as Error).message);
     }
+    if (e.pendingVoucher !== undefined && Date.now() - e.verifiedAt >= this.voucherVerifyIntervalMs) await this.applyPending(e);
+    try {
+      await this.admitWith(e, max);
+    } catch (err) {
+      if (e.pendingVoucher === undefined || !(err instanceof MeterRefusal)) throw err;
+      // Only the verified voucher was counted: check the newer one now, then decide again.
+      await this.applyPending(e);
+      await this.admitWith(e, max);
+    }
+    e.inflight.set(head.requestId, max);
+  }
+
+  /** The admission rule (see the top of this file) against the verified voucher; throws a MeterRefusal. */
+  private async admitWith(e: ChannelEntry, max: bigint): Promise<void> {
     const signed = this.signed(e);
     const charged = this.charged(e);
     const owed = charged > signed ? charged - signed : 0n;
@@ -246,7 +290,6 @@ export class ProxyMeter implements Meter {
     if (need() > e.capacity - signed) {
       throw new MeterRefusal("insufficient_funds", `insufficient funds: this request may cost up to ${max} nanoTON, the channel has ${e.capacity - signed - owed - sum(e.inflight)} nanoTON left (deposit ${e.capacity}, signed ${signed}, owed ${owed}, reserved ${sum(e.inflight)}); deposit more with "cocoon client deposit"`);
     }
-    e.inflight.set(head.requestId, max);
   }
 
   async settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage): Promise<SettledUsage> {
@@ -364,6 +407,10 @@ export class ProxyMeter implements Meter {
 
   private async redeemNow(force: boolean): Promise<void> {
     if (this.closed) return;
+    // Only verified vouchers are ever redeemed: check what is still pending first (a forged one is dropped, logged).
+    for (const e of this.channels.values()) {
+      await this.applyPending(e).catch((err: Error) => this.log.warn(`client voucher of ${e.address.toString()} refused: ${err.message}`));
+    }
     const threshold = this.o.redeemThreshold ?? DEFAULT_REDEEM_THRESHOLD;
     const due = this.o.ledger.unsettledChannels().filter((u) => u.unsettled > 0n && (force || u.unsettled >= threshold || this.channels.get(u.key)?.status === ChannelStatus.CLOSING));
     for (let i = 0; i < due.length; i += MAX_MESSAGES_PER_TRANSFER) {
@@ -458,6 +505,7 @@ export class ProxyMeter implements Meter {
         ...(this.chainView.updatedAt ? { updatedAt: new Date(this.chainView.updatedAt).toISOString() } : {}),
       },
       transactions: { redeemBatches: this.redeemTransfers, payoutVouchers: this.payoutVouchers },
+      vouchersVerified: this.vouchersVerified,
       channels,
       workers,
       ...(this.lastError ? { lastError: this.lastError } : {}),

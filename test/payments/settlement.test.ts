@@ -200,6 +200,51 @@ test("admission: a client that stops paying is refused after one request; an emp
   }, toNano("1.5"));
 });
 
+test("lazy voucher verification: piggybacked vouchers are verified when admission needs them or per interval; a forged one is never credited", async () => {
+  await withChain(async (chain) => {
+    const p = await startPaidNetwork(chain);
+    try {
+      const { meter } = p;
+      const ctx = { clientId: CLIENT_ID, insecure: false };
+      const clientSigner = ed25519Signer(keyPairFromSeedHex(chain.boot.seeds.client).secretKey.subarray(0, 32));
+      const voucher = (cumulative: bigint, signer = clientSigner) =>
+        encodeSignedVoucher(signVoucher({ kind: "payment", channel: chain.boot.channel, cumulative }, signer)).toString("base64");
+      const head = (id: string, v?: string) => ({ op: "inference" as const, requestId: id, endpoint: "chat" as const, model: "fake-model", maxTokens: 20, bodyBytes: 200, ...(v ? { payment: { voucher: v } } : {}) });
+      const usage = { prompt_tokens: 150, completion_tokens: 20, total_tokens: 170 };
+      meter.voucherGraceMs = 0;
+      meter.voucherVerifyIntervalMs = 60_000;
+      const before = meter.vouchersVerified;
+      let spent = 0n;
+      // A sequential client: each request carries the voucher for everything answered before it.
+      for (let i = 0; i < 6; i++) {
+        await meter.admit(ctx, head(`lazy-${i}`, spent ? voucher(spent) : undefined));
+        spent += BigInt((await meter.settle(ctx, head(`lazy-${i}`), "w1", usage)).cost!.total_cost);
+      }
+      const verified = meter.vouchersVerified - before;
+      assert.ok(verified >= 1 && verified < 5, `${verified} verifications for 5 vouchers: only when admission needed one`);
+      // "signed" only ever counts verified vouchers.
+      assert.ok(num(meter.status().signed) < spent);
+
+      // A forged voucher (another key) for everything: not credited; refused as soon as admission has to rely on it.
+      await assert.rejects(async () => {
+        for (let i = 0; i < 10; i++) {
+          await meter.admit(ctx, head(`forged-${i}`, voucher(spent, ed25519Signer(Buffer.alloc(32, 7)))));
+          spent += BigInt((await meter.settle(ctx, head(`forged-${i}`), "w1", usage)).cost!.total_cost);
+        }
+      }, (e: Error) => e instanceof MeterRefusal && /voucher refused: .*signature/.test(e.message));
+      assert.ok(num(meter.status().signed) < spent, "the forged amount was never counted as signed");
+
+      // With the interval at 0, every new voucher is checked at once (the strict mode).
+      meter.voucherVerifyIntervalMs = 0;
+      await meter.admit(ctx, head("honest", voucher(spent)));
+      assert.equal(num(meter.status().signed), spent);
+      meter.release(ctx, head("honest"));
+    } finally {
+      await p.net.close();
+    }
+  });
+});
+
 test("untrusted payment messages: random bytes never crash the voucher decoder or the config parser", async () => {
   const fc = (await import("fast-check")).default;
   const { decodeVoucherBase64 } = await import("../../src/payments/messages.js");
