@@ -205,6 +205,7 @@ export class ClientNode {
         ...attestationHeader(this.link.peer, reply, this.opts.selfInsecure ?? false),
         "x-cocoon-sealed": sealed ? "true" : "false (request and answer visible to the proxy)",
       };
+      if (sealed && typeof reply.worker === "string") sealed.result.opener.preferWorker(reply.worker);
       const answer = new Answer(stream!, sealed);
       if (body.stream === true) await this.streamAnswer(res, answer, gen, requestId, wantsStreamUsage(body), headers);
       else await this.collectAnswer(res, answer, gen, requestId, headers);

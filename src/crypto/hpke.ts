@@ -159,10 +159,18 @@ function extractAndExpand(dhSecret: Uint8Array, kemContext: Uint8Array): Uint8Ar
   return labeledExpand(KEM_SUITE_ID, eaePrk, LABEL_SHARED_SECRET, kemContext, HPKE_SECRET_BYTES);
 }
 
-function keySchedule(sharedSecret: Uint8Array, info: Uint8Array): KeySchedule {
-  const pskIdHash = labeledExtract(HPKE_SUITE_ID, EMPTY, LABEL_PSK_ID_HASH, EMPTY);
+// psk_id_hash is the same for every base-mode context (empty psk_id): computed once.
+const PSK_ID_HASH = labeledExtract(HPKE_SUITE_ID, EMPTY, LABEL_PSK_ID_HASH, EMPTY);
+
+/** The key schedule context for `info` (mode || psk_id_hash || info_hash); the same for all recipients of one info. */
+function keyScheduleContext(info: Uint8Array): Uint8Array {
   const infoHash = labeledExtract(HPKE_SUITE_ID, EMPTY, LABEL_INFO_HASH, info);
-  const context = concatBytes([Uint8Array.of(MODE_BASE), pskIdHash, infoHash]);
+  return concatBytes([Uint8Array.of(MODE_BASE), PSK_ID_HASH, infoHash]);
+}
+
+export { keyScheduleContext };
+
+function keySchedule(sharedSecret: Uint8Array, info: Uint8Array, context = keyScheduleContext(info)): KeySchedule {
   const secret = labeledExtract(HPKE_SUITE_ID, sharedSecret, LABEL_SECRET, EMPTY);
   return {
     key: labeledExpand(HPKE_SUITE_ID, secret, LABEL_KEY, context, AES_128_KEY_BYTES),
@@ -185,31 +193,44 @@ export interface HpkeSealResult {
   exporterSecret: Uint8Array;
 }
 
+/** An ephemeral X25519 key pair for Encap: the private KeyObject and its raw public key (= enc). */
+export interface HpkeEphemeral {
+  privateKey: KeyObject;
+  enc: Uint8Array;
+}
+
+/** A fresh ephemeral key pair (what Encap generates). */
+export function generateEphemeral(): HpkeEphemeral {
+  const kp = generateKeyPairSync("x25519");
+  return { privateKey: kp.privateKey, enc: rawPublicKey(kp.publicKey) };
+}
+
+/** A given ephemeral private key, for known-answer and interoperability tests only. */
+export function ephemeralFromPrivate(raw: Uint8Array): HpkeEphemeral {
+  const privateKey = x25519PrivateKeyObject(raw);
+  return { privateKey, enc: rawPublicKey(createPublicKey(privateKey)) };
+}
+
 /**
  * SetupBaseS + one Seal (sequence 0). `recipientPublicKey` is a raw key or a prepared KeyObject.
- * `ephemeralPrivateKey` exists for known-answer and interoperability tests only; production callers omit it.
+ * `ephemeral` defaults to a fresh key pair. One message to several recipients may share one ephemeral key (a
+ * multi-recipient KEM): every shared secret still differs, since the KEM context binds each recipient's public key
+ * (enc || pkRm) and the DH values differ; it saves a key generation per extra recipient. Never reuse one across
+ * messages. `context` is keyScheduleContext(info), passed when sealing one info to several recipients.
  */
 export function hpkeSealBase(
   recipientPublicKey: Uint8Array | KeyObject,
   info: Uint8Array,
   aad: Uint8Array,
   plaintext: Uint8Array,
-  ephemeralPrivateKey?: Uint8Array,
+  ephemeral: HpkeEphemeral = generateEphemeral(),
+  context?: Uint8Array,
 ): HpkeSealResult {
   const pkR = recipientPublicKey instanceof Uint8Array ? x25519PublicKeyObject(recipientPublicKey) : recipientPublicKey;
   const pkRm = recipientPublicKey instanceof Uint8Array ? recipientPublicKey : rawPublicKey(recipientPublicKey);
-  let skE: KeyObject;
-  let enc: Uint8Array;
-  if (ephemeralPrivateKey) {
-    skE = x25519PrivateKeyObject(ephemeralPrivateKey);
-    enc = rawPublicKey(createPublicKey(skE));
-  } else {
-    const kp = generateKeyPairSync("x25519");
-    skE = kp.privateKey;
-    enc = rawPublicKey(kp.publicKey);
-  }
+  const { privateKey: skE, enc } = ephemeral;
   const shared = extractAndExpand(dh(skE, pkR), concatBytes([enc, pkRm]));
-  const ks = keySchedule(shared, info);
+  const ks = keySchedule(shared, info, context);
   const cipher = createCipheriv("aes-128-gcm", ks.key, ks.baseNonce);
   cipher.setAAD(aad);
   const ciphertext = concatBytes([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);

@@ -32,7 +32,9 @@ import {
   AEAD_NONCE_BYTES,
   AEAD_TAG_BYTES,
   AES_128_KEY_BYTES,
+  generateEphemeral,
   generateX25519KeyPair,
+  keyScheduleContext,
   HPKE_AEAD_AES_128_GCM,
   HPKE_KDF_HKDF_SHA256,
   HPKE_KEM_X25519_HKDF_SHA256,
@@ -105,8 +107,8 @@ export interface SealedRequestResult {
 }
 
 /**
- * Client: seals `body` for 1..16 candidate workers. Cost: one X25519 key generation + key agreement per recipient and
- * one AES-GCM over the body.
+ * Client: seals `body` for 1..16 candidate workers. Cost: one X25519 key generation, one key agreement per recipient
+ * and one AES-GCM over the body.
  */
 export async function sealRequest(
   body: Uint8Array,
@@ -121,6 +123,10 @@ export async function sealRequest(
   const boundMeta = metaBytes(meta);
   const info = concatBytes([LABEL_CONTENT_KEY, boundMeta]);
   const contentKey = randomBytes(AES_128_KEY_BYTES);
+  // One ephemeral key and one key-schedule context for all candidates (see hpkeSealBase): per extra candidate this
+  // costs one X25519 agreement, not a key generation as well.
+  const ephemeral = generateEphemeral();
+  const context = keyScheduleContext(info);
   const sealedRecipients: SealedRecipient[] = [];
   const exporterSecrets: Uint8Array[] = [];
   for (const r of recipients) {
@@ -134,7 +140,7 @@ export async function sealRequest(
     if (!(r.hpkePublicKey instanceof Uint8Array) || r.hpkePublicKey.byteLength !== X25519_KEY_BYTES) {
       throw new Error(`seal: hpkePublicKey of worker ${JSON.stringify(r.workerId)} must be ${X25519_KEY_BYTES} raw bytes`);
     }
-    const s = hpkeSealBase(r.hpkePublicKey, info, lengthPrefixed16(id), contentKey);
+    const s = hpkeSealBase(r.hpkePublicKey, info, lengthPrefixed16(id), contentKey, ephemeral, context);
     sealedRecipients.push({ workerId: r.workerId, enc: s.enc, wrappedKey: s.ciphertext });
     exporterSecrets.push(s.exporterSecret);
   }
@@ -161,11 +167,7 @@ export async function sealRequest(
   contentKey.fill(0);
 
   const digestHex = sha256Hex(bytes);
-  const digestBytes = Buffer.from(digestHex, "hex");
-  const candidates = sealedRecipients.map((r, i) => ({
-    workerId: r.workerId,
-    ...deriveResponseKeys(exporterSecrets[i], digestBytes),
-  }));
+  const candidates = sealedRecipients.map((r, i) => ({ workerId: r.workerId, exporterSecret: exporterSecrets[i]! }));
   // envelope.ciphertext is a view into `bytes` (no copy of a possibly large body); treat both as read-only.
   const envelope: SealedRequest = { ...headerFields, ciphertext: bytes.subarray(header.byteLength) };
   return { envelope, bytes, requestDigest: digestHex, opener: new ResponseOpener(digestHex, candidates) };

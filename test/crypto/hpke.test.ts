@@ -7,6 +7,9 @@ import {
   hpkeExport,
   hpkeOpenBase,
   hpkeSealBase,
+  ephemeralFromPrivate,
+  generateEphemeral,
+  keyScheduleContext,
   prepareRecipientKey,
   x25519PublicFromPrivate,
 } from "../../src/crypto/hpke.js";
@@ -21,7 +24,7 @@ test("native HPKE seal equals @hpke/core byte for byte with the same ephemeral k
   const aad = randomBytes(9);
   const pt = randomBytes(16);
   const ctx = randomBytes(33);
-  const ours = hpkeSealBase(r.publicKey, info, aad, pt, eph.privateKey);
+  const ours = hpkeSealBase(r.publicKey, info, aad, pt, ephemeralFromPrivate(eph.privateKey));
   assert.deepEqual(ours.enc, eph.publicKey);
 
   const ekm = {
@@ -95,11 +98,31 @@ test("RFC 9180 appendix A.1.1 known-answer vector (base, X25519, HKDF-SHA256, AE
   const exported = h("3853fe2b4035195a573ffc53856e77058e15d9ea064de3e59f4961d0095250ee");
 
   assert.deepEqual(x25519PublicFromPrivate(skRm), pkRm);
-  const sealed = hpkeSealBase(pkRm, info, aad, pt, skEm);
+  const sealed = hpkeSealBase(pkRm, info, aad, pt, ephemeralFromPrivate(skEm));
   assert.deepEqual(sealed.enc, enc);
   assert.deepEqual(sealed.ciphertext, ct);
+  // The precomputed key-schedule context (shared by the recipients of one message) gives the same bytes.
+  assert.deepEqual(hpkeSealBase(pkRm, info, aad, pt, ephemeralFromPrivate(skEm), keyScheduleContext(info)).ciphertext, ct);
   assert.deepEqual(hpkeExport(sealed.exporterSecret, new Uint8Array(0), 32), exported);
   const opened = hpkeOpenBase(prepareRecipientKey(skRm, pkRm), enc, info, aad, ct);
   assert.deepEqual(opened.plaintext, pt);
   assert.deepEqual(hpkeExport(opened.exporterSecret, new Uint8Array(0), 32), exported);
+});
+
+test("one ephemeral key shared by several recipients: distinct secrets, each opens only its own", () => {
+  const info = new TextEncoder().encode("multi-recipient");
+  const recipients = [0, 1, 2].map(() => generateX25519KeyPair());
+  const eph = generateEphemeral();
+  const ctx = keyScheduleContext(info);
+  const aad = (i: number) => Uint8Array.of(i);
+  const sealed = recipients.map((r, i) => hpkeSealBase(r.publicKey, info, aad(i), new TextEncoder().encode("content key"), eph, ctx));
+  assert.ok(sealed.every((s) => Buffer.compare(s.enc, eph.enc) === 0), "one enc for all");
+  assert.equal(new Set(sealed.map((s) => Buffer.from(s.ciphertext).toString("hex"))).size, 3, "different ciphertexts");
+  assert.equal(new Set(sealed.map((s) => Buffer.from(s.exporterSecret).toString("hex"))).size, 3, "different exporter secrets");
+  recipients.forEach((r, i) => {
+    const key = prepareRecipientKey(r.privateKey, r.publicKey);
+    assert.deepEqual(hpkeOpenBase(key, eph.enc, info, aad(i), sealed[i]!.ciphertext).plaintext, new TextEncoder().encode("content key"));
+    // Another recipient's wrap does not open with this key.
+    assert.throws(() => hpkeOpenBase(key, eph.enc, info, aad(i), sealed[(i + 1) % 3]!.ciphertext), /authentication failed/);
+  });
 });

@@ -89,6 +89,16 @@ test("round trip with three recipients: each candidate can open, and the opener 
   assert.ok(sealed.opener.finished);
 });
 
+test("a worker hint only orders the tries: a wrong hint still attributes the answer to the worker whose key sealed it", async () => {
+  const ws = await Promise.all(["w1", "w2", "w3"].map(worker));
+  const sealed = await sealRequest(randomBytes(100), ws.map(recipientOf), meta);
+  sealed.opener.preferWorker("w1"); // the proxy claims w1; w2 actually answers
+  const opened = await openRequest(sealed.bytes, ws[1], meta);
+  const [c0] = sealAnswer(opened.responder, ["from w2"]);
+  assert.equal(dec.decode(sealed.opener.openChunk(c0).data), "from w2");
+  assert.equal(sealed.opener.workerId, "w2");
+});
+
 test("empty and large bodies round trip; the envelope encoding is canonical", async () => {
   const w = await worker("w");
   for (const body of [new Uint8Array(0), new Uint8Array(randomBytes(1 << 20))]) {
@@ -276,8 +286,9 @@ test("fuzz: any single-byte change or truncation of a valid envelope is refused 
 });
 
 test("fuzz: openChunk turns random or mutated bytes into a clear Error", () => {
-  const keys = deriveResponseKeys(randomBytes(32), randomBytes(32));
-  const freshOpener = () => new ResponseOpener("00".repeat(32), [{ workerId: "w", ...keys }]);
+  const exporterSecret = randomBytes(32);
+  const keys = deriveResponseKeys(exporterSecret, Buffer.alloc(32));
+  const freshOpener = () => new ResponseOpener("00".repeat(32), [{ workerId: "w", exporterSecret }]);
   const good = new ResponseSealer("w", "00".repeat(32), keys).sealChunk(enc.encode("some answer text"), false);
   assert.equal(dec.decode(freshOpener().openChunk(good).data), "some answer text");
   fc.assert(
