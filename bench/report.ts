@@ -66,8 +66,10 @@ export function verdicts(r: BenchResults): Verdict[] {
     });
   }
   if (r.crypto) {
-    const us = r.crypto.perRequest.us.median;
-    out.push({ target: `per-request crypto < ${TARGET_REQUEST_CRYPTO_US / 1000} ms (all nodes together, ${r.crypto.perRequest.chunks} chunks)`, measured: `${num(us / 1000, 3)} ms`, met: us < TARGET_REQUEST_CRYPTO_US });
+    for (const p of r.crypto.perRequest) {
+      const us = p.us.median;
+      out.push({ target: `per-request crypto < ${TARGET_REQUEST_CRYPTO_US / 1000} ms (all nodes together, ${p.chunks} chunks: ${p.note})`, measured: `${num(us / 1000, 3)} ms`, met: us < TARGET_REQUEST_CRYPTO_US });
+    }
   }
   if (r.batches?.length) {
     const perReq = Math.max(...r.batches.map((b) => b.txsPerRequest));
@@ -141,8 +143,11 @@ export function markdown(r: BenchResults): string {
     L.push("mutual TLS 1.3 handshake on loopback between two sim identities, each end verifying the other's certificate.", "");
     L.push("| operation | who pays, how often | µs (median) | spread |", "|---|---|---:|---:|");
     for (const row of r.crypto.rows) L.push(`| ${row.op} | ${row.where} | ${num(row.us.median, 1)} | ±${Math.round(row.us.spread * 50)}% |`);
-    const p = r.crypto.perRequest;
-    L.push(`| **one whole request, all nodes: seal (3 candidates) → open → ${p.chunks} chunks sealed+opened → receipt signed+verified → voucher signed+verified** | client + worker + proxy | **${num(p.us.median, 1)}** | ±${Math.round(p.us.spread * 50)}% |`, "");
+    for (const p of r.crypto.perRequest) {
+      L.push(`| **one whole request, all nodes: seal (3 candidates) → open → ${p.chunks} chunks sealed+opened → receipt signed, verified by proxy and client → voucher signed+verified** (${p.note}) | client + worker + proxy | **${num(p.us.median, 1)}** | ±${Math.round(p.us.spread * 50)}% |`);
+    }
+    L.push("", "The whole-request rows count the voucher's verification every time; the proxy verifies piggybacked vouchers lazily");
+    L.push("(when admission needs one, at most every 100 ms per channel otherwise), so under load it pays that far less often.", "");
   }
 
   if (r.gas || r.batches) {

@@ -38,6 +38,9 @@ if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error("--r
 const skip = new Set((args.skip ?? "").split(",").filter(Boolean));
 for (const s of skip) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--skip takes ${SECTIONS.join(",")}; got "${s}"`);
 
+/** Answer chunks per request the Cocoon worker reported after section 1 (undefined if it did not run). */
+let measuredChunksPerAnswer: number | undefined;
+
 const t0 = performance.now();
 const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s]`;
 const progress = (line: string) => console.log(line);
@@ -126,12 +129,28 @@ async function overheadSection(): Promise<void> {
     const line = p.children.flatMap((c) => c.output().split("\n")).find((l) => /Error|error/.test(l) && !/^\s+at /.test(l));
     if (line) p.notes.push(`its log on failure: \`${line.trim().slice(0, 200)}\``);
   }
+  // How many sealed chunks the worker really sent per answer (it batches the deltas of one upstream read).
+  const cocoon = peers.find((p) => p.name === "cocoon");
+  if (cocoon?.workerStatus) {
+    try {
+      const s = (await (await fetch(cocoon.workerStatus, { signal: AbortSignal.timeout(2_000) })).json()) as { requests?: { completed?: number; chunks?: number } };
+      if (s.requests?.completed && s.requests.chunks) measuredChunksPerAnswer = s.requests.chunks / s.requests.completed;
+    } catch {
+      // Without it, the crypto section counts one chunk per token only.
+    }
+  }
   await stopAll();
 }
 
 async function cryptoSection(): Promise<void> {
   section("2/4 cryptography costs");
-  results.crypto = await measureCrypto(progress, CHUNKS_PER_ANSWER);
+  const perToken = { chunks: CHUNKS_PER_ANSWER, note: "one chunk per token (a slow engine: each token its own read)" };
+  results.crypto = await measureCrypto(
+    progress,
+    measuredChunksPerAnswer
+      ? [{ chunks: Math.ceil(measuredChunksPerAnswer), note: `as measured in section 1: the worker sent ${measuredChunksPerAnswer.toFixed(2)} chunks per answer` }, perToken]
+      : [perToken],
+  );
 }
 
 async function chainSection(): Promise<void> {

@@ -31,6 +31,8 @@ export interface Peer {
   children: Child[];
   /** Stops what the peer runs in this process (the Cocoon path's local chain). */
   close?: () => Promise<void>;
+  /** The Cocoon worker's status page (its counters, e.g. answer chunks sent). */
+  workerStatus?: string;
 }
 
 export interface Skipped {
@@ -162,6 +164,7 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
           : `billing off (${payments?.mode ?? "counting only"})`,
       ],
       children,
+      workerStatus: String(worker.ready.status),
       ...(chain ? { close: () => chain!.close() } : {}),
     };
   } catch (err) {

@@ -69,7 +69,8 @@ export class WorkerNode {
   private active = 0;
   private stopped = false;
   private status?: HttpServerHandle;
-  private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, rejected: 0, promptTokens: 0, completionTokens: 0 };
+  /** chunks: answer chunks sent (with delta batching, a fast engine needs far fewer than one per token). */
+  private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, rejected: 0, promptTokens: 0, completionTokens: 0, chunks: 0 };
 
   /** Current keys first, then the previous identity's: clients may have sealed to it just before a renewal. */
   private keySets: SealingKeys[] = [];
@@ -203,6 +204,7 @@ export class WorkerNode {
           if (!firstByteAt) firstByteAt = Date.now();
           // One chunk per batch of deltas (those the engine produced together); the client splits them again.
           const deltas = Buffer.from(JSON.stringify({ deltas: step.value }));
+          this.stats.chunks++;
           await stream.write(responder ? responder.sealChunk(deltas, false) : deltas);
         }
       } finally {
@@ -219,6 +221,7 @@ export class WorkerNode {
       let receipt: unknown;
       if (responder) {
         // The final sealed chunk tells the client the answer is complete (truncation is detectable).
+        this.stats.chunks++;
         await stream.write(responder.sealChunk(Buffer.from(JSON.stringify({ deltas: [], finishReason: result.finishReason })), true));
         const r = buildReceipt(responder, {
           requestId: head.requestId,

@@ -106,7 +106,7 @@ function fakeResults(cocoonRps: number, cocoonAdded: number): BenchResults {
     peers: (["direct", "portkey", "nginx", "cocoon"] as const).map((name) => ({ name, label: name, baseUrl: "", headers: {}, notes: [], children: [] })),
     skipped: [],
     overhead,
-    crypto: { rows: [], perRequest: { chunks: 17, us: S(900) } },
+    crypto: { rows: [], perRequest: [{ chunks: 3, us: S(900), note: "measured" }] },
     batches: [
       { requests: 10, offChainVouchers: 10, settlementTxs: 6, txsPer1000: 600, fees: 1n, txsPerRequest: 0 },
       { requests: 1000, offChainVouchers: 1000, settlementTxs: 6, txsPer1000: 6, fees: 1n, txsPerRequest: 0 },
