@@ -81,7 +81,14 @@ async function raTlsHandshakes(n: number, cache: EvidenceCache | "cold"): Promis
   return (ms * 1000) / n;
 }
 
-export async function measureCrypto(progress: Progress, chunkCounts: { chunks: number; note: string }[]): Promise<CryptoResults> {
+/** A whole-request scenario: answer chunks, and the share of requests on which the proxy verifies a voucher. */
+export interface RequestScenario {
+  chunks: number;
+  voucherVerifyShare: number;
+  note: string;
+}
+
+export async function measureCrypto(progress: Progress, scenarios: RequestScenario[]): Promise<CryptoResults> {
   const rows: CryptoRow[] = [];
   const add = (r: MicroResult, where: string) => {
     rows.push({ op: r.name, where, us: r.us });
@@ -203,14 +210,14 @@ export async function measureCrypto(progress: Progress, chunkCounts: { chunks: n
   if (!verifyVoucherSignature(v.cell, v.signature, clientKey.publicKey)) throw new Error("the voucher did not verify");
   add(await micro("verifyVoucherSignature", () => verifyVoucherSignature(v.cell, v.signature, clientKey.publicKey)), "proxy, per request");
 
-  // Everything one request costs in crypto, on all nodes together (excluding the long-lived RA-TLS links), counted
-  // conservatively: one chunk per token (a slow engine; a fast one batches deltas into fewer chunks), the receipt
-  // verified by the proxy AND the client, and the voucher verified by the proxy every time (it verifies lazily, so
-  // under load far less often).
+  // Everything one request costs in crypto, on all nodes together (excluding the long-lived RA-TLS links): sealing to
+  // 3 candidates, opening, the answer's chunks, the receipt signed and verified by the proxy AND the client, the
+  // voucher signed, and the proxy's voucher verification at the share of requests given by the scenario.
   const perRequest: CryptoResults["perRequest"] = [];
-  for (const { chunks, note } of chunkCounts) {
+  const voucherVerifyUs = rows.find((r) => r.op === "verifyVoucherSignature")!.us.median;
+  for (const { chunks, voucherVerifyShare, note } of scenarios) {
     const m = await micro(
-      `one request, ${chunks} chunks: seal→open→chunks→receipt (verified twice)→voucher`,
+      `one request, ${chunks} chunks: seal→open→chunks→receipt (verified twice)→voucher (verified on ${Math.round(voucherVerifyShare * 100)}%)`,
       async () => {
         const sr = await sealRequest(body, recipients, meta);
         sr.opener.preferWorker(workers[1]!.workerId);
@@ -219,13 +226,14 @@ export async function measureCrypto(progress: Progress, chunkCounts: { chunks: n
         const signed = signReceipt({ ...receipt, responseDigest: sr.requestDigest }, rk.privateKey);
         if (!verifyReceipt(signed, rk.publicKey)) throw new Error("receipt failed (proxy)");
         if (!verifyReceipt(signed, rk.publicKey)) throw new Error("receipt failed (client)");
-        const sv = signVoucher({ kind: "payment", channel, cumulative: (cumulative += 1000n) }, clientKey);
-        if (!verifyVoucherSignature(sv.cell, sv.signature, clientKey.publicKey)) throw new Error("voucher failed");
+        signVoucher({ kind: "payment", channel, cumulative: (cumulative += 1000n) }, clientKey);
       },
       { rounds: 5 },
     );
-    progress(`  ${m.name.padEnd(58)} ${m.us.median.toFixed(1).padStart(9)} µs  (±${Math.round(m.us.spread * 50)}%)  ${note}`);
-    perRequest.push({ chunks, us: m.us, note });
+    // The proxy's voucher verification, at the rate it happens (it verifies lazily; 1 = every request).
+    const us = { ...m.us, median: m.us.median + voucherVerifyShare * voucherVerifyUs };
+    progress(`  ${m.name.padEnd(58)} ${us.median.toFixed(1).padStart(9)} µs  (±${Math.round(m.us.spread * 50)}%)  ${note}`);
+    perRequest.push({ chunks, us, note });
   }
   return { rows, perRequest };
 }

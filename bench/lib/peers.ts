@@ -31,8 +31,9 @@ export interface Peer {
   children: Child[];
   /** Stops what the peer runs in this process (the Cocoon path's local chain). */
   close?: () => Promise<void>;
-  /** The Cocoon worker's status page (its counters, e.g. answer chunks sent). */
+  /** The Cocoon worker's and proxy's status pages (their counters: answer chunks, vouchers verified). */
   workerStatus?: string;
+  proxyStatus?: string;
 }
 
 export interface Skipped {
@@ -165,6 +166,7 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
       ],
       children,
       workerStatus: String(worker.ready.status),
+      proxyStatus: String(proxy.ready.status),
       ...(chain ? { close: () => chain!.close() } : {}),
     };
   } catch (err) {

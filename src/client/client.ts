@@ -231,12 +231,26 @@ export class ClientNode {
   }
 
   private readonly candidateCache = new Map<string, { at: number; list: VerifiedWorker[] }>();
+  /** One refresh per model at a time: concurrent requests share it (no stampede when the cache expires). */
+  private readonly candidateRefresh = new Map<string, Promise<VerifiedWorker[]>>();
   private lastRefusal: string | undefined;
 
-  /** The proxy's candidates for a model, each verified here from its own RA-TLS certificate. */
+  /**
+   * The proxy's candidates for a model, each verified here from its own RA-TLS certificate; cached for
+   * CANDIDATES_CACHE_MS (a restarted worker has new keys: a longer-lived list would seal to keys it no longer has).
+   */
   private async candidates(model: string, refresh: boolean): Promise<VerifiedWorker[]> {
     const cached = this.candidateCache.get(model);
     if (!refresh && cached && Date.now() - cached.at < CANDIDATES_CACHE_MS) return cached.list;
+    let running = this.candidateRefresh.get(model);
+    if (!running) {
+      running = this.fetchCandidates(model).finally(() => this.candidateRefresh.delete(model));
+      this.candidateRefresh.set(model, running);
+    }
+    return running;
+  }
+
+  private async fetchCandidates(model: string): Promise<VerifiedWorker[]> {
     const head = await this.link.call({ op: OP_WORKERS, model });
     const { workers } = parseMessage(workersReplySchema, head, "workers reply");
     const verified = await Promise.all(

@@ -122,7 +122,9 @@ export async function sealRequest(
   }
   const boundMeta = metaBytes(meta);
   const info = concatBytes([LABEL_CONTENT_KEY, boundMeta]);
-  const contentKey = randomBytes(AES_128_KEY_BYTES);
+  // Content key and content nonce from one call to the random generator.
+  const random = randomBytes(AES_128_KEY_BYTES + AEAD_NONCE_BYTES);
+  const contentKey = random.subarray(0, AES_128_KEY_BYTES);
   // One ephemeral key and one key-schedule context for all candidates (see hpkeSealBase): per extra candidate this
   // costs one X25519 agreement, not a key generation as well.
   const ephemeral = generateEphemeral();
@@ -151,7 +153,7 @@ export async function sealRequest(
     aeadId: HPKE_AEAD_AES_128_GCM,
     contentAeadId: CONTENT_AEAD_AES_128_GCM,
     recipients: sealedRecipients,
-    nonce: new Uint8Array(randomBytes(AEAD_NONCE_BYTES)),
+    nonce: new Uint8Array(random.subarray(AES_128_KEY_BYTES)),
   };
   const ciphertextLength = body.byteLength + AEAD_TAG_BYTES;
   // Validates recipients (duplicates, sizes) before anything is encrypted.

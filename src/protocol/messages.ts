@@ -114,3 +114,9 @@ export function parseMessage<T>(schema: z.ZodType<T>, value: unknown, what: stri
   const path = issue.path.join(".") || "(root)";
   throw new Error(`malformed ${what}: ${path}: ${issue.message}`);
 }
+
+/**
+ * Stream reset code of a worker that cannot open a sealed request (sealed to keys it no longer holds, e.g. after a
+ * restart): not a bad request. The proxy tries the other candidates; the client seals again to a fresh list.
+ */
+export const STALE_KEYS = "stale_keys";

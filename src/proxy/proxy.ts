@@ -13,6 +13,7 @@ import {
   OP_WORKERS,
   OP_PAYMENTS,
   parseMessage,
+  STALE_KEYS,
   workersRequestSchema,
   type InferenceHead,
 } from "../protocol/messages.js";
@@ -71,7 +72,12 @@ interface ClientState {
 }
 
 /** Raised inside the relay to say "try the next worker". */
-class RetryableFailure extends Error {}
+class RetryableFailure extends Error {
+  /** The worker could not open the sealed request (the client's candidate list was stale): not the worker's fault. */
+  constructor(message: string, readonly staleKeys = false) {
+    super(message);
+  }
+}
 
 export class ProxyNode {
   readonly pool = new WorkerPool();
@@ -262,6 +268,7 @@ export class ProxyNode {
     const tried = new Set<string>();
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     const only = head.sealed ? new Set(head.candidates ?? []) : undefined;
+    let staleKeys = false;
     for (;;) {
       if (client.signal.aborted) {
         this.stats.cancelled++;
@@ -269,8 +276,9 @@ export class ProxyNode {
       }
       const worker = tried.size < maxAttempts ? this.pool.pick(head.model, tried, only) : undefined;
       if (!worker) {
-        const why =
-          only && tried.size === 0 && this.pool.pick(head.model) !== undefined
+        const why = staleKeys
+          ? { code: "no_worker", message: `the request was sealed to keys its worker(s) no longer hold (restarted since the candidates were fetched); fetch the candidates again and retry` }
+          : only && tried.size === 0 && this.pool.pick(head.model) !== undefined
             ? { code: "no_worker", message: `none of the ${only.size} worker(s) this request was sealed to is available now; fetch the candidates again and retry` }
             : this.pool.explainNone(head.model, tried.size);
         this.stats.failed++;
@@ -283,6 +291,7 @@ export class ProxyNode {
         return await this.runOn(worker, ctx, head, body, client);
       } catch (err) {
         if (err instanceof RetryableFailure) {
+          staleKeys ||= err.staleKeys;
           this.log.warn(`request ${head.requestId}: worker ${worker.id} failed before answering (${err.message}); trying another`);
           continue;
         }
@@ -310,6 +319,7 @@ export class ProxyNode {
       } catch (err) {
         const e = err as StreamError;
         if (client.signal.aborted) throw e;
+        if (e.code === STALE_KEYS) throw new RetryableFailure(e.message, true);
         this.pool.recordFailure(worker, e.message);
         // A bad request fails the same way on every worker: report it instead of retrying.
         if (e.code === "bad_request" || e.code === "model_not_found") {

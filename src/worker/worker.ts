@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import type { Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
-import { announceSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, type Announce } from "../protocol/messages.js";
+import { announceSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, STALE_KEYS, type Announce } from "../protocol/messages.js";
 import { ApiError, parseGenerationRequest } from "../protocol/openai.js";
 import { BackendError, type Backend } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
@@ -173,7 +173,13 @@ export class WorkerNode {
             lastError = err;
           }
         }
-        if (!responder) throw new ApiError(400, `cannot open the sealed request: ${(lastError as Error).message}`, "invalid_request_error");
+        if (!responder) {
+          // Sealed to keys this worker does not hold (it restarted with new ones, or the envelope was altered): the
+          // proxy tries the other candidates, and the client seals again to a fresh list (see STALE_KEYS).
+          this.stats.failed++;
+          stream.reset(STALE_KEYS, `worker ${this.id} cannot open the sealed request: ${(lastError as Error).message}`);
+          return;
+        }
       } else if (this.opts.requireSealed) {
         throw new ApiError(400, `worker ${this.id} only serves sealed requests (production policy)`, "invalid_request_error");
       }

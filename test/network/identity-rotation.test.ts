@@ -73,3 +73,29 @@ test("a request sealed to the worker's previous keys is still opened, and its re
     await net.close();
   }
 });
+
+test("a client whose candidate list still has a restarted worker's old keys seals again to the fresh list, once", async () => {
+  const net = await startTestNetwork([{ model: "m", tokens: 4 }]);
+  try {
+    // The client verifies and caches the candidates with this request...
+    const first = await chat(net.client.url, { model: "m", messages: [{ role: "user", content: "first" }] });
+    assert.equal(first.status, 200);
+    // ...then the worker comes back with new keys and WITHOUT the old ones (as after a restart).
+    const sec = net.security.workers[0]!;
+    await sec.rotate();
+    (net.workers[0] as unknown as { keySets: unknown[] }).keySets.splice(1);
+    const renewed = fingerprintOf(sec.identity.certPem);
+    await waitFor("the worker to rejoin with its new certificate", async () => {
+      const w = net.proxy.pool.list()[0];
+      return w?.enabled && w.peer.certDer && new X509Certificate(w.peer.certDer).fingerprint256 === renewed ? true : undefined;
+    });
+    const failedBefore = (net.workers[0]!.statusJson() as { requests: { failed: number } }).requests.failed;
+    const again = await chat(net.client.url, { model: "m", messages: [{ role: "user", content: "sealed to stale keys first" }] });
+    assert.equal(again.status, 200, await again.clone().text());
+    assert.equal(again.headers.get("x-cocoon-receipt"), "verified");
+    const failedAfter = (net.workers[0]!.statusJson() as { requests: { failed: number } }).requests.failed;
+    assert.ok(failedAfter - failedBefore <= 1, "at most one attempt went to the stale keys");
+  } finally {
+    await net.close();
+  }
+});
