@@ -13,7 +13,8 @@ import { toNano } from "@ton/core";
 import { startDevnetChain, type DevnetChain } from "../../src/payments/devnet.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const CLI = join(ROOT, "src/cli/main.ts");
+/** The `cocoon` command as users run it: the compiled CLI (`npm run bench` builds dist/ first). */
+export const CLI = join(ROOT, "bin/cocoon.js");
 export const MODEL = "fake-model";
 export const NGINX_BIN = "/usr/sbin/nginx";
 /** Concurrency the benchmark asks of the Cocoon worker: an engine like vLLM batches far more than this. */

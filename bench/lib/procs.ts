@@ -43,11 +43,15 @@ function track(name: string, proc: ChildProcess, stopSignal: NodeJS.Signals): Ch
   return child;
 }
 
-/** Forks a TypeScript module (through tsx) that reports {type:"ready", ...} over IPC; resolves with that message. */
+/**
+ * Forks a module that reports {type:"ready", ...} over IPC; resolves with that message. TypeScript modules run
+ * through tsx; JavaScript ones (the compiled CLI, as users run it) run on plain node.
+ */
 export async function forkReady(name: string, module: string, args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<{ child: Child; ready: Record<string, unknown> }> {
   // BENCH_PROFILE_DIR=dir writes a V8 CPU profile of every forked peer there when it exits (open in Chrome DevTools).
   const profile = process.env.BENCH_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-  const proc = fork(module, args, { execArgv: ["--import", "tsx", ...profile], stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env, ...env } });
+  const loader = module.endsWith(".ts") ? ["--import", "tsx"] : [];
+  const proc = fork(module, args, { execArgv: [...loader, ...profile], stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env, ...env } });
   const child = track(name, proc, "SIGTERM");
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} was not ready within ${timeoutMs} ms:\n${child.output()}`)), timeoutMs);
