@@ -163,8 +163,10 @@ export class Ledger {
   /** The group commit scheduled for the end of this event-loop turn, and who waits for it. */
   private commitScheduled?: NodeJS.Immediate;
   private waiters: Waiter[] = [];
-  /** The newest WAL fsync in flight (committed groups become durable when it ends). */
-  private lastSync?: Promise<void>;
+  /** Committed groups not yet covered by a started fsync, the fsync in flight (one at a time), and who waits. */
+  private unsynced = false;
+  private syncInFlight?: Promise<void>;
+  private syncWaiters: Waiter[] = [];
   /** The WAL file, kept open to fsync it off the event loop (undefined for ":memory:"). */
   private walFd?: number;
   /** Writes, group commits and WAL fsyncs since opening (writes / commits = the average group size). */
@@ -202,14 +204,19 @@ export class Ledger {
   /**
    * Commits the open group. COMMIT only writes the WAL (synchronous = NORMAL), so the event loop never waits for the
    * disk; the WAL is then fsynced on libuv's thread pool (`sync` false) or right here (`sync` true), and the group's
-   * waiters are released once that fsync has returned: the same guarantee as synchronous = FULL, without the stall.
+   * waiters are released once an fsync that started after their COMMIT has returned: the same guarantee as
+   * synchronous = FULL, without the stall. One fsync is in flight at a time; the groups committed meanwhile share the
+   * next one, so under load the disk sees one fsync per fsync-latency, not one per group.
    */
   private commitGroup(sync: boolean): void {
     if (this.commitScheduled) clearImmediate(this.commitScheduled);
     this.commitScheduled = undefined;
     const waiters = this.waiters;
     this.waiters = [];
-    if (!this.db.open || !this.db.inTransaction) return settle(waiters);
+    if (!this.db.open || !this.db.inTransaction) {
+      this.syncWaiters.push(...waiters);
+      return sync ? this.syncNow() : this.maybeSync();
+    }
     try {
       this.stats.commits++;
       this.stmt("COMMIT").run();
@@ -221,19 +228,46 @@ export class Ledger {
       if (sync) throw err;
       return;
     }
-    if (!this.walPath) return settle(waiters);
-    this.walFd ??= openSync(this.walPath, "r+");
-    this.stats.syncs++;
-    if (sync) {
+    this.unsynced = true;
+    this.syncWaiters.push(...waiters);
+    if (sync) this.syncNow();
+    else this.maybeSync();
+  }
+
+  /** fsyncs the WAL here and now: everything committed so far is durable when this returns. */
+  private syncNow(): void {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    if (this.walPath && this.unsynced && this.db.open) {
+      this.walFd ??= openSync(this.walPath, "r+");
+      this.stats.syncs++;
       fsyncSync(this.walFd);
+    }
+    this.unsynced = false;
+    settle(waiters);
+  }
+
+  /** Starts an fsync of the WAL on the thread pool unless one is in flight (its end starts the next one). */
+  private maybeSync(): void {
+    if (this.syncInFlight) return;
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    if (!this.unsynced || !this.walPath || !this.db.open) {
+      this.unsynced = false;
       return settle(waiters);
     }
+    this.unsynced = false;
+    this.walFd ??= openSync(this.walPath, "r+");
+    this.stats.syncs++;
     const done = new Promise<void>((resolve, reject) => fsync(this.walFd!, (e) => (e ? reject(syncError(e)) : resolve())));
-    this.lastSync = done;
-    done.then(() => settle(waiters), (e: Error) => settle(waiters, e));
-    void done.finally(() => {
-      if (this.lastSync === done) this.lastSync = undefined;
-    }).catch(() => undefined);
+    this.syncInFlight = done;
+    done.then(
+      () => settle(waiters),
+      (e: Error) => settle(waiters, e),
+    ).finally(() => {
+      this.syncInFlight = undefined;
+      this.maybeSync();
+    });
   }
 
   /** Commits what was written so far and fsyncs it before returning. Use before an effect outside this process. */
@@ -244,7 +278,8 @@ export class Ledger {
   /** Resolves once every write made so far is on disk (at the end of this event-loop turn, with the others). */
   durable(): Promise<void> {
     if (this.db.inTransaction) return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
-    return this.lastSync ?? Promise.resolve();
+    if (this.unsynced) return new Promise((resolve, reject) => this.syncWaiters.push({ resolve, reject }));
+    return this.syncInFlight ?? Promise.resolve();
   }
 
   /** Opens (creating and migrating) the ledger at `path`; ":memory:" gives a throwaway ledger for tests. */
@@ -515,8 +550,10 @@ export class Ledger {
       this.flush();
     } finally {
       this.db.close();
-      if (this.walFd !== undefined) closeSync(this.walFd);
+      const fd = this.walFd;
       this.walFd = undefined;
+      // An fsync still in flight uses the descriptor: close it when that returns.
+      if (fd !== undefined) void (this.syncInFlight ?? Promise.resolve()).catch(() => undefined).then(() => closeSync(fd));
     }
   }
 }

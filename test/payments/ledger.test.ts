@@ -145,6 +145,25 @@ test("group commit: one turn's writes become durable together, at durable(); oth
   l.close();
 }));
 
+test("group commit: one fsync in flight at a time; groups committed meanwhile share the next one", withDir(async (dir) => {
+  const l = Ledger.open(join(dir, "syncs.sqlite"));
+  const acks: Promise<void>[] = [];
+  for (let turn = 0; turn < 40; turn++) {
+    l.recordReceipt(receipt(`t${turn}`, 1n));
+    acks.push(l.durable());
+    await new Promise((r) => setImmediate(r)); // next event-loop turn: a new group
+  }
+  await Promise.all(acks);
+  assert.ok(l.stats.commits >= 40, `${l.stats.commits} commits`);
+  assert.ok(l.stats.syncs <= l.stats.commits, `${l.stats.syncs} fsyncs for ${l.stats.commits} commits`);
+  // Nothing left to sync: durable() resolves at once.
+  await l.durable();
+  l.close();
+  const again = Ledger.open(join(dir, "syncs.sqlite"));
+  assert.equal(again.countReceipts(), 40);
+  again.close();
+}));
+
 test("group commit: a failed write is undone alone, sums and latest vouchers stay exact", withDir(async (dir) => {
   const l = Ledger.open(join(dir, "undo.sqlite"));
   l.recordReceipt(receipt("a", 10n));
