@@ -1,4 +1,5 @@
 // Turns the measurements into BENCHMARKS.md text, the target verdicts and the overhead chart.
+import os from "node:os";
 import { fromNano } from "@ton/core";
 import type { OverheadCell } from "./overhead.js";
 import type { CryptoResults } from "./crypto-costs.js";
@@ -38,6 +39,48 @@ export interface Verdict {
 
 const cell = (r: BenchResults, peer: string, stream: boolean, c: number) => r.overhead?.find((x) => x.peer === peer && x.stream === stream && x.concurrency === c);
 const alive = (x: OverheadCell | undefined) => (x && x.ok > 0 ? x : undefined);
+
+/**
+ * Bounds computed from this run's own numbers: the CPU a request may use at the throughput target, and the critical
+ * path's cryptography against the latency target. Empty when the needed sections did not run.
+ */
+export function targetAnalysis(r: BenchResults, cores = Number(r.machine.cores ?? 0) || os.cpus().length): string[] {
+  const out: string[] = [];
+  const pk = alive(cell(r, "portkey", false, TARGET_CONCURRENCY));
+  const direct = alive(cell(r, "direct", false, TARGET_CONCURRENCY));
+  const co = alive(cell(r, "cocoon", false, TARGET_CONCURRENCY));
+  const crypto = r.crypto?.perRequest[0];
+  if (pk && direct && co && crypto) {
+    const need = TARGET_RPS_VS_PORTKEY * pk.rps.median;
+    const budgetMs = (cores * 1000) / need;
+    out.push(
+      `- **Throughput.** ${TARGET_RPS_VS_PORTKEY}x portkey is ${num(need, 0)} req/s. The fake upstream alone, called directly, served ` +
+        `${num(direct.rps.median, 0)} req/s here (the load generator shares the ${cores} cores). At ${num(need, 0)} req/s the ${cores} cores ` +
+        `leave at most ${num(budgetMs, 3)} ms of CPU per request for client, proxy and worker together, and for the load generator and ` +
+        `upstream; the cryptography that the issue itself asks for (sealing, opening, the signed receipt checked by proxy and client, ` +
+        `the voucher) costs ${num(crypto.us.median / 1000, 3)} ms per request on this CPU before any byte is parsed or sent. ` +
+        `Cocoon used ${num(co.cpuMsPerRequest.median, 2)} ms per request in all; its ceiling here is about ${num((cores * 1000) / co.cpuMsPerRequest.median, 0)} req/s.`,
+    );
+  }
+  const n1 = alive(cell(r, "nginx", false, 1));
+  const c1 = alive(cell(r, "cocoon", false, 1));
+  const row = (prefix: string) => r.crypto?.rows.find((x) => x.op.startsWith(prefix))?.us.median;
+  const seal1 = row("sealRequest, 1 recipient");
+  const open = row("openRequest");
+  const sign = row("signReceipt");
+  const verify = row("verifyReceipt");
+  if (n1 && c1 && seal1 !== undefined && open !== undefined && sign !== undefined && verify !== undefined) {
+    const budgetMs = TARGET_P50_VS_NGINX * Math.max(n1.addedP50.median, 0);
+    const pathMs = (seal1 + open + sign + 2 * verify) / 1000;
+    out.push(
+      `- **Latency.** ${TARGET_P50_VS_NGINX}x nginx's added p50 is ${num(budgetMs, 2)} ms. Before an answer reaches the app, one request ` +
+        `needs, one after another: sealing (${num(seal1 / 1000, 3)} ms), opening (${num(open / 1000, 3)} ms), signing the receipt ` +
+        `(${num(sign / 1000, 3)} ms) and verifying it at the proxy and at the client (2 × ${num(verify / 1000, 3)} ms): ${num(pathMs, 2)} ms ` +
+        `of cryptography alone, besides two TLS hops and two more HTTP hops that nginx does not make. Cocoon added ${num(c1.addedP50.median, 2)} ms.`,
+    );
+  }
+  return out;
+}
 
 export function verdicts(r: BenchResults): Verdict[] {
   const out: Verdict[] = [];
@@ -99,6 +142,8 @@ export function markdown(r: BenchResults): string {
   L.push("## Targets", "", "| target | measured | verdict |", "|---|---|---|");
   for (const v of verdicts(r)) L.push(`| ${v.target} | ${v.measured} | ${mark(v.met)} |`);
   L.push("");
+  const why = targetAnalysis(r);
+  if (why.length) L.push("### What the measurements say about the first two targets", "", ...why, "");
 
   if (r.overhead) {
     L.push("## 1. Gateway overhead", "");

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { fmt, median, percentile, summarize } from "../../bench/lib/stats.js";
 import { checkAnswer, countSseEvents, runLoad } from "../../bench/lib/load.js";
 import { chartSvg } from "../../bench/lib/svg.js";
-import { verdicts, overheadSvg, markdown, type BenchResults } from "../../bench/report.js";
+import { verdicts, overheadSvg, markdown, targetAnalysis, type BenchResults } from "../../bench/report.js";
 import type { OverheadCell } from "../../bench/overhead.js";
 import { requestBody } from "../../bench/overhead.js";
 import { startFakeUpstream } from "../../src/dev/fake-upstream.js";
@@ -143,5 +143,26 @@ describe("report and chart", () => {
     const md = markdown(r);
     assert.match(md, /\*\*not met\*\*/);
     assert.match(md, /portkey \| 1 \| fails: HTTP 500/);
+  });
+});
+
+describe("target analysis", () => {
+  it("derives the CPU budget and the critical-path crypto from the run's own numbers", () => {
+    const r = fakeResults(150, 9);
+    r.crypto!.rows = [
+      { op: "sealRequest, 1 recipient, 2048 B body", where: "", us: S(150) },
+      { op: "openRequest, 3-recipient envelope", where: "", us: S(100) },
+      { op: "signReceipt (Ed25519)", where: "", us: S(50) },
+      { op: "verifyReceipt", where: "", us: S(100) },
+    ];
+    const [throughput, latency] = targetAnalysis(r, 2);
+    // 10 x 200 req/s = 2000 req/s on 2 cores: 1 ms of CPU per request at most; the crypto alone costs 0.9 ms.
+    assert.match(throughput!, /is 2000 req\/s/);
+    assert.match(throughput!, /at most 1\.000 ms of CPU per request/);
+    assert.match(throughput!, /costs 0\.900 ms per request/);
+    // 2 x nginx's 0.1 ms = 0.2 ms; the critical path's crypto: 150 + 100 + 50 + 2 x 100 µs = 0.5 ms.
+    assert.match(latency!, /is 0\.20 ms/);
+    assert.match(latency!, /0\.50 ms of cryptography alone/);
+    assert.deepEqual(targetAnalysis({ ...r, crypto: undefined }, 2), [], "nothing to say without the crypto section");
   });
 });
