@@ -159,10 +159,10 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
       baseUrl,
       headers: {},
       notes: [
-        "3 processes (client, proxy, worker), sim RA-TLS with attestation verified on every link, requests HPKE-sealed to the worker",
+        "3 processes of the compiled CLI (client, proxy, worker), sim RA-TLS with attestation verified on every link, requests HPKE-sealed to the worker",
         `worker --backend openai --capacity ${BENCH_WORKER_CAPACITY}`,
         chain
-          ? `billing on: per-token prices from a devnet root contract, client-signed vouchers per request, batched redemption (proxy reports network ${(status.payments as { network?: string } | undefined)?.network ?? "?"})`
+          ? `billing on: per-token prices from a devnet root contract, a client-signed voucher per answer (verified lazily by the proxy), receipts and vouchers durable in SQLite ledgers, batched redemption (proxy reports network ${(status.payments as { network?: string } | undefined)?.network ?? "?"})`
           : `billing off (${payments?.mode ?? "counting only"})`,
       ],
       children,
