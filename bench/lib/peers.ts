@@ -123,7 +123,8 @@ http {
  * The full Cocoon path as users run it: three CLI processes with sim RA-TLS and sealing, and (unless
  * `payments: false`) billing on a local TON chain, with contracts deployed exactly as `cocoon devnet` does.
  */
-export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = [], opts: { payments?: boolean } = {}): Promise<Peer> {
+export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = [], opts: { payments?: boolean; cli?: string } = {}): Promise<Peer> {
+  const cli = opts.cli ?? CLI;
   const env = { COCOON_LOG: "warn" };
   let chain: DevnetChain | undefined;
   if (opts.payments !== false) {
@@ -134,17 +135,17 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
     chain = await startDevnetChain({ dir, workers: 1, modelFile, deposit: toNano(BENCH_DEPOSIT_TON) });
   }
   const pay = (args: string[], file: string | undefined) => (file ? [...args, "--payments", file] : args);
-  const proxy = await forkReady("cocoon proxy", CLI, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxy), env);
+  const proxy = await forkReady("cocoon proxy", cli, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxy), env);
   const children = [proxy.child];
   try {
     const worker = await forkReady(
       "cocoon worker",
-      CLI,
+      cli,
       pay(["worker", "--proxy", `127.0.0.1:${proxy.ready.workerPort}`, "--backend", "openai", "--upstream", upstreamUrl, "--capacity", String(BENCH_WORKER_CAPACITY), "--status-port", "0", "--name", "bench-worker", ...extraWorkerArgs], chain?.files.workers[0]),
       env,
     );
     children.push(worker.child);
-    const client = await forkReady("cocoon client", CLI, pay(["client", "--port", "0", "--proxy", `127.0.0.1:${proxy.ready.clientPort}`], chain?.files.client), env);
+    const client = await forkReady("cocoon client", cli, pay(["client", "--port", "0", "--proxy", `127.0.0.1:${proxy.ready.clientPort}`], chain?.files.client), env);
     children.push(client.child);
     const baseUrl = `http://127.0.0.1:${client.ready.port}`;
     await waitUntil("the Cocoon client to list the worker's model", async () => {
