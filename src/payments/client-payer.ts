@@ -8,7 +8,7 @@
  * channel (with a proof signed by the channel key) and re-sends its newest voucher if the proxy lacks it, so a
  * restart on either side loses nothing.
  */
-import type { Address } from "@ton/core";
+import type { Address, Cell } from "@ton/core";
 import type { AnswerCost, Payer, PaymentsRequest } from "../client/payer.js";
 import { ApiError } from "../protocol/openai.js";
 import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
@@ -104,12 +104,14 @@ export class ClientPayer implements Payer {
 
   /** The newest voucher as sent on the wire; encoded once per new voucher, not once per request. */
   private encodedVoucher: { cumulative: bigint; b64: string } | undefined;
+  /** The cell of the voucher signed last (built once: signing needs it, and so does encoding). */
+  private lastSignedCell: { cumulative: bigint; cell: Cell } | undefined;
 
   private latestVoucherBase64(): string | undefined {
     const v = this.o.ledger.latestClientVoucher(this.key);
     if (!v) return undefined;
     if (this.encodedVoucher?.cumulative !== v.cumulativeNano) {
-      const cell = voucherCell({ kind: "payment", channel: this.o.channel, cumulative: v.cumulativeNano });
+      const cell = this.lastSignedCell?.cumulative === v.cumulativeNano ? this.lastSignedCell.cell : voucherCell({ kind: "payment", channel: this.o.channel, cumulative: v.cumulativeNano });
       this.encodedVoucher = { cumulative: v.cumulativeNano, b64: encodeSignedVoucher({ cell, signature: v.signature }).toString("base64") };
     }
     return this.encodedVoucher.b64;
@@ -232,6 +234,7 @@ export class ClientPayer implements Payer {
     if (cumulative <= this.signed) return;
     const sv = signVoucher({ kind: "payment", channel: this.o.channel, cumulative }, this.o.signer);
     this.o.ledger.recordClientVoucher({ key: this.key, cumulativeNano: cumulative, signature: sv.signature, seq: 0 });
+    this.lastSignedCell = { cumulative, cell: sv.cell };
   }
 
   private scheduleFlush(): void {
