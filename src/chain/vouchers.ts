@@ -1,6 +1,7 @@
 /**
  * Off-chain vouchers for the Cocoon contracts: build the cells exactly as contracts/shared.tolk lays them out,
- * sign them with Ed25519 (node:crypto, ~150x faster than tweetnacl, byte-identical signatures), verify them,
+ * sign them with Ed25519 (crypto/curve25519.ts: libsodium or node:crypto, far faster than tweetnacl, byte-identical
+ * signatures), verify them,
  * and move signed vouchers between processes as bytes.
  *
  * Voucher cells (no refs; the signature is Ed25519 over the cell's representation hash `cell.hash()`,
@@ -12,8 +13,17 @@
  * Signed voucher on the wire (`encodeSignedVoucher`): a one-cell-plus-ref BoC
  *   root: signature:bits512, ref 0 = the voucher cell.
  */
-import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
 import { Address, beginCell, Cell } from "@ton/core";
+import {
+  ED25519_PUBLIC_KEY_BYTES,
+  ED25519_SEED_BYTES,
+  ED25519_SIGNATURE_BYTES,
+  ed25519SignerFromSeed,
+  ed25519Verify,
+  type Ed25519Signer,
+} from "../crypto/curve25519.js";
+
+export { ED25519_PUBLIC_KEY_BYTES, ED25519_SEED_BYTES, ED25519_SIGNATURE_BYTES, type Ed25519Signer };
 
 export const VoucherTag = {
   PAYMENT: 0x43505931,
@@ -22,14 +32,6 @@ export const VoucherTag = {
 } as const;
 export type VoucherKind = "payment" | "close" | "payout";
 
-/** Ed25519 sizes. */
-export const ED25519_SEED_BYTES = 32;
-export const ED25519_PUBLIC_KEY_BYTES = 32;
-export const ED25519_SIGNATURE_BYTES = 64;
-/** PKCS#8 DER prefix for an Ed25519 private key; the 32-byte seed follows it. */
-const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-/** SPKI DER prefix for an Ed25519 public key; the 32-byte key follows it. */
-const SPKI_ED25519_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
 /** Largest BoC we accept for a signed voucher (a voucher is two small cells, ~150 bytes). */
 export const MAX_SIGNED_VOUCHER_BYTES = 1024;
 /** Largest amount a Coins field can hold (VarUInteger 16: 15 bytes). */
@@ -51,12 +53,6 @@ export type Voucher = ChannelVoucher | PayoutVoucher;
 export interface SignedVoucher {
   cell: Cell;
   signature: Buffer;
-}
-
-/** An Ed25519 signer built from a 32-byte seed. Keep it around: building the KeyObject costs more than signing. */
-export interface Ed25519Signer {
-  publicKey: Buffer;
-  sign(data: Buffer): Buffer;
 }
 
 function checkCoins(x: bigint, what: string): void {
@@ -105,25 +101,7 @@ export function parseVoucherCell(cell: Cell): Voucher {
 
 /** Creates a signer from a 32-byte Ed25519 seed (e.g. `keyPair.secretKey.subarray(0, 32)` of @ton/crypto). */
 export function ed25519Signer(seed: Buffer | Uint8Array): Ed25519Signer {
-  if (seed.length !== ED25519_SEED_BYTES) {
-    throw new Error(`Ed25519 seed must be ${ED25519_SEED_BYTES} bytes, got ${seed.length}`);
-  }
-  const priv: KeyObject = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, Buffer.from(seed)]), format: "der", type: "pkcs8" });
-  const spki = createPublicKey(priv).export({ format: "der", type: "spki" });
-  const publicKey = Buffer.from(spki.subarray(spki.length - ED25519_PUBLIC_KEY_BYTES));
-  return { publicKey, sign: (data: Buffer) => edSign(null, data, priv) };
-}
-
-const publicKeyCache = new Map<string, KeyObject>();
-function publicKeyObject(publicKey: Buffer): KeyObject {
-  const hex = publicKey.toString("hex");
-  let k = publicKeyCache.get(hex);
-  if (!k) {
-    k = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]), format: "der", type: "spki" });
-    if (publicKeyCache.size > 1024) publicKeyCache.clear();
-    publicKeyCache.set(hex, k);
-  }
-  return k;
+  return ed25519SignerFromSeed(seed);
 }
 
 /** Signs a voucher: Ed25519 over `voucherCell(v).hash()`. */
@@ -134,12 +112,7 @@ export function signVoucher(v: Voucher, signer: Ed25519Signer): SignedVoucher {
 
 /** True iff `signature` is a valid Ed25519 signature of `cell.hash()` by `publicKey`. Never throws on bad sizes. */
 export function verifyVoucherSignature(cell: Cell, signature: Buffer, publicKey: Buffer): boolean {
-  if (signature.length !== ED25519_SIGNATURE_BYTES || publicKey.length !== ED25519_PUBLIC_KEY_BYTES) return false;
-  try {
-    return edVerify(null, cell.hash(), publicKeyObject(publicKey), signature);
-  } catch {
-    return false; // e.g. a public key that is not a valid curve point
-  }
+  return ed25519Verify(cell.hash(), signature, publicKey);
 }
 
 /** Serializes a signed voucher to bytes (BoC: root = signature, ref = voucher cell). */

@@ -1,28 +1,20 @@
 // RFC 9180 HPKE, base mode, single-shot, for exactly one suite:
 //   KEM  0x0020 DHKEM(X25519, HKDF-SHA256)   KDF 0x0001 HKDF-SHA256   AEAD 0x0001 AES-128-GCM
-// implemented on node:crypto (native X25519, HMAC and AES-GCM: several times faster per recipient than the
-// WebCrypto path of @hpke/core; bench/seal.ts prints both). test/crypto/hpke.test.ts checks the RFC 9180 A.1.1
+// implemented on native code (X25519 from curve25519.ts, HMAC and AES-GCM from node:crypto: several times faster per
+// recipient than the WebCrypto path of @hpke/core; bench/seal.ts prints both). test/crypto/hpke.test.ts checks the RFC 9180 A.1.1
 // known-answer vector and byte-for-byte interoperability with @hpke/core (same enc, ciphertext and exported
 // secrets for the same ephemeral key, and opening each other's messages).
 // Only what sealing needs: one message (sequence number 0) plus the secret-export interface.
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHmac,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  type KeyObject,
-} from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac } from "node:crypto";
 import { concatBytes, equalBytes, utf8 } from "./bytes.js";
+import { x25519, x25519Generate, x25519PublicFromPrivate as rawPublicFromPrivate, X25519_KEY_BYTES } from "./curve25519.js";
 
 export const HPKE_KEM_X25519_HKDF_SHA256 = 0x0020;
 export const HPKE_KDF_HKDF_SHA256 = 0x0001;
 export const HPKE_AEAD_AES_128_GCM = 0x0001;
 
 /** Sizes fixed by the suite (RFC 9180 section 7): Npk = Nenc = Nsk = 32, Nsecret = Nh = 32, Nk = 16, Nn = 12, Nt = 16. */
-export const X25519_KEY_BYTES = 32;
+export { X25519_KEY_BYTES };
 export const HPKE_ENC_BYTES = 32;
 export const HPKE_SECRET_BYTES = 32;
 export const AES_128_KEY_BYTES = 16;
@@ -31,11 +23,6 @@ export const AEAD_TAG_BYTES = 16;
 const SHA256_BYTES = 32;
 const HKDF_MAX_OUTPUT = 255 * SHA256_BYTES;
 const MODE_BASE = 0x00;
-
-// PKCS#8 wrapper (RFC 8410) that turns a raw 32-byte X25519 private key into a KeyObject (JWK import would need x).
-const X25519_PKCS8_PREFIX = Uint8Array.from([
-  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
-]);
 
 const HPKE_V1 = utf8("HPKE-v1");
 // suite_id for the KEM ("KEM" || I2OSP(kem_id, 2)) and for the key schedule ("HPKE" || kem_id || kdf_id || aead_id).
@@ -85,67 +72,24 @@ function labeledExpand(suiteId: Uint8Array, prk: Uint8Array, label: Uint8Array, 
   return out;
 }
 
-// Imported peer public keys, by hex (public data): a client seals to the same few workers again and again.
-const publicKeyCache = new Map<string, KeyObject>();
-const PUBLIC_KEY_CACHE_LIMIT = 1024;
-
-/** Raw X25519 public key -> KeyObject. JWK import is used because DER import costs ~5x more in Node 20. */
-export function x25519PublicKeyObject(raw: Uint8Array): KeyObject {
-  if (!(raw instanceof Uint8Array) || raw.byteLength !== X25519_KEY_BYTES) {
-    throw new Error(`HPKE public key must be ${X25519_KEY_BYTES} raw X25519 bytes, got ${raw?.byteLength}`);
-  }
-  const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64url");
-  let key = publicKeyCache.get(x);
-  if (!key) {
-    key = createPublicKey({ key: { kty: "OKP", crv: "X25519", x }, format: "jwk" });
-    if (publicKeyCache.size >= PUBLIC_KEY_CACHE_LIMIT) publicKeyCache.delete(publicKeyCache.keys().next().value as string);
-    publicKeyCache.set(x, key);
-  }
-  return key;
-}
-
-export function x25519PrivateKeyObject(raw: Uint8Array): KeyObject {
-  if (raw.byteLength !== X25519_KEY_BYTES) {
-    throw new Error(`HPKE private key must be ${X25519_KEY_BYTES} raw X25519 bytes, got ${raw.byteLength}`);
-  }
-  return createPrivateKey({ key: Buffer.from(concatBytes([X25519_PKCS8_PREFIX, raw])), format: "der", type: "pkcs8" });
-}
-
-function rawPublicKey(key: KeyObject): Uint8Array {
-  const x = key.export({ format: "jwk" }).x;
-  if (typeof x !== "string") throw new Error("HPKE: could not export an X25519 public key");
-  return new Uint8Array(Buffer.from(x, "base64url"));
-}
-
-function rawPrivateKey(key: KeyObject): Uint8Array {
-  const d = key.export({ format: "jwk" }).d;
-  if (typeof d !== "string") throw new Error("HPKE: could not export an X25519 private key");
-  return new Uint8Array(Buffer.from(d, "base64url"));
-}
-
-function dh(privateKey: KeyObject, publicKey: KeyObject): Uint8Array {
-  let shared: Uint8Array;
+function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   try {
-    shared = diffieHellman({ privateKey, publicKey });
-  } catch {
-    throw new Error("HPKE: X25519 key agreement failed (the peer public key is a low-order point); use a valid key");
+    // RFC 9180 section 7.1.4: an all-zero X25519 output means a low-order public key and must be rejected (x25519 does).
+    return x25519(privateKey, publicKey);
+  } catch (e) {
+    throw new Error(`HPKE: ${(e as Error).message}`);
   }
-  // RFC 9180 section 7.1.4: an all-zero X25519 output means a low-order public key and must be rejected.
-  if (shared.every((b) => b === 0)) {
-    throw new Error("HPKE: X25519 produced an all-zero secret (low-order public key); use a valid key");
-  }
-  return shared;
 }
 
 /** A fresh X25519 key pair as raw 32-byte strings (the form attested claims carry). */
 export function generateX25519KeyPair(): { publicKey: Uint8Array; privateKey: Uint8Array } {
-  const kp = generateKeyPairSync("x25519");
-  return { publicKey: rawPublicKey(kp.publicKey), privateKey: rawPrivateKey(kp.privateKey) };
+  const kp = x25519Generate();
+  return { publicKey: new Uint8Array(kp.publicKey), privateKey: new Uint8Array(kp.privateKey) };
 }
 
 /** Derives the raw public key for a raw X25519 private key. */
 export function x25519PublicFromPrivate(privateKey: Uint8Array): Uint8Array {
-  return rawPublicKey(createPublicKey(x25519PrivateKeyObject(privateKey)));
+  return new Uint8Array(rawPublicFromPrivate(privateKey));
 }
 
 interface KeySchedule {
@@ -193,43 +137,43 @@ export interface HpkeSealResult {
   exporterSecret: Uint8Array;
 }
 
-/** An ephemeral X25519 key pair for Encap: the private KeyObject and its raw public key (= enc). */
+/** An ephemeral X25519 key pair for Encap: the raw private key and its raw public key (= enc). */
 export interface HpkeEphemeral {
-  privateKey: KeyObject;
+  privateKey: Uint8Array;
   enc: Uint8Array;
 }
 
 /** A fresh ephemeral key pair (what Encap generates). */
 export function generateEphemeral(): HpkeEphemeral {
-  const kp = generateKeyPairSync("x25519");
-  return { privateKey: kp.privateKey, enc: rawPublicKey(kp.publicKey) };
+  const kp = x25519Generate();
+  return { privateKey: kp.privateKey, enc: kp.publicKey };
 }
 
 /** A given ephemeral private key, for known-answer and interoperability tests only. */
 export function ephemeralFromPrivate(raw: Uint8Array): HpkeEphemeral {
-  const privateKey = x25519PrivateKeyObject(raw);
-  return { privateKey, enc: rawPublicKey(createPublicKey(privateKey)) };
+  return { privateKey: raw, enc: x25519PublicFromPrivate(raw) };
 }
 
 /**
- * SetupBaseS + one Seal (sequence 0). `recipientPublicKey` is a raw key or a prepared KeyObject.
+ * SetupBaseS + one Seal (sequence 0) to a raw X25519 public key.
  * `ephemeral` defaults to a fresh key pair. One message to several recipients may share one ephemeral key (a
  * multi-recipient KEM): every shared secret still differs, since the KEM context binds each recipient's public key
  * (enc || pkRm) and the DH values differ; it saves a key generation per extra recipient. Never reuse one across
  * messages. `context` is keyScheduleContext(info), passed when sealing one info to several recipients.
  */
 export function hpkeSealBase(
-  recipientPublicKey: Uint8Array | KeyObject,
+  recipientPublicKey: Uint8Array,
   info: Uint8Array,
   aad: Uint8Array,
   plaintext: Uint8Array,
   ephemeral: HpkeEphemeral = generateEphemeral(),
   context?: Uint8Array,
 ): HpkeSealResult {
-  const pkR = recipientPublicKey instanceof Uint8Array ? x25519PublicKeyObject(recipientPublicKey) : recipientPublicKey;
-  const pkRm = recipientPublicKey instanceof Uint8Array ? recipientPublicKey : rawPublicKey(recipientPublicKey);
+  if (!(recipientPublicKey instanceof Uint8Array) || recipientPublicKey.byteLength !== X25519_KEY_BYTES) {
+    throw new Error(`HPKE public key must be ${X25519_KEY_BYTES} raw X25519 bytes, got ${recipientPublicKey?.byteLength}`);
+  }
   const { privateKey: skE, enc } = ephemeral;
-  const shared = extractAndExpand(dh(skE, pkR), concatBytes([enc, pkRm]));
+  const shared = extractAndExpand(dh(skE, recipientPublicKey), concatBytes([enc, recipientPublicKey]));
   const ks = keySchedule(shared, info, context);
   const cipher = createCipheriv("aes-128-gcm", ks.key, ks.baseNonce);
   cipher.setAAD(aad);
@@ -237,21 +181,23 @@ export function hpkeSealBase(
   return { enc, ciphertext, exporterSecret: ks.exporterSecret };
 }
 
-/** A recipient key prepared once (KeyObject plus its raw public key) so each request skips the DER import. */
+/** A recipient key checked once: the raw private key and its raw public key (part of the KEM context). */
 export interface HpkeRecipientKey {
-  privateKey: KeyObject;
+  privateKey: Uint8Array;
   publicKey: Uint8Array;
 }
 
 export function prepareRecipientKey(privateKey: Uint8Array, expectedPublicKey?: Uint8Array): HpkeRecipientKey {
-  const keyObject = x25519PrivateKeyObject(privateKey);
-  const publicKey = rawPublicKey(createPublicKey(keyObject));
+  if (!(privateKey instanceof Uint8Array) || privateKey.byteLength !== X25519_KEY_BYTES) {
+    throw new Error(`HPKE private key must be ${X25519_KEY_BYTES} raw X25519 bytes, got ${privateKey?.byteLength}`);
+  }
+  const publicKey = x25519PublicFromPrivate(privateKey);
   if (expectedPublicKey && !equalBytes(publicKey, expectedPublicKey)) {
     throw new Error(
       "HPKE: hpkePublicKey does not belong to hpkePrivateKey; the worker's key pair is inconsistent (regenerate it and re-attest)",
     );
   }
-  return { privateKey: keyObject, publicKey };
+  return { privateKey, publicKey };
 }
 
 /** SetupBaseR + one Open (sequence 0). Throws a clear Error when the ciphertext was not sealed to this key/info/aad. */
@@ -264,7 +210,7 @@ export function hpkeOpenBase(
 ): { plaintext: Uint8Array; exporterSecret: Uint8Array } {
   if (enc.byteLength !== HPKE_ENC_BYTES) throw new Error(`HPKE: enc must be ${HPKE_ENC_BYTES} bytes, got ${enc.byteLength}`);
   if (ciphertext.byteLength < AEAD_TAG_BYTES) throw new Error("HPKE: ciphertext shorter than its authentication tag");
-  const shared = extractAndExpand(dh(recipient.privateKey, x25519PublicKeyObject(enc)), concatBytes([enc, recipient.publicKey]));
+  const shared = extractAndExpand(dh(recipient.privateKey, enc), concatBytes([enc, recipient.publicKey]));
   const ks = keySchedule(shared, info);
   const body = ciphertext.subarray(0, ciphertext.byteLength - AEAD_TAG_BYTES);
   const tag = ciphertext.subarray(ciphertext.byteLength - AEAD_TAG_BYTES);

@@ -27,7 +27,6 @@ export {
   buildReceipt,
   checkReceiptAgainst,
   decodeReceipt,
-  ed25519PublicKeyFromRaw,
   ed25519RawPublicKey,
   encodeReceipt,
   generateReceiptKeyPair,

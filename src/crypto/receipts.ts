@@ -15,7 +15,8 @@
 //   ..   32  responseDigest    running SHA-256 over the sealed chunks (digest.ts)
 //   (end: no trailing bytes)
 // signature = Ed25519(worker receipt key, canonical bytes), 64 bytes, carried as lowercase hex.
-import { createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from "node:crypto";
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { ed25519SignerFromKeyObject, ed25519Verify } from "./curve25519.js";
 import { ByteReader, ByteWriter, fromHex, fromUtf8, isWellFormedText, toHex, utf8 } from "./bytes.js";
 import { DIGEST_BYTES } from "./digest.js";
 
@@ -184,25 +185,11 @@ export function ed25519RawPublicKey(key: KeyObject): Uint8Array {
   return new Uint8Array(Buffer.from(x, "base64url"));
 }
 
-const publicKeyCache = new Map<string, KeyObject>();
-const PUBLIC_KEY_CACHE_LIMIT = 1024;
-
-export function ed25519PublicKeyFromRaw(raw: Uint8Array): KeyObject {
+function checkPublicKey(raw: Uint8Array): Uint8Array {
   if (!(raw instanceof Uint8Array) || raw.byteLength !== ED25519_PUBLIC_KEY_BYTES) {
     throw new Error(`usage receipt: worker public key must be ${ED25519_PUBLIC_KEY_BYTES} raw Ed25519 bytes`);
   }
-  const id = toHex(raw);
-  let key = publicKeyCache.get(id);
-  if (!key) {
-    try {
-      key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(raw).toString("base64url") }, format: "jwk" });
-    } catch {
-      throw new Error("usage receipt: worker public key is not a valid Ed25519 point");
-    }
-    if (publicKeyCache.size >= PUBLIC_KEY_CACHE_LIMIT) publicKeyCache.delete(publicKeyCache.keys().next().value as string);
-    publicKeyCache.set(id, key);
-  }
-  return key;
+  return raw;
 }
 
 /** What `buildReceipt` needs from the worker's response sealer (structurally a `ResponseSealer`). */
@@ -243,13 +230,13 @@ export function signReceipt(receipt: UsageReceipt, privateKey: KeyObject): Signe
     throw new Error("usage receipt: signing needs an Ed25519 private KeyObject");
   }
   const clean = validateReceipt(receipt);
-  const signature = sign(null, encodeReceipt(clean), privateKey);
+  const signature = ed25519SignerFromKeyObject(privateKey).sign(encodeReceipt(clean));
   return { receipt: clean, signature: toHex(signature) };
 }
 
 /** True only when the receipt is well formed and signed by `publicKey` (raw 32-byte Ed25519). */
 export function verifyReceipt(signed: SignedReceipt, publicKey: Uint8Array): boolean {
-  const key = ed25519PublicKeyFromRaw(publicKey);
+  const key = checkPublicKey(publicKey);
   let message: Uint8Array;
   let signature: Uint8Array;
   try {
@@ -259,7 +246,7 @@ export function verifyReceipt(signed: SignedReceipt, publicKey: Uint8Array): boo
   } catch {
     return false;
   }
-  return verify(null, message, key, signature);
+  return ed25519Verify(message, signature, key);
 }
 
 export type ReceiptViolationCode =
