@@ -15,6 +15,7 @@ import { directPeer, NGINX_BIN, ROOT, startCocoon, startNginx, startPortkey, sta
 import { stopAll } from "./lib/procs.js";
 import { markdown, overheadSvg, verdicts, type BenchResults } from "./report.js";
 import { DEFAULT_MODEL_FILE } from "../src/worker/backends/embedded.js";
+import { CURVE25519_BACKEND } from "../src/crypto/curve25519.js";
 
 const DEFAULT_ROUNDS = 5;
 /** Completion tokens of each fake answer: 16 token chunks + the final chunk per stream. */
@@ -72,6 +73,7 @@ const results: BenchResults = {
     "@portkey-ai/gateway": pkgVersion("@portkey-ai/gateway"),
     "node-llama-cpp": pkgVersion("node-llama-cpp"),
     "@ton/sandbox": pkgVersion("@ton/sandbox"),
+    "Ed25519/X25519": CURVE25519_BACKEND === "libsodium" ? `libsodium (sodium-native ${pkgVersion("sodium-native")})` : "node:crypto (sodium-native did not load)",
     commit: tryRun("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]) + (tryRun("git", ["-C", ROOT, "status", "--porcelain"]).length ? " (with uncommitted changes)" : ""),
   },
   config: {
