@@ -12,7 +12,7 @@
  * fact under the same key throws a LedgerConflictError (it means a bug or a forged message — do not acknowledge).
  */
 import Database from "better-sqlite3";
-import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { migrateLedger } from "./ledgerSchema.js";
 
@@ -241,7 +241,7 @@ export class Ledger {
     if (this.walPath && this.unsynced && this.db.open) {
       this.walFd ??= openSync(this.walPath, "r+");
       this.stats.syncs++;
-      fsyncSync(this.walFd);
+      fdatasyncSync(this.walFd);
     }
     this.unsynced = false;
     settle(waiters);
@@ -259,7 +259,8 @@ export class Ledger {
     this.unsynced = false;
     this.walFd ??= openSync(this.walPath, "r+");
     this.stats.syncs++;
-    const done = new Promise<void>((resolve, reject) => fsync(this.walFd!, (e) => (e ? reject(syncError(e)) : resolve())));
+    // fdatasync, as SQLite itself syncs its WAL on Linux: the data and the size, not the timestamps.
+    const done = new Promise<void>((resolve, reject) => fdatasync(this.walFd!, (e) => (e ? reject(syncError(e)) : resolve())));
     this.syncInFlight = done;
     done.then(
       () => settle(waiters),

@@ -80,7 +80,7 @@ interface ChannelEntry {
   redeemedOnChain: bigint;
   inflight: Map<string, bigint>;
   /** Costs settled within the last VOUCHER_GRACE_MS: their vouchers may still be on the way. */
-  recent: { at: number; cost: bigint }[];
+  recent: RecentCosts;
   /** The last voucher accepted, as received: a client piggybacks it on every request until it signs a newer one. */
   lastVoucher?: string;
   /** The newest piggybacked voucher, not verified yet (see "lazy voucher verification"). */
@@ -96,6 +96,31 @@ interface WorkerEntry {
 }
 
 const raw = (a: Address) => a.toRawString();
+
+/**
+ * Costs settled recently, oldest first, with their running total: admission asks for the total of the last
+ * VOUCHER_GRACE_MS on every request, which must not cost a pass over every answer of that window (~1,600 at 800 req/s).
+ */
+class RecentCosts {
+  private items: { at: number; cost: bigint }[] = [];
+  private head = 0;
+  private total = 0n;
+
+  add(at: number, cost: bigint): void {
+    this.items.push({ at, cost });
+    this.total += cost;
+  }
+
+  /** Drops the costs settled before `since` and returns the sum of the rest. */
+  totalSince(since: number): bigint {
+    while (this.head < this.items.length && this.items[this.head]!.at <= since) this.total -= this.items[this.head++]!.cost;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return this.total;
+  }
+}
 const sum = (m: Map<string, bigint> | bigint[]) => [...(m instanceof Map ? m.values() : m)].reduce((s, v) => s + v, 0n);
 
 export class ProxyMeter implements Meter {
@@ -169,7 +194,7 @@ export class ProxyMeter implements Meter {
     const key = raw(address);
     let e = this.channels.get(key);
     if (!e) {
-      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map(), recent: [], verifiedAt: 0 };
+      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map(), recent: new RecentCosts(), verifiedAt: 0 };
       this.channels.set(key, e);
     }
     this.updateChannel(e, state);
@@ -278,8 +303,7 @@ export class ProxyMeter implements Meter {
     const charged = this.charged(e);
     const owed = charged > signed ? charged - signed : 0n;
     const now = Date.now();
-    while (e.recent.length && now - e.recent[0]!.at >= this.voucherGraceMs) e.recent.shift();
-    if (owed > max + sum(e.recent.map((r) => r.cost))) {
+    if (owed > max + e.recent.totalSince(now - this.voucherGraceMs)) {
       throw new MeterRefusal("insufficient_funds", `previous voucher missing: requests already answered cost ${charged} nanoTON and the latest voucher signs ${signed}; send a voucher for at least ${charged} before the next request`);
     }
     const need = () => owed + sum(e.inflight) + max;
@@ -303,7 +327,7 @@ export class ProxyMeter implements Meter {
         requestId: head.requestId, model: head.model, promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens,
         costNano: cost.total, workerEarnNano: earn, workerId: w ? w.key : `unpaid:${workerId}`, channel: e.key,
       });
-      e.recent.push({ at: Date.now(), cost: cost.total });
+      e.recent.add(Date.now(), cost.total);
       if (w && this.unpaidOf(w) >= (this.o.payoutThreshold ?? DEFAULT_PAYOUT_THRESHOLD)) void this.flushPayouts(false).catch(() => undefined);
       await this.o.ledger.durable(); // the receipt is on disk before its cost is reported (group commit)
       return { cost: costFields(cost) };
