@@ -546,7 +546,6 @@ export class Ledger {
   /** Commits what is pending, then closes. */
   close(): void {
     if (!this.db.open) return;
-    if (process.env.LEDGER_STATS) console.error(`ledger stats: ${JSON.stringify(this.stats)}`);
     try {
       this.flush();
     } finally {

@@ -530,6 +530,7 @@ export class ProxyMeter implements Meter {
       },
       transactions: { redeemBatches: this.redeemTransfers, payoutVouchers: this.payoutVouchers },
       vouchersVerified: this.vouchersVerified,
+      ledger: { ...this.o.ledger.stats },
       channels,
       workers,
       ...(this.lastError ? { lastError: this.lastError } : {}),
