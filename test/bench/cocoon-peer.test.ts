@@ -30,6 +30,9 @@ test("bench Cocoon peer: sealed, billed requests succeed; chunks batched; the co
     assert.ok(worker.requests.chunks / worker.requests.completed < 10, `${worker.requests.chunks} chunks for 140 answers`);
     assert.equal(proxy.requests.completed, 140);
     assert.ok(proxy.payments.vouchersVerified >= 1, "vouchers were verified");
+    // Group commit: never more commits than writes, never more WAL syncs than commits.
+    const l = proxy.payments.ledger as { writes: number; commits: number; syncs: number };
+    assert.ok(l.writes >= 140 && l.commits >= 1 && l.commits <= l.writes && l.syncs <= l.commits, JSON.stringify(l));
     // At most one per request (how few depends on this machine's speed; the rule itself is tested in settlement.test.ts).
     assert.ok(proxy.payments.vouchersVerified <= 140, `${proxy.payments.vouchersVerified} voucher verifications for 140 requests`);
   } finally {
