@@ -8,6 +8,7 @@ import { StreamError } from "../protocol/connection.js";
 import { ERROR_STATUS, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceTrailer } from "../protocol/messages.js";
 import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseGenerationRequest, wantsStreamUsage, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
 import { sseData } from "../protocol/sse.js";
+import { decodeAnswerChunk } from "../protocol/answer-chunk.js";
 import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
@@ -466,7 +467,7 @@ class Answer {
           throw new StreamError("worker_failed", `a sealed answer chunk failed its integrity check (${(err as Error).message}); the answer was tampered with on the way`);
         }
       }
-      for (const text of decodeDeltas(data)) {
+      for (const text of decodeAnswerChunk(data)) {
         this.receivedChars += text.length;
         if (text) yield text;
       }
@@ -475,17 +476,6 @@ class Answer {
       throw new StreamError("worker_failed", "the sealed answer ended without its final chunk: it was cut off on the way");
     }
   }
-}
-
-/** An answer chunk's text deltas: `{"deltas": ["...", ...]}` (several when the engine produced them together). */
-function decodeDeltas(data: Uint8Array): string[] {
-  try {
-    const v = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8")) as { deltas?: unknown };
-    if (Array.isArray(v.deltas) && v.deltas.every((d) => typeof d === "string")) return v.deltas as string[];
-  } catch {
-    /* fall through */
-  }
-  throw new StreamError("worker_failed", "the worker sent a malformed chunk (expected {\"deltas\": [strings]})");
 }
 
 function usageOf(t: InferenceTrailer): Record<string, unknown> {

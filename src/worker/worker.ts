@@ -5,6 +5,7 @@ import type { Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
 import { announceSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, STALE_KEYS, type Announce } from "../protocol/messages.js";
+import { encodeAnswerChunk } from "../protocol/answer-chunk.js";
 import { ApiError, parseGenerationRequest } from "../protocol/openai.js";
 import { BackendError, type Backend } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
@@ -216,7 +217,7 @@ export class WorkerNode {
           }
           if (!firstByteAt) firstByteAt = Date.now();
           // One chunk per batch of deltas (those the engine produced together); the client splits them again.
-          const deltas = Buffer.from(JSON.stringify({ deltas: step.value }));
+          const deltas = encodeAnswerChunk(step.value);
           this.stats.chunks++;
           replyOnce();
           await stream.write(responder ? responder.sealChunk(deltas, false) : deltas);
@@ -237,7 +238,7 @@ export class WorkerNode {
         // The final sealed chunk tells the client the answer is complete (truncation is detectable).
         this.stats.chunks++;
         replyOnce();
-        await stream.write(responder.sealChunk(Buffer.from(JSON.stringify({ deltas: [], finishReason: result.finishReason })), true));
+        await stream.write(responder.sealChunk(encodeAnswerChunk([], result.finishReason), true));
         const r = buildReceipt(responder, {
           requestId: head.requestId,
           model: head.model,

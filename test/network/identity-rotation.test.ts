@@ -7,6 +7,7 @@ import { dial, acceptAnyPeer } from "../../src/protocol/transport.js";
 import { chat, startTestNetwork } from "../helpers/network.js";
 import { waitFor } from "../helpers/processes.js";
 import { parseSignedReceipt, sealRequest, verifyReceipt } from "../../src/crypto/index.js";
+import { decodeAnswerChunk } from "../../src/protocol/answer-chunk.js";
 
 const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256;
 
@@ -60,7 +61,7 @@ test("a request sealed to the worker's previous keys is still opened, and its re
       s.end();
       await s.replyHead();
       let text = "";
-      for await (const c of s) text += JSON.parse(Buffer.from(sealed.opener.openChunk(c).data).toString()).deltas.join("");
+      for await (const c of s) text += decodeAnswerChunk(sealed.opener.openChunk(c).data).join("");
       assert.equal(text, "sealed0 to1 old2 keys3");
       assert.ok(sealed.opener.finished);
       const receipt = parseSignedReceipt(s.trailer!.receipt);
