@@ -121,7 +121,7 @@ class RecentCosts {
     return this.total;
   }
 }
-const sum = (m: Map<string, bigint> | bigint[]) => [...(m instanceof Map ? m.values() : m)].reduce((s, v) => s + v, 0n);
+const sum = (m: Map<string, bigint>) => [...m.values()].reduce((s, v) => s + v, 0n);
 
 export class ProxyMeter implements Meter {
   /** See VOUCHER_GRACE_MS; tests set 0 to check the strict sequential bound. */
@@ -266,10 +266,7 @@ export class ProxyMeter implements Meter {
 
   /** Verifies and records the channel's pending voucher, if any (a forged one is refused here). */
   private async applyPending(e: ChannelEntry): Promise<void> {
-    const pending = e.pendingVoucher;
-    if (pending === undefined) return;
-    e.pendingVoucher = undefined;
-    await this.applyVoucher(e, pending);
+    if (e.pendingVoucher !== undefined) await this.applyVoucher(e, e.pendingVoucher); // it clears pendingVoucher
   }
 
   async admit(client: ClientContext, head: InferenceHead): Promise<void> {

@@ -64,14 +64,24 @@ export class SseParser {
   }
 }
 
-/** Parses a whole SSE byte stream (async iterable of chunks) into events, decoding UTF-8 across chunk edges. */
-export async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
+/**
+ * Parses a whole SSE byte stream (async iterable of chunks) into the events each chunk completed, decoding UTF-8
+ * across chunk edges; at the end, a last event that lacked its blank line. Empty batches are skipped.
+ */
+export async function* parseSseBatches(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent[]> {
   const decoder = new TextDecoder();
   const parser = new SseParser();
   for await (const chunk of body) {
-    for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) yield ev;
+    const events = parser.push(decoder.decode(chunk, { stream: true }));
+    if (events.length) yield events;
   }
-  for (const ev of parser.push(decoder.decode() + "\n\n")) yield ev;
+  const last = parser.push(decoder.decode() + "\n\n");
+  if (last.length) yield last;
+}
+
+/** Parses a whole SSE byte stream into events, one at a time. */
+export async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
+  for await (const events of parseSseBatches(body)) yield* events;
 }
 
 /** One SSE event line pair as bytes, as the client writes them to apps. */

@@ -199,13 +199,8 @@ export class WorkerNode {
       }
       if (req.maxTokens > head.maxTokens) throw new ApiError(400, `max_tokens ${req.maxTokens} exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
       // The reply goes out with the first chunk (one TLS write, not two), and a request whose engine fails before
-      // that can still be retried elsewhere by the proxy, which retries only before a reply.
-      let replied = false;
-      const replyOnce = () => {
-        if (replied) return;
-        replied = true;
-        stream.reply({ ok: true, worker: this.id });
-      };
+      // that can still be retried elsewhere by the proxy, which retries only before a reply. Stream.reply sends once.
+      const reply = () => stream.reply({ ok: true, worker: this.id });
       const gen = this.opts.backend.generate(req, stream.signal);
       let result;
       try {
@@ -219,7 +214,7 @@ export class WorkerNode {
           // One chunk per batch of deltas (those the engine produced together); the client splits them again.
           const deltas = encodeAnswerChunk(step.value);
           this.stats.chunks++;
-          replyOnce();
+          reply();
           await stream.write(responder ? responder.sealChunk(deltas, false) : deltas);
         }
       } finally {
@@ -237,7 +232,7 @@ export class WorkerNode {
       if (responder) {
         // The final sealed chunk tells the client the answer is complete (truncation is detectable).
         this.stats.chunks++;
-        replyOnce();
+        reply();
         await stream.write(responder.sealChunk(encodeAnswerChunk([], result.finishReason), true));
         const r = buildReceipt(responder, {
           requestId: head.requestId,
@@ -248,7 +243,7 @@ export class WorkerNode {
         });
         receipt = signReceipt(r, receiptKey!);
       }
-      replyOnce();
+      reply();
       stream.end({
         ...(receipt ? { receipt } : {}),
         usage: result.usage,

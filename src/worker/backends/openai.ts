@@ -5,7 +5,7 @@ import http from "node:http";
 import https from "node:https";
 import type { GenerationRequest } from "../../protocol/openai.js";
 import type { ModelInfo } from "../../protocol/messages.js";
-import { SseParser } from "../../protocol/sse.js";
+import { parseSseBatches } from "../../protocol/sse.js";
 import { BackendError, type Backend, type BackendHealth, type GenerationResult } from "./backend.js";
 import { countTokens } from "./tokenizer.js";
 
@@ -146,8 +146,6 @@ export class OpenAiBackend implements Backend {
     let finish: GenerationResult["finishReason"] = "stop";
     let completionText = "";
     let sawDone = false;
-    const decoder = new TextDecoder();
-    const parser = new SseParser();
     // One event's JSON: a delta to keep, usage or finish reason to note, or an error to raise.
     const take = (data: string, batch: string[]): void => {
       let chunk: { choices?: { delta?: { content?: string | null }; text?: string; finish_reason?: string | null }[]; usage?: Record<string, number> | null; error?: { message?: string } };
@@ -175,10 +173,10 @@ export class OpenAiBackend implements Backend {
     try {
       // destroyOnReturn: false, so that leaving at [DONE] does not destroy the response: the rest (normally just the
       // end of the body) drains below and the socket goes back to the keep-alive pool instead of being closed.
-      for await (const bytes of res.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      for await (const events of parseSseBatches(res.iterator({ destroyOnReturn: false }))) {
         // Every delta of one read goes out as one batch (one sealed chunk), in order.
         const batch: string[] = [];
-        for (const ev of parser.push(decoder.decode(bytes, { stream: true }))) {
+        for (const ev of events) {
           if (ev.data === "[DONE]") {
             sawDone = true;
             break;
@@ -187,12 +185,6 @@ export class OpenAiBackend implements Backend {
         }
         if (batch.length) yield batch;
         if (sawDone) break;
-      }
-      if (!sawDone) {
-        // The body ended without [DONE]: complete a last event that lacked its blank line.
-        const batch: string[] = [];
-        for (const ev of parser.push(decoder.decode() + "\n\n")) if (ev.data !== "[DONE]") take(ev.data, batch);
-        if (batch.length) yield batch;
       }
     } catch (err) {
       if (signal.aborted) return cancelled();
