@@ -29,6 +29,11 @@ export interface Backend {
    * event per delta. Returns usage. Stops early (finishReason "cancelled") when signal aborts.
    */
   generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string[], GenerationResult>;
+  /**
+   * The engine's own parallel slots and how many requests really hold one now, for the status page: it shows whether
+   * the engine agrees with the worker's count of active requests. Only in-process engines know this.
+   */
+  slots?(): { total: number; busy: number };
   close(): Promise<void>;
 }
 
