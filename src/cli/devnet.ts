@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDevnetChain, type DevnetChain } from "../payments/devnet.js";
+import { DEFAULT_DRAIN_TIMEOUT_S, STOP_GRACE_MS } from "./lifecycle.js";
 
 export interface DevnetOptions {
   apiPort: number;
@@ -15,6 +16,8 @@ export interface DevnetOptions {
   payments?: boolean;
   /** Where chain state, ledgers and payments configs go (default: a fresh temporary folder). */
   dataDir?: string;
+  /** On SIGTERM, how long each role may let running requests finish (seconds; default 30). */
+  drainTimeoutS?: number;
 }
 
 interface Child {
@@ -25,8 +28,35 @@ interface Child {
 
 const out = (s: string) => process.stdout.write(s);
 
+/** A child killed by a signal keeps exitCode null: it is gone once either code is set. */
+const alive = (c: Child) => c.proc.exitCode === null && c.proc.signalCode === null;
+const exited = (c: Child) => (alive(c) ? new Promise<void>((r) => c.proc.once("exit", () => r())) : Promise.resolve());
+
+/** Resolves true when `p` settled within `ms`, false otherwise. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const done = await Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return done;
+}
+
+/** Sends `signal` to a child that is still running and waits for it; past `ms` it is killed. */
+async function stopChild(c: Child, signal: NodeJS.Signals, ms: number): Promise<void> {
+  if (!alive(c)) return;
+  const gone = exited(c);
+  c.proc.kill(signal);
+  if (await within(gone, ms)) return;
+  if (alive(c)) {
+    out(`${c.name} (pid ${c.proc.pid}) did not stop within ${Math.round(ms / 1000)} s; killing it\n`);
+    c.proc.kill("SIGKILL");
+  }
+  await gone;
+}
+
 function startChild(name: string, args: string[]): Child {
-  const proc = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env } });
+  // Its own process group: a Ctrl-C in the terminal reaches only the devnet, which stops the children in order
+  // (a child that got the terminal's SIGINT and then ours would take the second one as "force").
+  const proc = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env }, detached: true });
   // Children's logs go to our stderr with their name; their own "ready" lines are replaced by our report.
   createInterface({ input: proc.stderr! }).on("line", (l) => process.stderr.write(`  ${l}\n`));
   createInterface({ input: proc.stdout! }).on("line", () => {});
@@ -51,21 +81,60 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   let chain: DevnetChain | undefined;
   /** A temporary folder made for this run: removed at exit (with --data-dir the state stays). */
   let tempDir: string | undefined;
-  let shuttingDown = false;
-  const shutdown = async (code: number) => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGTERM");
-    await Promise.all(children.map((c) => (c.proc.exitCode === null ? new Promise((r) => c.proc.once("exit", r)) : undefined)));
-    await chain?.close().catch(() => undefined);
+  const drainMs = (o.drainTimeoutS ?? DEFAULT_DRAIN_TIMEOUT_S) * 1000;
+  /** Past this, a child asked to stop is killed (its own stop is bounded by STOP_GRACE_MS). */
+  const stopMs = STOP_GRACE_MS + 1_000;
+  let stopping = false;
+  let userSignals = 0;
+
+  /** The chain (in this process) goes last: roles still settle on it while they stop. */
+  const cleanUp = async () => {
+    if (chain && !(await within(chain.close().catch(() => undefined), 3_000))) out("the local chain did not close within 3 s; exiting anyway\n");
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+  };
+  /**
+   * "stop": every role stops at once (Ctrl-C, or a role the network needs died). "drain" (SIGTERM): the client
+   * first, letting the apps' running requests finish and handing the proxy its newest voucher, then the others.
+   */
+  const shutdown = async (code: number, how: "stop" | "drain") => {
+    if (stopping) return;
+    stopping = true;
+    if (how === "drain") {
+      const client = children.filter((c) => c.name === "client");
+      await Promise.all(client.map((c) => stopChild(c, "SIGTERM", drainMs + stopMs)));
+      await Promise.all(children.filter((c) => !client.includes(c)).map((c) => stopChild(c, "SIGTERM", drainMs + stopMs)));
+    } else {
+      await Promise.all(children.map((c) => stopChild(c, "SIGINT", stopMs)));
+    }
+    await cleanUp();
     process.exit(code);
   };
-  process.on("SIGINT", () => {
-    out("\nstopping the devnet…\n");
-    void shutdown(0);
-  });
-  process.on("SIGTERM", () => void shutdown(0));
+  /** A second Ctrl-C while stopping: kill what is left, clean up, exit. */
+  const force = async () => {
+    out("stopping now: killing the remaining processes\n");
+    for (const c of children) if (alive(c)) c.proc.kill("SIGKILL");
+    await Promise.all(children.map(exited));
+    await cleanUp();
+    process.exit(130);
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    userSignals++;
+    if (stopping) {
+      if (userSignals >= 2) void force();
+      else out(`\nreceived ${sig}: the devnet is already stopping (press Ctrl-C again to kill what is left)\n`);
+      return;
+    }
+    if (sig === "SIGTERM") {
+      out(`\nreceived SIGTERM: stopping the devnet after running requests finish (at most ${drainMs / 1000} s; Ctrl-C stops at once)…\n`);
+      void shutdown(0, "drain");
+    } else {
+      out(`\nstopping the devnet…\n`);
+      void shutdown(0, "stop");
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGHUP", onSignal);
 
   const total = 2 + o.workers;
   out(`cocoon devnet: a whole network on this machine (attestation: sim, a development stand-in — INSECURE)\n`);
@@ -128,27 +197,31 @@ ${chain ? `Payments (devnet TON, per token; costs in usage.total_cost, nanoTON):
   chain    ${chain.server.url}
   root     ${chain.boot.root.toString()}
   channel  ${chain.boot.channel.toString()} (client deposit: see the client status page)
-  client   cocoon client deposit|close|withdraw|channel --payments ${chain.files.client}
+  client   cocoon client deposit|close|withdraw|channels --payments ${chain.files.client}
 
 ` : ""}Processes: ${children.map((ch) => `${ch.name} pid ${ch.proc.pid}`).join(", ")}
-Press Ctrl-C to stop.
+Press Ctrl-C to stop (or send SIGTERM to let running requests finish first).
 `);
     for (const ch of children) {
-      ch.proc.on("exit", (code, signal) => {
-        if (shuttingDown) return;
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (stopping) return;
         const how = signal ?? `code ${code}`;
         if (ch.name.startsWith("worker")) {
-          const alive = children.filter((x) => x.name.startsWith("worker") && x.proc.exitCode === null && x.proc.signalCode === null).length;
-          out(`${ch.name} (pid ${ch.proc.pid}) exited (${how}); the network goes on with ${alive} worker(s).\n`);
+          const left = children.filter((x) => x.name.startsWith("worker") && alive(x)).length;
+          out(`${ch.name} (pid ${ch.proc.pid}) exited (${how}); the network goes on with ${left} worker(s).\n`);
         } else {
           out(`${ch.name} (pid ${ch.proc.pid}) exited (${how}); the devnet cannot work without it and stops.\n`);
-          void shutdown(1);
+          void shutdown(1, "stop");
         }
-      });
+      };
+      // One that died while the report was printed is handled too.
+      if (alive(ch)) ch.proc.once("exit", onExit);
+      else onExit(ch.proc.exitCode, ch.proc.signalCode);
     }
     await new Promise(() => {});
   } catch (err) {
+    if (stopping) return;
     out(`devnet failed to start: ${(err as Error).message}\n`);
-    await shutdown(1);
+    await shutdown(1, "stop");
   }
 }

@@ -13,7 +13,7 @@ import {
   DEFAULT_WORKER_STATUS_PORT,
 } from "./roles.js";
 import { runDevnet } from "./devnet.js";
-import { reportReady, serveUntilSignal } from "./lifecycle.js";
+import { DEFAULT_DRAIN_TIMEOUT_S, parseDrainTimeout, reportReady, serveUntilSignal } from "./lifecycle.js";
 import { registerAttestCommand } from "./attest.js";
 import { registerClientChannelCommands } from "../payments/channel-cli.js";
 import { registerChainCommand } from "./chain.js";
@@ -30,6 +30,15 @@ function positive(value: string): number {
   return n;
 }
 const collect = (value: string, prev: string[] = []) => [...prev, value];
+function drainSeconds(value: string): number {
+  try {
+    return parseDrainTimeout(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+const DRAIN_HELP = "on SIGTERM: how long to let running requests finish before stopping, in seconds";
+const drainMs = (o: { drainTimeout: number }) => ({ drainTimeoutMs: o.drainTimeout * 1000 });
 
 const securityOptions = (cmd: Command) =>
   cmd
@@ -47,11 +56,12 @@ const clientCommand = securityOptions(
     .option("--port <port>", "API port", port, DEFAULT_CLIENT_API_PORT)
     .option("--proxy <host:port>", "the proxy's client port", `127.0.0.1:${DEFAULT_CLIENT_PORT}`)
     .option("--no-seal", "send requests in clear through the proxy (development only; refused by --policy production)")
-    .option("--payments <file>", "payments config JSON: wallet, channel, ledger (cocoon devnet writes one); without it nothing is paid"),
+    .option("--payments <file>", "payments config JSON: wallet, channel, ledger (cocoon devnet writes one); without it nothing is paid")
+    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
 ).action(async (o) => {
   const client = await startClientRole(o);
   reportReady({ role: "client", api: `${client.url}/v1`, port: client.port }, `client ready: API at ${client.url}/v1 (status: ${client.url}/status)`);
-  await serveUntilSignal(() => client.stop());
+  await serveUntilSignal({ drain: (ms) => client.drain(ms), stop: () => client.stop() }, drainMs(o));
 });
 registerClientChannelCommands(clientCommand);
 
@@ -63,14 +73,15 @@ securityOptions(
     .option("--worker-port <port>", "port for workers", port, DEFAULT_WORKER_PORT)
     .option("--client-port <port>", "port for clients", port, DEFAULT_CLIENT_PORT)
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_PROXY_STATUS_PORT)
-    .option("--payments <file>", "payments config JSON: operator wallet, proxy contract, root, ledger; without it requests are only counted"),
+    .option("--payments <file>", "payments config JSON: operator wallet, proxy contract, root, ledger; without it requests are only counted")
+    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
 ).action(async (o) => {
   const proxy = await startProxyRole(o);
   reportReady(
     { role: "proxy", workerPort: proxy.workerPort, clientPort: proxy.clientPort, status: proxy.statusUrl },
     `proxy ready: workers connect to ${o.host}:${proxy.workerPort}, clients to ${o.host}:${proxy.clientPort}, status at ${proxy.statusUrl}`,
   );
-  await serveUntilSignal(() => proxy.stop());
+  await serveUntilSignal({ drain: (ms) => proxy.drain(ms), stop: () => proxy.stop() }, drainMs(o));
 });
 
 securityOptions(
@@ -88,12 +99,13 @@ securityOptions(
     .option("--name <id>", "worker id shown to the proxy")
     .option("--status-host <host>", "address of the status page", "127.0.0.1")
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_WORKER_STATUS_PORT)
-    .option("--payments <file>", "payments config JSON: payout wallet, proxy contract, root, ledger; without it the worker earns nothing"),
+    .option("--payments <file>", "payments config JSON: payout wallet, proxy contract, root, ledger; without it the worker earns nothing")
+    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
 ).action(async (o) => {
   if (o.proxy.length === 0) o.proxy = [`127.0.0.1:${DEFAULT_WORKER_PORT}`];
   const worker = await startWorkerRole(o);
   reportReady({ role: "worker", id: worker.id, status: worker.statusUrl }, `worker ${worker.id} ready: dialing ${o.proxy.join(", ")}; status at ${worker.statusUrl}`);
-  await serveUntilSignal(() => worker.stop());
+  await serveUntilSignal({ drain: (ms) => worker.drain(ms), stop: () => worker.stop() }, drainMs(o));
 });
 
 program
@@ -104,8 +116,9 @@ program
   .option("--model-file <path>", "GGUF model for the workers")
   .option("--no-payments", "no chain and no payments: requests are free (only counted)")
   .option("--data-dir <dir>", "where the devnet keeps chain state, ledgers and payments configs (default: a new temporary folder)")
+  .option("--drain-timeout <seconds>", "on SIGTERM: how long each role lets running requests finish (Ctrl-C stops at once)", drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
   .action(async (o) => {
-    await runDevnet({ apiPort: o.port, workers: o.workers, modelFile: o.modelFile, payments: o.payments, dataDir: o.dataDir });
+    await runDevnet({ apiPort: o.port, workers: o.workers, modelFile: o.modelFile, payments: o.payments, dataDir: o.dataDir, drainTimeoutS: o.drainTimeout });
   });
 
 registerAttestCommand(program);

@@ -430,6 +430,36 @@ export class ClientNode {
     await this.opts.payer?.close?.();
     this.link.stop();
   }
+
+  /**
+   * Graceful shutdown, first half (SIGTERM): the API stops listening, and a new request on a connection that is
+   * still open gets 503 "shutting_down" (GET /status still answers); running requests go on until they ended or
+   * `timeoutMs` passed. stop() does the rest.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const server = this.http?.server;
+    if (!server || !server.listening) return;
+    const serve = server.listeners("request") as http.RequestListener[];
+    server.removeAllListeners("request");
+    server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (req.method === "GET" && (req.url ?? "").split("?")[0] === "/status") {
+        for (const l of serve) l.call(server, req, res);
+        return;
+      }
+      const err = new ApiError(503, `This Cocoon client is shutting down and takes no new requests; retry in a moment (or through another client).`, "service_unavailable", "shutting_down");
+      sendJson(res, 503, err.toJSON(), { connection: "close", "retry-after": "5" });
+    });
+    // close() stops listening and ends idle keep-alive connections; its callback runs once the last one ended.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
+    const late = await Promise.race([closed.then(() => false), timedOut]);
+    clearInterval(idle);
+    clearTimeout(timer);
+    if (late) this.log.warn(`drain timeout: requests still running after ${Math.round(timeoutMs / 1000)} s will be cut off`);
+    else this.log.info("drained: no request is running");
+  }
 }
 
 /**

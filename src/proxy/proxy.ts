@@ -470,4 +470,21 @@ export class ProxyNode {
     await Promise.all([this.workerListener?.close(), this.clientListener?.close(), this.status?.close()]);
     await this.meter.close?.();
   }
+
+  /**
+   * Graceful shutdown, first half (SIGTERM): new inference requests are refused with the retryable "no_worker"
+   * (saying the proxy is shutting down), running relays go on until they ended or `timeoutMs` passed; stop() does
+   * the rest. The refusal sits where a worker is picked, so a request is refused before it reaches any worker.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const refusal = { code: "no_worker", message: `proxy ${this.id} is shutting down and takes no new requests; retry in a moment (through another proxy if you have one)` };
+    this.pool.pick = () => undefined;
+    this.pool.explainNone = () => refusal;
+    const running = () => this.pool.list().reduce((n, w) => n + w.active, 0);
+    const deadline = Date.now() + timeoutMs;
+    if (running() > 0) this.log.info(`draining: waiting for ${running()} running request(s), at most ${Math.round(timeoutMs / 1000)} s`);
+    while (running() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (running() > 0) this.log.warn(`drain timeout: ${running()} running request(s) will be cut off`);
+    else this.log.info("drained: no request is running");
+  }
 }

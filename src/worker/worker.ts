@@ -317,4 +317,32 @@ export class WorkerNode {
     await this.opts.backend.close();
     await this.opts.payee?.close?.();
   }
+
+  /**
+   * Graceful shutdown, first half (SIGTERM): announces itself disabled ("draining") so proxies send nothing new,
+   * then waits until the running requests ended or `timeoutMs` passed. stop() does the rest.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const reason = "shutting down: finishing its running requests, taking no new ones";
+    this.draining = reason;
+    await this.reannounce().catch((err: Error) => this.log.warn(`could not announce the drain to the proxies: ${err.message}`));
+    const deadline = Date.now() + timeoutMs;
+    if (this.active > 0) this.log.info(`draining: waiting for ${this.active} running request(s), at most ${Math.round(timeoutMs / 1000)} s`);
+    while (this.active > 0 && Date.now() < deadline) {
+      // An identity renewal ends its own drain by clearing the reason: stay disabled until the stop.
+      if (this.draining !== reason) {
+        this.draining = reason;
+        await this.reannounce().catch(() => undefined);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (this.active > 0) this.log.warn(`drain timeout: ${this.active} running request(s) will be cut off`);
+    else this.log.info("drained: no request is running");
+  }
+}
+
+/** The "generation" of a request cancelled before it reached the backend: no text, zero usage. */
+// eslint-disable-next-line require-yield
+async function* notStarted(): AsyncGenerator<string[], GenerationResult> {
+  return { usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }, finishReason: "cancelled", usageSource: "engine" };
 }
