@@ -1,7 +1,6 @@
 // The client role: an OpenAI-compatible HTTP API for apps (chat completions, completions, models; SSE
 // streaming) in front of one proxy connection. Apps use the official SDKs unchanged.
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
 import type http from "node:http";
 import type { Stream } from "../protocol/connection.js";
 import { StreamError } from "../protocol/connection.js";
@@ -22,6 +21,11 @@ import { OP_PAYMENTS, OP_WORKERS, workersReplySchema } from "../protocol/message
 export const DEFAULT_CLIENT_API_PORT = 10000;
 /** How long a model's verified candidate list is reused before asking the proxy again. */
 const CANDIDATES_CACHE_MS = 1_000;
+/**
+ * After the app went away, how long the client waits for the worker to end the answer properly (final chunk and
+ * signed receipt, see `cancel` in protocol/messages.ts) before it drops the stream hard.
+ */
+export const CANCEL_GRACE_MS = 5_000;
 
 export interface VerifiedWorker {
   id: string;
@@ -64,6 +68,8 @@ export interface ClientOptions {
 }
 
 interface Counters {
+  /** Requests the app cancelled whose answers still ended with a receipt and were paid for what was produced. */
+  cancelledBilled: number;
   receiptsVerified: number;
   receiptsRefused: number;
   workersRefused: number;
@@ -82,7 +88,7 @@ export class ClientNode {
   readonly link: ProxyLink;
   private readonly log: Logger;
   private http?: HttpServerHandle;
-  private readonly stats: Counters = { receiptsVerified: 0, receiptsRefused: 0, workersRefused: 0, requests: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
+  private readonly stats: Counters = { cancelledBilled: 0, receiptsVerified: 0, receiptsRefused: 0, workersRefused: 0, requests: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
 
   constructor(private readonly opts: ClientOptions) {
     this.id = opts.clientId ?? `client-${randomBytes(4).toString("hex")}`;
@@ -171,8 +177,21 @@ export class ClientNode {
     const requestId = `${endpoint === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
     let stream: Stream | undefined;
     let sealed: SealedExchange | undefined;
+    // The app going away is a soft cancel: the worker stops generating but still ends the answer with its receipt, and
+    // this client keeps reading it to the end and pays what the receipt says was produced. Client and proxy thus settle
+    // every request the same way, however late the app leaves; only a worker that does not finish in time is dropped.
+    const gone: AppGone = { gone: false };
+    let hardStop: NodeJS.Timeout | undefined;
+    const sendCancel = () => {
+      if (!stream || stream.error) return;
+      this.link.conn?.sendControl({ type: "cancel", requestId });
+      hardStop ??= setTimeout(() => stream?.reset("cancelled", "the app closed the connection and the answer did not end in time"), CANCEL_GRACE_MS);
+      hardStop.unref();
+    };
     const cancel = () => {
-      if (!res.writableFinished) stream?.reset("cancelled", "the app closed the connection");
+      if (res.writableFinished || gone.gone) return;
+      gone.gone = true;
+      sendCancel();
     };
     res.on("close", cancel);
     try {
@@ -192,6 +211,7 @@ export class ClientNode {
           ...(sealed ? { sealed: true, candidates: sealed.candidates.map((c) => c.id) } : {}),
           ...(payment ? { payment } : {}),
         });
+        if (gone.gone) sendCancel();
         try {
           await stream.write(payload);
           stream.end();
@@ -207,17 +227,18 @@ export class ClientNode {
         "x-cocoon-sealed": sealed ? "true" : "false (request and answer visible to the proxy)",
       };
       if (sealed && typeof reply.worker === "string") sealed.result.opener.preferWorker(reply.worker);
-      const answer = new Answer(stream!, sealed);
+      const answer = new Answer(stream!, sealed, gone);
       if (body.stream === true) await this.streamAnswer(res, answer, gen, requestId, wantsStreamUsage(body), headers);
       else await this.collectAnswer(res, answer, gen, requestId, headers);
     } catch (err) {
-      if (err instanceof StreamError && err.code === "cancelled" && res.destroyed) {
+      if (gone.gone || (err instanceof StreamError && err.code === "cancelled" && res.destroyed)) {
         this.stats.cancelled++;
         return;
       }
       throw err;
     } finally {
       res.off("close", cancel);
+      if (hardStop) clearTimeout(hardStop);
     }
   }
 
@@ -304,6 +325,7 @@ export class ClientNode {
     let text = "";
     for await (const delta of answer) text += delta;
     const trailer = await this.finish(answer, gen, id);
+    if (answer.appGone) return;
     const created = Math.floor(Date.now() / 1000);
     const finish = trailer.finishReason === "length" ? "length" : "stop";
     const usage = usageOf(trailer);
@@ -323,8 +345,10 @@ export class ClientNode {
       gen.endpoint === "chat"
         ? { id, object: "chat.completion.chunk", created, model: gen.model, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }], ...usageField }
         : { id, object: "text_completion", created, model: gen.model, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }], ...usageField };
+    // Once the app is gone, the answer is still read to its end (and paid), just not written anywhere.
     const write = async (obj: unknown) => {
-      if (!res.write(sseData(JSON.stringify(obj)))) await once(res, "drain");
+      if (answer.appGone || res.destroyed) return;
+      if (!res.write(sseData(JSON.stringify(obj)))) await drainOrClose(res);
     };
     try {
       if (gen.endpoint === "chat") await write(chunk({ delta: { role: "assistant", content: "" } }));
@@ -338,9 +362,9 @@ export class ClientNode {
         const base = gen.endpoint === "chat" ? "chat.completion.chunk" : "text_completion";
         await write({ id, object: base, created, model: gen.model, choices: [], usage: usageOf(trailer) });
       }
-      res.end("data: [DONE]\n\n");
+      if (!res.destroyed) res.end("data: [DONE]\n\n");
     } catch (err) {
-      if (res.destroyed) throw err;
+      if (res.destroyed || answer.appGone) throw err;
       // Headers are gone already: report the failure in-band, as OpenAI does, then close the stream.
       const apiErr = toApiError(err);
       this.count(apiErr.status);
@@ -366,9 +390,14 @@ export class ClientNode {
       cost: trailer.cost,
       receiptOk: !!answer.sealed && !answer.receiptProblem,
       workerId: trailer.worker,
+      appCancelled: answer.appGone,
     });
-    this.stats.completed++;
-    this.count(200);
+    if (answer.appGone) {
+      this.stats.cancelledBilled++;
+    } else {
+      this.stats.completed++;
+      this.count(200);
+    }
     this.stats.promptTokens += trailer.usage.prompt_tokens;
     this.stats.completionTokens += trailer.usage.completion_tokens;
     return trailer;
@@ -413,7 +442,7 @@ export class ClientNode {
           ...(l.lastError ? { lastError: l.lastError } : {}),
         },
       ],
-      requests: { total: this.stats.requests, completed: this.stats.completed, failed: this.stats.failed, cancelled: this.stats.cancelled, byStatus: this.stats.byStatus },
+      requests: { total: this.stats.requests, completed: this.stats.completed, failed: this.stats.failed, cancelled: this.stats.cancelled, cancelledBilled: this.stats.cancelledBilled, byStatus: this.stats.byStatus },
       tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
       sealing: this.opts.verifyWorkerCert
         ? { enabled: true, receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused }, workersRefused: this.stats.workersRefused, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) }
@@ -475,6 +504,24 @@ function attestationHeader(proxy: PeerInfo | undefined, reply: Record<string, un
   return { [ATTESTATION_HEADER]: parts.join("; ") };
 }
 
+/** Whether the app closed its HTTP connection before the answer was complete. */
+interface AppGone {
+  gone: boolean;
+}
+
+/** Resolves when a response can take more data, or when it closed (an app that left never drains). */
+function drainOrClose(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
 /** The answer stream as text deltas: opens sealed chunks, checks nothing was dropped or cut off. */
 class Answer {
   receivedChars = 0;
@@ -483,7 +530,12 @@ class Answer {
   constructor(
     readonly stream: Stream,
     readonly sealed: SealedExchange | undefined,
+    private readonly app: AppGone = { gone: false },
   ) {}
+
+  get appGone(): boolean {
+    return this.app.gone;
+  }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<string> {
     const opener = this.sealed?.result.opener;

@@ -59,6 +59,8 @@ export class ClientPayer implements Payer {
   private state?: ChannelState;
   private stateAt = 0;
   private readonly refused = { count: 0, nano: 0n };
+  /** Answers the app cancelled that were still paid for what the worker produced (since this process started). */
+  private readonly cancelledPaid = { count: 0, nano: 0n };
   private readonly disputes = { count: 0, nano: 0n };
   private lastError?: string;
   /** Settles when the channel is registered on the current connection (requests wait for it). */
@@ -226,6 +228,10 @@ export class ClientPayer implements Payer {
       });
       this.signCumulative(this.spent);
     });
+    if (a.appCancelled) {
+      this.cancelledPaid.count++;
+      this.cancelledPaid.nano += cost;
+    }
     this.scheduleFlush();
     void this.refreshState();
   }
@@ -269,6 +275,7 @@ export class ClientPayer implements Payer {
       redeemed: (s?.redeemed ?? 0n).toString(),
       ...(s ? { channelBalance: s.balance.toString(), available: ((this.available() ?? 0n) > 0n ? this.available()! : 0n).toString(), channelStatus: ["open", "closing", "closed"][s.status] } : {}),
       refusedReceipts: { count: this.refused.count, nano: this.refused.nano.toString() },
+      cancelledByApp: { count: this.cancelledPaid.count, nano: this.cancelledPaid.nano.toString() },
       ...(this.disputes.count ? { disputes: { count: this.disputes.count, nano: this.disputes.nano.toString() } } : {}),
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };

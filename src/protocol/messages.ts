@@ -39,6 +39,24 @@ export const inferenceHeadSchema = z.object({
 });
 export type InferenceHead = z.infer<typeof inferenceHeadSchema>;
 
+/**
+ * What the proxy forwards to a worker: only what serving the request needs. No payment data and no candidate list:
+ * a worker must not learn which client (channel) it serves (docs/security.md: linking only through timing).
+ */
+export type WorkerInferenceHead = Pick<InferenceHead, "op" | "requestId" | "endpoint" | "model" | "maxTokens" | "bodyBytes" | "sealed">;
+export function workerHeadOf(h: InferenceHead): WorkerInferenceHead {
+  return { op: h.op, requestId: h.requestId, endpoint: h.endpoint, model: h.model, maxTokens: h.maxTokens, bodyBytes: h.bodyBytes, ...(h.sealed ? { sealed: true } : {}) };
+}
+
+/**
+ * Control message (connection level) that asks to stop generating a request but still finish it properly: the
+ * worker ends the answer with its final chunk and a signed receipt for what it generated, so client and proxy settle
+ * the same request at the same cost (a cancelled request is billed for the tokens it produced). Client -> proxy,
+ * proxy -> the worker running it. A stream reset stays the hard stop (nothing is billed, nothing is signed).
+ */
+export const cancelSchema = z.object({ type: z.literal("cancel"), requestId: z.string().min(1).max(128) });
+export type CancelMessage = z.infer<typeof cancelSchema>;
+
 export const usageSchema = z.object({
   prompt_tokens: z.number().int().min(0),
   completion_tokens: z.number().int().min(0),

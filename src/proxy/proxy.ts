@@ -6,6 +6,7 @@ import { StreamError } from "../protocol/connection.js";
 import { listen, type Listener, type PeerInfo, type PeerVerifier, type TlsIdentity } from "../protocol/transport.js";
 import {
   announceSchema,
+  cancelSchema,
   inferenceHeadSchema,
   inferenceTrailerSchema,
   OP_INFERENCE,
@@ -15,6 +16,7 @@ import {
   parseMessage,
   STALE_KEYS,
   workersRequestSchema,
+  workerHeadOf,
   type InferenceHead,
 } from "../protocol/messages.js";
 import { WorkerPool, type PoolWorker } from "./pool.js";
@@ -69,6 +71,16 @@ interface ClientState {
   id: string;
   since: number;
   requests: number;
+  /** Requests of this client being relayed, by request id (a soft cancel names one). */
+  relays: Map<string, RelayState>;
+}
+
+/** One client request while the proxy relays it. */
+interface RelayState {
+  /** The worker running it now, once one was picked. */
+  worker?: PoolWorker;
+  /** The client asked to stop generating (soft cancel): the worker still ends the answer with its receipt. */
+  cancelled: boolean;
 }
 
 /** Raised inside the relay to say "try the next worker". */
@@ -182,10 +194,18 @@ export class ProxyNode {
   }
 
   private onClient(conn: Connection, peer: PeerInfo): void {
-    const state: ClientState = { conn, peer, id: conn.peerHello?.node ?? "client", since: Date.now(), requests: 0 };
+    const state: ClientState = { conn, peer, id: conn.peerHello?.node ?? "client", since: Date.now(), requests: 0, relays: new Map() };
     this.clients.add(state);
     this.log.info(`client connected: ${state.id}`);
     conn.on("stream", (s) => void this.onClientStream(state, s));
+    conn.on("control", (msg) => {
+      if (msg.type !== "cancel") return;
+      try {
+        this.softCancel(state, parseMessage(cancelSchema, msg, "cancel message").requestId);
+      } catch (err) {
+        this.log.warn(`client ${state.id} sent a bad control message: ${(err as Error).message}`);
+      }
+    });
     conn.on("close", () => {
       this.clients.delete(state);
       this.log.info(`client disconnected: ${state.id}`);
@@ -244,10 +264,19 @@ export class ProxyNode {
       stream.reset("bad_request", "this proxy only relays requests sealed to attested workers (production policy); use a current cocoon client with sealing on");
       return;
     }
+    if (client.relays.has(head.requestId)) {
+      this.stats.rejected++;
+      stream.reset("bad_request", `request id ${head.requestId} is already in flight on this connection; use a fresh id per request`);
+      return;
+    }
+    // Registered at once: a cancel may follow the request's head immediately, while admission still runs.
+    const relay: RelayState = { cancelled: false };
+    client.relays.set(head.requestId, relay);
     const ctx: ClientContext = { clientId: client.id, insecure: client.peer.insecure };
     try {
       await this.meter.admit(ctx, head);
     } catch (err) {
+      client.relays.delete(head.requestId);
       this.stats.rejected++;
       stream.reset(err instanceof MeterRefusal ? err.code : "bad_request", (err as Error).message);
       return;
@@ -255,23 +284,37 @@ export class ProxyNode {
     let settled = false;
     try {
       const body = await stream.readAll(MAX_CLIENT_BODY);
-      settled = await this.relay(ctx, head, body, stream);
+      settled = await this.relay(ctx, head, body, stream, relay);
     } catch (err) {
       if (!stream.error) stream.reset("bad_request", (err as Error).message);
     } finally {
+      client.relays.delete(head.requestId);
       if (!settled) this.meter.release(ctx, head);
     }
   }
 
+  /**
+   * The client's app went away: stop generating, but let the worker end the answer with its final chunk and signed
+   * receipt, so that client and proxy settle the same request at the same cost (nothing stuck after a late cancel).
+   */
+  private softCancel(client: ClientState, requestId: string): void {
+    const relay = client.relays.get(requestId);
+    if (!relay || relay.cancelled) return;
+    relay.cancelled = true;
+    const w = relay.worker;
+    if (w && !w.conn.closed) w.conn.sendControl({ type: "cancel", requestId });
+  }
+
   /** Runs the request on one worker after another until one answers; true when usage was settled. */
-  private async relay(ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream): Promise<boolean> {
+  private async relay(ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream, state: RelayState): Promise<boolean> {
     const tried = new Set<string>();
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     const only = head.sealed ? new Set(head.candidates ?? []) : undefined;
     let staleKeys = false;
     for (;;) {
-      if (client.signal.aborted) {
+      if (client.signal.aborted || state.cancelled) {
         this.stats.cancelled++;
+        if (!client.signal.aborted) client.reset("cancelled", "the client cancelled the request before a worker took it");
         return false;
       }
       const worker = tried.size < maxAttempts ? this.pool.pick(head.model, tried, only) : undefined;
@@ -288,7 +331,7 @@ export class ProxyNode {
       tried.add(worker.id);
       if (tried.size > 1) this.stats.retried++;
       try {
-        return await this.runOn(worker, ctx, head, body, client);
+        return await this.runOn(worker, ctx, head, body, client, state);
       } catch (err) {
         if (err instanceof RetryableFailure) {
           staleKeys ||= err.staleKeys;
@@ -300,7 +343,7 @@ export class ProxyNode {
     }
   }
 
-  private async runOn(worker: PoolWorker, ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream): Promise<boolean> {
+  private async runOn(worker: PoolWorker, ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream, state: RelayState): Promise<boolean> {
     const started = Date.now();
     worker.active++;
     let upstream: Stream | undefined;
@@ -311,8 +354,10 @@ export class ProxyNode {
     const digest = head.sealed ? new ResponseDigest() : undefined;
     try {
       try {
-        const opened = worker.conn.open({ ...head });
+        const opened = worker.conn.open(workerHeadOf(head));
         upstream = opened;
+        state.worker = worker;
+        if (state.cancelled) worker.conn.sendControl({ type: "cancel", requestId: head.requestId });
         await opened.write(body);
         opened.end();
         await opened.replyHead();

@@ -1,13 +1,13 @@
 // The worker role: dials out to proxies (so it may sit behind NAT), announces its models and capacity,
 // validates each request against the field allow-list, runs it on its backend and streams the answer back.
 import { randomUUID } from "node:crypto";
-import type { Stream } from "../protocol/connection.js";
+import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
-import { announceSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, STALE_KEYS, type Announce } from "../protocol/messages.js";
+import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, STALE_KEYS, type Announce } from "../protocol/messages.js";
 import { encodeAnswerChunk } from "../protocol/answer-chunk.js";
 import { ApiError, parseGenerationRequest } from "../protocol/openai.js";
-import { BackendError, type Backend } from "./backends/backend.js";
+import { BackendError, type Backend, type GenerationResult } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
@@ -76,6 +76,8 @@ export class WorkerNode {
   /** Current keys first, then the previous identity's: clients may have sealed to it just before a renewal. */
   private keySets: SealingKeys[] = [];
   private draining: string | undefined;
+  /** Running requests per proxy connection, by request id: a proxy's soft cancel names one. */
+  private readonly jobs = new Map<Connection, Map<string, AbortController>>();
 
   constructor(private readonly opts: WorkerOptions) {
     this.id = opts.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
@@ -101,8 +103,12 @@ export class WorkerNode {
         verifyPeer: this.opts.verifyProxy,
         log: this.log,
         onConnected: async (conn) => {
-          conn.on("stream", (s) => void this.onStream(s));
-          conn.on("control", (m) => this.opts.payee?.onControl(link.address, m));
+          conn.on("stream", (s) => void this.onStream(s, conn));
+          conn.on("control", (m) => {
+            if (m.type === "cancel") this.onCancel(conn, m);
+            else this.opts.payee?.onControl(link.address, m);
+          });
+          conn.once("close", () => this.jobs.delete(conn));
           conn.sendControl((await this.announcement()) as unknown as Record<string, unknown>);
         },
       });
@@ -134,7 +140,17 @@ export class WorkerNode {
     return parseMessage(announceSchema, msg, "announcement");
   }
 
-  private async onStream(stream: Stream): Promise<void> {
+  /** Soft cancel: stop generating; the answer still ends with its final chunk and a receipt for what was generated. */
+  private onCancel(conn: Connection, msg: Record<string, unknown>): void {
+    try {
+      const { requestId } = parseMessage(cancelSchema, msg, "cancel message");
+      this.jobs.get(conn)?.get(requestId)?.abort();
+    } catch (err) {
+      this.log.warn(`proxy sent a bad cancel message: ${(err as Error).message}`);
+    }
+  }
+
+  private async onStream(stream: Stream, conn?: Connection): Promise<void> {
     if (stream.head?.op !== OP_INFERENCE) {
       stream.reset("bad_request", `unknown operation ${JSON.stringify(stream.head?.op)}; workers serve "${OP_INFERENCE}"`);
       return;
@@ -156,6 +172,22 @@ export class WorkerNode {
     this.active++;
     const started = Date.now();
     let firstByteAt = 0;
+    // Stops generation: a soft cancel from the proxy, or a hard reset of the stream.
+    const stop = new AbortController();
+    const hardStop = () => stop.abort();
+    stream.signal.addEventListener("abort", hardStop, { once: true });
+    let jobs: Map<string, AbortController> | undefined;
+    if (conn) {
+      jobs = this.jobs.get(conn) ?? new Map();
+      this.jobs.set(conn, jobs);
+      if (jobs.has(head.requestId)) {
+        this.active--;
+        this.stats.rejected++;
+        stream.reset("bad_request", `request ${head.requestId} is already running on this worker`);
+        return;
+      }
+      jobs.set(head.requestId, stop);
+    }
     try {
       let raw: Uint8Array = await stream.readAll(MAX_REQUEST_BODY);
       let responder: ResponseSealer | undefined;
@@ -201,7 +233,8 @@ export class WorkerNode {
       // The reply goes out with the first chunk (one TLS write, not two), and a request whose engine fails before
       // that can still be retried elsewhere by the proxy, which retries only before a reply. Stream.reply sends once.
       const reply = () => stream.reply({ ok: true, worker: this.id });
-      const gen = this.opts.backend.generate(req, stream.signal);
+      // Cancelled before it started: nothing is generated, and the answer still ends properly (zero usage).
+      const gen = stop.signal.aborted ? notStarted() : this.opts.backend.generate(req, stop.signal);
       let result;
       try {
         for (;;) {
@@ -221,11 +254,13 @@ export class WorkerNode {
         // Runs the backend's cleanup (frees the engine sequence) even when the stream failed mid-way.
         await gen.return(undefined as never).catch(() => {});
       }
-      if (stream.signal.aborted || result.finishReason === "cancelled") {
+      if (stream.signal.aborted) {
+        // Hard stop: the stream is gone, so is any receipt.
         this.stats.cancelled++;
         return;
       }
-      this.stats.completed++;
+      if (result.finishReason === "cancelled") this.stats.cancelled++;
+      else this.stats.completed++;
       this.stats.promptTokens += result.usage.prompt_tokens;
       this.stats.completionTokens += result.usage.completion_tokens;
       let receipt: unknown;
@@ -265,6 +300,8 @@ export class WorkerNode {
       }
     } finally {
       this.active--;
+      stream.signal.removeEventListener("abort", hardStop);
+      if (jobs?.get(head.requestId) === stop) jobs.delete(head.requestId);
     }
   }
 

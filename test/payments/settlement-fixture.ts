@@ -8,7 +8,8 @@ import { bootstrapDevnetContracts, type BootstrapResult } from "../../src/paymen
 import { parsePaymentsConfig, type PaymentsConfig } from "../../src/payments/config.js";
 import { startClientPayments, startProxyPayments, startWorkerPayments } from "../../src/payments/setup.js";
 import { TonAccess } from "../../src/payments/ton.js";
-import { startTestNetwork, type TestNetwork } from "../helpers/network.js";
+import { startTestNetwork, type TestNetwork, type TestNetworkOptions } from "../helpers/network.js";
+import type { FakeUpstreamOptions } from "../../src/dev/fake-upstream.js";
 import type { ProxyMeter } from "../../src/payments/proxy-meter.js";
 import type { ClientPayer } from "../../src/payments/client-payer.js";
 import type { WorkerPayee } from "../../src/payments/worker-payee.js";
@@ -53,11 +54,11 @@ export interface PaidNetwork {
   payer: ClientPayer;
 }
 
-export async function startPaidNetwork(chain: Chain): Promise<PaidNetwork> {
+export async function startPaidNetwork(chain: Chain, o: { upstream?: FakeUpstreamOptions; tap?: TestNetworkOptions["tap"] } = {}): Promise<PaidNetwork> {
   const meter = await startProxyPayments(chain.configs.proxy);
   const payee = await startWorkerPayments(chain.configs.worker, {});
   const payer = await startClientPayments(chain.configs.client, CLIENT_ID);
-  const net = await startTestNetwork([{}], { meter, payer, clientId: CLIENT_ID, payees: [payee] });
+  const net = await startTestNetwork([o.upstream ?? {}], { meter, payer, clientId: CLIENT_ID, payees: [payee], ...(o.tap ? { tap: o.tap } : {}) });
   // Ready when the client's channel is registered with the proxy.
   for (let i = 0; i < 250 && (meter.status().channels as unknown[]).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   return { net, meter, payee, payer };

@@ -131,7 +131,7 @@ export class OpenAiBackend implements Backend {
     try {
       res = await this.post(path, JSON.stringify(this.body(req)), signal);
     } catch (err) {
-      if (signal.aborted) return cancelled();
+      if (signal.aborted) return { usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }, finishReason: "cancelled", usageSource: "tokenizer" };
       void this.probe();
       throw new BackendError("backend_failed", `upstream ${this.base} unreachable: ${(err as Error).message}`);
     }
@@ -202,8 +202,12 @@ export class OpenAiBackend implements Backend {
     const c = countTokens(completionText);
     return { usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c }, finishReason: finish, usageSource: "tokenizer" };
 
+    // Cancelled mid-answer: the engine read the prompt and produced what was delivered so far; that is what is billed
+    // (docs/payments.md, "cancelled requests"), counted by our tokenizer since the engine never sent its usage.
     function cancelled(): GenerationResult {
-      return { usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }, finishReason: "cancelled", usageSource: "tokenizer" };
+      const p = countTokens(req.endpoint === "chat" ? req.messages!.map((m) => m.content).join("\n") : req.prompt ?? "");
+      const c = countTokens(completionText);
+      return { usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c }, finishReason: "cancelled", usageSource: "tokenizer" };
     }
   }
 
