@@ -20,7 +20,22 @@ export {
   type SealedRecipient,
   type SealedRequest,
 } from "./envelope.js";
-export { CHUNK_OVERHEAD_BYTES, MAX_CHUNK_BYTES, ResponseOpener, ResponseSealer } from "./stream.js";
+export {
+  CHUNK_OVERHEAD_BYTES,
+  FIRST_CHUNK_OVERHEAD_BYTES,
+  MAX_CHUNK_BYTES,
+  RESPONSE_SALT_BYTES,
+  ResponseOpener,
+  ResponseSealer,
+} from "./stream.js";
+export {
+  DEFAULT_MAX_ENTRIES_PER_KEY,
+  REPLAYED,
+  ReplayCache,
+  type ReplayCacheOptions,
+  type ReplayCacheStats,
+  type ReplayVerdict,
+} from "./replay.js";
 export { requestDigest, ResponseDigest, responseDigestOf } from "./digest.js";
 export {
   assertReceiptAcceptable,

@@ -10,7 +10,8 @@
 //   wrappedKey           HPKE Seal(pk_worker, info, aad, K)   (32 bytes: 16 key + 16 tag)
 //   content AAD          "cocoon/v1 request" || lp(requestId) || lp(model) || envelope header (envelope.ts)
 //   ciphertext           AES-128-GCM(K, nonce, content AAD, body)
-//   response keys        see stream.ts (HPKE export of the chosen worker's context, bound to SHA-256(envelope bytes))
+//   response keys        see stream.ts (HPKE export of the chosen worker's context, bound to SHA-256(envelope bytes),
+//                        salted with 32 fresh random bytes the worker draws per answer and sends in chunk 0)
 // Byte layouts: envelope.ts (request), stream.ts (response chunks). Overview: docs/security.md.
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { concatBytes, isWellFormedText, lengthPrefixed16, utf8 } from "./bytes.js";
@@ -44,7 +45,7 @@ import {
   prepareRecipientKey,
   X25519_KEY_BYTES,
 } from "./hpke.js";
-import { deriveResponseKeys, ResponseOpener, ResponseSealer } from "./stream.js";
+import { deriveResponseSecret, ResponseOpener, ResponseSealer } from "./stream.js";
 
 export type { SealedRecipient, SealedRequest } from "./envelope.js";
 export { decodeSealedRequest, encodeSealedRequest } from "./envelope.js";
@@ -195,6 +196,13 @@ export interface OpenedRequest {
   responder: ResponseSealer;
   /** Lowercase hex SHA-256 of the envelope bytes. */
   requestDigest: string;
+  /**
+   * What a replay cache remembers (src/crypto/replay.ts): the HPKE `enc` of this worker's recipient entry (32 bytes).
+   * Unique per sealing (a fresh ephemeral key per request) and the same for every envelope that opens under the same
+   * HPKE context, including one re-encrypted with a different content nonce by a candidate that knows the content key
+   * (whose requestDigest differs). Only meaningful once the envelope opened: it is authenticated by the HPKE wrap.
+   */
+  replayId: Uint8Array;
 }
 
 /**
@@ -251,10 +259,12 @@ export async function openRequest(
     contentKey.fill(0);
   }
   const digestHex = sha256Hex(bytes);
-  const keys = deriveResponseKeys(exporterSecret, Buffer.from(digestHex, "hex"));
+  const responseSecret = deriveResponseSecret(exporterSecret, Buffer.from(digestHex, "hex"));
   return {
     body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
-    responder: new ResponseSealer(me.workerId, digestHex, keys),
+    // The sealer draws this answer's salt: opening the same envelope again gives an answer under other keys.
+    responder: new ResponseSealer(me.workerId, digestHex, responseSecret),
     requestDigest: digestHex,
+    replayId: new Uint8Array(mine.enc),
   };
 }

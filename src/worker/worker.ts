@@ -12,6 +12,7 @@ import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
 import { buildReceipt, openRequest, signReceipt, type ResponseSealer } from "../crypto/index.js";
+import { REPLAYED, ReplayCache } from "../crypto/replay.js";
 import type { KeyObject } from "node:crypto";
 
 /** Largest request body a worker accepts (prompt JSON). */
@@ -76,6 +77,8 @@ export class WorkerNode {
   /** Current keys first, then the previous identity's: clients may have sealed to it just before a renewal. */
   private keySets: SealingKeys[] = [];
   private draining: string | undefined;
+  /** Sealed requests opened, per HPKE key while it is held: refuses replays (src/crypto/replay.ts). */
+  private readonly replayCache = new ReplayCache();
   /** Running requests per proxy connection, by request id: a proxy's soft cancel names one. */
   private readonly jobs = new Map<Connection, Map<string, AbortController>>();
 
@@ -195,24 +198,38 @@ export class WorkerNode {
       if (head.sealed) {
         if (this.keySets.length === 0) throw new ApiError(400, `worker ${this.id} has no attested sealing key and cannot open sealed requests`, "invalid_request_error");
         let lastError: unknown;
+        let opened: Awaited<ReturnType<typeof openRequest>> | undefined;
+        let openedWith: SealingKeys | undefined;
         for (const keys of this.keySets) {
           try {
-            const opened = await openRequest(raw, { workerId: this.id, hpkePrivateKey: keys.hpkePrivateKey, hpkePublicKey: keys.hpkePublicKey }, { requestId: head.requestId, model: head.model });
-            raw = opened.body;
-            responder = opened.responder;
-            receiptKey = keys.receiptKey;
+            opened = await openRequest(raw, { workerId: this.id, hpkePrivateKey: keys.hpkePrivateKey, hpkePublicKey: keys.hpkePublicKey }, { requestId: head.requestId, model: head.model });
+            openedWith = keys;
             break;
           } catch (err) {
             lastError = err;
           }
         }
-        if (!responder) {
+        if (!opened || !openedWith) {
           // Sealed to keys this worker does not hold (it restarted with new ones, or the envelope was altered): the
           // proxy tries the other candidates, and the client seals again to a fresh list (see STALE_KEYS).
           this.stats.failed++;
           stream.reset(STALE_KEYS, `worker ${this.id} cannot open the sealed request: ${(lastError as Error).message}`);
           return;
         }
+        // One answer per sealed request and key, while the key is held (src/crypto/replay.ts): a replaying proxy is refused.
+        const seen = this.replayCache.admit(openedWith.hpkePublicKey, opened.replayId, this.keySets.map((k) => k.hpkePublicKey));
+        if (seen !== "fresh") {
+          this.stats.rejected++;
+          if (seen === "replayed") {
+            stream.reset(REPLAYED, `worker ${this.id} already opened this sealed request (requestId ${JSON.stringify(head.requestId)}); a replayed request is refused, never answered twice`);
+          } else {
+            stream.reset(STALE_KEYS, `worker ${this.id} has opened ${this.replayCache.maxEntriesPerKey} requests under this HPKE key (its replay-cache limit) and takes new ones only under a renewed key; fetch the candidates again`);
+          }
+          return;
+        }
+        raw = opened.body;
+        responder = opened.responder;
+        receiptKey = openedWith.receiptKey;
       } else if (this.opts.requireSealed) {
         throw new ApiError(400, `worker ${this.id} only serves sealed requests (production policy)`, "invalid_request_error");
       }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import fc from "fast-check";
 import {
   decodeSealedRequest,
@@ -13,13 +13,22 @@ import {
   type WorkerHpkeKey,
 } from "../../src/crypto/seal.js";
 import {
+  CHUNK_FLAG_FINAL,
+  CHUNK_FLAG_SALTED,
   CHUNK_HEADER_BYTES,
   CHUNK_OVERHEAD_BYTES,
-  deriveResponseKeys,
+  deriveResponseSecret,
+  FIRST_CHUNK_HEADER_BYTES,
+  FIRST_CHUNK_OVERHEAD_BYTES,
+  RESPONSE_SALT_BYTES,
+  RESPONSE_SECRET_BYTES,
   ResponseOpener,
   ResponseSealer,
+  saltedResponseKeys,
 } from "../../src/crypto/stream.js";
-import { MAX_RECIPIENTS } from "../../src/crypto/envelope.js";
+import { encodeSealedRequestHeader, MAX_RECIPIENTS } from "../../src/crypto/envelope.js";
+import { hpkeExport, hpkeOpenBase, prepareRecipientKey } from "../../src/crypto/hpke.js";
+import { lengthPrefixed16 } from "../../src/crypto/bytes.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -287,7 +296,7 @@ test("fuzz: any single-byte change or truncation of a valid envelope is refused 
 
 test("fuzz: openChunk turns random or mutated bytes into a clear Error", () => {
   const exporterSecret = randomBytes(32);
-  const keys = deriveResponseKeys(exporterSecret, Buffer.alloc(32));
+  const keys = deriveResponseSecret(exporterSecret, Buffer.alloc(32));
   const freshOpener = () => new ResponseOpener("00".repeat(32), [{ workerId: "w", exporterSecret }]);
   const good = new ResponseSealer("w", "00".repeat(32), keys).sealChunk(enc.encode("some answer text"), false);
   assert.equal(dec.decode(freshOpener().openChunk(good).data), "some answer text");
@@ -334,4 +343,115 @@ test("property: any body, any candidate count, any chunking round trips and dige
     ),
     { numRuns: 60 },
   );
+});
+
+// Issue #10.1: a proxy that replays one sealed request to the same worker must not get two answers under the same key
+// and nonces. These open the same envelope twice at the crypto level (no replay cache involved).
+test("replay past any cache: two answers to one sealed request use distinct keys (fresh salt per answer)", async () => {
+  const w = await worker("w");
+  const sealed = await sealRequest(enc.encode('{"messages":[{"role":"user","content":"hi"}]}'), [recipientOf(w)], meta);
+  const one = await openRequest(sealed.bytes, w, meta);
+  const two = await openRequest(sealed.bytes, w, meta);
+  assert.equal(one.requestDigest, two.requestDigest);
+  assert.deepEqual(one.replayId, two.replayId, "both openings report the same replay id");
+  const text = enc.encode("the same answer text, twice");
+  const a = one.responder.sealChunk(text, false);
+  const b = two.responder.sealChunk(text, false);
+  const ctA = a.subarray(FIRST_CHUNK_HEADER_BYTES, FIRST_CHUNK_HEADER_BYTES + text.length);
+  const ctB = b.subarray(FIRST_CHUNK_HEADER_BYTES, FIRST_CHUNK_HEADER_BYTES + text.length);
+  // Same plaintext, same seq: with a shared key and nonce the ciphertexts (and so the keystreams) would be equal.
+  assert.notDeepEqual(ctA, ctB, "the first ciphertext bytes differ");
+  assert.notDeepEqual(a.subarray(5, 5 + RESPONSE_SALT_BYTES), b.subarray(5, 5 + RESPONSE_SALT_BYTES), "each answer has its own salt");
+  // Later chunks too (same seq 1, same plaintext).
+  assert.notDeepEqual(one.responder.sealChunk(text, true).subarray(CHUNK_HEADER_BYTES), two.responder.sealChunk(text, true).subarray(CHUNK_HEADER_BYTES));
+  // The client opens whichever answer it is relayed; a chunk of the other answer is refused (different key).
+  assert.equal(dec.decode(sealed.opener.openChunk(a).data), "the same answer text, twice");
+  const b1 = (await openRequest(sealed.bytes, w, meta)).responder;
+  b1.sealChunk(text, false);
+  assert.throws(() => sealed.opener.openChunk(b1.sealChunk(text, true)), /seq 1 failed authentication/);
+});
+
+test("chunk layout: chunk 0 carries the salt in clear (flag 0x02, bytes 5..37, in the AAD); keys = HKDF(secret, salt)", async () => {
+  const responseSecret = randomBytes(RESPONSE_SECRET_BYTES);
+  const sealer = new ResponseSealer("w", "00".repeat(32), responseSecret);
+  const data = [enc.encode("first"), enc.encode("second")];
+  const c0 = sealer.sealChunk(data[0], false);
+  const c1 = sealer.sealChunk(data[1], true);
+  assert.equal(c0.byteLength, FIRST_CHUNK_OVERHEAD_BYTES + data[0].length);
+  assert.equal(c1.byteLength, CHUNK_OVERHEAD_BYTES + data[1].length);
+  assert.equal(c0[0], CHUNK_FLAG_SALTED);
+  assert.equal(c1[0], CHUNK_FLAG_FINAL);
+  // Independent derivation, as docs/security.md 3.3 writes it: HKDF-Extract(salt, secret) then one Expand block.
+  const salt = c0.subarray(CHUNK_HEADER_BYTES, FIRST_CHUNK_HEADER_BYTES);
+  const prk = createHmac("sha256", salt).update(responseSecret).digest();
+  const okm = createHmac("sha256", prk).update("cocoon/v1 response keys").update(Uint8Array.of(1)).digest().subarray(0, 28);
+  assert.deepEqual(saltedResponseKeys(responseSecret, salt), { key: okm.subarray(0, 16), nonceBase: okm.subarray(16, 28) });
+  const open = (c: Uint8Array, headerBytes: number, seq: number) => {
+    const nonce = Buffer.from(okm.subarray(16, 28));
+    nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ seq) >>> 0, 8);
+    const d = createDecipheriv("aes-128-gcm", okm.subarray(0, 16), nonce);
+    d.setAAD(c.subarray(0, headerBytes));
+    d.setAuthTag(c.subarray(c.length - 16));
+    return Buffer.concat([d.update(c.subarray(headerBytes, c.length - 16)), d.final()]);
+  };
+  assert.equal(open(c0, FIRST_CHUNK_HEADER_BYTES, 0).toString(), "first");
+  assert.equal(open(c1, CHUNK_HEADER_BYTES, 1).toString(), "second");
+  // The step-1 secret is the HPKE export of the recipient's context over label || request digest.
+  const exporterSecret = randomBytes(32);
+  assert.deepEqual(
+    deriveResponseSecret(exporterSecret, Buffer.alloc(32, 7)),
+    hpkeExport(exporterSecret, Buffer.concat([Buffer.from("cocoon/v1 response"), Buffer.alloc(32, 7)]), 32),
+  );
+});
+
+test("chunk 0 without its salt, a salt on a later chunk, or a changed salt is refused", async () => {
+  const w = await worker("w");
+  const fresh = async () => {
+    const { sealed, opened } = await exchange([w]);
+    return { opener: sealed.opener, chunks: sealAnswer(opened.responder, ["a", "bb", "ccc"]) };
+  };
+  {
+    const { opener, chunks } = await fresh();
+    const noSalt = chunks[0].slice();
+    noSalt[0] &= ~CHUNK_FLAG_SALTED;
+    assert.throws(() => opener.openChunk(noSalt), /seq 0 carries no response salt.*older build/);
+  }
+  {
+    const { opener, chunks } = await fresh();
+    const otherSalt = chunks[0].slice();
+    otherSalt[CHUNK_HEADER_BYTES + 3] ^= 0x10;
+    assert.throws(() => opener.openChunk(otherSalt), /seq 0 failed authentication/);
+  }
+  {
+    const { opener, chunks } = await fresh();
+    opener.openChunk(chunks[0]);
+    const salted = chunks[1].slice();
+    salted[0] |= CHUNK_FLAG_SALTED;
+    assert.throws(() => opener.openChunk(salted), /seq 1 has the salt flag set/);
+  }
+  {
+    // An old-format chunk 0 (5-byte header, no salt) from an un-upgraded worker gets the upgrade hint, not a crash.
+    const { opener } = await fresh();
+    assert.throws(() => opener.openChunk(new Uint8Array(CHUNK_OVERHEAD_BYTES + 3)), /seq 0 carries no response salt/);
+  }
+});
+
+test("a colluding candidate that re-encrypts the body (it knows the content key) makes a new digest but the same replay id", async () => {
+  const [a, b] = await Promise.all(["a", "b"].map(worker));
+  const sealed = await sealRequest(enc.encode("prompt"), [recipientOf(a), recipientOf(b)], meta);
+  // Candidate b unwraps the content key K from its own entry...
+  const env = decodeSealedRequest(sealed.bytes);
+  const info = Buffer.concat([Buffer.from("cocoon/v1 content-key"), lengthPrefixed16(enc.encode(meta.requestId)), lengthPrefixed16(enc.encode(meta.model))]);
+  const k = hpkeOpenBase(prepareRecipientKey(b.hpkePrivateKey), env.recipients[1].enc, info, lengthPrefixed16(enc.encode("b")), env.recipients[1].wrappedKey).plaintext;
+  // ...and re-encrypts the body under a new content nonce: a different envelope that worker a still opens.
+  const plain = (await openRequest(sealed.bytes, b, meta)).body;
+  const headerFields = { ...env, nonce: new Uint8Array(randomBytes(12)) };
+  const header = encodeSealedRequestHeader(headerFields, plain.length + 16);
+  const c = createCipheriv("aes-128-gcm", k, headerFields.nonce);
+  c.setAAD(Buffer.concat([Buffer.from("cocoon/v1 request"), lengthPrefixed16(enc.encode(meta.requestId)), lengthPrefixed16(enc.encode(meta.model)), header]));
+  const forged = Buffer.concat([header, c.update(plain), c.final(), c.getAuthTag()]);
+  const original = await openRequest(sealed.bytes, a, meta);
+  const reencrypted = await openRequest(forged, a, meta);
+  assert.notEqual(reencrypted.requestDigest, original.requestDigest, "a digest-keyed cache would miss it");
+  assert.deepEqual(reencrypted.replayId, original.replayId, "the replay id (the HPKE enc) catches it");
 });
