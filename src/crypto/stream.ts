@@ -22,7 +22,7 @@
 // nonce reuse lets the holder of two tags forge more). The salt travels in clear: it is not secret, the proxy that
 // sees it still lacks responseSecret, and changing it changes the key and the AAD, so chunk 0 fails authentication.
 // The client tries each candidate's key on chunk 0 and thereby learns which worker answered.
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import { concatBytes, utf8 } from "./bytes.js";
 import { ResponseDigest } from "./digest.js";
 import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AES_128_KEY_BYTES, HPKE_SECRET_BYTES, hpkeExport } from "./hpke.js";
@@ -46,7 +46,8 @@ export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
 export const MAX_CHUNK_SEQ = 0xffff_ffff;
 const SEQ_OFFSET_IN_NONCE = AEAD_NONCE_BYTES - 4;
 const RESPONSE_EXPORT_LABEL = utf8("cocoon/v1 response");
-const RESPONSE_KEYS_INFO = Buffer.from(utf8("cocoon/v1 response keys"));
+/** HKDF-Expand's input for the one output block needed (28 <= 32 bytes): info || 0x01. */
+const RESPONSE_KEYS_EXPAND_INPUT = Buffer.from(concatBytes([utf8("cocoon/v1 response keys"), Uint8Array.of(1)]));
 const RESPONSE_KEY_MATERIAL_BYTES = AES_128_KEY_BYTES + AEAD_NONCE_BYTES;
 /** Length of the secret exported from the HPKE context for the answer (HKDF-SHA256's hash length). */
 export const RESPONSE_SECRET_BYTES = HPKE_SECRET_BYTES;
@@ -75,8 +76,13 @@ export function saltedResponseKeys(responseSecret: Uint8Array, responseSalt: Uin
   if (responseSalt.byteLength !== RESPONSE_SALT_BYTES) {
     throw new Error(`response keys: the response salt must be ${RESPONSE_SALT_BYTES} bytes, got ${responseSalt.byteLength}`);
   }
-  const material = Buffer.from(hkdfSync("sha256", responseSecret, responseSalt, RESPONSE_KEYS_INFO, RESPONSE_KEY_MATERIAL_BYTES));
-  return { key: material.subarray(0, AES_128_KEY_BYTES), nonceBase: material.subarray(AES_128_KEY_BYTES) };
+  // HKDF-SHA256 (RFC 5869) written out, twice as fast here as hkdfSync: Extract, then the single Expand block.
+  const prk = createHmac("sha256", responseSalt).update(responseSecret).digest();
+  const material = createHmac("sha256", prk).update(RESPONSE_KEYS_EXPAND_INPUT).digest();
+  return {
+    key: material.subarray(0, AES_128_KEY_BYTES),
+    nonceBase: material.subarray(AES_128_KEY_BYTES, RESPONSE_KEY_MATERIAL_BYTES),
+  };
 }
 
 function chunkNonce(into: Buffer, nonceBase: Buffer, seq: number): Buffer {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import fc from "fast-check";
 import {
   decodeSealedRequest,
@@ -386,6 +386,7 @@ test("chunk layout: chunk 0 carries the salt in clear (flag 0x02, bytes 5..37, i
   const prk = createHmac("sha256", salt).update(responseSecret).digest();
   const okm = createHmac("sha256", prk).update("cocoon/v1 response keys").update(Uint8Array.of(1)).digest().subarray(0, 28);
   assert.deepEqual(saltedResponseKeys(responseSecret, salt), { key: okm.subarray(0, 16), nonceBase: okm.subarray(16, 28) });
+  assert.deepEqual(Buffer.from(hkdfSync("sha256", responseSecret, salt, "cocoon/v1 response keys", 28)), okm, "node's HKDF agrees");
   const open = (c: Uint8Array, headerBytes: number, seq: number) => {
     const nonce = Buffer.from(okm.subarray(16, 28));
     nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ seq) >>> 0, 8);
