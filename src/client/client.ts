@@ -181,6 +181,7 @@ export class ClientNode {
     // this client keeps reading it to the end and pays what the receipt says was produced. Client and proxy thus settle
     // every request the same way, however late the app leaves; only a worker that does not finish in time is dropped.
     const gone: AppGone = { gone: false };
+    let tracked = false;
     let hardStop: NodeJS.Timeout | undefined;
     const sendCancel = () => {
       if (!stream || stream.error) return;
@@ -195,8 +196,10 @@ export class ClientNode {
     };
     res.on("close", cancel);
     try {
-      const payment = await this.opts.payer?.beforeRequest(gen.model, gen.maxTokens);
+      const payer = this.opts.payer;
+      let payment = await payer?.beforeRequest(gen.model, gen.maxTokens);
       let reply: Record<string, unknown> | undefined;
+      let reconciled = false;
       // A sealed request names its candidates; if they all left meanwhile, seal again to a fresh list once.
       for (let attempt = 0; !reply; attempt++) {
         sealed = this.opts.verifyWorkerCert ? await this.seal(raw, gen.model, requestId, attempt > 0) : undefined;
@@ -212,12 +215,25 @@ export class ClientNode {
           ...(payment ? { payment } : {}),
         });
         if (gone.gone) sendCancel();
+        if (sealed) {
+          payer?.track?.(requestId, { model: gen.model, maxTokens: gen.maxTokens, requestDigest: sealed.result.requestDigest, receiptKeys: sealed.candidates.map((c) => c.receiptPublicKey) });
+          tracked = true;
+        }
         try {
           await stream.write(payload);
           stream.end();
           reply = await stream.replyHead();
         } catch (err) {
-          if (!(sealed && attempt === 0 && err instanceof StreamError && err.code === "no_worker")) throw err;
+          const code = err instanceof StreamError ? err.code : undefined;
+          // The proxy says it charged answers this client has not paid: settle that (pay what checks out, dispute the
+          // rest) and try once more. The app never sees a debt it could not act on.
+          if (code === "voucher_missing" && !reconciled && payer?.reconcile) {
+            reconciled = true;
+            await payer.reconcile();
+            payment = await payer.beforeRequest(gen.model, gen.maxTokens);
+            continue;
+          }
+          if (!(sealed && attempt === 0 && code === "no_worker")) throw err;
         }
       }
       const headers = {
@@ -231,6 +247,8 @@ export class ClientNode {
       if (body.stream === true) await this.streamAnswer(res, answer, gen, requestId, wantsStreamUsage(body), headers);
       else await this.collectAnswer(res, answer, gen, requestId, headers);
     } catch (err) {
+      // Ended without an answer this client settled: whether the proxy charged it, reconciliation will tell.
+      if (tracked) this.opts.payer?.abandon?.(requestId);
       if (gone.gone || (err instanceof StreamError && err.code === "cancelled" && res.destroyed)) {
         this.stats.cancelled++;
         return;
@@ -298,7 +316,7 @@ export class ClientNode {
     if (!sealed) return undefined;
     const worker = sealed.candidates.find((c) => c.id === sealed.result.opener.workerId);
     if (!worker) return "the answer came from a worker the request was not sealed to";
-    const promptText = gen.messages ? gen.messages.map((m) => m.content).join("") : gen.prompt ?? "";
+    const billed = trailer.cost?.total_cost;
     return judgeReceipt(
       trailer.receipt,
       {
@@ -308,9 +326,9 @@ export class ClientNode {
         requestDigest: sealed.result.requestDigest,
         responseDigest: sealed.result.opener.responseDigest,
         workerId: worker.id,
-        receivedTextChars: answer.receivedChars,
-        promptChars: promptText.length,
-        promptMessages: gen.messages?.length ?? 1,
+        sealedRequestBytes: sealed.result.bytes.length,
+        sealedAnswerBytes: answer.receivedBytes,
+        ...(billed !== undefined && /^[0-9]+$/.test(billed) ? { billedCostNano: BigInt(billed) } : {}),
       },
       [worker.receiptPublicKey],
       trailer.usage,
@@ -525,6 +543,8 @@ function drainOrClose(res: http.ServerResponse): Promise<void> {
 /** The answer stream as text deltas: opens sealed chunks, checks nothing was dropped or cut off. */
 class Answer {
   receivedChars = 0;
+  /** Bytes of the answer chunks as they arrived (sealed), the size the receipt judgment uses. */
+  receivedBytes = 0;
   receiptProblem: string | undefined;
 
   constructor(
@@ -540,6 +560,7 @@ class Answer {
   async *[Symbol.asyncIterator](): AsyncGenerator<string> {
     const opener = this.sealed?.result.opener;
     for await (const chunk of this.stream) {
+      this.receivedBytes += chunk.length;
       let data: Uint8Array = chunk;
       if (opener) {
         try {

@@ -17,7 +17,26 @@ export interface AnswerCost {
   appCancelled?: boolean;
 }
 
+/** What the client knows about a sealed request it sent, to check a receipt for it later (reconciliation). */
+export interface SentRequest {
+  model: string;
+  maxTokens: number;
+  /** SHA-256 (hex) of the sealed request bytes. */
+  requestDigest: string;
+  /** Receipt keys of the workers the request was sealed to (from attestation the client verified). */
+  receiptKeys: Uint8Array[];
+}
+
 export interface Payer {
+  /** A sealed request left for the proxy (its fate is open until afterAnswer or abandon). */
+  track?(requestId: string, sent: SentRequest): void;
+  /** The request ended without an answer this client could settle: its fate is unknown (reconciliation decides). */
+  abandon?(requestId: string): void;
+  /**
+   * Agrees with the proxy on which answers are owed: pays those it can verify (a worker-signed receipt for a request
+   * it sent) and disputes the rest, so no debt the client cannot act on ever refuses it.
+   */
+  reconcile?(): Promise<void>;
   /** After each (re)connection to the proxy: register the payment channel. */
   onConnected?(request: PaymentsRequest): Promise<void>;
   /**

@@ -260,7 +260,8 @@ export type ReceiptViolationCode =
   | "completion-over-max-tokens"
   | "completion-implausible"
   | "prompt-implausible"
-  | "cost-over-limit";
+  | "cost-over-limit"
+  | "cost-mismatch";
 
 export interface ReceiptViolation {
   code: ReceiptViolationCode;
@@ -289,6 +290,14 @@ export interface ReceiptExpectations {
   maxTokensPerChar?: number;
   /** The most the client agreed to pay for this request, nanoTON. */
   maxCostNano?: bigint | string;
+  /**
+   * Bytes of the sealed request and of the sealed answer chunks, as forwarded/relayed (proxy) or sent/received
+   * (client): the same bytes on both sides, so both reach the same verdict (see `judgeReceipt`).
+   */
+  sealedRequestBytes?: number;
+  sealedAnswerBytes?: number;
+  /** What is billed for this usage at the network's prices (nanoTON); a receipt that prices it differently is refused. */
+  billedCostNano?: bigint;
 }
 
 /**
@@ -358,6 +367,18 @@ export function checkReceiptAgainst(signed: SignedReceipt, expect: ReceiptExpect
       );
     }
   }
+  // Plausibility from sizes both parties see alike: a token is at least one byte of text, and sealing and framing
+  // only add bytes, so no honest answer has more completion tokens than sealed answer bytes (plus end tokens).
+  if (expect.sealedAnswerBytes !== undefined && r.completionTokens > expect.sealedAnswerBytes + COMPLETION_SLACK_TOKENS) {
+    add("completion-implausible", `worker reports ${r.completionTokens} completion tokens for an answer of ${expect.sealedAnswerBytes} sealed bytes: over-reporting`);
+  }
+  if (expect.sealedRequestBytes !== undefined && r.promptTokens > expect.sealedRequestBytes + PROMPT_TEMPLATE_BASE_TOKENS) {
+    add("prompt-implausible", `worker reports ${r.promptTokens} prompt tokens for a request of ${expect.sealedRequestBytes} sealed bytes: over-reporting`);
+  }
+  // A worker that prices its work signs the price; it must be what is billed. (A worker without a price book signs 0.)
+  if (expect.billedCostNano !== undefined && r.costNano !== "0" && BigInt(r.costNano) !== expect.billedCostNano) {
+    add("cost-mismatch", `receipt prices the usage at ${r.costNano} nanoTON but it is billed at ${expect.billedCostNano}: the worker's prices differ from the network's`);
+  }
   if (expect.maxCostNano !== undefined && BigInt(r.costNano) > BigInt(expect.maxCostNano)) {
     add("cost-over-limit", `receipt charges ${r.costNano} nanoTON, above the agreed limit of ${expect.maxCostNano}`);
   }
@@ -373,15 +394,24 @@ export function assertReceiptAcceptable(signed: SignedReceipt, expect: ReceiptEx
   return signed.receipt;
 }
 
+/** What both the proxy and the client know about a sealed exchange; the one input of `judgeReceipt`. */
+export type ReceiptJudgement = Pick<ReceiptExpectations, "requestId" | "model" | "maxTokens" | "requestDigest" | "responseDigest" | "workerId"> & {
+  sealedRequestBytes: number;
+  sealedAnswerBytes: number;
+  billedCostNano?: bigint;
+};
+
 /**
- * Judges a receipt as it arrived in a trailer, the way the proxy and the client both must before any money moves:
+ * ONE judgment for proxy and client (issue: a difference between them locked clients out): every rule here runs on
+ * facts both parties hold alike, so a receipt one of them refuses, the other refuses too, and a refused receipt is
+ * billed to no one. Judges a receipt as it arrived in a trailer, the way the proxy and the client both must before any money moves:
  * it parses, it checks out against what this party forwarded or received under one of the worker's attested
  * receipt keys (its current one, or the one of the identity the request was sealed to before a renewal), and it
  * covers exactly the usage that was reported. Returns why it is unacceptable, or undefined when it is fine.
  */
 export function judgeReceipt(
   raw: unknown,
-  expect: Omit<ReceiptExpectations, "workerPublicKey">,
+  expect: ReceiptJudgement,
   workerKeys: readonly Uint8Array[],
   reported: { prompt_tokens: number; completion_tokens: number },
 ): string | undefined {

@@ -376,6 +376,43 @@ export class Ledger {
     };
   }
 
+  /** The newest receipts of a channel that were not written off, newest first (reconciliation with a client). */
+  recentReceipts(channel: string, limit: number): UsageReceipt[] {
+    const rows = this.stmt(`SELECT r.* FROM receipts r LEFT JOIN write_offs w ON w.request_id = r.request_id
+      WHERE r.channel = ? AND w.request_id IS NULL ORDER BY r.recorded_at DESC, r.rowid DESC LIMIT ?`).all(channel, limit) as Record<string, any>[];
+    return rows.map((row) => ({
+      requestId: row.request_id, model: row.model, promptTokens: row.prompt_tokens, completionTokens: row.completion_tokens,
+      costNano: BigInt(row.cost_nano), workerEarnNano: BigInt(row.worker_earn_nano), workerId: row.worker_id,
+      channel: row.channel, receipt: row.receipt ?? null, startedAt: row.started_at, recordedAt: row.recorded_at,
+    }));
+  }
+
+  /**
+   * Writes off a charged answer the client disputes: it no longer counts as owed by the channel (the proxy bears it;
+   * the worker keeps its credit). Idempotent per request; only a receipt of that channel can be written off.
+   */
+  recordWriteOff(w: { requestId: string; channel: string; reason: string }): { inserted: boolean; amountNano: bigint } {
+    const requestId = checkText(w.requestId, "requestId");
+    const channel = checkText(w.channel, "channel");
+    return this.write(() => {
+      const r = this.stmt(`SELECT cost_nano FROM receipts WHERE request_id = ? AND channel = ?`).get(requestId, channel) as { cost_nano: string } | undefined;
+      if (!r) return { inserted: false, amountNano: 0n };
+      const done = this.stmt(`SELECT 1 FROM write_offs WHERE request_id = ?`).get(requestId);
+      if (done) return { inserted: false, amountNano: 0n };
+      this.stmt(`INSERT INTO write_offs (request_id, channel, amount_nano, reason, recorded_at) VALUES (?, ?, ?, ?, ?)`)
+        .run(requestId, channel, r.cost_nano, w.reason.slice(0, 500), Date.now());
+      const amount = BigInt(r.cost_nano);
+      this.addTotal("written_off", channel, amount);
+      this.addTotal("written_off", "", amount);
+      return { inserted: true, amountNano: amount };
+    });
+  }
+
+  /** Sum of written-off costs, ledger-wide or of one channel. */
+  writtenOffOf(scope = ""): bigint {
+    return this.total("written_off", scope);
+  }
+
   countReceipts(): number {
     return (this.stmt(`SELECT COUNT(*) AS n FROM receipts`).get() as { n: number }).n;
   }

@@ -65,6 +65,18 @@ export const LEDGER_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (name, scope)
   );
   `,
+  // 2: write-offs (answers a proxy charged that the client disputed: charged to no one, the proxy's loss) and the
+  // per-channel order of receipts that reconciliation reads
+  `
+  CREATE TABLE write_offs (
+    request_id  TEXT PRIMARY KEY,
+    channel     TEXT NOT NULL,
+    amount_nano TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL
+  );
+  CREATE INDEX receipts_by_channel_time ON receipts (channel, recorded_at);
+  `,
 ];
 
 export const LEDGER_SCHEMA_VERSION = LEDGER_MIGRATIONS.length;

@@ -16,6 +16,8 @@ export const ERROR_STATUS: Record<string, number> = {
   too_large: 413,
   overloaded: 429,
   insufficient_funds: 402,
+  /** The proxy charged answers the client has not signed for: the client reconciles (docs/payments.md) and retries. */
+  voucher_missing: 402,
   no_worker: 503,
   worker_failed: 502,
   backend_failed: 502,

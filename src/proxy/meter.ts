@@ -10,7 +10,7 @@ export interface ClientContext {
 }
 
 export class MeterRefusal extends Error {
-  constructor(readonly code: "insufficient_funds" | "overloaded" | "bad_request", message: string) {
+  constructor(readonly code: "insufficient_funds" | "voucher_missing" | "overloaded" | "bad_request", message: string) {
     super(message);
     this.name = "MeterRefusal";
   }
@@ -30,8 +30,10 @@ export interface Meter {
   attach?(host: MeterHost): void;
   /** Called before a worker is chosen; throw MeterRefusal to refuse. `head.payment` carries a piggybacked voucher. */
   admit(client: ClientContext, head: InferenceHead): Promise<void>;
-  /** Called once the worker finished and its receipt checked out; returns cost to report. */
-  settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage): Promise<SettledUsage>;
+  /** What this usage costs at the network's prices (nanoTON), when the meter prices at all (receipts are judged by it). */
+  price?(model: string, usage: Usage): bigint | undefined;
+  /** Called once the worker finished and its receipt checked out; returns cost to report. `receipt` is kept for audit. */
+  settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage, receipt?: unknown): Promise<SettledUsage>;
   /** Called when an admitted request ends without usage (failure, cancel). */
   release(client: ClientContext, head: InferenceHead): void;
   /** A client's `payments` request (register a channel, hand over a voucher); the reply goes back as JSON. */

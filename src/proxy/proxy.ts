@@ -403,7 +403,8 @@ export class ProxyNode {
         client.reset("worker_failed", `worker ${worker.id} sent an invalid trailer: ${(err as Error).message}`);
         return false;
       }
-      const receiptProblem = digest ? this.checkReceipt(worker, head, body, digest, trailer) : undefined;
+      const billed = this.meter.price?.(head.model, trailer.usage);
+      const receiptProblem = digest ? this.checkReceipt(worker, head, body, digest, relayedBytes, billed, trailer) : undefined;
       if (receiptProblem) {
         this.pool.recordFailure(worker, receiptProblem);
         this.log.warn(`worker ${worker.id}: usage receipt refused for ${head.requestId}: ${receiptProblem}`);
@@ -420,7 +421,7 @@ export class ProxyNode {
         return false;
       }
       if (relayedBytes === 0) client.reply(this.replyHead(worker));
-      const settled = await this.meter.settle(ctx, head, worker.id, trailer.usage);
+      const settled = await this.meter.settle(ctx, head, worker.id, trailer.usage, trailer.receipt);
       const ms = Date.now() - started;
       this.pool.recordSuccess(worker, ms, trailer.usage.prompt_tokens, trailer.usage.completion_tokens);
       this.stats.completed++;
@@ -436,7 +437,7 @@ export class ProxyNode {
   }
 
   /** Verifies a sealed request's worker-signed receipt against what this proxy relayed; a reason if unacceptable. */
-  private checkReceipt(worker: PoolWorker, head: InferenceHead, body: Buffer, digest: ResponseDigest, trailer: { usage: { prompt_tokens: number; completion_tokens: number }; receipt?: unknown }): string | undefined {
+  private checkReceipt(worker: PoolWorker, head: InferenceHead, body: Buffer, digest: ResponseDigest, answerBytes: number, billed: bigint | undefined, trailer: { usage: { prompt_tokens: number; completion_tokens: number }; receipt?: unknown }): string | undefined {
     // The worker signs with the key of the identity the client sealed to: its current one, or the one it had
     // just before a renewal.
     const keys = [worker.peer, worker.previousPeer]
@@ -445,7 +446,10 @@ export class ProxyNode {
       .map((k) => Buffer.from(k, "hex"));
     const problem = judgeReceipt(
       trailer.receipt,
-      { requestId: head.requestId, model: head.model, maxTokens: head.maxTokens, requestDigest: requestDigest(body), responseDigest: digest.hex(), workerId: worker.id },
+      {
+        requestId: head.requestId, model: head.model, maxTokens: head.maxTokens, requestDigest: requestDigest(body), responseDigest: digest.hex(), workerId: worker.id,
+        sealedRequestBytes: body.length, sealedAnswerBytes: answerBytes, ...(billed !== undefined ? { billedCostNano: billed } : {}),
+      },
       keys,
       trailer.usage,
     );

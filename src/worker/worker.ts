@@ -347,6 +347,8 @@ export class WorkerNode {
       models: this.opts.backend.models(),
       capacity: this.opts.capacity,
       activeRequests: this.active,
+      // The engine's own slot use (embedded: llama.cpp sequences really held), next to the worker's request count.
+      ...(this.opts.backend.slots ? { engineSlots: this.opts.backend.slots() } : {}),
       peers: this.links.map((l) => ({
         role: "proxy",
         address: l.address,

@@ -189,7 +189,7 @@ test("admission: a client that stops paying is refused after one request; an emp
       meter.release(ctx, head("r3"));
       // ...but once the grace is over, a client that did not pay is refused.
       meter.voucherGraceMs = 0;
-      await assert.rejects(meter.admit(ctx, head("r3")), (e: Error) => e instanceof MeterRefusal && e.code === "insufficient_funds" && /previous voucher missing/.test(e.message));
+      await assert.rejects(meter.admit(ctx, head("r3")), (e: Error) => e instanceof MeterRefusal && e.code === "voucher_missing" && /previous voucher missing/.test(e.message));
       // A request larger than the whole deposit is refused up front.
       await assert.rejects(meter.admit(ctx, head("big", 10_000_000)), /insufficient funds/);
       // An unregistered client gets a 402 that explains what to do.
