@@ -1,5 +1,5 @@
 // `cocoon attest`: verify attestation evidence files and show this node's own evidence.
-//   cocoon attest verify FILE [--collateral FILE] [--at ISO-TIME] [--json] [--policy FILE] [--allow-sim]
+//   cocoon attest verify FILE [--collateral FILE] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
 //                             [--role ROLE] [--nonce HEX] [--rim PATH]
 //   cocoon attest show [--platform sim|tdx|sev-snp] [--role ROLE] [--json] [--out CERT.pem]
 // Exit status 0 only when the evidence verified (and passed the policy, when one is given).
@@ -9,7 +9,7 @@ import { detectEvidence, type EvidenceKind } from "../tee/detect.js";
 import { AttestationError, errorText } from "../tee/errors.js";
 import { createNodeIdentity } from "../tee/identity.js";
 import { loadReferenceMeasurements, verifyNvidiaEvidence } from "../tee/nvidia.js";
-import { DEV_POLICY, checkPlatformPolicy, loadPolicy, parsePolicy, type Policy } from "../tee/policy.js";
+import { DEV_POLICY, checkPlatformPolicy, parsePolicy, resolvePolicySpec, type Policy } from "../tee/policy.js";
 import { EvidenceCache, verifyBundleEvidence, verifyPeerCertificate } from "../tee/ratls.js";
 import { verifySnpReport } from "../tee/sevsnp.js";
 import { verifySimEvidence } from "../tee/sim.js";
@@ -74,7 +74,7 @@ function parseRole(r: string | undefined): Role {
 export async function runAttestVerify(file: string, opts: AttestVerifyOptions): Promise<AttestReport> {
   const now = parseAt(opts.at);
   const role = parseRole(opts.role);
-  const policy: Policy | undefined = opts.policy ? loadPolicy(opts.policy) : undefined;
+  const policy: Policy | undefined = opts.policy ? resolvePolicySpec(opts.policy) : undefined;
   const allowSim = opts.allowSim === true || policy?.allowSim === true;
   const base = { file, evaluatedAt: now.toISOString() };
   let detected;
@@ -195,8 +195,8 @@ export function formatReport(r: AttestReport): string {
   if (r.reportData) show(r.platform === "nvidia" ? "nonce" : "reportData", r.reportData);
   if (r.advisoryIds.length) show("advisories", r.advisoryIds.join(", "));
   if (r.claims) {
-    lines.push(`claims: role ${r.claims.role}, platform ${r.claims.platform}, expires ${r.claims.expiresAt}`);
-    if (r.claims.model) lines.push(`  model ${r.claims.model.name} (${r.claims.model.digest})`);
+    lines.push(`claims: role ${r.claims.role}${r.claims.nodeId !== null ? ` ${JSON.stringify(r.claims.nodeId)}` : " (no id bound)"}, platform ${r.claims.platform}, expires ${r.claims.expiresAt}`);
+    if (r.claims.model) lines.push(`  model ${r.claims.model.name} (${r.claims.model.digest ?? "no weights digest"})`);
   }
   const notes = r.details.notes;
   if (Array.isArray(notes)) for (const n of notes) lines.push(`note: ${n}`);
@@ -219,7 +219,7 @@ export function registerAttestCommand(program: Command): void {
     .option("--collateral <file>", "TDX: QuoteCollateralV3 JSON; SEV-SNP: VCEK certificate; NVIDIA: GPU certificate chain (PEM)")
     .option("--at <iso-time>", "evaluation time (default: now), e.g. 2025-07-19T10:00:00Z")
     .option("--json", "print a JSON report")
-    .option("--policy <file>", "apply an attestation policy file (see docs/attestation.md)")
+    .option("--policy <policy>", "apply an attestation policy: dev, production or a policy JSON file (see docs/attestation.md)")
     .option("--allow-sim", "accept INSECURE sim evidence (development only)")
     .option("--role <role>", "role whose allowed measurements apply to bare evidence (client, proxy, worker)", "worker")
     .option("--nonce <hex>", "NVIDIA: the nonce the GPU must have signed")

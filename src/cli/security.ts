@@ -4,8 +4,8 @@
 import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { createNodeIdentity, DEFAULT_VALIDITY_SECONDS, type NodeIdentity } from "../tee/identity.js";
 import { verifyPeerCertificate } from "../tee/ratls.js";
-import { SIM_WARNING } from "../tee/sim.js";
-import { DEV_POLICY, loadPolicy, PRODUCTION_POLICY, type Policy } from "../tee/policy.js";
+import { simWarning } from "../tee/sim.js";
+import { resolvePolicySpec, type Policy } from "../tee/policy.js";
 import { NODE_PLATFORMS, type Claims, type NodePlatform, type Role } from "../tee/claims.js";
 import type { Logger } from "../util/log.js";
 import type { WorkerCertVerifier } from "../client/client.js";
@@ -16,6 +16,8 @@ export interface SecurityOptions {
   platform?: string;
   /** "dev", "production", or a policy JSON file. */
   policy?: string;
+  /** The id this node announces (a worker's workerId): bound into its attested claims so peers can check it. */
+  nodeId?: string;
 }
 
 export interface NodeSecurity {
@@ -45,9 +47,7 @@ export function sealingKeysOf(node: NodeIdentity): SealingKeys {
 }
 
 export function resolvePolicy(spec: string | undefined): Policy {
-  if (spec === undefined || spec === "dev") return DEV_POLICY;
-  if (spec === "production") return PRODUCTION_POLICY;
-  return loadPolicy(spec);
+  return resolvePolicySpec(spec);
 }
 
 /** What a verified peer looks like in logs, status pages and the proxy's pool. */
@@ -59,7 +59,7 @@ export function describePeer(role: Role, platform: string, insecure: boolean, im
  * `policySource` supplies the policy in force at each check (e.g. the root contract's allow-lists on top of the
  * configured policy, refreshed as the root changes); without it the configured policy applies.
  */
-export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, model?: { name: string; digest: string }, policySource?: () => Policy): Promise<NodeSecurity> {
+export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, model?: { name: string; digest?: string | null }, policySource?: () => Policy): Promise<NodeSecurity> {
   const configured = resolvePolicy(o.policy);
   const currentPolicy = policySource ?? (() => configured);
   const platform = (o.platform ?? "sim") as NodePlatform;
@@ -67,17 +67,18 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   if (platform === "sim" && !configured.allowSim && configured.attestedRoles.includes(role)) {
     throw new Error(`policy "${configured.name}" refuses sim attestation, and this ${role} has no TEE evidence. Run it inside Intel TDX or AMD SEV-SNP with --platform tdx|sev-snp, or use --policy dev for development.`);
   }
-  let node = await createNodeIdentity({ role, platform, model });
+  const nodeId = o.nodeId;
+  let node = await createNodeIdentity({ role, platform, model, nodeId });
   const listeners: Array<(n: NodeIdentity) => void | Promise<void>> = [];
   const rotate = async (): Promise<NodeIdentity> => {
-    node = await createNodeIdentity({ role, platform, model });
+    node = await createNodeIdentity({ role, platform, model, nodeId });
     log.info(`renewed this ${role}'s attested identity (new keys and evidence; valid until ${node.expiresAt.toISOString()})`);
     for (const l of listeners) await l(node);
     return node;
   };
   const timer = setInterval(() => void rotate().catch((err: Error) => log.error(`could not renew the attested identity: ${err.message}`)), IDENTITY_ROTATION_MS);
   timer.unref();
-  if (node.insecure) log.warn(`${SIM_WARNING} Nothing protects this ${role}'s memory: never use it for real prompts or money.`);
+  if (node.insecure) log.warn(`${simWarning(configured, role)} Nothing protects this ${role}'s memory: never use it for real prompts or money.`);
   const verifierFor = (peerRole: Role): PeerVerifier => {
     if (peerRole === "client") {
       // Clients run on the app developer's host, outside any TEE: there is no evidence to check.
@@ -92,7 +93,10 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
         platform: v.platform,
         imageDigest: v.imageDigest,
         claims: v.claims,
+        // A worker may announce only the model its claims bind (digest or not); the proxy refuses other names.
         ...(v.claims.model ? { models: [v.claims.model.name] } : {}),
+        // The worker id its claims bind (attestedWorkerId / workerIdMismatch in src/tee/claims.ts read it from claims).
+        ...(v.claims.nodeId !== null ? { nodeId: v.claims.nodeId } : {}),
       };
     };
   };
@@ -128,7 +132,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
       attestation: {
         platform: node.platform,
         insecure: node.insecure,
-        ...(node.insecure ? { warning: SIM_WARNING } : {}),
+        ...(node.insecure ? { warning: simWarning(currentPolicy(), role) } : {}),
         policy: currentPolicy().name,
         claimsExpire: node.expiresAt.toISOString(),
         ...(node.claims.model ? { model: node.claims.model } : {}),

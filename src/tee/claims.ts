@@ -13,6 +13,8 @@ export type Role = (typeof ROLES)[number];
 export const NODE_PLATFORMS = ["sim", "tdx", "sev-snp"] as const;
 export type NodePlatform = (typeof NODE_PLATFORMS)[number];
 export const CLAIMS_MAX_BYTES = 4096;
+/** Longest node id bound in claims (the envelope's and the protocol's worker id limit). */
+export const MAX_NODE_ID_CHARS = 128;
 
 const hexOf = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `lowercase hex of ${bytes} bytes`);
 const isoTime = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/, "ISO time like 2026-01-01T00:00:00Z");
@@ -28,7 +30,16 @@ export const ClaimsSchema = z
     hpkePublicKey: hexOf(32),
     /** Ed25519 key that signs usage receipts, raw 32 bytes hex. */
     receiptPublicKey: hexOf(32),
-    model: z.object({ name: z.string().min(1).max(256), digest: hexOf(32) }).strict().nullable(),
+    /**
+     * The id this node announces (a worker's workerId), or null when unbound. Peers compare it with the id the node
+     * announces (`attestedWorkerId`, `workerIdMismatch`); the production policy requires it for workers.
+     */
+    nodeId: z.string().min(1).max(MAX_NODE_ID_CHARS).nullable(),
+    /**
+     * The model a worker serves: its name (the only name it may announce) and the SHA-256 of its weights, or null as
+     * digest when the worker reaches an engine whose weights it cannot hash (dev only: production requires a digest).
+     */
+    model: z.object({ name: z.string().min(1).max(256), digest: hexOf(32).nullable() }).strict().nullable(),
     /** SHA-256 of the GPU evidence bundle carried next to the CPU evidence, or null. */
     gpuEvidenceDigest: hexOf(32).nullable(),
     issuedAt: isoTime,
@@ -72,4 +83,34 @@ export function decodeClaims(bytes: Buffer): Claims {
   if (!r.success) throw new EvidenceFormatError(`claims are invalid: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   if (!encodeClaims(r.data).equals(bytes)) throw new EvidenceFormatError("claims are not in canonical form (sorted keys, no whitespace)");
   return r.data;
+}
+
+/** A verified peer (the transport's PeerInfo, a VerifiedPeer): these helpers read the claims the verifier put there. */
+export type PeerWithClaims = object;
+
+function claimsOf(peer: PeerWithClaims | undefined): Claims | undefined {
+  const c = (peer as { claims?: unknown } | undefined)?.claims as Partial<Claims> | undefined;
+  return c && typeof c === "object" && typeof c.role === "string" ? (c as Claims) : undefined;
+}
+
+/**
+ * The worker id a verified worker's attestation binds, or undefined when its claims bind none (allowed by dev
+ * policies only; production refuses such workers at verification, rule `policy.node-id`).
+ */
+export function attestedWorkerId(peer: PeerWithClaims | undefined): string | undefined {
+  const c = claimsOf(peer);
+  return c?.role === "worker" && typeof c.nodeId === "string" ? c.nodeId : undefined;
+}
+
+/**
+ * Compares the worker id a worker announces (or a proxy lists it under) with the one its attestation binds; returns
+ * the reason to refuse, or undefined when they agree or the claims bind no id (dev only, see attestedWorkerId).
+ */
+export function workerIdMismatch(peer: PeerWithClaims | undefined, announcedWorkerId: string): string | undefined {
+  const bound = attestedWorkerId(peer);
+  if (bound === undefined || bound === announcedWorkerId) return undefined;
+  return (
+    `announces worker id ${JSON.stringify(announcedWorkerId)} but its attestation binds ${JSON.stringify(bound)}; ` +
+    "a worker must announce the id it attested (start it with that id, or renew its identity after renaming it)"
+  );
 }

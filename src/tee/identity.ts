@@ -15,7 +15,10 @@ const HEX_SHA256 = /^[0-9a-f]{64}$/;
 export interface NodeIdentityOptions {
   role: Role;
   platform?: NodePlatform;
-  model?: { name: string; digest: string };
+  /** The model a worker serves; digest null (or absent) when the worker cannot hash the weights (dev only). */
+  model?: { name: string; digest?: string | null };
+  /** The id the node announces (a worker's workerId), bound into the claims; unbound (null) when absent. */
+  nodeId?: string;
   validitySeconds?: number;
   /** GPU evidence bundle (see evidence.ts encodeGpuEvidence); its SHA-256 goes into the claims. */
   gpuEvidence?: Buffer;
@@ -55,7 +58,7 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
   if (!Number.isInteger(validity) || validity < 60 || validity > MAX_VALIDITY_SECONDS) {
     throw new Error(`validitySeconds must be an integer between 60 and ${MAX_VALIDITY_SECONDS}, got ${validity}`);
   }
-  if (opts.model && !HEX_SHA256.test(opts.model.digest)) {
+  if (opts.model && opts.model.digest != null && !HEX_SHA256.test(opts.model.digest)) {
     throw new Error(`model digest must be the lowercase hex SHA-256 of the weights (64 characters), got ${JSON.stringify(opts.model.digest)}`);
   }
   const now = new Date(Math.floor((opts.now ?? new Date()).getTime() / 1000) * 1000);
@@ -74,7 +77,8 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
     tlsPublicKey: tlsSpki.toString("hex"),
     hpkePublicKey: Buffer.from(hpkeJwk.x as string, "base64url").toString("hex"),
     receiptPublicKey: rawPublic(receipt.privateKey).toString("hex"),
-    model: opts.model ? { name: opts.model.name, digest: opts.model.digest } : null,
+    nodeId: opts.nodeId ?? null,
+    model: opts.model ? { name: opts.model.name, digest: opts.model.digest ?? null } : null,
     gpuEvidenceDigest: opts.gpuEvidence ? sha256Hex(opts.gpuEvidence) : null,
     issuedAt: isoSeconds(now),
     expiresAt: isoSeconds(expiresAt),

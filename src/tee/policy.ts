@@ -82,7 +82,7 @@ export function loadPolicy(path: string): Policy {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new Error(`cannot read policy file ${path}: ${(e as Error).message}`);
+    throw new Error(`cannot read policy file ${path}: ${(e as Error).message} (--policy takes ${BUILT_IN_POLICIES.join(", ")} or a JSON file)`);
   }
   let obj: unknown;
   try {
@@ -142,23 +142,53 @@ export function checkPlatformPolicy(policy: Policy, s: Omit<PolicySubject, "clai
   }
 }
 
-/** Worker-specific rules: model allow-list and GPU evidence. */
+/** Worker-specific rules: model allow-list, bound worker id and GPU evidence. */
 function checkWorkerPolicy(policy: Policy, s: PolicySubject): void {
   if (s.role === "worker") {
     const model = s.claims?.model;
     // Production requires a declared, allowed model. In dev a worker that declares no weights digest (an
     // OpenAI-compatible engine reached by URL) is let through; one that declares weights must have allowed ones.
+    // Either way a worker may announce only the model name its claims bind (the verifier exposes it as the peer's
+    // models, and the proxy refuses other names); see docs/attestation.md.
+    const digest = model?.digest ?? null;
     const mustCheck = policy.mode === "production" || ((policy.models.length > 0 || policy.strictAllowLists) && model !== null && model !== undefined);
-    if (mustCheck && (!model || !policy.models.includes(model.digest))) {
+    if (mustCheck && (!model || digest === null || !policy.models.includes(digest))) {
       throw new AttestationError(
         "policy.model",
-        model ? `model ${model.name} is not in the policy's allowed models` : "the worker declares no model",
-        model ? model.digest : "none",
-        model ? `add "${model.digest}" to models in the policy file if these weights are trusted` : "start the worker with a model whose digest is in the policy",
+        !model
+          ? "the worker declares no model"
+          : digest === null
+            ? `model ${model.name} is declared without a weights digest, so it cannot be matched against the allowed models`
+            : `model ${model.name} is not in the policy's allowed models`,
+        digest ?? "none",
+        !model || digest === null
+          ? "start the worker with a model whose weights digest is in the policy"
+          : `add "${digest}" to models in the policy file if these weights are trusted`,
+      );
+    }
+    if (policy.mode === "production" && s.claims && typeof s.claims.nodeId !== "string") {
+      throw new AttestationError(
+        "policy.node-id",
+        "the worker's claims bind no worker id, so the id it announces cannot be checked",
+        "nodeId=null",
+        "start the worker with this version, which binds its worker id into its attested claims",
       );
     }
     if (policy.requireGpu && s.platform !== "sim" && !s.hasVerifiedGpu) {
       throw new AttestationError("policy.gpu", "the worker presents no verified GPU evidence", "gpu=none", "run the worker on a GPU in confidential-computing mode and include its evidence");
     }
   }
+}
+
+/** The names `--policy` accepts besides a file path. */
+export const BUILT_IN_POLICIES = ["dev", "production"] as const;
+
+/**
+ * A policy from its command-line spelling: "dev" and "production" are the built-in policies, anything else is a JSON
+ * file (write ./dev to load a file that is named like a built-in). Undefined means dev.
+ */
+export function resolvePolicySpec(spec: string | undefined): Policy {
+  if (spec === undefined || spec === "dev") return DEV_POLICY;
+  if (spec === "production") return PRODUCTION_POLICY;
+  return loadPolicy(spec);
 }

@@ -145,4 +145,17 @@ export function attestationHeaderValue(p: { platform: string; insecure: boolean 
   return p.insecure ? "insecure-sim" : p.platform;
 }
 /** One-line warning for logs and /status pages of nodes running on sim. */
-export const SIM_WARNING = "INSECURE: running on the sim attestation platform (development key, no TEE). Production policy refuses this node.";
+export const SIM_WARNING = "INSECURE: running on the sim attestation platform (development key, no TEE).";
+
+/**
+ * SIM_WARNING plus why this node runs anyway, true for the policy in force (a node whose policy refuses sim does not
+ * start at all, so "refused" is never the right thing to print here).
+ */
+export function simWarning(policy: { name: string; allowSim: boolean; attestedRoles: readonly string[] }, role: string): string {
+  const why = policy.allowSim
+    ? `Policy "${policy.name}" accepts sim for development; a production policy refuses sim ${role}s.`
+    : policy.attestedRoles.includes(role)
+      ? `Policy "${policy.name}" refuses sim ${role}s: peers will refuse this node.`
+      : `Policy "${policy.name}" does not require hardware evidence from a ${role}.`;
+  return `${SIM_WARNING} ${why}`;
+}

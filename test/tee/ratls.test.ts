@@ -158,7 +158,7 @@ describe("node identity and RA-TLS certificates", () => {
   });
 
   it("policy rules: measurement and model allow-lists, TCB minimum", async () => {
-    const id = await createNodeIdentity({ role: "worker", model: MODEL });
+    const id = await createNodeIdentity({ role: "worker", model: MODEL, nodeId: "w1" });
     const peer = await verifyPeerCertificate(id.tls.certDer, DEV_POLICY, fresh());
     const strict: Policy = parsePolicy({ mode: "production", allowSim: true, requireGpu: false, measurements: { worker: ["11".repeat(32)] }, models: [MODEL.digest] });
     const e = await refusal(verifyPeerCertificate(id.tls.certDer, strict, fresh()), "policy.measurement");
