@@ -23,6 +23,23 @@ export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
 /** Bytes of Data a sender may have in flight per stream before the receiver grants more. */
 export const DEFAULT_STREAM_WINDOW = 1024 * 1024;
 export const DEFAULT_MAX_STREAMS = 1024;
+/**
+ * Unread inbound Data one connection may hold, across all its streams (each queued chunk also counts
+ * QUEUED_CHUNK_OVERHEAD). Per-stream credit alone allows maxStreams x streamWindow = 1 GiB per connection.
+ */
+export const DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/** Largest frame accepted before the Hello exchange completes (a Hello is a few hundred bytes). */
+export const DEFAULT_MAX_HELLO_BYTES = 4 * 1024;
+/** Largest frame accepted afterwards, unless streamWindow is larger (a Data frame may carry a whole window). */
+export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+/** Estimated memory of one queued chunk besides its bytes (Buffer object, queue slot). */
+export const QUEUED_CHUNK_OVERHEAD = 256;
+/** Protocol-generated answers (Pong, refusals) are not written while this much output waits for the peer to read. */
+const CONTROL_WRITE_LIMIT = 1024 * 1024;
+/** At most this many of a peer's versions are echoed back in an error message. */
+const MAX_ECHOED_VERSIONS = 8;
+/** Text from the peer (GoAway / Reset messages) is cut to this many characters before it reaches logs or apps. */
+export const MAX_PEER_TEXT = 1024;
 /** Stream ids: the dialing side uses odd ids, the accepting side even ones, so they never collide. */
 const MAX_STREAM_ID = 0xffff_fffe;
 
@@ -46,6 +63,14 @@ export interface ConnectionOptions {
   streamWindow?: number;
   maxStreams?: number;
   versions?: readonly number[];
+  /** Unread inbound Data this connection may hold across its streams; the stream that would pass it is reset (`overloaded`). */
+  maxBufferedBytes?: number;
+  /** A budget shared with other connections (e.g. every connection of one listener), checked as well. */
+  sharedBudget?: ByteBudget;
+  /** Largest frame before the Hello exchange completes (default 4 KiB). */
+  maxHelloBytes?: number;
+  /** Largest frame afterwards (default max(1 MiB, streamWindow)). */
+  maxFrameBytes?: number;
   /** Sees every plaintext byte this connection receives and sends (audits such as the proxy-blindness test). */
   tap?: (direction: "in" | "out", data: Buffer) => void;
 }
@@ -58,6 +83,31 @@ export class StreamError extends Error {
 }
 
 type Waiter = { resolve: () => void; reject: (e: Error) => void };
+
+/** A byte budget: what is taken must be given back. Shared by connections to bound their total. */
+export class ByteBudget {
+  used = 0;
+  constructor(readonly limit: number) {}
+  tryTake(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.used -= n;
+  }
+}
+
+/** Cuts peer-supplied text for logs and error messages. */
+export function peerText(value: unknown, max = MAX_PEER_TEXT): string {
+  const s = String(value ?? "");
+  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
+}
+
+/** Bytes one queued chunk is charged against the connection's buffer budget. */
+function chunkCost(chunk: Buffer): number {
+  return chunk.length + QUEUED_CHUNK_OVERHEAD;
+}
 
 /** One request/response exchange inside a connection. Iterate it to read the peer's Data. */
 export class Stream {
@@ -79,6 +129,10 @@ export class Stream {
   private remoteEnded = false;
   private failure: StreamError | undefined;
   private replied = false;
+  /** The app started reading (iterating) this stream. */
+  private reading = false;
+  /** Budget bytes held for chunks in `queue`; given back as they are read or when the stream fails. */
+  private charged = 0;
 
   constructor(
     private readonly conn: Connection,
@@ -136,6 +190,11 @@ export class Stream {
     if (this.localEnded || this.failure) return;
     this.localEnded = true;
     this.conn.sendRaw(encodeFrame(FrameType.End, this.id, jsonPayload(trailer)));
+    if (this.abandonsInput()) {
+      // A responder that answered without reading the request (e.g. `models`): nobody will read the rest.
+      if (this.queue.length > 0) this.refuseInput();
+      return;
+    }
     this.maybeFinish();
   }
 
@@ -147,9 +206,15 @@ export class Stream {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    this.reading = true;
     for (;;) {
       const chunk = this.queue.shift();
       if (chunk) {
+        const cost = chunkCost(chunk);
+        if (this.charged >= cost) {
+          this.charged -= cost;
+          this.conn.releaseBuffered(cost);
+        }
         this.credit(chunk.length);
         yield chunk;
         continue;
@@ -189,7 +254,17 @@ export class Stream {
       throw new ProtocolError(`stream ${this.id}: peer sent ${data.length} bytes with only ${this.recvAllowance} of window left`);
     }
     this.recvAllowance -= data.length;
-    if (this.failure) return; // we reset it; drop late data
+    if (this.failure || data.length === 0) return; // we reset it; drop late data
+    if (this.localEnded && this.abandonsInput()) return this.refuseInput();
+    // A small payload that is a view of a much larger received chunk would pin that whole chunk while queued.
+    if (data.length < 4096 && data.buffer.byteLength > 2 * data.length) data = Buffer.from(data);
+    const cost = chunkCost(data);
+    const why = this.conn.reserveBuffered(cost);
+    if (why) {
+      this.reset("overloaded", `stream ${this.id}: ${why}; the receiving app is not reading fast enough`);
+      return;
+    }
+    this.charged += cost;
     this.queue.push(data);
     this.wakeReader();
   }
@@ -215,6 +290,11 @@ export class Stream {
   fail(err: StreamError): void {
     if (this.failure) return;
     this.failure = err;
+    if (this.charged > 0) {
+      this.conn.releaseBuffered(this.charged);
+      this.charged = 0;
+    }
+    if (!this.reading) this.queue = []; // nobody reads it: free it now
     this.abort.abort(err);
     this.readWaiter?.reject(err);
     this.readWaiter = undefined;
@@ -244,6 +324,16 @@ export class Stream {
   private maybeFinish(): void {
     if (this.localEnded && this.remoteEnded) this.conn.forget(this.id);
   }
+
+  /** True for a stream the peer opened, that we ended, whose input the app never started to read. */
+  private abandonsInput(): boolean {
+    return this.incoming && !this.remoteEnded && !this.reading;
+  }
+
+  /** The peer keeps sending request data to a responder that has answered and will not read it: reset. */
+  private refuseInput(): void {
+    this.reset("stream_closed", `stream ${this.id}: the responder has answered and ended the stream; it reads no more request data`);
+  }
 }
 
 export interface ConnectionEvents {
@@ -266,7 +356,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   closed = false;
   closeReason: Error | undefined;
 
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder: FrameDecoder;
+  /** Budget bytes held by queued inbound Data of all streams. */
+  private buffered = 0;
   private readonly streams = new Map<number, Stream>();
   private nextStreamId: number;
   private lastSeen = Date.now();
@@ -276,7 +368,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private drainWaiters: Array<() => void> = [];
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
-  private readonly opts: Required<Omit<ConnectionOptions, "tap">>;
+  private readonly opts: Required<Omit<ConnectionOptions, "tap" | "sharedBudget">>;
+  private readonly sharedBudget: ByteBudget | undefined;
   private readonly tap: ConnectionOptions["tap"];
 
   constructor(readonly socket: Duplex, options: ConnectionOptions) {
@@ -289,9 +382,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       streamWindow: DEFAULT_STREAM_WINDOW,
       maxStreams: DEFAULT_MAX_STREAMS,
       versions: SUPPORTED_VERSIONS,
-      ...options,
+      maxBufferedBytes: DEFAULT_MAX_BUFFERED_BYTES,
+      maxHelloBytes: DEFAULT_MAX_HELLO_BYTES,
+      maxFrameBytes: Math.max(DEFAULT_MAX_FRAME_BYTES, options.streamWindow ?? DEFAULT_STREAM_WINDOW),
+      ...(withoutUndefined(options) as ConnectionOptions),
     };
     this.tap = options.tap;
+    this.sharedBudget = options.sharedBudget;
+    this.decoder = new FrameDecoder(this.opts.maxHelloBytes);
     this.nextStreamId = options.initiator ? 1 : 2;
     this.ready = new Promise<void>((resolve, reject) => {
       this.resolveReady = resolve;
@@ -320,6 +418,28 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.streams.size;
   }
 
+  /** Budget bytes of unread inbound Data held by this connection's streams. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Takes n bytes from this connection's (and the shared) buffer budget; returns why not, or undefined. */
+  reserveBuffered(n: number): string | undefined {
+    if (this.buffered + n > this.opts.maxBufferedBytes) {
+      return `${this.buffered} bytes of unread data are buffered on this connection (limit ${this.opts.maxBufferedBytes})`;
+    }
+    if (this.sharedBudget && !this.sharedBudget.tryTake(n)) {
+      return `${this.sharedBudget.used} bytes of unread data are buffered across this node's connections (limit ${this.sharedBudget.limit})`;
+    }
+    this.buffered += n;
+    return undefined;
+  }
+
+  releaseBuffered(n: number): void {
+    this.buffered -= n;
+    this.sharedBudget?.give(n);
+  }
+
   /** Opens a stream with the given head; read the answer with replyHead() and iteration. */
   open(head: Record<string, unknown>): Stream {
     if (this.closed) throw new StreamError("connection_lost", `connection is closed: ${this.closeReason?.message ?? "closed"}`);
@@ -339,7 +459,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** Tells the peer why we leave, then closes. */
   close(code = "shutdown", message = "closing"): void {
     if (this.closed) return;
-    this.sendRaw(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code, message })));
+    this.sendRaw(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code, message: peerText(message) })));
     this.socket.end();
     this.destroy(new StreamError(code, message));
   }
@@ -390,7 +510,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private fatal(err: ProtocolError): void {
     if (this.closed) return;
     try {
-      this.socket.write(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code: err.code, message: err.message })));
+      this.socket.write(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code: err.code, message: peerText(err.message) })));
     } catch {
       /* socket already gone */
     }
@@ -423,7 +543,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       case FrameType.Hello:
         return this.onHello(parseJsonPayload(frame.payload, "Hello"));
       case FrameType.Ping:
-        this.sendRaw(encodeFrame(FrameType.Pong, 0, frame.payload));
+        // A peer that pings without reading our answers must not grow our output buffer: skip the Pong.
+        if (this.socket.writableLength < CONTROL_WRITE_LIMIT) this.sendRaw(encodeFrame(FrameType.Pong, 0, frame.payload));
         return;
       case FrameType.Pong: {
         const key = frame.payload.toString("hex");
@@ -436,7 +557,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
       case FrameType.GoAway: {
         const info = parseJsonPayload(frame.payload, "GoAway");
-        this.destroy(new StreamError(String(info.code ?? "goaway"), `peer closed the connection: ${String(info.message ?? "")}`));
+        this.destroy(new StreamError(peerText(info.code ?? "goaway", 64), `peer closed the connection: ${peerText(info.message)}`));
         return;
       }
       case FrameType.Control:
@@ -444,6 +565,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return;
       case FrameType.Open:
         return this.onOpen(frame);
+      case FrameType.Challenge:
+      case FrameType.Solution:
+        throw new ProtocolError(`${frameTypeName(frame.type)} frame outside the connection handshake`);
       default:
         return this.onStreamFrame(frame);
     }
@@ -451,17 +575,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private onHello(hello: Record<string, unknown>): void {
     if (this.peerHello) throw new ProtocolError("second Hello on one connection");
-    if (hello.protocol !== PROTOCOL_NAME) throw new ProtocolError(`peer speaks "${String(hello.protocol)}", not "${PROTOCOL_NAME}"`, "wrong_protocol");
+    if (hello.protocol !== PROTOCOL_NAME) throw new ProtocolError(`peer speaks "${peerText(hello.protocol, 64)}", not "${PROTOCOL_NAME}"`, "wrong_protocol");
     const versions = hello.versions;
     if (!Array.isArray(versions) || !versions.every((v) => Number.isInteger(v))) {
       throw new ProtocolError("Hello.versions must be an array of integers");
     }
     const common = this.opts.versions.filter((v) => versions.includes(v));
     if (common.length === 0) {
-      throw new ProtocolError(
-        `no common protocol version: we speak ${this.opts.versions.join(",")}, peer speaks ${versions.join(",")}; upgrade the older node`,
-        "version_mismatch",
-      );
+      const shown = versions.length > MAX_ECHOED_VERSIONS ? `${versions.slice(0, MAX_ECHOED_VERSIONS).join(",")},… (${versions.length} in all)` : versions.join(",");
+      throw new ProtocolError(`no common protocol version: we speak ${this.opts.versions.join(",")}, peer speaks ${shown}; upgrade the older node`, "version_mismatch");
     }
     this.version = Math.max(...common);
     this.peerHello = {
@@ -472,6 +594,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       software: String(hello.software ?? ""),
     };
     clearTimeout(this.helloTimer);
+    this.decoder.limit = this.opts.maxFrameBytes;
     this.pingTimer = setInterval(() => this.tick(), this.opts.pingIntervalMs);
     this.pingTimer.unref();
     this.resolveReady();
@@ -483,11 +606,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (id % 2 !== peerParity) throw new ProtocolError(`peer opened stream ${id} with our parity`);
     if (this.streams.has(id)) throw new ProtocolError(`peer reopened live stream ${id}`);
     const head = parseJsonPayload(frame.payload, "Open");
-    const stream = new Stream(this, id, true, this.opts.streamWindow);
     if (this.streams.size >= this.opts.maxStreams) {
+      if (this.socket.writableLength >= CONTROL_WRITE_LIMIT) {
+        throw new ProtocolError(`peer keeps opening streams beyond the limit of ${this.opts.maxStreams} without reading the refusals`, "too_many_streams");
+      }
       this.sendRaw(encodeFrame(FrameType.Reset, id, jsonPayload({ code: "too_many_streams", message: `limit is ${this.opts.maxStreams}` })));
       return;
     }
+    const stream = new Stream(this, id, true, this.opts.streamWindow);
     this.streams.set(id, stream);
     stream.onHead(head);
     this.emit("stream", stream);
@@ -509,7 +635,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return;
       case FrameType.Reset: {
         const info = parseJsonPayload(frame.payload, "Reset");
-        stream.fail(new StreamError(String(info.code ?? "reset"), String(info.message ?? "reset by peer")));
+        stream.fail(new StreamError(peerText(info.code ?? "reset", 64), peerText(info.message ?? "reset by peer")));
         return;
       }
       case FrameType.Window:
@@ -528,4 +654,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (this.pingSentAt.size > 16) this.pingSentAt.delete(this.pingSentAt.keys().next().value!);
     this.sendRaw(encodeFrame(FrameType.Ping, 0, nonce));
   }
+}
+
+function withoutUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
 }

@@ -25,6 +25,10 @@ export enum FrameType {
   GoAway = 0x04,
   /** Connection: JSON application message (worker announcements, pool updates). */
   Control = 0x05,
+  /** Handshake, listener -> dialer, before Hello: u8 difficulty bits + random challenge (proof of work). */
+  Challenge = 0x06,
+  /** Handshake, dialer -> listener: the nonce whose SHA-256(challenge || nonce) has enough leading zero bits. */
+  Solution = 0x07,
   /** Stream: opener's head, JSON {op, ...}. */
   Open = 0x10,
   /** Stream: responder's head, JSON. */
@@ -39,12 +43,25 @@ export enum FrameType {
   Window = 0x15,
 }
 
-const CONNECTION_FRAMES = new Set([FrameType.Hello, FrameType.Ping, FrameType.Pong, FrameType.GoAway, FrameType.Control]);
+const CONNECTION_FRAMES = new Set([
+  FrameType.Hello,
+  FrameType.Ping,
+  FrameType.Pong,
+  FrameType.GoAway,
+  FrameType.Control,
+  FrameType.Challenge,
+  FrameType.Solution,
+]);
 const STREAM_FRAMES = new Set([FrameType.Open, FrameType.Reply, FrameType.Data, FrameType.End, FrameType.Reset, FrameType.Window]);
 
 /** Payload size that ping, pong and window frames must have exactly. */
 export const PING_PAYLOAD_SIZE = 8;
 export const WINDOW_PAYLOAD_SIZE = 4;
+/** Challenge payload: 1 byte of difficulty, then 16..64 random bytes. Solution payload: an 8..64-byte nonce. */
+export const CHALLENGE_MIN_SIZE = 1 + 16;
+export const CHALLENGE_MAX_SIZE = 1 + 64;
+export const SOLUTION_MIN_SIZE = 8;
+export const SOLUTION_MAX_SIZE = 64;
 
 export interface Frame {
   type: FrameType;
@@ -86,6 +103,12 @@ export function checkFrame(type: number, streamId: number, length: number): void
     if ((type === FrameType.Ping || type === FrameType.Pong) && length !== PING_PAYLOAD_SIZE) {
       throw new ProtocolError(`${frameTypeName(type)} payload must be ${PING_PAYLOAD_SIZE} bytes, got ${length}`);
     }
+    if (type === FrameType.Challenge && (length < CHALLENGE_MIN_SIZE || length > CHALLENGE_MAX_SIZE)) {
+      throw new ProtocolError(`Challenge payload must be ${CHALLENGE_MIN_SIZE}..${CHALLENGE_MAX_SIZE} bytes, got ${length}`);
+    }
+    if (type === FrameType.Solution && (length < SOLUTION_MIN_SIZE || length > SOLUTION_MAX_SIZE)) {
+      throw new ProtocolError(`Solution payload must be ${SOLUTION_MIN_SIZE}..${SOLUTION_MAX_SIZE} bytes, got ${length}`);
+    }
   } else if (STREAM_FRAMES.has(type)) {
     if (streamId === 0) throw new ProtocolError(`${frameTypeName(type)} frame needs a non-zero stream id`);
     if (type === FrameType.Window && length !== WINDOW_PAYLOAD_SIZE) {
@@ -99,12 +122,18 @@ export function checkFrame(type: number, streamId: number, length: number): void
 /**
  * Incremental decoder: push() bytes as they arrive, get whole frames back.
  * Keeps at most one partial frame buffered; rejects a header announcing an oversize frame at once.
+ * `limit` may be changed between pushes (a connection allows only small frames until the Hello exchange is done).
+ *
+ * A frame that lies inside one received chunk is returned as a view of that chunk (no copy); one that spans chunks
+ * is copied into a buffer of exactly its size, so that a payload never pins more than its own frame's bytes plus
+ * the chunk it came in.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  private readonly header = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
 
-  constructor(private readonly maxPayload = MAX_FRAME_PAYLOAD) {}
+  constructor(public limit = MAX_FRAME_PAYLOAD) {}
 
   push(data: Buffer): Frame[] {
     if (data.length === 0) return [];
@@ -112,18 +141,18 @@ export class FrameDecoder {
     this.buffered += data.length;
     const frames: Frame[] = [];
     while (this.buffered >= FRAME_HEADER_SIZE) {
-      const head = this.peek(FRAME_HEADER_SIZE);
+      const head = this.peekHeader();
       const length = head.readUInt32BE(0);
       const type = head[4]!;
       const flags = head[5]!;
       const streamId = head.readUInt32BE(6);
-      if (length > this.maxPayload) {
-        throw new ProtocolError(`frame announces ${length} bytes, above the ${this.maxPayload}-byte limit`, "frame_too_large");
+      if (length > this.limit) {
+        throw new ProtocolError(`frame announces ${length} bytes, above the ${this.limit}-byte limit`, "frame_too_large");
       }
       checkFrame(type, streamId, length);
       if (this.buffered < FRAME_HEADER_SIZE + length) break;
-      const whole = this.take(FRAME_HEADER_SIZE + length);
-      frames.push({ type, flags, streamId, payload: whole.subarray(FRAME_HEADER_SIZE) });
+      this.skip(FRAME_HEADER_SIZE);
+      frames.push({ type, flags, streamId, payload: this.take(length) });
     }
     return frames;
   }
@@ -133,23 +162,59 @@ export class FrameDecoder {
     return this.buffered;
   }
 
-  private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
-    this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0]!;
+  /** Hands back the bytes received after the last whole frame (and forgets them). */
+  drainPending(): Buffer {
+    const rest = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.buffered = 0;
+    return rest;
+  }
+
+  /** The next 10 bytes, without consuming them. */
+  private peekHeader(): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= FRAME_HEADER_SIZE) return first;
+    let got = 0;
+    for (const c of this.chunks) {
+      const n = Math.min(c.length, FRAME_HEADER_SIZE - got);
+      c.copy(this.header, got, 0, n);
+      got += n;
+      if (got === FRAME_HEADER_SIZE) break;
+    }
+    return this.header;
+  }
+
+  private skip(n: number): void {
+    this.buffered -= n;
+    while (n > 0) {
+      const first = this.chunks[0]!;
+      if (first.length > n) {
+        this.chunks[0] = first.subarray(n);
+        return;
+      }
+      n -= first.length;
+      this.chunks.shift();
+    }
   }
 
   private take(n: number): Buffer {
+    if (n === 0) return EMPTY;
     const first = this.chunks[0]!;
-    let out: Buffer;
     if (first.length >= n) {
-      out = first.subarray(0, n);
+      this.buffered -= n;
       if (first.length === n) this.chunks.shift();
       else this.chunks[0] = first.subarray(n);
-    } else {
-      const all = Buffer.concat(this.chunks);
-      out = all.subarray(0, n);
-      this.chunks = all.length > n ? [all.subarray(n)] : [];
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafeSlow(n);
+    let got = 0;
+    while (got < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - got);
+      c.copy(out, got, 0, k);
+      got += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
     }
     this.buffered -= n;
     return out;
@@ -173,4 +238,17 @@ export function parseJsonPayload(payload: Buffer, what: string): Record<string, 
 
 export function jsonPayload(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value), "utf8");
+}
+
+/** Number of leading zero bits of a digest. */
+export function leadingZeroBits(digest: Uint8Array): number {
+  let bits = 0;
+  for (const byte of digest) {
+    if (byte === 0) {
+      bits += 8;
+      continue;
+    }
+    return bits + Math.clz32(byte) - 24;
+  }
+  return bits;
 }

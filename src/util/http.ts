@@ -9,9 +9,60 @@ export interface HttpServerHandle {
   close(): Promise<void>;
 }
 
-export async function startHttpServer(host: string, port: number, handler: http.RequestListener): Promise<HttpServerHandle> {
-  const server = http.createServer(handler);
-  server.keepAliveTimeout = 65_000;
+/**
+ * Limits that keep idle sockets and slow senders (slowloris) from using up a server's connections and file
+ * descriptors. Node closes, with 408, a connection whose request head is not complete within headersTimeoutMs
+ * of its first byte or of connecting (so idle and one-byte-a-second sockets go too); the check runs every
+ * checkIntervalMs. requestTimeoutMs bounds receiving the whole request (not the response: streams may run long).
+ */
+export interface HttpLimits {
+  /** Default 10 s. */
+  headersTimeoutMs?: number;
+  /** Default 30 s. */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this (default 10 s). */
+  keepAliveTimeoutMs?: number;
+  /** Most open connections in all (default 2048); more are closed at accept. */
+  maxConnections?: number;
+  /** Most open connections from one address (default 512); more are closed at accept. */
+  maxConnectionsPerAddress?: number;
+  /** How often the timeouts are checked (default 1 s; Node's own default is 30 s). */
+  checkIntervalMs?: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Required<HttpLimits> = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 10_000,
+  maxConnections: 2048,
+  maxConnectionsPerAddress: 512,
+  checkIntervalMs: 1_000,
+};
+
+export async function startHttpServer(host: string, port: number, handler: http.RequestListener, limits: HttpLimits = {}): Promise<HttpServerHandle> {
+  const l = { ...DEFAULT_HTTP_LIMITS, ...limits };
+  const server = http.createServer(
+    {
+      headersTimeout: l.headersTimeoutMs,
+      requestTimeout: Math.max(l.requestTimeoutMs, l.headersTimeoutMs),
+      connectionsCheckingInterval: l.checkIntervalMs,
+    },
+    handler,
+  );
+  server.keepAliveTimeout = l.keepAliveTimeoutMs;
+  server.maxConnections = l.maxConnections;
+  const perAddress = new Map<string, number>();
+  server.on("connection", (socket) => {
+    const addr = socket.remoteAddress ?? "unknown";
+    const n = (perAddress.get(addr) ?? 0) + 1;
+    perAddress.set(addr, n);
+    socket.once("close", () => {
+      const left = (perAddress.get(addr) ?? 1) - 1;
+      if (left > 0) perAddress.set(addr, left);
+      else perAddress.delete(addr);
+    });
+    if (n > l.maxConnectionsPerAddress) socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
       reject(err.code === "EADDRINUSE" ? new Error(`port ${port} on ${host} is already in use: stop the other process or pick another port with --port`) : err);
