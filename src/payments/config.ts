@@ -8,7 +8,9 @@
  *     "proxyContract": "<the proxy's contract (vault) address>",
  *     "wallet": { "seed": "<64 hex>" } | { "keyFile": "wallet.json", "passwordFile": "pw.txt" },
  *     "ledger": "payments.sqlite",                           // relative paths are relative to this file
- *     "channel": "<client channel address>",                 // client only
+ *     "channel": "<client channel address>",                 // client only: the channel payments use now
+ *     "channels": ["<address>", ...],                        // client only: every channel it opened, oldest
+ *                                                            //   first (closing ones still hold money)
  *     "models": { "<model name>": "<weights sha256 hex>" },  // names to price (proxy, worker, client)
  *     "batch": { ... }                                       // thresholds and timers, see BatchSettings
  *   }
@@ -53,6 +55,7 @@ export const paymentsConfigSchema = z.object({
   ]),
   ledger: z.string().min(1),
   channel: z.string().max(128).optional(),
+  channels: z.array(z.string().max(128)).max(10_000).optional(),
   models: z.record(z.string(), z.string().regex(/^[0-9a-fA-F]{64}$/, "a sha256 hex digest")).optional(),
   batch: batchSettingsSchema.optional(),
 });
@@ -67,7 +70,13 @@ export interface PaymentsConfig {
   proxyContract: Address;
   wallet: PaymentsConfigJson["wallet"];
   ledger: string;
+  /** The channel payments use now (the client role pays from it). */
   channel?: Address;
+  /**
+   * Every channel this client opened, oldest first, the current one included: a channel that is closing or
+   * waiting for its withdrawal still holds money. A file written before this list existed gives [channel].
+   */
+  channels: Address[];
   models: Record<string, string>;
   batch: BatchSettingsJson;
 }
@@ -93,9 +102,21 @@ export function parsePaymentsConfig(json: unknown, baseDir = process.cwd(), file
     wallet: "keyFile" in c.wallet ? { keyFile: abs(c.wallet.keyFile), ...(c.wallet.passwordFile ? { passwordFile: abs(c.wallet.passwordFile) } : {}) } : c.wallet,
     ledger: c.ledger === ":memory:" ? c.ledger : abs(c.ledger),
     ...(c.channel ? { channel: parseAddress(c.channel, "channel") } : {}),
+    channels: knownChannels(c.channels ?? [], c.channel),
     models: Object.fromEntries(Object.entries(c.models ?? {}).map(([k, v]) => [k, v.toLowerCase()])),
     batch: c.batch ?? {},
   };
+}
+
+/** The listed channels plus the current one (if the list misses it), without duplicates, oldest first. */
+function knownChannels(listed: string[], current: string | undefined): Address[] {
+  const out: Address[] = [];
+  const add = (a: Address) => {
+    if (!out.some((x) => x.equals(a))) out.push(a);
+  };
+  listed.forEach((s, i) => add(parseAddress(s, `channels[${i}]`)));
+  if (current) add(parseAddress(current, "channel"));
+  return out;
 }
 
 export function loadPaymentsConfig(path: string): PaymentsConfig {
