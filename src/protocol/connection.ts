@@ -459,6 +459,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** Tells the peer why we leave, then closes. */
   close(code = "shutdown", message = "closing"): void {
     if (this.closed) return;
+    this.closing ??= new StreamError(code, message);
     this.sendRaw(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code, message: peerText(message) })));
     this.socket.end();
     this.destroy(new StreamError(code, message));
@@ -478,6 +479,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   private corked = false;
+  /** Why we are closing, set before the socket is ended. */
+  private closing: Error | undefined;
   private readonly uncork = () => {
     this.corked = false;
     this.socket.uncork();
@@ -494,6 +497,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   destroy(err?: Error): void {
     if (this.closed) return;
+    // Ending the socket may report an error or close synchronously: keep the reason we are closing for.
+    err = this.closing ?? err;
     this.closed = true;
     this.closeReason = err;
     clearInterval(this.pingTimer);
@@ -509,6 +514,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private fatal(err: ProtocolError): void {
     if (this.closed) return;
+    this.closing ??= err;
     try {
       this.socket.write(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code: err.code, message: peerText(err.message) })));
     } catch {
