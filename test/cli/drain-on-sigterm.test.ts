@@ -91,7 +91,7 @@ test("SIGTERM lets running requests finish, then exits 0: client, worker, proxy"
     roles.push(...workers, ...clients);
     const [a, b] = await within("the clients and workers to start", Promise.all([...clients.map((c) => c.ready), ...workers.map((w) => w.ready)]), 60_000);
     const [apiA, apiB] = [String(a!.api), String(b!.api)];
-    await waitFor("both workers to join", async () => ((await (await fetch(`${apiB}/models`)).json()) as { data?: { workers: number }[] }).data?.[0]?.workers === 2 || undefined);
+    await waitFor("both workers to join", async () => ((await (await fetch(`${apiB}/models`, { signal: AbortSignal.timeout(5_000) })).json()) as { data?: { workers: number }[] }).data?.[0]?.workers === 2 || undefined);
 
     await t.test("client: stops taking HTTP requests, finishes the running answer, exits 0", async () => {
       const s = await startStream(apiA, "alpha");
@@ -116,7 +116,7 @@ test("SIGTERM lets running requests finish, then exits 0: client, worker, proxy"
       const other = s.worker === "wa" ? "wb" : "wa";
       const exit = victim.stop("SIGTERM");
       const seen = await waitFor("the proxy to see the worker disabled", async () => {
-        const st = (await (await fetch(String(p.status))).json()) as { peers: { workers: { id: string; enabled: boolean; reason?: string }[] } };
+        const st = (await (await fetch(String(p.status), { signal: AbortSignal.timeout(5_000) })).json()) as { peers: { workers: { id: string; enabled: boolean; reason?: string }[] } };
         const w = st.peers.workers.find((x) => x.id === s.worker);
         return w && !w.enabled ? w : undefined;
       }, 5_000);
