@@ -146,7 +146,8 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       chain = await startDevnetChain({ dir, workers: o.workers, modelFile: o.modelFile, progress: (l) => out(`[chain]    ${l}\n`) });
       out(`[chain]    ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${chain.server.url}; state and ledgers in ${dir})\n`);
     }
-    const pay = (args: string[], file: string | undefined) => (file ? [...args, "--payments", file] : args);
+    // Every role gets the payments file (if any) and the drain bound this devnet waits for on SIGTERM.
+    const pay = (args: string[], file: string | undefined) => [...args, ...(file ? ["--payments", file] : []), "--drain-timeout", String(drainMs / 1000)];
     const proxy = startChild("proxy", pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxy));
     children.push(proxy);
     const p = await step("proxy", 1, total, proxy.ready, (v) => `(workers :${v.workerPort}, clients :${v.clientPort})`);

@@ -51,7 +51,7 @@ program.name("cocoon").description("Confidential, decentralized AI inference on 
 const clientCommand = securityOptions(
   program
     .command("client")
-    .description("OpenAI-compatible HTTP API for apps, connected to one proxy (subcommands: deposit, close, withdraw, channel)")
+    .description("OpenAI-compatible HTTP API for apps, connected to one proxy (subcommands: deposit, close, withdraw, channels, channel)")
     .option("--host <host>", "address to serve the API on", "127.0.0.1")
     .option("--port <port>", "API port", port, DEFAULT_CLIENT_API_PORT)
     .option("--proxy <host:port>", "the proxy's client port", `127.0.0.1:${DEFAULT_CLIENT_PORT}`)
