@@ -12,14 +12,21 @@ export const NETWORK_NAMES: readonly NetworkName[] = ["devnet", "testnet", "main
 export const ENDPOINT_ENV = "COCOON_TON_ENDPOINT";
 export const API_KEY_ENV = "COCOON_TON_API_KEY";
 
-/** Global ids (config param 19) that WalletV5R1 folds into its wallet id. The sandbox runs a mainnet config. */
-const MAINNET_GLOBAL_ID = -239;
-const TESTNET_GLOBAL_ID = -3;
+/**
+ * TON global ids (config param 19). WalletV5R1 folds the network's id into its wallet id, and every Cocoon contract
+ * and voucher names it (vouchers signed for one network are refused on another). The local devnet chain runs a
+ * mainnet config in the emulator, but it is not mainnet: it has its own id, so nothing signed for it is valid
+ * on mainnet (or testnet) and the other way round.
+ */
+export const MAINNET_GLOBAL_ID = -239;
+export const TESTNET_GLOBAL_ID = -3;
+export const DEVNET_GLOBAL_ID = -42;
 
 export interface NetworkConfig {
   name: NetworkName;
   /** Default TON Center v2 JSON-RPC endpoint. */
   endpoint: string;
+  /** TON global id: wallet ids, contract configs and vouchers. */
   networkGlobalId: number;
   /** Addresses are printed in the testnet-only form (kQ/0Q...). */
   testOnly: boolean;
@@ -30,7 +37,7 @@ export interface NetworkConfig {
 export const NETWORKS: Readonly<Record<NetworkName, NetworkConfig>> = {
   devnet: {
     name: "devnet", endpoint: `http://${DEFAULT_CHAIN_HOST}:${DEFAULT_CHAIN_PORT}/jsonRPC`,
-    networkGlobalId: MAINNET_GLOBAL_ID, testOnly: false, realFunds: false,
+    networkGlobalId: DEVNET_GLOBAL_ID, testOnly: false, realFunds: false,
   },
   testnet: {
     name: "testnet", endpoint: "https://testnet.toncenter.com/api/v2/jsonRPC",
@@ -65,6 +72,11 @@ export function resolveEndpoint(network: NetworkName, endpoint?: string, env: No
 export function makeTonClient(network: NetworkName, endpoint?: string, env: NodeJS.ProcessEnv = process.env): TonClient {
   const apiKey = env[API_KEY_ENV] || undefined;
   return new TonClient({ endpoint: resolveEndpoint(network, endpoint, env), apiKey });
+}
+
+/** The TON global id of `network`, bound into every contract config and voucher. */
+export function globalIdFor(network: NetworkName): number {
+  return NETWORKS[network].networkGlobalId;
 }
 
 /** The WalletV5R1 wallet id parameters for `network`. */

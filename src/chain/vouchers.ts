@@ -5,10 +5,11 @@
  * and move signed vouchers between processes as bytes.
  *
  * Voucher cells (no refs; the signature is Ed25519 over the cell's representation hash `cell.hash()`,
- * which is what the contracts check with CHKSIGNU):
- *   payment (client -> proxy):  tag:uint32 = 0x43505931 channel:MsgAddressInt cumulative:Coins
- *   close   (client -> proxy):  tag:uint32 = 0x43434c31 channel:MsgAddressInt cumulative:Coins
- *   payout  (proxy -> worker):  tag:uint32 = 0x50575031 proxy:MsgAddressInt worker:MsgAddressInt cumulative:Coins
+ * which is what the contracts check with CHKSIGNU). `global_id` is the network's TON global id (mainnet -239,
+ * testnet -3, devnet its own; see chain/network.ts): the contracts refuse a voucher for another network.
+ *   payment (client -> proxy):  tag:uint32 = 0x43505931 global_id:int32 channel:MsgAddressInt cumulative:Coins
+ *   close   (client -> proxy):  tag:uint32 = 0x43434c31 global_id:int32 channel:MsgAddressInt cumulative:Coins
+ *   payout  (proxy -> worker):  tag:uint32 = 0x50575031 global_id:int32 proxy:MsgAddressInt worker:MsgAddressInt cumulative:Coins
  *
  * Signed voucher on the wire (`encodeSignedVoucher`): a one-cell-plus-ref BoC
  *   root: signature:bits512, ref 0 = the voucher cell.
@@ -39,11 +40,15 @@ export const MAX_COINS = (1n << 120n) - 1n;
 
 export interface ChannelVoucher {
   kind: "payment" | "close";
+  /** TON global id of the network the channel lives on. */
+  globalId: number;
   channel: Address;
   cumulative: bigint;
 }
 export interface PayoutVoucher {
   kind: "payout";
+  /** TON global id of the network the proxy contract lives on. */
+  globalId: number;
   proxy: Address;
   worker: Address;
   cumulative: bigint;
@@ -61,14 +66,23 @@ function checkCoins(x: bigint, what: string): void {
   }
 }
 
+/** Throws unless `x` is a TON global id (int32). */
+export function checkGlobalId(x: number, what = "global id"): number {
+  if (!Number.isInteger(x) || x < -0x80000000 || x > 0x7fffffff) {
+    throw new Error(`${what} must be a TON global id (int32, e.g. -239 mainnet, -3 testnet), got ${String(x)}`);
+  }
+  return x;
+}
+
 /** Builds the cell of a voucher. */
 export function voucherCell(v: Voucher): Cell {
   checkCoins(v.cumulative, "voucher cumulative");
+  checkGlobalId(v.globalId, "voucher globalId");
   if (v.kind === "payout") {
-    return beginCell().storeUint(VoucherTag.PAYOUT, 32).storeAddress(v.proxy).storeAddress(v.worker).storeCoins(v.cumulative).endCell();
+    return beginCell().storeUint(VoucherTag.PAYOUT, 32).storeInt(v.globalId, 32).storeAddress(v.proxy).storeAddress(v.worker).storeCoins(v.cumulative).endCell();
   }
   const tag = v.kind === "payment" ? VoucherTag.PAYMENT : VoucherTag.CLOSE;
-  return beginCell().storeUint(tag, 32).storeAddress(v.channel).storeCoins(v.cumulative).endCell();
+  return beginCell().storeUint(tag, 32).storeInt(v.globalId, 32).storeAddress(v.channel).storeCoins(v.cumulative).endCell();
 }
 
 /**
@@ -81,14 +95,16 @@ export function parseVoucherCell(cell: Cell): Voucher {
     const tag = s.loadUint(32);
     let v: Voucher;
     if (tag === VoucherTag.PAYMENT || tag === VoucherTag.CLOSE) {
+      const globalId = s.loadInt(32);
       const channel = s.loadAddress();
       const cumulative = s.loadCoins();
-      v = { kind: tag === VoucherTag.PAYMENT ? "payment" : "close", channel, cumulative };
+      v = { kind: tag === VoucherTag.PAYMENT ? "payment" : "close", globalId, channel, cumulative };
     } else if (tag === VoucherTag.PAYOUT) {
+      const globalId = s.loadInt(32);
       const proxy = s.loadAddress();
       const worker = s.loadAddress();
       const cumulative = s.loadCoins();
-      v = { kind: "payout", proxy, worker, cumulative };
+      v = { kind: "payout", globalId, proxy, worker, cumulative };
     } else {
       throw new Error(`unknown voucher tag 0x${tag.toString(16)}`);
     }
@@ -154,10 +170,13 @@ export function decodeSignedVoucher(bytes: Buffer | Uint8Array): { signed: Signe
  */
 export function verifySignedVoucher(
   sv: SignedVoucher,
-  expect: { kind: VoucherKind; publicKey: Buffer; contract: Address; worker?: Address },
+  expect: { kind: VoucherKind; publicKey: Buffer; contract: Address; worker?: Address; globalId: number },
 ): Voucher {
   const v = parseVoucherCell(sv.cell);
   if (v.kind !== expect.kind) throw new Error(`Voucher is a ${v.kind} voucher, expected ${expect.kind}`);
+  if (v.globalId !== expect.globalId) {
+    throw new Error(`Voucher is for the network with global id ${v.globalId}, expected ${expect.globalId} (vouchers of one network are void on another)`);
+  }
   const target = v.kind === "payout" ? v.proxy : v.channel;
   if (!target.equals(expect.contract)) {
     throw new Error(`Voucher is for ${target.toString()}, expected ${expect.contract.toString()}`);

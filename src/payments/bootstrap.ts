@@ -16,7 +16,7 @@ import {
 import { beginCell } from "@ton/core";
 import { requestFaucet } from "../chain/wallet.js";
 import { ed25519Signer } from "../chain/vouchers.js";
-import type { NetworkName } from "../chain/network.js";
+import { globalIdFor, type NetworkName } from "../chain/network.js";
 import { keyPairFromSeedHex } from "./ton.js";
 import { WalletService } from "../chain/wallet.js";
 
@@ -45,6 +45,12 @@ export interface BootstrapOptions {
   workers: number;
   deposit?: bigint;
   proxyEndpoint?: string;
+  /**
+   * Whether the root approves the proxy's payout key as attested (then the stake backs payout vouchers while the
+   * proxy unstakes). Default false: here the payout key is the operator wallet's own key, which the operator
+   * could sign vouchers to itself with, so the stake must not back them.
+   */
+  keyAttested?: boolean;
   /** Progress callback. */
   progress?: (line: string) => void;
 }
@@ -86,14 +92,14 @@ export async function bootstrapDevnetContracts(o: BootstrapOptions): Promise<Boo
   ]);
   say(`funded ${3 + workers.length} wallets from the faucet`);
 
-  const root = RootContract.createFromConfig({ owner: owner.address, params });
-  const proxy = ProxyContract.createFromConfig({
-    owner: operator.address, root: root.address, signingKey: ed25519Signer(operator.seed).publicKey,
-    minStake: params.minProxyStake, unstakeDelay: params.proxyUnstakeDelay,
-  });
+  const globalId = globalIdFor(network);
+  const root = RootContract.createFromConfig({ owner: owner.address, params, globalId });
+  const registration = { owner: operator.address, minStake: params.minProxyStake, unstakeDelay: params.proxyUnstakeDelay };
+  const payoutKey = ed25519Signer(operator.seed).publicKey;
+  const proxy = ProxyContract.createFromConfig({ ...registration, root: root.address, signingKey: payoutKey, globalId });
   const channel = ClientChannel.createFromConfig({
     client: clientWallet.address, clientKey: ed25519Signer(clientWallet.seed).publicKey, proxyOperator: operator.address,
-    proxyVault: proxy.address, closeDelay: params.clientCloseDelay, nonce: BigInt(Date.now()),
+    proxyVault: proxy.address, closeDelay: params.clientCloseDelay, nonce: BigInt(Date.now()), globalId,
   });
 
   const rootMessages = [
@@ -101,8 +107,9 @@ export async function bootstrapDevnetContracts(o: BootstrapOptions): Promise<Boo
     ...Object.values(o.models).map((digest) => ({ to: root.address, value: ROOT_OP_VALUE, body: setModelBody(Buffer.from(digest, "hex"), price) })),
     ...(o.images ?? []).flatMap((img) => [ImageKind.WORKER, ImageKind.PROXY].map((k) => ({ to: root.address, value: ROOT_OP_VALUE, body: setImageBody(k, Buffer.from(img, "hex"), true) }))),
     {
+      // the root computes the proxy's address from this config: it is `proxy.address` (checked below)
       to: root.address, value: ROOT_OP_VALUE,
-      body: registerProxyBody(proxy.address, { signingKey: ed25519Signer(operator.seed).publicKey, identityKey: operator.publicKey, endpoint: o.proxyEndpoint ?? "127.0.0.1:11002" }),
+      body: registerProxyBody(registration, { signingKey: payoutKey, identityKey: operator.publicKey, endpoint: o.proxyEndpoint ?? "127.0.0.1:11002" }, o.keyAttested ?? false),
     },
   ].map((m) => ({ ...m, bounce: false }));
   await Promise.all([
@@ -112,6 +119,9 @@ export async function bootstrapDevnetContracts(o: BootstrapOptions): Promise<Boo
   ]);
   for (const [what, a] of [["root", root.address], ["proxy contract", proxy.address], ["client channel", channel.address]] as const) {
     if (!(await o.client.isContractDeployed(a))) throw new Error(`the ${what} at ${a.toString()} did not deploy; check the chain's log`);
+  }
+  if (!RootContract.proxyAddress(root.address, globalId, registration, payoutKey).equals(proxy.address)) {
+    throw new Error("internal error: the root would register the proxy under another address than the one deployed");
   }
   say(`deployed root ${root.address.toString()}, proxy contract ${proxy.address.toString()}, client channel ${channel.address.toString()}`);
   return {

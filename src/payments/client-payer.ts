@@ -38,6 +38,7 @@ export interface ClientPayerOptions {
   /** The client's node id, as its Hello names it (bound into the registration proof). */
   clientId: string;
   ton?: TonAccess;
+  /** TON global id of the network, bound into every voucher (setup passes TonAccess.globalId). */ globalId: number;
   /** With prices, the client checks every cost itself and never signs more than its own computation. */
   prices?: PriceBook;
   flushDelayMs?: number;
@@ -113,7 +114,7 @@ export class ClientPayer implements Payer {
     const v = this.o.ledger.latestClientVoucher(this.key);
     if (!v) return undefined;
     if (this.encodedVoucher?.cumulative !== v.cumulativeNano) {
-      const cell = this.lastSignedCell?.cumulative === v.cumulativeNano ? this.lastSignedCell.cell : voucherCell({ kind: "payment", channel: this.o.channel, cumulative: v.cumulativeNano });
+      const cell = this.lastSignedCell?.cumulative === v.cumulativeNano ? this.lastSignedCell.cell : voucherCell({ kind: "payment", globalId: this.o.globalId, channel: this.o.channel, cumulative: v.cumulativeNano });
       this.encodedVoucher = { cumulative: v.cumulativeNano, b64: encodeSignedVoucher({ cell, signature: v.signature }).toString("base64") };
     }
     return this.encodedVoucher.b64;
@@ -238,7 +239,7 @@ export class ClientPayer implements Payer {
 
   private signCumulative(cumulative: bigint): void {
     if (cumulative <= this.signed) return;
-    const sv = signVoucher({ kind: "payment", channel: this.o.channel, cumulative }, this.o.signer);
+    const sv = signVoucher({ kind: "payment", globalId: this.o.globalId, channel: this.o.channel, cumulative }, this.o.signer);
     this.o.ledger.recordClientVoucher({ key: this.key, cumulativeNano: cumulative, signature: sv.signature, seq: 0 });
     this.lastSignedCell = { cumulative, cell: sv.cell };
   }

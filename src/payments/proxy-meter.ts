@@ -184,6 +184,7 @@ export class ProxyMeter implements Meter {
       throw new MeterRefusal("insufficient_funds", e.message);
     });
     const fail = (why: string) => new MeterRefusal("insufficient_funds", `channel ${address.toString()} cannot be used with this proxy: ${why}`);
+    await this.o.ton.assertGenuineChannel(address, config).catch((e: Error) => { throw fail(e.message); }); // by address, never by getters
     if (!config.proxyOperator.equals(this.o.wallet.address)) throw fail(`it names operator ${config.proxyOperator.toString()}, this proxy's operator is ${this.o.wallet.address.toString()}`);
     if (!config.proxyVault.equals(this.o.proxyContract)) throw fail(`it pays to ${config.proxyVault.toString()}, this proxy's contract is ${this.o.proxyContract.toString()}`);
     if (config.closeDelay < (this.o.minCloseDelay ?? 0)) throw fail(`its close delay ${config.closeDelay} s is below the network's ${this.o.minCloseDelay} s`);
@@ -228,7 +229,7 @@ export class ProxyMeter implements Meter {
       const { signed } = decodeVoucherBase64(b64);
       this.vouchersVerified++;
       e.verifiedAt = Date.now();
-      const v = verifySignedVoucher(signed, { kind: "payment", publicKey: e.clientKey, contract: e.address });
+      const v = verifySignedVoucher(signed, { kind: "payment", publicKey: e.clientKey, contract: e.address, globalId: this.o.ton.globalId });
       cumulative = v.cumulative;
       signature = signed.signature;
     } catch (err) {
@@ -388,7 +389,7 @@ export class ProxyMeter implements Meter {
   }
 
   private deliver(w: WorkerEntry, cumulative: bigint, signature: Buffer): boolean {
-    const cell = voucherCell({ kind: "payout", proxy: this.o.proxyContract, worker: w.address, cumulative });
+    const cell = voucherCell({ kind: "payout", globalId: this.o.ton.globalId, proxy: this.o.proxyContract, worker: w.address, cumulative });
     return this.host?.sendToWorker(w.id, { type: "payout", voucher: encodeSignedVoucher({ cell, signature }).toString("base64") }) ?? false;
   }
 
@@ -401,7 +402,7 @@ export class ProxyMeter implements Meter {
         const unpaid = this.unpaidOf(w);
         if (unpaid <= 0n || (!force && unpaid < threshold)) continue;
         const cumulative = this.o.ledger.earnedOf(w.key);
-        const sv = signVoucher({ kind: "payout", proxy: this.o.proxyContract, worker: w.address, cumulative }, this.o.payoutSigner);
+        const sv = signVoucher({ kind: "payout", globalId: this.o.ton.globalId, proxy: this.o.proxyContract, worker: w.address, cumulative }, this.o.payoutSigner);
         this.o.ledger.recordPayoutVoucher({ key: w.key, cumulativeNano: cumulative, signature: sv.signature, seq: 0 });
         await this.o.ledger.durable(); // on disk before it leaves: what a worker holds, the proxy never forgets
         this.payoutVouchers++;
@@ -450,7 +451,7 @@ export class ProxyMeter implements Meter {
         }
         const id = `redeem:${u.key}:${v.cumulativeNano}:${Date.now()}`;
         this.record(id, u.key, v.cumulativeNano - state.redeemed, "pending");
-        const signed = { cell: voucherCell({ kind: "payment", channel: address, cumulative: v.cumulativeNano }), signature: v.signature };
+        const signed = { cell: voucherCell({ kind: "payment", globalId: this.o.ton.globalId, channel: address, cumulative: v.cumulativeNano }), signature: v.signature };
         batch.push({ id, address, cumulative: v.cumulativeNano, message: { to: address, value: CHANNEL_OP_VALUE, body: redeemBody(signed) } });
       }
       if (batch.length === 0) continue;

@@ -4,11 +4,12 @@
  * ONE transaction (WalletV5R1 carries up to 255), so that a batch of redeems or claims costs one wallet transaction.
  */
 import { keyPairFromSeed, type KeyPair } from "@ton/crypto";
-import { Address, internal, SendMode, TonClient, WalletContractV5R1, type Cell, type OpenedContract, type StateInit } from "@ton/ton";
+import { Address, Cell, TonClient } from "@ton/ton";
 import { ClientChannel, type ChannelState, type ClientChannelConfig } from "../chain/contracts/ClientChannel.js";
 import { ProxyContract, type ProxyContractConfig, type ProxyState } from "../chain/contracts/ProxyContract.js";
 import { RootContract, type RootParams, type ModelPrice, type RootSnapshot } from "../chain/contracts/RootContract.js";
-import { walletIdFor, type NetworkName } from "../chain/network.js";
+import { contractCode } from "../chain/compile.js";
+import { globalIdFor, type NetworkName } from "../chain/network.js";
 
 
 export interface ChannelView {
@@ -16,9 +17,95 @@ export interface ChannelView {
   state: ChannelState;
 }
 
+/**
+ * A contract is genuine when its address is the one the pinned code and the STANDARD initial data for its config
+ * give: then its code is ours and it started from zero (no fake `redeemed`, `deposited`, `stake`), so its getters
+ * tell the truth. Getters alone prove nothing: any contract can answer `channel_config` with whatever it likes.
+ *
+ * `deployedCode`: the code found at `address`, when known, to say WHAT differs (other code, or our code deployed
+ * with other initial data). Pure: no chain access.
+ */
+export function assertGenuineChannel(address: Address, config: ClientChannelConfig, opts: { globalId?: number; deployedCode?: Cell | null } = {}): void {
+  assertGenuine("client channel", "client_channel", address, ClientChannel.expectedAddress(config, address.workChain),
+    describeChannel(config), config.globalId, opts);
+}
+
+/** As assertGenuineChannel, for a proxy contract (`config` as its `proxy_config` getter reports it). */
+export function assertGenuineProxy(address: Address, config: ProxyContractConfig, opts: { globalId?: number; root?: Address; deployedCode?: Cell | null } = {}): void {
+  assertGenuine("proxy contract", "proxy", address, ProxyContract.expectedAddress(config, address.workChain),
+    `owner ${config.owner.toString()}, root ${config.root.toString()}, signing key ${config.signingKey.toString("hex")}, min stake ${config.minStake}, unstake delay ${config.unstakeDelay} s, global id ${config.globalId}`,
+    config.globalId, opts);
+  if (opts.root && !config.root.equals(opts.root)) {
+    throw new Error(`proxy contract ${address.toString()} serves under root ${config.root.toString()}, not this network's root ${opts.root.toString()}`);
+  }
+}
+
+function describeChannel(c: ClientChannelConfig): string {
+  return `client ${c.client.toString()}, operator ${c.proxyOperator.toString()}, vault ${c.proxyVault.toString()}, close delay ${c.closeDelay} s, nonce ${c.nonce}, global id ${c.globalId}`;
+}
+
+function assertGenuine(what: string, name: "client_channel" | "proxy", address: Address, expected: Address, described: string,
+  configGlobalId: number, opts: { globalId?: number; deployedCode?: Cell | null }): void {
+  if (!address.equals(expected)) {
+    const code = contractCode(name);
+    let why: string;
+    if (opts.deployedCode === undefined) {
+      why = "its code or its initial data is not the standard one";
+    } else if (opts.deployedCode === null) {
+      why = "no code is deployed there";
+    } else if (!opts.deployedCode.hash().equals(code.hash())) {
+      why = `it runs other code (hash ${opts.deployedCode.hash().toString("hex")}, the pinned ${name} code hashes to ${code.hash().toString("hex")})`;
+    } else {
+      why = "it runs the pinned code but was deployed with non-standard initial data (e.g. a non-zero redeemed, deposit or stake)";
+    }
+    throw new Error(`${address.toString()} is not a genuine Cocoon ${what}: ${why}. The genuine ${what} for the config its getters report (${described}) would be at ${expected.toString()}`);
+  }
+  if (opts.globalId !== undefined && configGlobalId !== opts.globalId) {
+    throw new Error(`${what} ${address.toString()} belongs to the network with global id ${configGlobalId}, this is ${opts.globalId}`);
+  }
+}
+
 /** Reads contract state through TonClient. Every method makes live requests (no caching here). */
 export class TonAccess {
-  constructor(readonly client: TonClient, readonly network: NetworkName) {}
+  /** TON global id of the network: bound into every voucher, checked in every contract config. */
+  readonly globalId: number;
+
+  constructor(readonly client: TonClient, readonly network: NetworkName, globalId = globalIdFor(network)) {
+    this.globalId = globalId;
+  }
+
+  /** Code deployed at `address` (null if none). */
+  async codeAt(address: Address): Promise<Cell | null> {
+    const st = await this.client.getContractState(address);
+    return st.code ? Cell.fromBoc(st.code)[0]! : null;
+  }
+
+  /**
+   * Throws (saying what differs) unless `address` is the genuine client channel for `config` on this network.
+   * Reads the deployed code only when the address does not match, to name the difference.
+   */
+  async assertGenuineChannel(address: Address, config: ClientChannelConfig): Promise<void> {
+    try {
+      assertGenuineChannel(address, config, { globalId: this.globalId });
+    } catch (e) {
+      if (address.equals(ClientChannel.expectedAddress(config, address.workChain))) throw e;
+      assertGenuineChannel(address, config, { globalId: this.globalId, deployedCode: await this.codeAt(address).catch(() => undefined) });
+      throw e;
+    }
+  }
+
+  /** As assertGenuineChannel, for a proxy contract; with `root`, it must also serve under that root. Returns its config. */
+  async assertGenuineProxy(address: Address, root?: Address): Promise<ProxyContractConfig> {
+    const config = await this.proxyConfig(address);
+    try {
+      assertGenuineProxy(address, config, { globalId: this.globalId, root });
+    } catch (e) {
+      if (address.equals(ProxyContract.expectedAddress(config, address.workChain))) throw e;
+      assertGenuineProxy(address, config, { globalId: this.globalId, root, deployedCode: await this.codeAt(address).catch(() => undefined) });
+      throw e;
+    }
+    return config;
+  }
 
   async channel(address: Address): Promise<ChannelView> {
     const c = this.client.open(ClientChannel.fromAddress(address));

@@ -77,7 +77,7 @@ export class WorkerPayee implements Payee {
     try {
       if (!this.proxyKey) throw new Error("the proxy contract's key is not known yet");
       const { signed } = decodeVoucherBase64(b64, "payout voucher");
-      const v = verifySignedVoucher(signed, { kind: "payout", publicKey: this.proxyKey, contract: this.o.proxyContract, worker: this.o.wallet.address });
+      const v = verifySignedVoucher(signed, { kind: "payout", publicKey: this.proxyKey, contract: this.o.proxyContract, worker: this.o.wallet.address, globalId: this.o.ton.globalId });
       const latest = this.o.ledger.latestPayoutVoucher(this.key)?.cumulativeNano ?? 0n;
       if (v.cumulative <= latest) return true;
       this.o.ledger.recordPayoutVoucher({ key: this.key, cumulativeNano: v.cumulative, signature: signed.signature, seq: 0 });
@@ -126,7 +126,7 @@ export class WorkerPayee implements Payee {
     const id = `payout:${this.key}:${v.cumulativeNano}:${Date.now()}`;
     this.o.ledger.recordSettlement({ txHash: id, kind: "payout", counterparty: this.key, amountNano: unclaimed, status: "pending" });
     await this.o.ledger.durable(); // on disk before the transaction leaves: a restart then finds and checks it
-    const cell = voucherCell({ kind: "payout", proxy: this.o.proxyContract, worker: this.o.wallet.address, cumulative: v.cumulativeNano });
+    const cell = voucherCell({ kind: "payout", globalId: this.o.ton.globalId, proxy: this.o.proxyContract, worker: this.o.wallet.address, cumulative: v.cumulativeNano });
     await this.o.wallet.sendBatch([{ to: this.o.proxyContract, value: PROXY_OP_VALUE, body: claimPayoutBody({ cell, signature: v.signature }) }]);
     this.claims++;
     await this.confirm(id, v.cumulativeNano);

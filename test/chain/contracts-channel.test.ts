@@ -5,16 +5,17 @@ import { randomBytes } from "node:crypto";
 import { beginCell, toNano } from "@ton/core";
 import {
   makeWorld, expectOk, expectExit, valueSent, valueBounced, txTo, TON, T0, CLOSE_DELAY,
+  GLOBAL_ID,
 } from "./contracts-helpers.js";
 import { ed25519Signer, signVoucher, voucherCell } from "../../src/chain/vouchers.js";
 import { ContractError } from "../../src/chain/contracts/errors.js";
-import { ChannelStatus, ClientChannel } from "../../src/chain/contracts/ClientChannel.js";
+import { ChannelStatus, ClientChannel, CHANNEL_MIN_PAYING_OP_VALUE } from "../../src/chain/contracts/ClientChannel.js";
 import { STORAGE_RESERVE } from "../../src/chain/contracts/opcodes.js";
 
 const pay = (w: Awaited<ReturnType<typeof makeWorld>>, cumulative: bigint) =>
-  signVoucher({ kind: "payment", channel: w.channel.address, cumulative }, w.clientKey);
+  signVoucher({ kind: "payment", globalId: GLOBAL_ID, channel: w.channel.address, cumulative }, w.clientKey);
 const closeV = (w: Awaited<ReturnType<typeof makeWorld>>, cumulative: bigint) =>
-  signVoucher({ kind: "close", channel: w.channel.address, cumulative }, w.clientKey);
+  signVoucher({ kind: "close", globalId: GLOBAL_ID, channel: w.channel.address, cumulative }, w.clientKey);
 
 test("deploy stores the config and the first deposit", async () => {
   const w = await makeWorld({ deposit: 5n * TON });
@@ -25,6 +26,8 @@ test("deploy stores the config and the first deposit", async () => {
   assert.deepEqual(cfg.clientKey, w.clientKey.publicKey);
   assert.equal(cfg.closeDelay, CLOSE_DELAY);
   assert.equal(cfg.nonce, 1n);
+  assert.equal(cfg.globalId, GLOBAL_ID);
+  assert.ok(w.channel.address.equals(ClientChannel.expectedAddress(cfg)), "the getters' config rebuilds the address");
   const st = await w.channel.getState();
   assert.equal(st.status, ChannelStatus.OPEN);
   assert.equal(st.deposited, 5n * TON);
@@ -71,10 +74,10 @@ test("replayed, older and forged vouchers are refused and change nothing", async
   expectExit(await w.channel.sendRedeem(w.operator.getSender(), pay(w, 1n * TON)), w.channel.address, ContractError.STALE_VOUCHER);
   // signed by someone else
   const mallory = ed25519Signer(randomBytes(32));
-  const forged = signVoucher({ kind: "payment", channel: w.channel.address, cumulative: 4n * TON }, mallory);
+  const forged = signVoucher({ kind: "payment", globalId: GLOBAL_ID, channel: w.channel.address, cumulative: 4n * TON }, mallory);
   expectExit(await w.channel.sendRedeem(w.operator.getSender(), forged), w.channel.address, ContractError.BAD_SIGNATURE);
   // a real signature on a voucher whose amount was raised afterwards
-  const raised = { cell: voucherCell({ kind: "payment", channel: w.channel.address, cumulative: 9n * TON }), signature: v3.signature };
+  const raised = { cell: voucherCell({ kind: "payment", globalId: GLOBAL_ID, channel: w.channel.address, cumulative: 9n * TON }), signature: v3.signature };
   expectExit(await w.channel.sendRedeem(w.operator.getSender(), raised), w.channel.address, ContractError.BAD_SIGNATURE);
   // garbage signature bytes
   const junk = { cell: v3.cell, signature: randomBytes(64) };
@@ -88,7 +91,7 @@ test("a voucher for another channel of the same client is refused (cross-channel
   const w = await makeWorld({ deposit: 10n * TON });
   const other = w.bc.openContract(ClientChannel.createFromConfig({ ...w.channelConfig, nonce: 2n }));
   expectOk(await other.sendDeploy(w.client.getSender(), 10n * TON), other.address);
-  const forOther = signVoucher({ kind: "payment", channel: other.address, cumulative: 1n * TON }, w.clientKey);
+  const forOther = signVoucher({ kind: "payment", globalId: GLOBAL_ID, channel: other.address, cumulative: 1n * TON }, w.clientKey);
   expectExit(await w.channel.sendRedeem(w.operator.getSender(), forOther), w.channel.address, ContractError.WRONG_CONTRACT);
   expectOk(await other.sendRedeem(w.operator.getSender(), forOther), other.address);
 });
@@ -97,7 +100,7 @@ test("voucher kinds are not interchangeable", async () => {
   const w = await makeWorld({ deposit: 10n * TON });
   expectExit(await w.channel.sendRedeem(w.operator.getSender(), closeV(w, 1n * TON)), w.channel.address, ContractError.WRONG_VOUCHER_TAG);
   expectExit(await w.channel.sendCooperativeClose(w.operator.getSender(), pay(w, 1n * TON)), w.channel.address, ContractError.WRONG_VOUCHER_TAG);
-  const payout = signVoucher({ kind: "payout", proxy: w.channel.address, worker: w.worker.address, cumulative: 1n }, w.clientKey);
+  const payout = signVoucher({ kind: "payout", globalId: GLOBAL_ID, proxy: w.channel.address, worker: w.worker.address, cumulative: 1n }, w.clientKey);
   expectExit(await w.channel.sendRedeem(w.operator.getSender(), payout), w.channel.address, ContractError.WRONG_VOUCHER_TAG);
 });
 
@@ -130,10 +133,11 @@ test("unilateral close: proxy may redeem during the delay, client gets the rest 
   assert.equal(st.status, ChannelStatus.CLOSING);
   assert.equal(st.closeRequestedAt, T0 + 100);
   expectExit(await w.channel.sendStartClose(w.client.getSender()), w.channel.address, ContractError.CHANNEL_NOT_OPEN);
-  // deposits are refused (and bounced back) once closing
+  // deposits are not taken once closing: they go back to the sender
   const topUp = await w.channel.sendTopUp(w.stranger.getSender(), 1n * TON);
-  expectExit(topUp, w.channel.address, ContractError.CHANNEL_NOT_OPEN);
-  assert.ok(valueBounced(topUp, w.channel.address, w.stranger.address) > 1n * TON - toNano("0.01"), "the refused top-up bounces back");
+  expectOk(topUp, w.channel.address);
+  assert.ok(valueSent(topUp, w.channel.address, w.stranger.address) > 1n * TON - toNano("0.01"), "the top-up comes back");
+  assert.equal((await w.channel.getState()).deposited, 10n * TON);
   // race: the proxy redeems its latest voucher inside the delay
   w.bc.now = T0 + 100 + CLOSE_DELAY - 1;
   expectExit(await w.channel.sendFinishClose(w.client.getSender()), w.channel.address, ContractError.CLOSE_TOO_EARLY);
@@ -152,7 +156,51 @@ test("unilateral close: proxy may redeem during the delay, client gets the rest 
   expectExit(await w.channel.sendRedeem(w.operator.getSender(), pay(w, 5n * TON)), w.channel.address, ContractError.CHANNEL_CLOSED);
   expectExit(await w.channel.sendFinishClose(w.client.getSender()), w.channel.address, ContractError.CHANNEL_CLOSED);
   expectExit(await w.channel.sendCooperativeClose(w.operator.getSender(), closeV(w, 5n * TON)), w.channel.address, ContractError.CHANNEL_CLOSED);
-  expectExit(await w.channel.sendTopUp(w.client.getSender(), 1n * TON), w.channel.address, ContractError.CHANNEL_NOT_OPEN);
+  const late = await w.channel.sendTopUp(w.client.getSender(), 1n * TON);
+  expectOk(late, w.channel.address);
+  assert.ok(valueSent(late, w.channel.address, w.client.address) > 1n * TON - toNano("0.01"), "a deposit after the close comes back");
+  assert.equal((await w.channel.getState()).status, ChannelStatus.CLOSED);
+});
+
+test("a NON-bounceable transfer to a closed channel is returned to its sender, not stuck for good", async () => {
+  const w = await makeWorld({ deposit: 3n * TON });
+  expectOk(await w.channel.sendCooperativeClose(w.operator.getSender(), closeV(w, 1n * TON)), w.channel.address);
+  const before = await w.channel.getState();
+  const r = await w.stranger.send({ to: w.channel.address, value: 2n * TON, bounce: false });
+  expectOk(r, w.channel.address);
+  const back = valueSent(r, w.channel.address, w.stranger.address);
+  assert.ok(back > 2n * TON - toNano("0.01") && back <= 2n * TON, `returned: ${back}`);
+  const after = await w.channel.getState();
+  assert.ok(after.balance <= before.balance, "nothing stays on the closed channel");
+  assert.equal(after.deposited, before.deposited);
+});
+
+test("vouchers for another network are refused (devnet vouchers are void on mainnet and the other way round)", async () => {
+  const w = await makeWorld({ deposit: 5n * TON });
+  const devnet = signVoucher({ kind: "payment", globalId: -42, channel: w.channel.address, cumulative: 1n * TON }, w.clientKey);
+  expectExit(await w.channel.sendRedeem(w.operator.getSender(), devnet), w.channel.address, ContractError.WRONG_NETWORK);
+  const closeDevnet = signVoucher({ kind: "close", globalId: -42, channel: w.channel.address, cumulative: 0n }, w.clientKey);
+  expectExit(await w.channel.sendCooperativeClose(w.operator.getSender(), closeDevnet), w.channel.address, ContractError.WRONG_NETWORK);
+  expectOk(await w.channel.sendRedeem(w.operator.getSender(), pay(w, 1n * TON)), w.channel.address);
+  // the same config on another network is another contract (the global id is part of the initial data)
+  assert.ok(!ClientChannel.expectedAddress({ ...w.channelConfig, globalId: -42 }).equals(w.channel.address));
+});
+
+test("redeem with too little value is refused: bounce round trips never burn the client's money", async () => {
+  const w = await makeWorld({ deposit: 10n * TON, deployProxy: false });
+  // attack (before the fix): a tiny attached value, a missing proxy contract: each redeem's payment bounces, is
+  // un-redeemed, and the fees of the round trip came out of the channel's balance, again and again
+  expectExit(await w.channel.sendRedeem(w.operator.getSender(), pay(w, 5n * TON), { value: toNano("0.001") }), w.channel.address, ContractError.VALUE_TOO_LOW);
+  expectExit(await w.channel.sendCooperativeClose(w.operator.getSender(), closeV(w, 1n * TON), { value: toNano("0.001") }), w.channel.address, ContractError.VALUE_TOO_LOW);
+  const before = await w.channel.getState();
+  for (let i = 0; i < 5; i++) {
+    const r = await w.channel.sendRedeem(w.operator.getSender(), pay(w, 5n * TON), { value: CHANNEL_MIN_PAYING_OP_VALUE });
+    expectOk(r, w.channel.address);
+    assert.equal(txTo(r, w.channel.address, { inMessageBounced: true }).success, true);
+  }
+  const after = await w.channel.getState();
+  assert.equal(after.redeemed, 0n);
+  assert.ok(after.balance >= before.balance, `five round trips at the minimum value cost the channel nothing: ${before.balance} -> ${after.balance}`);
 });
 
 test("cooperative close pays both sides at once, without delay", async () => {

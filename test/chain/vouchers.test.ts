@@ -10,7 +10,7 @@ import {
   VoucherTag, MAX_COINS, decodeSignedVoucher, ed25519Signer, encodeSignedVoucher, parseVoucherCell, signVoucher,
   verifySignedVoucher, verifyVoucherSignature, voucherCell, type Voucher,
 } from "../../src/chain/vouchers.js";
-import { makeWorld, expectOk, expectExit, TON } from "./contracts-helpers.js";
+import { makeWorld, expectOk, expectExit, TON, GLOBAL_ID } from "./contracts-helpers.js";
 import { ContractError } from "../../src/chain/contracts/errors.js";
 
 const addr = (n: number) => new Address(0, Buffer.alloc(32, n));
@@ -23,47 +23,61 @@ test("node:crypto signer matches @ton/crypto (same public key, byte-identical si
   const signer = ed25519Signer(seed);
   const kp = keyPairFromSeed(seed);
   assert.deepEqual(signer.publicKey, kp.publicKey);
-  const cell = voucherCell({ kind: "payment", channel: CHANNEL, cumulative: 123n });
+  const cell = voucherCell({ kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 123n });
   assert.deepEqual(signer.sign(cell.hash()), naclSign(cell.hash(), kp.secretKey));
   assert.throws(() => ed25519Signer(randomBytes(31)), /32 bytes/);
 });
 
 test("voucher cells have the documented layout", () => {
-  const p = voucherCell({ kind: "payment", channel: CHANNEL, cumulative: 5n });
+  const p = voucherCell({ kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 5n });
   let s = p.beginParse();
   assert.equal(s.loadUint(32), VoucherTag.PAYMENT);
+  assert.equal(s.loadInt(32), GLOBAL_ID);
   assert.ok(s.loadAddress().equals(CHANNEL));
   assert.equal(s.loadCoins(), 5n);
   assert.equal(s.remainingBits + s.remainingRefs, 0);
-  const c = voucherCell({ kind: "close", channel: CHANNEL, cumulative: 5n });
+  const c = voucherCell({ kind: "close", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 5n });
   assert.equal(c.beginParse().loadUint(32), VoucherTag.CLOSE);
   assert.notDeepEqual(c.hash(), p.hash(), "close and payment vouchers of the same amount differ");
-  const w = voucherCell({ kind: "payout", proxy: PROXY, worker: WORKER, cumulative: MAX_COINS });
+  const w = voucherCell({ kind: "payout", globalId: GLOBAL_ID, proxy: PROXY, worker: WORKER, cumulative: MAX_COINS });
   s = w.beginParse();
   assert.equal(s.loadUint(32), VoucherTag.PAYOUT);
+  assert.equal(s.loadInt(32), GLOBAL_ID);
   assert.ok(s.loadAddress().equals(PROXY));
   assert.ok(s.loadAddress().equals(WORKER));
   assert.equal(s.loadCoins(), MAX_COINS);
   for (const v of [
-    { kind: "payment", channel: CHANNEL, cumulative: 0n },
-    { kind: "close", channel: CHANNEL, cumulative: 10n ** 18n },
-    { kind: "payout", proxy: PROXY, worker: WORKER, cumulative: 7n },
+    { kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 0n },
+    { kind: "close", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 10n ** 18n },
+    { kind: "payout", globalId: GLOBAL_ID, proxy: PROXY, worker: WORKER, cumulative: 7n },
   ] as Voucher[]) {
     const back = parseVoucherCell(voucherCell(v));
     assert.equal(back.kind, v.kind);
+    assert.equal(back.globalId, GLOBAL_ID);
     assert.equal(back.cumulative, v.cumulative);
   }
-  assert.throws(() => voucherCell({ kind: "payment", channel: CHANNEL, cumulative: -1n }), /0\.\.2\^120-1/);
-  assert.throws(() => voucherCell({ kind: "payment", channel: CHANNEL, cumulative: MAX_COINS + 1n }), /0\.\.2\^120-1/);
+  assert.throws(() => voucherCell({ kind: "payment", globalId: 2 ** 31, channel: CHANNEL, cumulative: 1n }), /int32/);
+  assert.throws(() => voucherCell({ kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: -1n }), /0\.\.2\^120-1/);
+  assert.throws(() => voucherCell({ kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: MAX_COINS + 1n }), /0\.\.2\^120-1/);
+});
+
+test("vouchers are bound to a network: the same voucher for another global id is another cell, refused off chain", () => {
+  const signer = ed25519Signer(randomBytes(32));
+  const devnet = signVoucher({ kind: "payment", globalId: -42, channel: CHANNEL, cumulative: 9n }, signer);
+  const mainnet = voucherCell({ kind: "payment", globalId: -239, channel: CHANNEL, cumulative: 9n });
+  assert.notDeepEqual(devnet.cell.hash(), mainnet.hash());
+  assert.equal(verifyVoucherSignature(mainnet, devnet.signature, signer.publicKey), false, "a devnet signature is void for mainnet");
+  assert.throws(() => verifySignedVoucher(devnet, { kind: "payment", publicKey: signer.publicKey, contract: CHANNEL, globalId: -239 }), /global id -42, expected -239/);
+  assert.equal(verifySignedVoucher(devnet, { kind: "payment", publicKey: signer.publicKey, contract: CHANNEL, globalId: -42 }).globalId, -42);
 });
 
 test("signatures verify only with the right key and the unmodified voucher", () => {
   const signer = ed25519Signer(randomBytes(32));
   const other = ed25519Signer(randomBytes(32));
-  const sv = signVoucher({ kind: "payment", channel: CHANNEL, cumulative: 1000n }, signer);
+  const sv = signVoucher({ kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 1000n }, signer);
   assert.equal(verifyVoucherSignature(sv.cell, sv.signature, signer.publicKey), true);
   assert.equal(verifyVoucherSignature(sv.cell, sv.signature, other.publicKey), false);
-  const modified = voucherCell({ kind: "payment", channel: CHANNEL, cumulative: 1001n });
+  const modified = voucherCell({ kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 1001n });
   assert.equal(verifyVoucherSignature(modified, sv.signature, signer.publicKey), false);
   assert.equal(verifyVoucherSignature(sv.cell, sv.signature.subarray(0, 63), signer.publicKey), false);
   assert.equal(verifyVoucherSignature(sv.cell, sv.signature, Buffer.alloc(32, 0xff)), false, "a non-point key is just invalid");
@@ -71,20 +85,20 @@ test("signatures verify only with the right key and the unmodified voucher", () 
 
 test("verifySignedVoucher names the failed check", () => {
   const signer = ed25519Signer(randomBytes(32));
-  const pay = signVoucher({ kind: "payment", channel: CHANNEL, cumulative: 9n }, signer);
-  const out = verifySignedVoucher(pay, { kind: "payment", publicKey: signer.publicKey, contract: CHANNEL });
+  const pay = signVoucher({ kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 9n }, signer);
+  const out = verifySignedVoucher(pay, { kind: "payment", publicKey: signer.publicKey, contract: CHANNEL, globalId: GLOBAL_ID });
   assert.equal(out.cumulative, 9n);
-  assert.throws(() => verifySignedVoucher(pay, { kind: "close", publicKey: signer.publicKey, contract: CHANNEL }), /payment voucher, expected close/);
-  assert.throws(() => verifySignedVoucher(pay, { kind: "payment", publicKey: signer.publicKey, contract: PROXY }), /expected/);
-  assert.throws(() => verifySignedVoucher(pay, { kind: "payment", publicKey: ed25519Signer(randomBytes(32)).publicKey, contract: CHANNEL }), /signature/);
-  const po = signVoucher({ kind: "payout", proxy: PROXY, worker: WORKER, cumulative: 9n }, signer);
-  assert.throws(() => verifySignedVoucher(po, { kind: "payout", publicKey: signer.publicKey, contract: PROXY, worker: CHANNEL }), /names worker/);
-  assert.equal(verifySignedVoucher(po, { kind: "payout", publicKey: signer.publicKey, contract: PROXY, worker: WORKER }).kind, "payout");
+  assert.throws(() => verifySignedVoucher(pay, { kind: "close", publicKey: signer.publicKey, contract: CHANNEL, globalId: GLOBAL_ID }), /payment voucher, expected close/);
+  assert.throws(() => verifySignedVoucher(pay, { kind: "payment", publicKey: signer.publicKey, contract: PROXY, globalId: GLOBAL_ID }), /expected/);
+  assert.throws(() => verifySignedVoucher(pay, { kind: "payment", publicKey: ed25519Signer(randomBytes(32)).publicKey, contract: CHANNEL, globalId: GLOBAL_ID }), /signature/);
+  const po = signVoucher({ kind: "payout", globalId: GLOBAL_ID, proxy: PROXY, worker: WORKER, cumulative: 9n }, signer);
+  assert.throws(() => verifySignedVoucher(po, { kind: "payout", publicKey: signer.publicKey, contract: PROXY, worker: CHANNEL, globalId: GLOBAL_ID }), /names worker/);
+  assert.equal(verifySignedVoucher(po, { kind: "payout", publicKey: signer.publicKey, contract: PROXY, worker: WORKER, globalId: GLOBAL_ID }).kind, "payout");
 });
 
 test("encode/decode round trip, and clear errors on malformed input", () => {
   const signer = ed25519Signer(randomBytes(32));
-  const sv = signVoucher({ kind: "payout", proxy: PROXY, worker: WORKER, cumulative: 42n }, signer);
+  const sv = signVoucher({ kind: "payout", globalId: GLOBAL_ID, proxy: PROXY, worker: WORKER, cumulative: 42n }, signer);
   const bytes = encodeSignedVoucher(sv);
   assert.ok(bytes.length < 200);
   const { signed, voucher } = decodeSignedVoucher(bytes);
@@ -124,7 +138,7 @@ test("fuzz: parseVoucherCell on random cells, and random voucher fields round-tr
     }
   }), { numRuns: 400 });
   fc.assert(fc.property(fc.bigInt({ min: 0n, max: MAX_COINS }), fc.uint8Array({ minLength: 32, maxLength: 32 }), (amount, hash) => {
-    const v = parseVoucherCell(voucherCell({ kind: "payment", channel: new Address(0, Buffer.from(hash)), cumulative: amount }));
+    const v = parseVoucherCell(voucherCell({ kind: "payment", globalId: GLOBAL_ID, channel: new Address(0, Buffer.from(hash)), cumulative: amount }));
     assert.equal(v.cumulative, amount);
     assert.equal(v.kind === "payment" && v.channel.hash.equals(Buffer.from(hash)), true);
   }), { numRuns: 200 });
@@ -132,7 +146,7 @@ test("fuzz: parseVoucherCell on random cells, and random voucher fields round-tr
 
 test("fuzz: flipping any bit of an encoded signed voucher never yields another valid voucher", () => {
   const signer = ed25519Signer(randomBytes(32));
-  const sv = signVoucher({ kind: "payment", channel: CHANNEL, cumulative: 777n }, signer);
+  const sv = signVoucher({ kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 777n }, signer);
   const bytes = encodeSignedVoucher(sv);
   fc.assert(fc.property(fc.nat({ max: bytes.length * 8 - 1 }), (bit) => {
     const m = Buffer.from(bytes);
@@ -140,7 +154,7 @@ test("fuzz: flipping any bit of an encoded signed voucher never yields another v
     let verified: { cell: Cell } | null = null;
     try {
       const { signed } = decodeSignedVoucher(m);
-      verifySignedVoucher(signed, { kind: "payment", publicKey: signer.publicKey, contract: CHANNEL });
+      verifySignedVoucher(signed, { kind: "payment", publicKey: signer.publicKey, contract: CHANNEL, globalId: GLOBAL_ID });
       verified = signed;
     } catch (e) {
       assert.ok(e instanceof Error);
@@ -168,11 +182,11 @@ test("fuzz: decodeSignedVoucher on well-formed BoCs of random cells refuses with
 
 test("a voucher signed off-chain and sent as bytes is accepted on chain; a modified one is refused", async () => {
   const w = await makeWorld({ deposit: 5n * TON });
-  const wire = encodeSignedVoucher(signVoucher({ kind: "payment", channel: w.channel.address, cumulative: 2n * TON }, w.clientKey));
+  const wire = encodeSignedVoucher(signVoucher({ kind: "payment", globalId: GLOBAL_ID, channel: w.channel.address, cumulative: 2n * TON }, w.clientKey));
   const { signed } = decodeSignedVoucher(wire);
-  verifySignedVoucher(signed, { kind: "payment", publicKey: w.clientKey.publicKey, contract: w.channel.address });
+  verifySignedVoucher(signed, { kind: "payment", publicKey: w.clientKey.publicKey, contract: w.channel.address, globalId: GLOBAL_ID });
   // modified in transit: amount raised, signature kept
-  const tampered = { cell: voucherCell({ kind: "payment", channel: w.channel.address, cumulative: 3n * TON }), signature: signed.signature };
+  const tampered = { cell: voucherCell({ kind: "payment", globalId: GLOBAL_ID, channel: w.channel.address, cumulative: 3n * TON }), signature: signed.signature };
   expectExit(await w.channel.sendRedeem(w.operator.getSender(), tampered), w.channel.address, ContractError.BAD_SIGNATURE);
   expectOk(await w.channel.sendRedeem(w.operator.getSender(), signed), w.channel.address);
   assert.equal((await w.channel.getState()).redeemed, 2n * TON);

@@ -5,6 +5,9 @@
  * Storage layout (root cell):
  *   client_key:uint256 status:uint2 close_requested_at:uint32 deposited:Coins redeemed:Coins ^config
  *   config = client:MsgAddressInt proxy_operator:MsgAddressInt proxy_vault:MsgAddressInt close_delay:uint32 nonce:uint64
+ *            global_id:int32
+ * A genuine channel is recognised by its ADDRESS: `ClientChannel.expectedAddress(config)` rebuilds it from the
+ * pinned code and the standard (zeroed) initial data; never trust a contract because its getters look right.
  * Message bodies: see the `*Body` functions below; all are `op:uint32 query_id:uint64 ...`.
  */
 import {
@@ -13,13 +16,15 @@ import {
 } from "@ton/core";
 import { contractCode } from "../compile.js";
 import { Op } from "./opcodes.js";
-import type { SignedVoucher } from "../vouchers.js";
+import { checkGlobalId, type SignedVoucher } from "../vouchers.js";
 
 export const ChannelStatus = { OPEN: 0, CLOSING: 1, CLOSED: 2 } as const;
 export type ChannelStatusCode = (typeof ChannelStatus)[keyof typeof ChannelStatus];
 
 /** Value to attach to redeem / close messages; what gas does not use goes to the proxy contract (or stays). */
 export const CHANNEL_OP_VALUE = toNano("0.05");
+/** Smallest value a Redeem or CooperativeClose may carry (client_channel.tolk MIN_PAYING_OP_VALUE). */
+export const CHANNEL_MIN_PAYING_OP_VALUE = toNano("0.02");
 
 export interface ClientChannelConfig {
   client: Address;
@@ -33,6 +38,8 @@ export interface ClientChannelConfig {
   closeDelay: number;
   /** Distinguishes channels of the same client and proxy; never reuse one after a close. */
   nonce: bigint;
+  /** TON global id of the network (chain/network.ts `globalIdFor`): vouchers must name it. */
+  globalId: number;
 }
 
 export interface ChannelState {
@@ -51,6 +58,7 @@ export function clientChannelConfigToCell(c: ClientChannelConfig): Cell {
   const config = beginCell()
     .storeAddress(c.client).storeAddress(c.proxyOperator).storeAddress(c.proxyVault)
     .storeUint(c.closeDelay, 32).storeUint(c.nonce, 64)
+    .storeInt(checkGlobalId(c.globalId, "channel globalId"), 32)
     .endCell();
   return beginCell()
     .storeBuffer(c.clientKey, 32)
@@ -84,6 +92,14 @@ export class ClientChannel implements Contract {
   static createFromConfig(config: ClientChannelConfig, code: Cell = contractCode("client_channel"), workchain = 0): ClientChannel {
     const init = { code, data: clientChannelConfigToCell(config) };
     return new ClientChannel(contractAddress(workchain, init), init);
+  }
+
+  /**
+   * Where the genuine channel with this config lives: the pinned client_channel code with the STANDARD initial
+   * data (open, nothing deposited or redeemed). Pure: no chain access.
+   */
+  static expectedAddress(config: ClientChannelConfig, workchain = 0): Address {
+    return ClientChannel.createFromConfig(config, contractCode("client_channel"), workchain).address;
   }
 
   static fromAddress(address: Address): ClientChannel {
@@ -135,6 +151,7 @@ export class ClientChannel implements Contract {
       proxyVault: s.readAddress(),
       closeDelay: s.readNumber(),
       nonce: s.readBigNumber(),
+      globalId: s.readNumber(),
     };
   }
 }

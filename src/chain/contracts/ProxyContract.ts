@@ -1,10 +1,12 @@
 /**
  * Wrapper of contracts/proxy.tolk: the proxy's stake, the money its client channels redeem, and worker payouts.
  *
- * Storage layout (root cell):
- *   signing_key:uint256 stake:Coins unstake_at:uint32 received:Coins paid_out:Coins withdrawn:Coins
+ * Storage layout (root cell; contracts/shared.tolk ProxyStorage):
+ *   signing_key:uint256 key_approved:Bool stake:Coins unstake_at:uint32 received:Coins paid_out:Coins withdrawn:Coins
  *   paid:(HashmapE 267 Coins) ^config
- *   config = owner:MsgAddressInt root:MsgAddressInt min_stake:Coins unstake_delay:uint32
+ *   config = owner:MsgAddressInt root:MsgAddressInt min_stake:Coins unstake_delay:uint32 global_id:int32
+ * A genuine proxy contract is recognised by its ADDRESS: `ProxyContract.expectedAddress(config)` rebuilds it from
+ * the pinned code and the standard initial data (no stake, nothing received or paid, key not approved).
  */
 import {
   Address, beginCell, Cell, contractAddress, SendMode, toNano,
@@ -13,10 +15,12 @@ import {
 import { contractCode } from "../compile.js";
 import { Op } from "./opcodes.js";
 import { bigToKey } from "./ClientChannel.js";
-import type { SignedVoucher } from "../vouchers.js";
+import { checkGlobalId, type SignedVoucher } from "../vouchers.js";
 
 /** Value to attach to payout / withdraw / unstake messages; what gas does not use comes back with the payment. */
 export const PROXY_OP_VALUE = toNano("0.05");
+/** Kept from every AddStake's value for its gas: the stake grows by the value minus this (proxy.tolk). */
+export const ADD_STAKE_GAS_RESERVE = toNano("0.01");
 
 export interface ProxyContractConfig {
   /** Proxy operator's wallet: withdraws fees, unstakes. */
@@ -29,6 +33,8 @@ export interface ProxyContractConfig {
   minStake: bigint;
   /** Seconds between start-unstake and finish-unstake (the root's `proxyUnstakeDelay`). */
   unstakeDelay: number;
+  /** TON global id of the network (chain/network.ts `globalIdFor`): payout vouchers must name it. */
+  globalId: number;
 }
 
 export interface ProxyState {
@@ -43,6 +49,8 @@ export interface ProxyState {
   freeBalance: bigint;
   /** stake >= minStake and not unstaking. */
   active: boolean;
+  /** The root approved the payout key (attested): only then does the stake back payouts while unstaking. */
+  keyApproved: boolean;
 }
 
 export function proxyConfigToCell(c: ProxyContractConfig): Cell {
@@ -50,9 +58,11 @@ export function proxyConfigToCell(c: ProxyContractConfig): Cell {
   if (!Number.isInteger(c.unstakeDelay) || c.unstakeDelay < 0 || c.unstakeDelay > 0xffffffff) {
     throw new Error(`unstakeDelay must be a uint32 number of seconds, got ${c.unstakeDelay}`);
   }
-  const config = beginCell().storeAddress(c.owner).storeAddress(c.root).storeCoins(c.minStake).storeUint(c.unstakeDelay, 32).endCell();
+  const config = beginCell().storeAddress(c.owner).storeAddress(c.root).storeCoins(c.minStake).storeUint(c.unstakeDelay, 32)
+    .storeInt(checkGlobalId(c.globalId, "proxy globalId"), 32).endCell();
   return beginCell()
     .storeBuffer(c.signingKey, 32)
+    .storeBit(false) // key not approved
     .storeCoins(0n).storeUint(0, 32)
     .storeCoins(0n).storeCoins(0n).storeCoins(0n)
     .storeBit(false) // empty paid map
@@ -76,6 +86,10 @@ export function startUnstakeBody(queryId = 0n): Cell {
 export function finishUnstakeBody(queryId = 0n): Cell {
   return beginCell().storeUint(Op.FinishUnstake, 32).storeUint(queryId, 64).endCell();
 }
+/** Sent by the root (RegisterProxy with keyAttested); accepted only from the proxy's root. */
+export function approveKeyBody(queryId = 0n): Cell {
+  return beginCell().storeUint(Op.ApproveKey, 32).storeUint(queryId, 64).endCell();
+}
 
 export class ProxyContract implements Contract {
   constructor(readonly address: Address, readonly init?: { code: Cell; data: Cell }) {}
@@ -85,11 +99,19 @@ export class ProxyContract implements Contract {
     return new ProxyContract(contractAddress(workchain, init), init);
   }
 
+  /**
+   * Where the genuine proxy contract with this config lives: the pinned proxy code with the STANDARD initial
+   * data. Pure: no chain access. The root computes the same address when it registers a proxy.
+   */
+  static expectedAddress(config: ProxyContractConfig, workchain = 0): Address {
+    return ProxyContract.createFromConfig(config, contractCode("proxy"), workchain).address;
+  }
+
   static fromAddress(address: Address): ProxyContract {
     return new ProxyContract(address);
   }
 
-  /** Deploys, staking `value` (minus the deployment gas). */
+  /** Deploys (owner only), staking `value` minus ADD_STAKE_GAS_RESERVE. */
   async sendDeploy(provider: ContractProvider, via: Sender, value: bigint): Promise<void> {
     await provider.internal(via, { value, sendMode: SendMode.PAY_GAS_SEPARATELY, body: addStakeBody() });
   }
@@ -104,6 +126,11 @@ export class ProxyContract implements Contract {
 
   async sendWithdrawFee(provider: ContractProvider, via: Sender, amount: bigint, opts: { value?: bigint; queryId?: bigint } = {}): Promise<void> {
     await provider.internal(via, { value: opts.value ?? PROXY_OP_VALUE, sendMode: SendMode.PAY_GAS_SEPARATELY, body: withdrawFeeBody(amount, opts.queryId) });
+  }
+
+  /** What the root sends; only the proxy's root may (anyone else gets WRONG_SENDER). */
+  async sendApproveKey(provider: ContractProvider, via: Sender, opts: { value?: bigint; queryId?: bigint } = {}): Promise<void> {
+    await provider.internal(via, { value: opts.value ?? PROXY_OP_VALUE, sendMode: SendMode.PAY_GAS_SEPARATELY, body: approveKeyBody(opts.queryId) });
   }
 
   async sendStartUnstake(provider: ContractProvider, via: Sender, opts: { value?: bigint; queryId?: bigint } = {}): Promise<void> {
@@ -125,6 +152,7 @@ export class ProxyContract implements Contract {
       balance: s.readBigNumber(),
       freeBalance: s.readBigNumber(),
       active: s.readBoolean(),
+      keyApproved: s.readBoolean(),
     };
   }
 
@@ -136,6 +164,7 @@ export class ProxyContract implements Contract {
       signingKey: bigToKey(s.readBigNumber()),
       minStake: s.readBigNumber(),
       unstakeDelay: s.readNumber(),
+      globalId: s.readNumber(),
     };
   }
 

@@ -21,6 +21,9 @@ export const ContractError = {
   BAD_PARAMS: 417,
   NOT_FOUND: 418,
   BAD_IMAGE_KIND: 419,
+  WRONG_NETWORK: 420,
+  VALUE_TOO_LOW: 421,
+  BAD_CONFIG: 422,
 } as const;
 export type ContractErrorName = keyof typeof ContractError;
 
@@ -40,9 +43,12 @@ const EXPLANATIONS: Record<ContractErrorName, string> = {
   UNSTAKE_NOT_REQUESTED: "finish-unstake needs a start-unstake first",
   UNSTAKE_TOO_EARLY: "the unstake delay has not passed yet",
   UNSTAKING: "the proxy is leaving (unstake requested): no new stake and no fee withdrawal",
-  BAD_PARAMS: "root parameters out of range (proxy fee must be at most 10000 basis points)",
+  BAD_PARAMS: "root parameters out of range (proxy fee at most 10000 basis points; close and unstake delays within the root's bounds)",
   NOT_FOUND: "nothing to remove: the entry is not in the root contract",
   BAD_IMAGE_KIND: "image kind must be 1 (worker) or 2 (proxy)",
+  WRONG_NETWORK: "the voucher names another network (TON global id) than the contract's; sign it for this network",
+  VALUE_TOO_LOW: "not enough TON attached for what the operation may cost; attach more (see the wrapper's *_OP_VALUE)",
+  BAD_CONFIG: "the root refuses this proxy config: stake or unstake delay below its parameters, or a delay above the maximum",
 };
 
 /** Human-readable explanation of an exit code (ours or a few common TVM ones). */

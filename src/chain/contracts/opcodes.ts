@@ -18,6 +18,7 @@ export const Op = {
   WithdrawFee: 0x50580003,
   StartUnstake: 0x50580004,
   FinishUnstake: 0x50580005,
+  ApproveKey: 0x50580006,
   // proxy (outgoing)
   Payout: 0x50580010,
   FeeWithdrawal: 0x50580011,
@@ -30,6 +31,7 @@ export const Op = {
   RegisterProxy: 0x52540005,
   RemoveProxy: 0x52540006,
   TransferOwnership: 0x52540007,
+  AcceptOwnership: 0x52540008,
 } as const;
 export type OpName = keyof typeof Op;
 
