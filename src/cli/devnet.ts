@@ -24,6 +24,8 @@ interface Child {
   name: string;
   proc: ChildProcess;
   ready: Promise<Record<string, unknown>>;
+  /** The stop signals sent so far (a role takes a second one as "hurry": see lifecycle.ts). */
+  signalled: NodeJS.Signals[];
 }
 
 const out = (s: string) => process.stdout.write(s);
@@ -40,11 +42,14 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   return done;
 }
 
-/** Sends `signal` to a child that is still running and waits for it; past `ms` it is killed. */
+/** Sends `signal` (unless the child already got a stop signal) and waits for the child; past `ms` it is killed. */
 async function stopChild(c: Child, signal: NodeJS.Signals, ms: number): Promise<void> {
   if (!alive(c)) return;
   const gone = exited(c);
-  c.proc.kill(signal);
+  if (c.signalled.length === 0) {
+    c.signalled.push(signal);
+    c.proc.kill(signal);
+  }
   if (await within(gone, ms)) return;
   if (alive(c)) {
     out(`${c.name} (pid ${c.proc.pid}) did not stop within ${Math.round(ms / 1000)} s; killing it\n`);
@@ -65,7 +70,7 @@ function startChild(name: string, args: string[]): Child {
     proc.once("exit", (code, signal) => reject(new Error(`${name} exited during start-up (${signal ?? `code ${code}`}); its log is above`)));
   });
   ready.catch(() => {});
-  return { name, proc, ready };
+  return { name, proc, ready, signalled: [] };
 }
 
 async function step<T>(label: string, n: number, total: number, work: Promise<T>, detail: (v: T) => string): Promise<T> {
@@ -84,7 +89,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   const drainMs = (o.drainTimeoutS ?? DEFAULT_DRAIN_TIMEOUT_S) * 1000;
   /** Past this, a child asked to stop is killed (its own stop is bounded by STOP_GRACE_MS). */
   const stopMs = STOP_GRACE_MS + 1_000;
-  let stopping = false;
+  let stopping: "stop" | "drain" | undefined;
   let userSignals = 0;
 
   /** The chain (in this process) goes last: roles still settle on it while they stop. */
@@ -98,7 +103,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
    */
   const shutdown = async (code: number, how: "stop" | "drain") => {
     if (stopping) return;
-    stopping = true;
+    stopping = how;
     if (how === "drain") {
       const client = children.filter((c) => c.name === "client");
       await Promise.all(client.map((c) => stopChild(c, "SIGTERM", drainMs + stopMs)));
@@ -117,8 +122,19 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     await cleanUp();
     process.exit(130);
   };
+  /** Ctrl-C while draining: every role stops now (a role that drains takes a second signal as "stop now"). */
+  const hurry = () => {
+    stopping = "stop";
+    out("\nstopping now: running requests are cut off (press Ctrl-C again to kill what is left)\n");
+    for (const c of children) {
+      if (!alive(c) || c.signalled.includes("SIGINT")) continue;
+      c.signalled.push("SIGINT");
+      c.proc.kill("SIGINT");
+    }
+  };
   const onSignal = (sig: NodeJS.Signals) => {
     userSignals++;
+    if (stopping === "drain") return hurry();
     if (stopping) {
       if (userSignals >= 2) void force();
       else out(`\nreceived ${sig}: the devnet is already stopping (press Ctrl-C again to kill what is left)\n`);
