@@ -4,7 +4,7 @@ import tls from "node:tls";
 import type net from "node:net";
 import type { AddressInfo } from "node:net";
 import { createHash, randomFillSync } from "node:crypto";
-import { ByteBudget, Connection, type ConnectionOptions } from "./connection.js";
+import { ByteBudget, Connection, peerText, type ConnectionOptions } from "./connection.js";
 import { checkFrame, encodeFrame, FRAME_HEADER_SIZE, FrameType, frameTypeName, jsonPayload, leadingZeroBits } from "./frame.js";
 import { RateLimitedReporter } from "../util/log.js";
 
@@ -242,7 +242,8 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
     socket.setNoDelay(true);
     const der = opts.requestClientCert ? socket.getPeerX509Certificate()?.raw : undefined;
     const goAway = (code: string, message: string) => {
-      socket.end(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code, message })));
+      socket.resume(); // discard what the peer still sends, and notice when it closes
+      socket.end(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code, message: peerText(message) })));
       setTimeout(() => socket.destroy(), 1_000).unref();
     };
     void (async () => {
