@@ -526,7 +526,7 @@ export class ProxyNode {
    * the rest. The refusal sits where a worker is picked, so a request is refused before it reaches any worker.
    */
   async drain(timeoutMs: number): Promise<void> {
-    const refusal = { code: "no_worker", message: `proxy ${this.id} is shutting down and takes no new requests; retry in a moment (through another proxy if you have one)` };
+    const refusal = { code: "no_worker", message: `The proxy${this.id === "proxy" ? "" : ` ${this.id}`} is shutting down and takes no new requests; retry in a moment (through another proxy if you have one).` };
     this.pool.pick = () => undefined;
     this.pool.explainNone = () => refusal;
     const running = () => this.pool.list().reduce((n, w) => n + w.active, 0);
