@@ -159,3 +159,29 @@ test("model-based: any sequence of deposits, vouchers and closes keeps the chann
     }
   }), { numRuns: 15 });
 });
+
+test("root approval: RegisterProxy with an attested key approves the genuine proxy's key, whether or not it is deployed yet", async () => {
+  const bc = await Blockchain.create({ config: "slim" });
+  bc.now = T0;
+  const [owner, operator, worker] = await Promise.all(["owner", "operator", "worker"].map((n) => bc.treasury(n)));
+  const proxyKey = ed25519Signer(seed("attested proxy key"));
+  const params = { proxyFeeBps: 1000, clientCloseDelay: 600, proxyUnstakeDelay: 3600, minProxyStake: 5n * TON, minClientDeposit: TON };
+  const root = bc.openContract(RootContract.createFromConfig({ owner: owner.address, params, globalId: GLOBAL_ID }));
+  expectOk(await root.sendDeploy(owner.getSender(), TON), root.address);
+  const registration = { owner: operator.address, minStake: params.minProxyStake, unstakeDelay: params.proxyUnstakeDelay };
+  const proxy = bc.openContract(ProxyContract.createFromConfig({ ...registration, root: root.address, signingKey: proxyKey.publicKey, globalId: GLOBAL_ID }));
+  // registered (attested) BEFORE the operator deploys: the root's ApproveKey carries the proxy's initial state
+  const r = await root.sendRegisterProxy(owner.getSender(), registration, { signingKey: proxyKey.publicKey, identityKey: seed("id"), endpoint: "x" }, { keyAttested: true, value: TON / 10n });
+  expectOk(r, root.address);
+  expectOk(r, proxy.address);
+  assert.equal((await proxy.getState()).keyApproved, true);
+  expectOk(await proxy.sendDeploy(operator.getSender(), params.minProxyStake + TON), proxy.address);
+  const st = await proxy.getState();
+  assert.equal(st.keyApproved, true);
+  assert.equal(st.active, true);
+  // with an approved key, the stake backs a worker's voucher while the proxy unstakes
+  expectOk(await proxy.sendStartUnstake(operator.getSender()), proxy.address);
+  const v = signVoucher({ kind: "payout", globalId: GLOBAL_ID, proxy: proxy.address, worker: worker.address, cumulative: 2n * TON }, proxyKey);
+  expectOk(await proxy.sendClaimPayout(worker.getSender(), v), proxy.address);
+  assert.ok((await proxy.getState()).stake < st.stake, "paid partly out of the stake");
+});
