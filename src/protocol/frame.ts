@@ -252,3 +252,22 @@ export function leadingZeroBits(digest: Uint8Array): number {
   }
   return bits;
 }
+
+/**
+ * Reads one frame from the start of `bytes` (the handshake's first frame, read before any Connection exists).
+ * Returns undefined while more bytes are needed, or the frame and whatever followed it. Throws a ProtocolError
+ * for a header that breaks the frame rules or announces more than `limit` bytes.
+ */
+export function readFirstFrame(bytes: Buffer, limit: number): { frame: Frame; rest: Buffer } | undefined {
+  if (bytes.length < FRAME_HEADER_SIZE) return undefined;
+  const length = bytes.readUInt32BE(0);
+  const type = bytes[4]!;
+  const streamId = bytes.readUInt32BE(6);
+  if (length > limit) throw new ProtocolError(`frame announces ${length} bytes, above the ${limit}-byte limit`, "frame_too_large");
+  checkFrame(type, streamId, length);
+  if (bytes.length < FRAME_HEADER_SIZE + length) return undefined;
+  return {
+    frame: { type, flags: bytes[5]!, streamId, payload: bytes.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length) },
+    rest: bytes.subarray(FRAME_HEADER_SIZE + length),
+  };
+}

@@ -5,7 +5,17 @@ import type net from "node:net";
 import type { AddressInfo } from "node:net";
 import { createHash, randomFillSync } from "node:crypto";
 import { ByteBudget, Connection, peerText, type ConnectionOptions } from "./connection.js";
-import { checkFrame, encodeFrame, FRAME_HEADER_SIZE, FrameType, frameTypeName, jsonPayload, leadingZeroBits } from "./frame.js";
+import {
+  CHALLENGE_MAX_SIZE,
+  encodeFrame,
+  FRAME_HEADER_SIZE,
+  FrameType,
+  frameTypeName,
+  jsonPayload,
+  leadingZeroBits,
+  readFirstFrame,
+  SOLUTION_MAX_SIZE,
+} from "./frame.js";
 import { RateLimitedReporter } from "../util/log.js";
 
 export interface TlsIdentity {
@@ -351,22 +361,20 @@ function askProofOfWork(socket: tls.TLSSocket, bits: number): Promise<string | u
     const onClose = () => finish("connection closed");
     const onData = (data: Buffer) => {
       got = got.length === 0 ? data : Buffer.concat([got, data]);
-      if (got.length < FRAME_HEADER_SIZE) return;
-      const length = got.readUInt32BE(0);
-      if (got[4] !== FrameType.Solution) {
+      if (got.length >= FRAME_HEADER_SIZE && got[4] !== FrameType.Solution) {
         return finish(`expected a Solution frame to the proof-of-work challenge, got ${frameTypeName(got[4]!)} (a dialer older than this listener?)`);
       }
+      let first;
       try {
-        checkFrame(FrameType.Solution, got.readUInt32BE(6), length);
+        first = readFirstFrame(got, SOLUTION_MAX_SIZE);
       } catch (err) {
         return finish((err as Error).message);
       }
-      if (got.length < FRAME_HEADER_SIZE + length) return;
-      const nonce = got.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length);
-      if (!checkProofOfWork(challenge, nonce, bits)) return finish(`the nonce does not give ${bits} leading zero bits`);
+      if (!first) return;
+      if (!checkProofOfWork(challenge, first.frame.payload, bits)) return finish(`the nonce does not give ${bits} leading zero bits`);
       finish(undefined);
       // Whatever followed the solution (the dialer's Hello) goes back to the socket, for the Connection.
-      if (got.length > FRAME_HEADER_SIZE + length) socket.unshift(got.subarray(FRAME_HEADER_SIZE + length));
+      if (first.rest.length) socket.unshift(first.rest);
     };
     socket.on("data", onData);
     socket.once("close", onClose);
@@ -473,15 +481,15 @@ function answerProofOfWork(socket: tls.TLSSocket, where: string, deadline: numbe
       got = got.length === 0 ? data : Buffer.concat([got, data]);
       if (got.length < FRAME_HEADER_SIZE) return;
       if (got[4] !== FrameType.Challenge) return done(undefined, got); // no proof of work asked
-      const length = got.readUInt32BE(0);
+      let first;
       try {
-        checkFrame(FrameType.Challenge, got.readUInt32BE(6), length);
+        first = readFirstFrame(got, CHALLENGE_MAX_SIZE);
       } catch (err) {
         return done(new DialError(`${where} sent a bad proof-of-work challenge: ${(err as Error).message}`));
       }
-      if (got.length < FRAME_HEADER_SIZE + length) return;
-      const challenge = Buffer.from(got.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length));
-      const rest = got.subarray(FRAME_HEADER_SIZE + length);
+      if (!first) return;
+      const challenge = Buffer.from(first.frame.payload);
+      const rest = first.rest;
       const bits = challenge[0]!;
       socket.off("data", onData);
       socket.pause();

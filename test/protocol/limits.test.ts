@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { Duplex, PassThrough } from "node:stream";
 import fc from "fast-check";
 import { ByteBudget, Connection, QUEUED_CHUNK_OVERHEAD, StreamError, type Stream } from "../../src/protocol/connection.js";
-import { encodeFrame, FrameDecoder, FrameType, jsonPayload, ProtocolError } from "../../src/protocol/frame.js";
+import { encodeFrame, FrameDecoder, FrameType, jsonPayload, ProtocolError, readFirstFrame } from "../../src/protocol/frame.js";
 
 let keepAlive: NodeJS.Timeout;
 before(() => (keepAlive = setInterval(() => {}, 1000)));
@@ -199,5 +199,31 @@ test("the decoder with a small limit survives random bytes", () => {
       }
     }),
     { numRuns: 2000 },
+  );
+});
+
+test("the handshake's first-frame reader survives random bytes and finds an encoded frame however it is followed", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 120 }), fc.integer({ min: 0, max: 80 }), (bytes, limit) => {
+      try {
+        const got = readFirstFrame(Buffer.from(bytes), limit);
+        if (got) {
+          assert.ok(got.frame.payload.length <= limit);
+          assert.equal(got.frame.payload.length + got.rest.length + 10, bytes.length);
+        }
+      } catch (err) {
+        assert.ok(err instanceof ProtocolError, `unexpected ${err}`);
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 8, maxLength: 64 }), fc.uint8Array({ maxLength: 40 }), (nonce, tail) => {
+      const wire = Buffer.concat([encodeFrame(FrameType.Solution, 0, nonce), tail]);
+      const got = readFirstFrame(wire, 64)!;
+      assert.deepEqual(new Uint8Array(got.frame.payload), nonce);
+      assert.deepEqual(new Uint8Array(got.rest), tail);
+      assert.equal(readFirstFrame(wire.subarray(0, 9 + nonce.length), 64), undefined);
+    }),
   );
 });
