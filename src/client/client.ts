@@ -88,6 +88,8 @@ export class ClientNode {
   readonly link: ProxyLink;
   private readonly log: Logger;
   private http?: HttpServerHandle;
+  /** nanoTON of paid answers, by where they went (see `account`); this process's lifetime. */
+  private readonly costs = { delivered: { count: 0, nano: 0n }, cancelledByApp: { count: 0, nano: 0n } };
   private readonly stats: Counters = { cancelledBilled: 0, receiptsVerified: 0, receiptsRefused: 0, workersRefused: 0, requests: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
 
   constructor(private readonly opts: ClientOptions) {
@@ -343,7 +345,7 @@ export class ClientNode {
     let text = "";
     for await (const delta of answer) text += delta;
     const trailer = await this.finish(answer, gen, id);
-    if (answer.appGone) return;
+    if (answer.appGone || res.destroyed) return this.account(trailer, false);
     const created = Math.floor(Date.now() / 1000);
     const finish = trailer.finishReason === "length" ? "length" : "stop";
     const usage = usageOf(trailer);
@@ -352,6 +354,19 @@ export class ClientNode {
         ? { id, object: "chat.completion", created, model: gen.model, choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }], usage }
         : { id, object: "text_completion", created, model: gen.model, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage };
     sendJson(res, 200, out, { ...headers, ...timingHeaders(trailer), ...(answer.sealed ? { "x-cocoon-receipt": answer.receiptProblem ? `refused: ${answer.receiptProblem}` : "verified" } : {}) });
+    this.account(trailer, !res.destroyed);
+  }
+
+  /**
+   * Where the cost of a paid answer went: into an answer the app received (delivered), or nowhere because the app had
+   * left (it is still paid: the worker produced it). The two add up to what the client paid for answers.
+   */
+  private account(trailer: InferenceTrailer, delivered: boolean): void {
+    const cost = trailer.cost?.total_cost;
+    if (!this.opts.payer || typeof cost !== "string" || !/^[0-9]+$/.test(cost)) return;
+    const c = delivered ? this.costs.delivered : this.costs.cancelledByApp;
+    c.count++;
+    c.nano += BigInt(cost);
   }
 
   private async streamAnswer(res: http.ServerResponse, answer: Answer, gen: GenerationRequest, id: string, includeUsage: boolean, headers: Record<string, string>): Promise<void> {
@@ -380,6 +395,7 @@ export class ClientNode {
         const base = gen.endpoint === "chat" ? "chat.completion.chunk" : "text_completion";
         await write({ id, object: base, created, model: gen.model, choices: [], usage: usageOf(trailer) });
       }
+      this.account(trailer, !answer.appGone && !res.destroyed);
       if (!res.destroyed) res.end("data: [DONE]\n\n");
     } catch (err) {
       if (res.destroyed || answer.appGone) throw err;
@@ -408,7 +424,6 @@ export class ClientNode {
       cost: trailer.cost,
       receiptOk: !!answer.sealed && !answer.receiptProblem,
       workerId: trailer.worker,
-      appCancelled: answer.appGone,
     });
     if (answer.appGone) {
       this.stats.cancelledBilled++;
@@ -466,6 +481,7 @@ export class ClientNode {
         ? { enabled: true, receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused }, workersRefused: this.stats.workersRefused, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) }
         : { enabled: false, warning: "requests and answers travel in clear through the proxy" },
       errors: this.stats.failed,
+      ...(this.opts.payer ? { costs: { delivered: { count: this.costs.delivered.count, nano: this.costs.delivered.nano.toString() }, cancelledByApp: { count: this.costs.cancelledByApp.count, nano: this.costs.cancelledByApp.nano.toString() } } } : {}),
       ...(this.opts.payer?.status ? { payments: this.opts.payer.status() } : {}),
       ...(this.opts.statusExtra?.() ?? {}),
     };

@@ -13,8 +13,6 @@ export interface AnswerCost {
   /** The worker-signed receipt checked out (always false for an unsealed answer: nothing proves the usage). */
   receiptOk: boolean;
   workerId?: string;
-  /** The app left before the answer was complete: it is still paid for what the worker produced, counted apart. */
-  appCancelled?: boolean;
 }
 
 /** What the client knows about a sealed request it sent, to check a receipt for it later (reconciliation). */

@@ -9,7 +9,8 @@
  * restart on either side loses nothing.
  */
 import type { Address, Cell } from "@ton/core";
-import type { AnswerCost, Payer, PaymentsRequest } from "../client/payer.js";
+import type { AnswerCost, Payer, PaymentsRequest, SentRequest } from "../client/payer.js";
+import { parseSignedReceipt, verifyReceipt } from "../crypto/receipts.js";
 import { ApiError } from "../protocol/openai.js";
 import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
 import type { ChannelState } from "../chain/contracts/ClientChannel.js";
@@ -48,6 +49,20 @@ export interface ClientPayerOptions {
 
 /** How long close() waits to hand the proxy the newest voucher. */
 const CLOSE_FLUSH_TIMEOUT_MS = 2_000;
+/** Requests whose fate is open are remembered this long, and at most this many (oldest forgotten first). */
+const TRACK_MS = 60 * 60_000;
+const MAX_TRACKED = 20_000;
+/**
+ * An abandoned request the proxy has not charged this long after it ended never will be (the proxy settles when the
+ * answer ends, and a restarted proxy lists what it settled before dying): it is forgotten then.
+ */
+const ABANDONED_SETTLE_MS = 30_000;
+
+interface Tracked extends SentRequest {
+  at: number;
+  /** When the request ended without an answer this client settled (0 while in flight). */
+  abandonedAt: number;
+}
 
 export class ClientPayer implements Payer {
   private readonly log: Logger;
@@ -60,24 +75,28 @@ export class ClientPayer implements Payer {
   private state?: ChannelState;
   private stateAt = 0;
   private readonly refused = { count: 0, nano: 0n };
-  /** Answers the app cancelled that were still paid for what the worker produced (since this process started). */
-  private readonly cancelledPaid = { count: 0, nano: 0n };
   private readonly disputes = { count: 0, nano: 0n };
   private lastError?: string;
   /** Settles when the channel is registered on the current connection (requests wait for it). */
   private registered: Promise<void>;
   private markRegistered!: () => void;
   private refreshTimer?: NodeJS.Timeout;
+  /** Sealed requests sent and not settled yet, by request id (insertion order = age). */
+  private readonly tracked = new Map<string, Tracked>();
+  private reconciling?: Promise<void>;
+  private readonly reconciled = { paid: 0, paidNano: 0n, disputed: 0, runs: 0 };
 
   constructor(private readonly o: ClientPayerOptions) {
     this.log = o.log ?? silentLogger;
     this.key = o.channel.toRawString();
     this.channelText = o.channel.toString();
     this.registered = this.newRegistration();
-    if (o.ton) {
-      this.refreshTimer = setInterval(() => void this.refreshState(true), STATUS_REFRESH_MS);
-      this.refreshTimer.unref();
-    }
+    // Also settles, when idle, requests whose end was lost (e.g. the connection broke as the answer ended).
+    this.refreshTimer = setInterval(() => {
+      void this.refreshState(true);
+      if (this.hasAbandoned) void this.reconcile().catch((e: Error) => (this.lastError = `reconciling with the proxy: ${e.message}`));
+    }, STATUS_REFRESH_MS);
+    this.refreshTimer.unref();
   }
 
   private newRegistration(): Promise<void> {
@@ -138,7 +157,103 @@ export class ClientPayer implements Payer {
     this.lastError = undefined;
     if (this.signed > this.acked) await this.flush();
     this.markRegistered();
+    // The proxy charged answers this client has not paid (a connection lost at the end of an answer, a restart):
+    // settle that now rather than at the first refused request.
+    if (typeof reply.charged === "string" && /^[0-9]+$/.test(reply.charged) && BigInt(reply.charged) > this.spent) {
+      void this.reconcile().catch((e: Error) => this.log.warn(`reconciling with the proxy failed: ${e.message}`));
+    }
     await this.refreshState(true);
+  }
+
+  track(requestId: string, sent: SentRequest): void {
+    this.tracked.set(requestId, { ...sent, at: Date.now(), abandonedAt: 0 });
+    if (this.tracked.size > MAX_TRACKED) this.tracked.delete(this.tracked.keys().next().value!);
+  }
+
+  abandon(requestId: string): void {
+    const t = this.tracked.get(requestId);
+    if (t) t.abandonedAt = Date.now();
+  }
+
+  /** Requests whose end this client did not see, still to be settled with the proxy. */
+  private get hasAbandoned(): boolean {
+    for (const t of this.tracked.values()) if (t.abandonedAt) return true;
+    return false;
+  }
+
+  reconcile(): Promise<void> {
+    this.reconciling ??= this.reconcileNow().finally(() => (this.reconciling = undefined));
+    return this.reconciling;
+  }
+
+  /**
+   * Reconciliation: the proxy lists the channel's newest charged answers with their worker-signed receipts. Each one
+   * this client has not paid is either paid (a request it sent whose fate it did not learn, with a receipt signed by a
+   * worker it sealed to, for the bytes it sent, within its max_tokens) or disputed (the proxy writes it off).
+   */
+  private async reconcileNow(): Promise<void> {
+    if (!this.request) return;
+    const request = this.request;
+    await this.chain;
+    this.reconciled.runs++;
+    const reply = await request({ type: "reconcile" });
+    const answers = Array.isArray(reply.answers) ? (reply.answers as Record<string, unknown>[]) : [];
+    const disputes: { requestId: string; reason: string }[] = [];
+    const listed = new Set<string>();
+    for (const t of this.tracked.keys()) {
+      const v = this.tracked.get(t)!;
+      if (Date.now() - v.at < TRACK_MS) break;
+      this.tracked.delete(t);
+    }
+    for (const a of answers) {
+      const requestId = typeof a.requestId === "string" ? a.requestId : undefined;
+      if (!requestId || this.o.ledger.getReceipt(requestId)) continue; // paid already
+      const t = this.tracked.get(requestId);
+      listed.add(requestId);
+      if (t && !t.abandonedAt) continue; // still in flight here: paid when its answer ends
+      const problem = t ? this.checkOwed(a, requestId, t) : "this client has no record of an unsettled request with this id (it refused the answer, or never sent it)";
+      if (problem) {
+        disputes.push({ requestId, reason: problem });
+        this.tracked.delete(requestId);
+        continue;
+      }
+      const usage = { prompt_tokens: a.promptTokens as number, completion_tokens: a.completionTokens as number, total_tokens: (a.promptTokens as number) + (a.completionTokens as number) };
+      // The ledger keeps totals only; the split does not matter for what is signed.
+      const cost = { prompt_total_cost: "0", completion_total_cost: a.cost as string, total_cost: a.cost as string };
+      const run = this.chain.then(() => this.pay({ requestId, model: t!.model, usage, cost, receiptOk: true, workerId: (a.receipt as { receipt?: { workerId?: string } })?.receipt?.workerId }));
+      this.chain = run.catch(() => undefined);
+      await run;
+      this.tracked.delete(requestId);
+      this.reconciled.paid++;
+      this.reconciled.paidNano += BigInt(a.cost as string);
+      this.log.info(`paid answer ${requestId} (${a.cost as string} nanoTON) on reconciliation: its end never reached this client`);
+    }
+    for (const [id, t] of this.tracked) if (t.abandonedAt && !listed.has(id) && Date.now() - t.abandonedAt > ABANDONED_SETTLE_MS) this.tracked.delete(id);
+    await this.flush();
+    if (disputes.length) {
+      this.reconciled.disputed += disputes.length;
+      this.log.warn(`disputing ${disputes.length} answer(s) the proxy charged: ${disputes.slice(0, 3).map((d) => `${d.requestId}: ${d.reason}`).join("; ")}`);
+      this.noteReply(await request({ type: "dispute", requests: disputes }));
+    }
+  }
+
+  /** Why a charged answer of a request this client sent is not owed, or undefined when its receipt proves it. */
+  private checkOwed(a: Record<string, unknown>, requestId: string, t: Tracked): string | undefined {
+    if (typeof a.cost !== "string" || !/^[0-9]+$/.test(a.cost)) return "the proxy gave no valid cost";
+    let signed;
+    try {
+      signed = parseSignedReceipt(a.receipt);
+    } catch (e) {
+      return `no valid worker receipt: ${(e as Error).message}`;
+    }
+    const r = signed.receipt;
+    if (!t.receiptKeys.some((k) => verifyReceipt(signed, k))) return "the receipt is not signed by a worker the request was sealed to";
+    if (r.requestId !== requestId || r.model !== t.model || r.requestDigest !== t.requestDigest) return "the receipt is for another request";
+    if (r.completionTokens > t.maxTokens) return `the receipt reports ${r.completionTokens} completion tokens for max_tokens ${t.maxTokens}`;
+    if (r.promptTokens !== a.promptTokens || r.completionTokens !== a.completionTokens) return "the charged usage differs from the worker's receipt";
+    if (r.costNano !== "0" && r.costNano !== a.cost) return `the receipt prices it at ${r.costNano}, the proxy charged ${a.cost}`;
+    if (this.o.prices?.has(t.model) && this.o.prices.cost(t.model, r.promptTokens, r.completionTokens).total !== BigInt(a.cost)) return "the charge differs from the network's prices";
+    return undefined;
   }
 
   /** A crash between recording a receipt and signing its voucher leaves spent > signed: sign the missing voucher. */
@@ -190,6 +305,7 @@ export class ClientPayer implements Payer {
   }
 
   afterAnswer(a: AnswerCost): Promise<void> {
+    this.tracked.delete(a.requestId);
     // Resolves once the receipt and its voucher are on disk (with the other answers of this event-loop turn: group
     // commit): the app gets no answer this ledger could forget. The next payment does not wait for that fsync.
     const run = this.chain.then(() => this.pay(a));
@@ -229,10 +345,6 @@ export class ClientPayer implements Payer {
       });
       this.signCumulative(this.spent);
     });
-    if (a.appCancelled) {
-      this.cancelledPaid.count++;
-      this.cancelledPaid.nano += cost;
-    }
     this.scheduleFlush();
     void this.refreshState();
   }
@@ -276,7 +388,7 @@ export class ClientPayer implements Payer {
       redeemed: (s?.redeemed ?? 0n).toString(),
       ...(s ? { channelBalance: s.balance.toString(), available: ((this.available() ?? 0n) > 0n ? this.available()! : 0n).toString(), channelStatus: ["open", "closing", "closed"][s.status] } : {}),
       refusedReceipts: { count: this.refused.count, nano: this.refused.nano.toString() },
-      cancelledByApp: { count: this.cancelledPaid.count, nano: this.cancelledPaid.nano.toString() },
+      reconciliation: { runs: this.reconciled.runs, paid: this.reconciled.paid, paidNano: this.reconciled.paidNano.toString(), disputed: this.reconciled.disputed, unsettledRequests: this.tracked.size },
       ...(this.disputes.count ? { disputes: { count: this.disputes.count, nano: this.disputes.nano.toString() } } : {}),
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };

@@ -46,6 +46,12 @@ export const DEFAULT_PAYOUT_INTERVAL_MS = 30_000;
 export const VOUCHER_GRACE_MS = 2_000;
 /** Longest a piggybacked voucher waits to be verified while admission does not need it. */
 export const VOUCHER_VERIFY_INTERVAL_MS = 100;
+/** How many of a channel's newest charged answers a reconciliation shows the client. */
+export const RECONCILE_WINDOW = 256;
+/** Default cap on what one channel may have written off by disputes before the proxy stops serving it. */
+export const DEFAULT_MAX_WRITE_OFF = 1_000_000_000n;
+/** At most one "refused" log line per channel in this interval (with a count of the rest). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export interface ProxyMeterOptions {
   ton: TonAccess;
@@ -67,6 +73,8 @@ export interface ProxyMeterOptions {
   log?: Logger;
   /** Close the ledger in close() (when the meter opened it). */
   closeLedger?: boolean;
+  /** Most a channel may have written off by disputes (nanoTON); beyond it the client is refused. */
+  maxWriteOffNano?: bigint;
 }
 
 interface ChannelEntry {
@@ -87,6 +95,8 @@ interface ChannelEntry {
   pendingVoucher?: string;
   /** When a voucher of this channel was last verified. */
   verifiedAt: number;
+  /** Rate limit of refusal logs: when the last was written, how many were left out since. */
+  refusalLog: { at: number; suppressed: number };
 }
 
 interface WorkerEntry {
@@ -195,7 +205,7 @@ export class ProxyMeter implements Meter {
     const key = raw(address);
     let e = this.channels.get(key);
     if (!e) {
-      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map(), recent: new RecentCosts(), verifiedAt: 0 };
+      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map(), recent: new RecentCosts(), verifiedAt: 0, refusalLog: { at: 0, suppressed: 0 } };
       this.channels.set(key, e);
     }
     this.updateChannel(e, state);
@@ -215,8 +225,21 @@ export class ProxyMeter implements Meter {
     return this.o.ledger.latestClientVoucher(e.key)?.cumulativeNano ?? 0n;
   }
 
+  /** What the channel owes for answers: every charged answer, less those written off after a dispute. */
   private charged(e: ChannelEntry): bigint {
-    return this.o.ledger.spentOf(e.key);
+    return this.o.ledger.spentOf(e.key) - this.o.ledger.writtenOffOf(e.key);
+  }
+
+  /** Logs a refusal with its numbers, at most once per REFUSAL_LOG_INTERVAL_MS per channel. */
+  private logRefusal(e: ChannelEntry, message: string): void {
+    const now = Date.now();
+    if (now - e.refusalLog.at < REFUSAL_LOG_INTERVAL_MS) {
+      e.refusalLog.suppressed++;
+      return;
+    }
+    const more = e.refusalLog.suppressed ? ` (${e.refusalLog.suppressed} similar refusals in the last ${Math.round((now - e.refusalLog.at) / 1000)} s not logged)` : "";
+    e.refusalLog = { at: now, suppressed: 0 };
+    this.log.warn(`refused a request of channel ${e.address.toString()}: ${message}${more}`);
   }
 
   /** Verifies a client voucher and writes it to the ledger (before anything is acknowledged). */
@@ -301,8 +324,18 @@ export class ProxyMeter implements Meter {
     const charged = this.charged(e);
     const owed = charged > signed ? charged - signed : 0n;
     const now = Date.now();
-    if (owed > max + e.recent.totalSince(now - this.voucherGraceMs)) {
-      throw new MeterRefusal("insufficient_funds", `previous voucher missing: requests already answered cost ${charged} nanoTON and the latest voucher signs ${signed}; send a voucher for at least ${charged} before the next request`);
+    const writtenOff = this.o.ledger.writtenOffOf(e.key);
+    if (writtenOff > (this.o.maxWriteOffNano ?? DEFAULT_MAX_WRITE_OFF)) {
+      const m = `the client disputed answers worth ${writtenOff} nanoTON in total, above this proxy's limit of ${this.o.maxWriteOffNano ?? DEFAULT_MAX_WRITE_OFF}; the operator must review the channel's disputes (ledger table write_offs) before it is served again`;
+      this.logRefusal(e, m);
+      throw new MeterRefusal("insufficient_funds", m);
+    }
+    const allowance = e.recent.totalSince(now - this.voucherGraceMs);
+    if (owed > max + allowance) {
+      // The client can always act on this: it reconciles (pays the answers it can verify, disputes the rest) and retries.
+      const m = `previous voucher missing: answers already charged cost ${charged} nanoTON and the latest voucher signs ${signed} (owed ${owed}, allowed ${max + allowance}); reconcile (payments "reconcile") and send a voucher for at least ${charged}`;
+      this.logRefusal(e, m);
+      throw new MeterRefusal("voucher_missing", m);
     }
     const need = () => owed + sum(e.inflight) + max;
     if (need() > e.capacity - signed) await this.refreshChannel(e);
@@ -314,7 +347,15 @@ export class ProxyMeter implements Meter {
     }
   }
 
-  async settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage): Promise<SettledUsage> {
+  price(model: string, usage: Usage): bigint | undefined {
+    try {
+      return this.o.prices.cost(model, usage.prompt_tokens, usage.completion_tokens).total;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage, receipt?: unknown): Promise<SettledUsage> {
     const e = this.entryOf(client);
     try {
       const cost = this.o.prices.cost(head.model, usage.prompt_tokens, usage.completion_tokens);
@@ -324,6 +365,7 @@ export class ProxyMeter implements Meter {
       this.o.ledger.recordReceipt({
         requestId: head.requestId, model: head.model, promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens,
         costNano: cost.total, workerEarnNano: earn, workerId: w ? w.key : `unpaid:${workerId}`, channel: e.key,
+        ...(receipt !== undefined ? { receipt: Buffer.from(JSON.stringify(receipt)) } : {}),
       });
       e.recent.add(Date.now(), cost.total);
       if (w && this.unpaidOf(w) >= (this.o.payoutThreshold ?? DEFAULT_PAYOUT_THRESHOLD)) void this.flushPayouts(false).catch(() => undefined);
@@ -350,7 +392,37 @@ export class ProxyMeter implements Meter {
       return { ok: true, ...this.channelView(e) };
     }
     if (body.type === "status") return { ok: true, ...this.channelView(e) };
-    throw new MeterRefusal("bad_request", `unknown payments request type ${JSON.stringify(body.type)}; expected register, voucher or status`);
+    if (body.type === "reconcile") return { ok: true, ...this.channelView(e), answers: this.recentAnswers(e) };
+    if (body.type === "dispute") return { ok: true, ...(await this.dispute(e, body.requests)), ...this.channelView(e) };
+    throw new MeterRefusal("bad_request", `unknown payments request type ${JSON.stringify(body.type)}; expected register, voucher, status, reconcile or dispute`);
+  }
+
+  /** The channel's newest charged answers, each with the worker-signed receipt, for the client to check against its own. */
+  private recentAnswers(e: ChannelEntry): Record<string, unknown>[] {
+    return this.o.ledger.recentReceipts(e.key, RECONCILE_WINDOW).map((r) => ({
+      requestId: r.requestId, model: r.model, promptTokens: r.promptTokens, completionTokens: r.completionTokens,
+      cost: r.costNano.toString(), ...(r.receipt ? { receipt: parseJsonOrUndefined(r.receipt) } : {}),
+    }));
+  }
+
+  /**
+   * The client disputes charged answers it cannot pay (no valid receipt reached it, it never sent them, or it refused
+   * their receipt): each is written off (charged to no one; the proxy bears it) so the client is never refused for a
+   * debt it cannot act on. Every write-off is logged; past maxWriteOffNano the channel is refused (see admitWith).
+   */
+  private async dispute(e: ChannelEntry, requests: unknown): Promise<{ writtenOff: string }> {
+    if (!Array.isArray(requests) || requests.length > RECONCILE_WINDOW || requests.some((r) => typeof r?.requestId !== "string" || typeof r?.reason !== "string")) {
+      throw new MeterRefusal("bad_request", `a dispute lists at most ${RECONCILE_WINDOW} answers as {requestId, reason} objects`);
+    }
+    let total = 0n;
+    for (const r of requests as { requestId: string; reason: string }[]) {
+      const w = this.o.ledger.recordWriteOff({ requestId: r.requestId, channel: e.key, reason: r.reason });
+      if (!w.inserted) continue;
+      total += w.amountNano;
+      this.log.warn(`channel ${e.address.toString()} disputes answer ${r.requestId} (${w.amountNano} nanoTON): ${r.reason.slice(0, 200)}; written off`);
+    }
+    await this.o.ledger.durable();
+    return { writtenOff: total.toString() };
   }
 
   private channelView(e: ChannelEntry): Record<string, string> {
@@ -444,11 +516,10 @@ export class ProxyMeter implements Meter {
         if (e) this.updateChannel(e, state);
         const v = this.o.ledger.latestClientVoucher(u.key)!;
         const ledgerRedeemed = u.settled + u.pending;
-        if (state.redeemed >= v.cumulativeNano) {
-          // Already on chain (e.g. sent before a crash): record it so the ledger agrees with the chain.
-          if (state.redeemed > ledgerRedeemed) this.record(`redeem:${u.key}:${state.redeemed}:sync`, u.key, state.redeemed - ledgerRedeemed, "confirmed");
-          continue;
-        }
+        // The chain redeemed more than the ledger knows: a redeem sent just before a crash landed after the restart
+        // had given it up. Record it, so the ledger agrees with the chain and the next redeem asks only for the rest.
+        if (state.redeemed > ledgerRedeemed) this.record(`redeem:${u.key}:${state.redeemed}:sync`, u.key, state.redeemed - ledgerRedeemed, "confirmed");
+        if (state.redeemed >= v.cumulativeNano) continue;
         const id = `redeem:${u.key}:${v.cumulativeNano}:${Date.now()}`;
         this.record(id, u.key, v.cumulativeNano - state.redeemed, "pending");
         const signed = { cell: voucherCell({ kind: "payment", globalId: this.o.ton.globalId, channel: address, cumulative: v.cumulativeNano }), signature: v.signature };
@@ -521,6 +592,7 @@ export class ProxyMeter implements Meter {
       redeemed: t.redeemed.toString(),
       workersEarned: t.earned.toString(),
       fees: t.fees.toString(),
+      writtenOff: this.o.ledger.writtenOffOf().toString(),
       contract: {
         balance: this.chainView.proxyBalance.toString(), feesAvailable: this.chainView.freeBalance.toString(),
         received: this.chainView.received.toString(), paidOut: this.chainView.paidOut.toString(),
@@ -542,5 +614,13 @@ export class ProxyMeter implements Meter {
     await this.flushPayouts(true).catch(() => undefined);
     this.closed = true;
     if (this.o.closeLedger) this.o.ledger.close();
+  }
+}
+
+function parseJsonOrUndefined(b: Buffer): unknown {
+  try {
+    return JSON.parse(b.toString("utf8"));
+  } catch {
+    return undefined;
   }
 }

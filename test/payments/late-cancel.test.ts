@@ -76,13 +76,15 @@ test("cancels at any moment: client and proxy settle every request the same way,
     // Every cancelled request was settled on both sides: the client's voucher covers exactly what the proxy charged.
     await until("the client to sign every cancelled answer", () => (net.client.statusJson().requests as { total: number; cancelled: number; cancelledBilled: number; completed: number }).cancelledBilled + (net.client.statusJson().requests as { cancelled: number }).cancelled >= points.length, 5_000, () => JSON.stringify([net.client.statusJson().requests, net.proxy.statusJson().requests, net.workers[0]!.statusJson().requests]));
     await until("the proxy to hold the newest voucher", () => num(meter.status().signed) === num(meter.status().charged));
-    const cs = payer.status() as { spent: string; signed: string; cancelledByApp: { count: number; nano: string } };
+    const cs = payer.status() as { spent: string; signed: string };
+    const costs = net.client.statusJson().costs as { delivered: { nano: string }; cancelledByApp: { count: number; nano: string } };
     const ps = meter.status();
     assert.equal(num(cs.spent), num(ps.charged), "client spent = proxy charged");
     assert.equal(num(cs.signed), num(ps.charged), "client signed = proxy charged");
-    assert.equal(appSaw + num(cs.cancelledByApp.nano), num(cs.spent), "costs the app saw + cancelled answers paid = client spent");
+    assert.equal(num(costs.delivered.nano) + num(costs.cancelledByApp.nano), num(cs.spent), "costs in answers + answers the app left = client spent");
+    assert.ok(appSaw <= num(costs.delivered.nano), "the app saw no cost the client did not put in an answer");
     assert.equal(num(ps.workersEarned) + num(ps.fees), num(ps.charged), "worker credit + proxy fee = proxy charged");
-    assert.ok(cs.cancelledByApp.count > 0 && num(cs.cancelledByApp.nano) > 0n, "cancelled answers that produced tokens are billed");
+    assert.ok(costs.cancelledByApp.count > 0 && num(costs.cancelledByApp.nano) > 0n, "cancelled answers that produced tokens are billed");
     // No debt is left that the client cannot act on: the next small request is served at once.
     const next = await chatJson(net.client.url, "and then?", { max_tokens: 5 });
     assert.equal(next.status, 200, JSON.stringify(next.body));
@@ -92,6 +94,58 @@ test("cancels at any moment: client and proxy settle every request the same way,
     const heads = out.split('{"op":"inference"').slice(1).map((rest) => rest.slice(0, rest.indexOf("}")));
     assert.equal(heads.length, points.length + 1, "the tap saw every request forwarded to the worker");
     for (const h of heads) for (const field of ['"payment"', '"voucher"', '"channel"', '"candidates"']) assert.ok(!h.includes(field), `the proxy forwarded ${field} to a worker: ${h}`);
+  } finally {
+    await p.net.close();
+    await chain.srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("self-healing: an answer whose end never reached the client is paid on reconciliation; a charge the client cannot verify is disputed and written off; no 402 reaches the app", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cocoon-reconcile-"));
+  const chain = await startChain(dir);
+  let dropNext = false;
+  let p: Awaited<ReturnType<typeof startPaidNetwork>> | undefined;
+  p = await startPaidNetwork(chain, {
+    upstream: { tokens: 6 },
+    // The connection to the client breaks right after the proxy settled an answer, before its trailer leaves.
+    tamper: { trailer: (t) => {
+      if (dropNext) {
+        dropNext = false;
+        p!.net.client.link.conn?.destroy();
+      }
+      return t;
+    } },
+  });
+  try {
+    const { net, meter, payer } = p;
+    meter.voucherGraceMs = 0;
+    const num = (v: unknown) => BigInt(v as string);
+    const ok = await chatJson(net.client.url, "first");
+    assert.equal(ok.status, 200);
+    dropNext = true;
+    const lost = await chatJson(net.client.url, "the answer whose end is lost");
+    assert.equal(lost.status, 502, JSON.stringify(lost.body));
+    // The proxy charged it; the client learned nothing of its end. Reconnecting, the client sees the difference,
+    // checks the worker-signed receipt of a request it sent, and pays it.
+    await until("the client to pay the lost answer", () => num(meter.status().signed) === num(meter.status().charged) && num(meter.status().charged) > 0n, 10_000, () => JSON.stringify([meter.status().charged, meter.status().signed, payer.status().reconciliation]));
+    const rec = payer.status().reconciliation as { paid: number; disputed: number };
+    assert.equal(rec.paid, 1, "the lost answer was paid on reconciliation");
+    assert.equal(rec.disputed, 0);
+    assert.equal(num(payer.status().spent), num(meter.status().charged));
+
+    // A charge the client cannot verify (here: the proxy records an answer this client never asked for).
+    const ctx = { clientId: "paying-client", insecure: false };
+    const head = { op: "inference" as const, requestId: "chatcmpl-not-mine", endpoint: "chat" as const, model: MODEL, maxTokens: 20, bodyBytes: 200 };
+    await meter.admit(ctx, head);
+    await meter.settle(ctx, head, "w1", { prompt_tokens: 2_000, completion_tokens: 20, total_tokens: 2_020 }); // more than one request may owe
+    // The next request is refused with voucher_missing at the proxy; the client reconciles, disputes, and retries.
+    const next = await chatJson(net.client.url, "next", { max_tokens: 3 });
+    assert.equal(next.status, 200, JSON.stringify(next.body));
+    assert.equal((payer.status().reconciliation as { disputed: number }).disputed, 1);
+    assert.ok(num(meter.status().writtenOff) > 0n, "the disputed charge was written off at the proxy");
+    await until("books to agree", () => num(meter.status().signed) === num(meter.status().charged) - num(meter.status().writtenOff));
+    assert.equal(num(payer.status().spent), num(meter.status().charged) - num(meter.status().writtenOff), "client spent = proxy charged - written off");
   } finally {
     await p.net.close();
     await chain.srv.close();

@@ -199,14 +199,15 @@ export class OpenAiBackend implements Backend {
     if (usage) return { usage, finishReason: finish, usageSource: "backend" };
     const promptText = req.endpoint === "chat" ? req.messages!.map((m) => m.content).join("\n") : req.prompt ?? "";
     const p = countTokens(promptText);
-    const c = countTokens(completionText);
+    const c = Math.min(countTokens(completionText), req.maxTokens);
     return { usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c }, finishReason: finish, usageSource: "tokenizer" };
 
     // Cancelled mid-answer: the engine read the prompt and produced what was delivered so far; that is what is billed
     // (docs/payments.md, "cancelled requests"), counted by our tokenizer since the engine never sent its usage.
     function cancelled(): GenerationResult {
       const p = countTokens(req.endpoint === "chat" ? req.messages!.map((m) => m.content).join("\n") : req.prompt ?? "");
-      const c = countTokens(completionText);
+      // Never more than the engine may have produced (our tokenizer can count more than the model's for some text).
+      const c = Math.min(countTokens(completionText), req.maxTokens);
       return { usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c }, finishReason: "cancelled", usageSource: "tokenizer" };
     }
   }
