@@ -256,8 +256,9 @@ export class Stream {
     this.recvAllowance -= data.length;
     if (this.failure || data.length === 0) return; // we reset it; drop late data
     if (this.localEnded && this.abandonsInput()) return this.refuseInput();
-    // A small payload that is a view of a much larger received chunk would pin that whole chunk while queued.
-    if (data.length < 4096 && data.buffer.byteLength > 2 * data.length) data = Buffer.from(data);
+    // A small payload that is a view of a much larger received chunk would pin that whole chunk while it waits in
+    // the queue; copy it unless a reader is waiting to take it at once.
+    if (!this.readWaiter && data.length < 4096 && data.buffer.byteLength > 2 * data.length) data = Buffer.from(data);
     const cost = chunkCost(data);
     const why = this.conn.reserveBuffered(cost);
     if (why) {
