@@ -1,6 +1,7 @@
 // Cryptography costs: attestation verification (real TDX and SEV-SNP vectors, cold and cached), the RA-TLS
 // handshake between two sim nodes, request sealing and opening, response chunks, receipts, vouchers, and the
 // whole crypto of one request on all three nodes together.
+import { MAINNET_GLOBAL_ID } from "../src/chain/network.js";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -205,8 +206,8 @@ export async function measureCrypto(progress: Progress, scenarios: RequestScenar
   const clientKey = ed25519Signer(createHash("sha256").update("bench client").digest());
   const channel = Address.parse("EQD__________________________________________0vo");
   let cumulative = 1_000_000n;
-  add(await micro("signVoucher (payment, cumulative)", () => signVoucher({ kind: "payment", channel, cumulative: (cumulative += 1000n) }, clientKey)), "client, per request");
-  const v = signVoucher({ kind: "payment", channel, cumulative }, clientKey);
+  add(await micro("signVoucher (payment, cumulative)", () => signVoucher({ kind: "payment", globalId: MAINNET_GLOBAL_ID, channel, cumulative: (cumulative += 1000n) }, clientKey)), "client, per request");
+  const v = signVoucher({ kind: "payment", globalId: MAINNET_GLOBAL_ID, channel, cumulative }, clientKey);
   if (!verifyVoucherSignature(v.cell, v.signature, clientKey.publicKey)) throw new Error("the voucher did not verify");
   add(await micro("verifyVoucherSignature", () => verifyVoucherSignature(v.cell, v.signature, clientKey.publicKey)), "proxy, per request");
 
@@ -226,7 +227,7 @@ export async function measureCrypto(progress: Progress, scenarios: RequestScenar
         const signed = signReceipt({ ...receipt, responseDigest: sr.requestDigest }, rk.privateKey);
         if (!verifyReceipt(signed, rk.publicKey)) throw new Error("receipt failed (proxy)");
         if (!verifyReceipt(signed, rk.publicKey)) throw new Error("receipt failed (client)");
-        signVoucher({ kind: "payment", channel, cumulative: (cumulative += 1000n) }, clientKey);
+        signVoucher({ kind: "payment", globalId: MAINNET_GLOBAL_ID, channel, cumulative: (cumulative += 1000n) }, clientKey);
       },
       { rounds: 5 },
     );

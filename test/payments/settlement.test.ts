@@ -134,28 +134,28 @@ test("a proxy can never redeem more than the client signed; tampered, foreign an
 
       // The operator forges a voucher for more (signing with its own key): the channel refuses it.
       const operator = new WalletService(chain.ton.client, keyPairFromSeedHex(chain.boot.seeds.operator), "devnet");
-      const forged = signVoucher({ kind: "payment", channel: chain.boot.channel, cumulative: signed + toNano("1") }, ed25519Signer(operator.seed));
+      const forged = signVoucher({ kind: "payment", globalId: chain.ton.globalId, channel: chain.boot.channel, cumulative: signed + toNano("1") }, ed25519Signer(operator.seed));
       await operator.sendBatch([{ to: chain.boot.channel, value: CHANNEL_OP_VALUE, body: redeemBody(forged) }]);
       // Replaying the client's real voucher redeems nothing more either.
       const clientSigner = ed25519Signer(keyPairFromSeedHex(chain.boot.seeds.client).secretKey.subarray(0, 32));
-      const real = signVoucher({ kind: "payment", channel: chain.boot.channel, cumulative: signed }, clientSigner);
+      const real = signVoucher({ kind: "payment", globalId: chain.ton.globalId, channel: chain.boot.channel, cumulative: signed }, clientSigner);
       await operator.sendBatch([{ to: chain.boot.channel, value: CHANNEL_OP_VALUE, body: redeemBody(real) }]);
       assert.equal((await chain.ton.channelState(chain.boot.channel)).redeemed, signed, "nothing beyond the client's signature left the channel");
 
       const ctx = { clientId: CLIENT_ID, insecure: false };
       const send = (voucher: string) => meter.handleClientRequest({ ...ctx }, { type: "voucher", voucher });
       // Tampered: a valid voucher with the amount bits changed.
-      const good = signVoucher({ kind: "payment", channel: chain.boot.channel, cumulative: signed + 1000n }, clientSigner);
+      const good = signVoucher({ kind: "payment", globalId: chain.ton.globalId, channel: chain.boot.channel, cumulative: signed + 1000n }, clientSigner);
       const bytes = encodeSignedVoucher(good);
       const tampered = Buffer.from(bytes);
       tampered[tampered.length - 1]! ^= 1;
       await assert.rejects(send(tampered.toString("base64")), (e: Error) => e instanceof MeterRefusal && /voucher refused/.test(e.message));
       // Signed by someone else.
-      await assert.rejects(send(encodeSignedVoucher(signVoucher({ kind: "payment", channel: chain.boot.channel, cumulative: 5n }, ed25519Signer(Buffer.alloc(32, 9)))).toString("base64")), /signature does not verify/);
+      await assert.rejects(send(encodeSignedVoucher(signVoucher({ kind: "payment", globalId: chain.ton.globalId, channel: chain.boot.channel, cumulative: 5n }, ed25519Signer(Buffer.alloc(32, 9)))).toString("base64")), /signature does not verify/);
       // For another channel.
-      await assert.rejects(send(encodeSignedVoucher(signVoucher({ kind: "payment", channel: chain.boot.proxyContract, cumulative: 5n }, clientSigner)).toString("base64")), /expected/);
+      await assert.rejects(send(encodeSignedVoucher(signVoucher({ kind: "payment", globalId: chain.ton.globalId, channel: chain.boot.proxyContract, cumulative: 5n }, clientSigner)).toString("base64")), /expected/);
       // Above the deposit.
-      await assert.rejects(send(encodeSignedVoucher(signVoucher({ kind: "payment", channel: chain.boot.channel, cumulative: toNano("50") }, clientSigner)).toString("base64")), /holds only/);
+      await assert.rejects(send(encodeSignedVoucher(signVoucher({ kind: "payment", globalId: chain.ton.globalId, channel: chain.boot.channel, cumulative: toNano("50") }, clientSigner)).toString("base64")), /holds only/);
       // Garbage.
       await assert.rejects(send("!!!"), /base64/);
       // Nothing of that was recorded.
@@ -208,7 +208,7 @@ test("lazy voucher verification: piggybacked vouchers are verified when admissio
       const ctx = { clientId: CLIENT_ID, insecure: false };
       const clientSigner = ed25519Signer(keyPairFromSeedHex(chain.boot.seeds.client).secretKey.subarray(0, 32));
       const voucher = (cumulative: bigint, signer = clientSigner) =>
-        encodeSignedVoucher(signVoucher({ kind: "payment", channel: chain.boot.channel, cumulative }, signer)).toString("base64");
+        encodeSignedVoucher(signVoucher({ kind: "payment", globalId: chain.ton.globalId, channel: chain.boot.channel, cumulative }, signer)).toString("base64");
       const head = (id: string, v?: string) => ({ op: "inference" as const, requestId: id, endpoint: "chat" as const, model: "fake-model", maxTokens: 20, bodyBytes: 200, ...(v ? { payment: { voucher: v } } : {}) });
       const usage = { prompt_tokens: 150, completion_tokens: 20, total_tokens: 170 };
       meter.voucherGraceMs = 0;
