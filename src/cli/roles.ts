@@ -9,7 +9,7 @@ import { parseHostPort } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { openSync, writeSync } from "node:fs";
 import { nodeSecurity, resolvePolicy, sealingKeysOf, type SecurityOptions } from "./security.js";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { loadPaymentsConfig, type PaymentsConfig } from "../payments/config.js";
 import { RootPolicy } from "../payments/root-policy.js";
 import { TonAccess } from "../payments/ton.js";
@@ -97,7 +97,9 @@ export interface WorkerCliOptions extends SecurityOptions {
 }
 
 export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> {
-  const log = createLogger(o.name ?? "worker");
+  // The id is fixed before the identity is made: the attestation binds it, and the proxy checks the announced one.
+  const id = o.name ?? `worker-${randomUUID().slice(0, 8)}`;
+  const log = createLogger(id);
   let backend: Backend;
   if (o.backend === "openai") {
     if (!o.upstream) throw new Error("--backend openai needs --upstream URL (the engine's base URL, e.g. http://127.0.0.1:8000)");
@@ -115,7 +117,7 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
   }
   const model = backend.models()[0];
   const pay = o.payments ? paymentsConfig(o) : undefined;
-  const sec = await nodeSecurity("worker", o, log, model?.digest ? { name: model.id, digest: model.digest } : undefined, await rootPolicyFor(pay, o, log));
+  const sec = await nodeSecurity("worker", { ...o, nodeId: id }, log, model ? { name: model.id, digest: model.digest ?? null } : undefined, await rootPolicyFor(pay, o, log));
   const digests = Object.fromEntries(backend.models().filter((m) => m.digest).map((m) => [m.id, m.digest!]));
   const payee = pay ? await startWorkerPayments(pay, digests, log) : undefined;
   const worker = new WorkerNode({
@@ -125,7 +127,7 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     capacity: o.capacity,
     identity: () => sec.identity,
     verifyProxy: sec.verifierFor("proxy"),
-    workerId: o.name,
+    workerId: id,
     sealing: sealingKeysOf(sec.node),
     requireSealed: sec.production,
     statusHost: o.statusHost,

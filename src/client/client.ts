@@ -9,7 +9,7 @@ import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseGenerationRequest, wan
 import { sseData } from "../protocol/sse.js";
 import { decodeAnswerChunk } from "../protocol/answer-chunk.js";
 import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
-import { sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
+import { DEFAULT_HTTP_LIMITS, sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
@@ -116,7 +116,7 @@ export class ClientNode {
   async start(): Promise<void> {
     this.http = await startHttpServer(this.opts.host ?? "127.0.0.1", this.opts.port ?? DEFAULT_CLIENT_API_PORT, (req, res) => {
       this.route(req, res).catch((err) => this.fail(res, err));
-    });
+    }, { maxConnectionsPerAddress: DEFAULT_HTTP_LIMITS.maxConnections }); // apps on this host all come from one address
     this.link.start();
   }
 

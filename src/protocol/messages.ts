@@ -24,6 +24,7 @@ export const ERROR_STATUS: Record<string, number> = {
   connection_lost: 502,
   timeout: 504,
   cancelled: 499,
+  replayed: 400,
 };
 
 export const inferenceHeadSchema = z.object({
@@ -140,3 +141,5 @@ export function parseMessage<T>(schema: z.ZodType<T>, value: unknown, what: stri
  * restart): not a bad request. The proxy tries the other candidates; the client seals again to a fresh list.
  */
 export const STALE_KEYS = "stale_keys";
+/** Stream reset code of a worker refusing a sealed request it already opened once (a replay, docs/security.md). */
+export { REPLAYED } from "../crypto/replay.js";

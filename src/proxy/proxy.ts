@@ -14,6 +14,7 @@ import {
   OP_WORKERS,
   OP_PAYMENTS,
   parseMessage,
+  REPLAYED,
   STALE_KEYS,
   workersRequestSchema,
   workerHeadOf,
@@ -21,6 +22,7 @@ import {
 } from "../protocol/messages.js";
 import { WorkerPool, type PoolWorker } from "./pool.js";
 import { judgeReceipt, requestDigest, ResponseDigest } from "../crypto/index.js";
+import { workerIdMismatch } from "../tee/claims.js";
 import { CountingMeter, MeterRefusal, type ClientContext, type Meter } from "./meter.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
@@ -130,8 +132,9 @@ export class ProxyNode {
 
   async start(): Promise<void> {
     const host = this.opts.host ?? "127.0.0.1";
-    const onRejected = (who: string) => (reason: string, remote: string) => {
-      this.stats.refusedPeers++;
+    // The listener rate-limits these calls; `count` says how many refusals one call stands for.
+    const onRejected = (who: string) => (reason: string, remote: string, count = 1) => {
+      this.stats.refusedPeers += count;
       this.lastRefusal = `${who} ${remote}: ${reason}`;
       this.log.warn(`refused ${who} ${remote}: ${reason}`);
     };
@@ -170,6 +173,8 @@ export class ProxyNode {
       if (msg.type !== "announce") return;
       try {
         const a = parseMessage(announceSchema, msg, "worker announcement");
+        const idProblem = workerIdMismatch(peer, a.workerId);
+        if (idProblem) throw new Error(idProblem);
         const attested = peer.models as string[] | undefined;
         const unattested = attested ? a.models.filter((m) => !attested.includes(m.id)) : [];
         if (unattested.length) {
@@ -365,8 +370,14 @@ export class ProxyNode {
         const e = err as StreamError;
         if (client.signal.aborted) throw e;
         if (e.code === STALE_KEYS) throw new RetryableFailure(e.message, true);
-        this.pool.recordFailure(worker, e.message);
-        // A bad request fails the same way on every worker: report it instead of retrying.
+        if (e.code !== REPLAYED) this.pool.recordFailure(worker, e.message);
+        // A bad request fails the same way on every worker, and a replayed one was refused as it must be: report
+        // it instead of retrying, and do not count it against the worker.
+        if (e.code === REPLAYED) {
+          this.stats.failed++;
+          client.reset(e.code, e.message);
+          return false;
+        }
         if (e.code === "bad_request" || e.code === "model_not_found") {
           this.stats.failed++;
           client.reset(e.code, e.message);
@@ -475,6 +486,8 @@ export class ProxyNode {
       id: this.id,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       ports: { workers: this.workerListener?.port, clients: this.clientListener?.port },
+      // Connections, handshakes in progress, the attestation verification queue, buffered bytes, refusals by kind.
+      listeners: { workers: this.workerListener?.stats(), clients: this.clientListener?.stats() },
       models: this.pool.models().models,
       peers: {
         workers: this.pool.list().map((w) => ({

@@ -59,7 +59,7 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     upstreams.push(up);
     const backend = new OpenAiBackend({ upstream: up.url });
     await backend.start();
-    const sec = await nodeSecurity("worker", {}, silentLogger);
+    const sec = await nodeSecurity("worker", { nodeId: `w${i + 1}` }, silentLogger);
     const w = new WorkerNode({
       proxies: [{ host: "127.0.0.1", port: proxy.workerPort }],
       backend,
