@@ -117,7 +117,7 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
   }
   const model = backend.models()[0];
   const pay = o.payments ? paymentsConfig(o) : undefined;
-  const sec = await nodeSecurity("worker", { ...o, nodeId: id }, log, model ? { name: model.id, digest: model.digest ?? null } : undefined, await rootPolicyFor(pay, o, log));
+  const sec = await nodeSecurity("worker", { ...o, nodeId: id }, log, model?.digest ? { name: model.id, digest: model.digest } : undefined, await rootPolicyFor(pay, o, log));
   const digests = Object.fromEntries(backend.models().filter((m) => m.digest).map((m) => [m.id, m.digest!]));
   const payee = pay ? await startWorkerPayments(pay, digests, log) : undefined;
   const worker = new WorkerNode({

@@ -111,6 +111,8 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
       platform: String(peer.platform),
       hpkePublicKey: Buffer.from(claims.hpkePublicKey, "hex"),
       receiptPublicKey: Buffer.from(claims.receiptPublicKey, "hex"),
+      ...(claims.nodeId ? { nodeId: claims.nodeId } : {}),
+      ...(claims.model ? { model: claims.model.name } : {}),
     };
   };
   return {

@@ -34,6 +34,9 @@ export interface VerifiedWorker {
   platform: string;
   hpkePublicKey: Uint8Array;
   receiptPublicKey: Uint8Array;
+  /** The worker id and model its attestation binds, when it binds them. */
+  nodeId?: string;
+  model?: string;
 }
 export type WorkerCertVerifier = (certDer: Buffer) => Promise<Omit<VerifiedWorker, "id">>;
 
@@ -102,7 +105,7 @@ export class ClientNode {
       identity: opts.identity,
       verifyProxy: opts.verifyProxy,
       log: this.log,
-      ...(payer?.onConnected ? { onConnected: () => payer.onConnected!((body) => this.link.call({ op: OP_PAYMENTS }, body)) } : {}),
+      ...(payer?.onConnected ? { onConnected: (session: string) => payer.onConnected!((body) => this.link.call({ op: OP_PAYMENTS }, body), session) } : {}),
     });
   }
 
@@ -298,7 +301,11 @@ export class ClientNode {
     const verified = await Promise.all(
       workers.map(async (w) => {
         try {
-          return { id: w.id, ...(await this.opts.verifyWorkerCert!(Buffer.from(w.cert, "base64"))) };
+          const v = await this.opts.verifyWorkerCert!(Buffer.from(w.cert, "base64"));
+          // The proxy names the candidates; the attestation says who and what they are.
+          if (v.nodeId !== undefined && v.nodeId !== w.id) throw new Error(`the proxy lists it under id ${w.id}, but its attestation binds ${v.nodeId}`);
+          if (v.model !== undefined && v.model !== model) throw new Error(`it is attested to serve ${v.model}, not ${model}`);
+          return { id: w.id, ...v };
         } catch (err) {
           this.lastRefusal = `worker ${w.id}: ${(err as Error).message}`;
           this.stats.workersRefused++;
@@ -453,7 +460,9 @@ export class ClientNode {
       res.destroy();
       return;
     }
-    sendJson(res, apiErr.status, apiErr.toJSON());
+    // Busy or briefly unavailable: say when to come back (the official SDKs honour Retry-After).
+    const retryAfter = apiErr.status === 429 || apiErr.status === 503 ? (/retry-after (\d+)/.exec(apiErr.message)?.[1] ?? "1") : undefined;
+    sendJson(res, apiErr.status, apiErr.toJSON(), retryAfter ? { "retry-after": retryAfter } : {});
   }
 
   statusJson(): Record<string, unknown> {

@@ -35,8 +35,11 @@ export interface Payer {
    * it sent) and disputes the rest, so no debt the client cannot act on ever refuses it.
    */
   reconcile?(): Promise<void>;
-  /** After each (re)connection to the proxy: register the payment channel. */
-  onConnected?(request: PaymentsRequest): Promise<void>;
+  /**
+   * After each (re)connection to the proxy: register the payment channel, proving the channel key over `session`
+   * (the connection's TLS session binding, protocol/session-binding.ts).
+   */
+  onConnected?(request: PaymentsRequest, session: string): Promise<void>;
   /**
    * Before a request: returns what to piggyback in the request head (the latest signed voucher), or throws an
    * ApiError (402) when the channel cannot cover max_tokens.

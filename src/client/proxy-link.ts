@@ -2,6 +2,7 @@
 import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
+import { sessionBinding } from "../protocol/session-binding.js";
 import { modelsReplySchema, OP_MODELS, parseMessage, type ModelsReply } from "../protocol/messages.js";
 import { ApiError } from "../protocol/openai.js";
 import type { Logger } from "../util/log.js";
@@ -16,8 +17,8 @@ export interface ProxyLinkOptions {
   identity?: TlsIdentity;
   verifyProxy: PeerVerifier;
   log: Logger;
-  /** Runs after each (re)connection, e.g. to register a payment channel. */
-  onConnected?: () => Promise<void>;
+  /** Runs after each (re)connection, e.g. to register a payment channel bound to this connection's session. */
+  onConnected?: (session: string) => Promise<void>;
 }
 
 /** The client's link to its proxy, with the request helpers the API needs. */
@@ -33,9 +34,9 @@ export class ProxyLink extends PeerLink {
       identity: opts.identity,
       verifyPeer: opts.verifyProxy,
       log: opts.log,
-      onConnected: async () => {
+      onConnected: async (conn) => {
         this.modelsCache = undefined;
-        await opts.onConnected?.();
+        await opts.onConnected?.(sessionBinding(conn));
       },
     });
   }

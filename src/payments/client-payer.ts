@@ -139,12 +139,12 @@ export class ClientPayer implements Payer {
     return this.encodedVoucher.b64;
   }
 
-  async onConnected(request: PaymentsRequest): Promise<void> {
+  async onConnected(request: PaymentsRequest, session: string): Promise<void> {
     this.request = request;
     this.registered = this.newRegistration();
     await this.chain;
     this.resign();
-    const proof = signRegistration(this.o.channel, this.o.proxyContract, this.o.clientId, this.o.signer);
+    const proof = signRegistration(this.o.channel, this.o.proxyContract, this.o.clientId, session, this.o.signer);
     let reply: Record<string, unknown>;
     try {
       reply = await request({ type: "register", channel: this.o.channel.toString(), proof });

@@ -183,7 +183,8 @@ export class ProxyMeter implements Meter {
 
   // ---- channels and vouchers ----
 
-  private async register(clientId: string, body: Record<string, unknown>): Promise<ChannelEntry> {
+  private async register(client: ClientContext, body: Record<string, unknown>): Promise<ChannelEntry> {
+    const clientId = client.clientId;
     let address: Address;
     try {
       address = parseAddress(body.channel, "channel");
@@ -199,8 +200,8 @@ export class ProxyMeter implements Meter {
     if (!config.proxyVault.equals(this.o.proxyContract)) throw fail(`it pays to ${config.proxyVault.toString()}, this proxy's contract is ${this.o.proxyContract.toString()}`);
     if (config.closeDelay < (this.o.minCloseDelay ?? 0)) throw fail(`its close delay ${config.closeDelay} s is below the network's ${this.o.minCloseDelay} s`);
     if (state.status !== ChannelStatus.OPEN) throw fail("it is closing or closed; open a new channel (new nonce) and deposit");
-    if (!verifyRegistration(body.proof, address, this.o.proxyContract, clientId, config.clientKey)) {
-      throw new MeterRefusal("bad_request", "the registration proof is not signed by the channel's client key; only the channel's owner can register it");
+    if (!verifyRegistration(body.proof, address, this.o.proxyContract, clientId, client.session, config.clientKey)) {
+      throw new MeterRefusal("bad_request", "the registration proof is not signed by the channel's client key over this connection's session binding; only the channel's owner can register it, on its own connection (update the client if it is older than this proxy)");
     }
     const key = raw(address);
     let e = this.channels.get(key);
@@ -209,7 +210,7 @@ export class ProxyMeter implements Meter {
       this.channels.set(key, e);
     }
     this.updateChannel(e, state);
-    this.byClient.set(clientId, e);
+    this.byClient.set(client.session, e);
     this.log.info(`client ${clientId} registered channel ${address.toString()} (can pay ${e.capacity} nanoTON)`);
     return e;
   }
@@ -281,7 +282,7 @@ export class ProxyMeter implements Meter {
   }
 
   private entryOf(client: ClientContext): ChannelEntry {
-    const e = this.byClient.get(client.clientId);
+    const e = this.byClient.get(client.session);
     if (!e) {
       throw new MeterRefusal("insufficient_funds", "this proxy charges per request and no payment channel is registered for this client; start the client with --payments (cocoon devnet does this) and deposit with \"cocoon client deposit\"");
     }
@@ -377,12 +378,16 @@ export class ProxyMeter implements Meter {
   }
 
   release(client: ClientContext, head: InferenceHead): void {
-    this.byClient.get(client.clientId)?.inflight.delete(head.requestId);
+    this.byClient.get(client.session)?.inflight.delete(head.requestId);
+  }
+
+  onClientGone(client: ClientContext): void {
+    this.byClient.delete(client.session);
   }
 
   async handleClientRequest(client: ClientContext, body: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (body.type === "register") {
-      const e = await this.register(client.clientId, body);
+      const e = await this.register(client, body);
       return { ok: true, ...this.channelView(e) };
     }
     const e = this.entryOf(client);

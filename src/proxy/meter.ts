@@ -4,8 +4,13 @@ import type { InferenceHead } from "../protocol/messages.js";
 import type { Usage } from "../protocol/openai.js";
 
 export interface ClientContext {
-  /** The client's node id from its Hello. */
+  /** The client's node id from its Hello: a name for logs, never a credential. */
   clientId: string;
+  /**
+   * The client's connection (its TLS session binding, protocol/session-binding.ts): what a payment channel is bound
+   * to once the client proved it owns the channel's key on this very connection. A claimed id grants nothing.
+   */
+  session: string;
   insecure: boolean;
 }
 
@@ -38,6 +43,8 @@ export interface Meter {
   release(client: ClientContext, head: InferenceHead): void;
   /** A client's `payments` request (register a channel, hand over a voucher); the reply goes back as JSON. */
   handleClientRequest?(client: ClientContext, body: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** The client's connection closed: forget what was bound to it. */
+  onClientGone?(client: ClientContext): void;
   /** A worker's announcement carried these payment details (e.g. its payout address). */
   onWorkerAnnounce?(workerId: string, payments: Record<string, unknown> | undefined): void;
   status?(): Record<string, unknown>;

@@ -21,8 +21,10 @@ import {
   type InferenceHead,
 } from "../protocol/messages.js";
 import { WorkerPool, type PoolWorker } from "./pool.js";
+import { DEFAULT_QUEUE_TIMEOUT_MS, QueueFull, SlotQueue, QUEUE_RETRY_AFTER_S, type QueueOptions } from "./queue.js";
 import { judgeReceipt, requestDigest, ResponseDigest } from "../crypto/index.js";
 import { workerIdMismatch } from "../tee/claims.js";
+import { sessionBinding } from "../protocol/session-binding.js";
 import { CountingMeter, MeterRefusal, type ClientContext, type Meter } from "./meter.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
@@ -60,6 +62,8 @@ export interface ProxyOptions {
   requireSealed?: boolean;
   /** How many candidates the proxy offers a client to seal to. */
   maxCandidates?: number;
+  /** The wait queue for requests that find every worker of their model busy (limits, deadline). */
+  queue?: QueueOptions;
   meter?: Meter;
   maxAttempts?: number;
   proxyId?: string;
@@ -71,6 +75,8 @@ interface ClientState {
   conn: Connection;
   peer: PeerInfo;
   id: string;
+  /** What the meter binds this client's payment channel to (see ClientContext.session). */
+  ctx: ClientContext;
   since: number;
   requests: number;
   /** Requests of this client being relayed, by request id (a soft cancel names one). */
@@ -83,6 +89,8 @@ interface RelayState {
   worker?: PoolWorker;
   /** The client asked to stop generating (soft cancel): the worker still ends the answer with its receipt. */
   cancelled: boolean;
+  /** Aborts on a soft cancel or when the client's stream goes away (ends a wait in the queue). */
+  stop: AbortController;
 }
 
 /** Raised inside the relay to say "try the next worker". */
@@ -95,6 +103,7 @@ class RetryableFailure extends Error {
 
 export class ProxyNode {
   readonly pool = new WorkerPool();
+  private readonly queue: SlotQueue;
   readonly startedAt = Date.now();
   readonly id: string;
   private readonly log: Logger;
@@ -108,6 +117,9 @@ export class ProxyNode {
 
   constructor(private readonly opts: ProxyOptions) {
     this.id = opts.proxyId ?? "proxy";
+    this.queue = new SlotQueue(opts.queue, () =>
+      this.pool.list().map((w) => ({ id: w.id, hasSlotFor: (m: string) => w.enabled && !w.conn.closed && w.active < w.capacity && w.models.some((x) => x.id === m) })),
+    );
     this.log = opts.log ?? createLogger("proxy");
     this.meter = opts.meter ?? new CountingMeter();
     this.meter.attach?.({
@@ -182,6 +194,7 @@ export class ProxyNode {
         }
         const known = this.pool.list().some((w) => w.conn === conn);
         const w = this.pool.upsert(conn, peer, a);
+        this.queue.kick(); // a new worker, or more capacity: requests waiting for a slot may run
         this.meter.onWorkerAnnounce?.(w.id, a.payments);
         const what = `${w.id} (${peer.description}): ${a.models.map((m) => m.id).join(", ") || "no models"}, capacity ${a.capacity}`;
         if (!known) this.log.info(`worker joined: ${what}`);
@@ -199,7 +212,8 @@ export class ProxyNode {
   }
 
   private onClient(conn: Connection, peer: PeerInfo): void {
-    const state: ClientState = { conn, peer, id: conn.peerHello?.node ?? "client", since: Date.now(), requests: 0, relays: new Map() };
+    const id = conn.peerHello?.node ?? "client";
+    const state: ClientState = { conn, peer, id, ctx: { clientId: id, session: sessionBinding(conn), insecure: peer.insecure }, since: Date.now(), requests: 0, relays: new Map() };
     this.clients.add(state);
     this.log.info(`client connected: ${state.id}`);
     conn.on("stream", (s) => void this.onClientStream(state, s));
@@ -213,6 +227,7 @@ export class ProxyNode {
     });
     conn.on("close", () => {
       this.clients.delete(state);
+      this.meter.onClientGone?.(state.ctx);
       this.log.info(`client disconnected: ${state.id}`);
     });
   }
@@ -228,7 +243,7 @@ export class ProxyNode {
       try {
         if (!this.meter.handleClientRequest) throw new Error("this proxy has no payments configured");
         const body = JSON.parse((await stream.readAll(64 * 1024)).toString("utf8")) as Record<string, unknown>;
-        stream.reply(await this.meter.handleClientRequest({ clientId: client.id, insecure: client.peer.insecure }, body));
+        stream.reply(await this.meter.handleClientRequest(client.ctx, body));
         stream.end();
       } catch (err) {
         stream.reset(err instanceof MeterRefusal ? err.code : "bad_request", (err as Error).message);
@@ -275,9 +290,10 @@ export class ProxyNode {
       return;
     }
     // Registered at once: a cancel may follow the request's head immediately, while admission still runs.
-    const relay: RelayState = { cancelled: false };
+    const relay: RelayState = { cancelled: false, stop: new AbortController() };
+    stream.signal.addEventListener("abort", () => relay.stop.abort(), { once: true });
     client.relays.set(head.requestId, relay);
-    const ctx: ClientContext = { clientId: client.id, insecure: client.peer.insecure };
+    const ctx = client.ctx;
     try {
       await this.meter.admit(ctx, head);
     } catch (err) {
@@ -306,6 +322,7 @@ export class ProxyNode {
     const relay = client.relays.get(requestId);
     if (!relay || relay.cancelled) return;
     relay.cancelled = true;
+    relay.stop.abort();
     const w = relay.worker;
     if (w && !w.conn.closed) w.conn.sendControl({ type: "cancel", requestId });
   }
@@ -323,6 +340,22 @@ export class ProxyNode {
         return false;
       }
       const worker = tried.size < maxAttempts ? this.pool.pick(head.model, tried, only) : undefined;
+      if (!worker && tried.size < maxAttempts && !staleKeys && this.pool.explainNone(head.model, tried.size).code === "overloaded") {
+        // Every worker that could take it is busy: wait for a slot (bounded, fair between clients, with a deadline).
+        let outcome;
+        try {
+          outcome = await this.queue.wait(head.model, ctx.session, only, state.stop.signal);
+        } catch (err) {
+          if (!(err instanceof QueueFull)) throw err;
+          this.stats.failed++;
+          client.reset("overloaded", `${err.message} (retry-after ${QUEUE_RETRY_AFTER_S})`);
+          return false;
+        }
+        if (outcome === "slot" || outcome === "cancelled") continue; // cancelled: the loop's first check ends it
+        this.stats.failed++;
+        client.reset("overloaded", `every worker serving '${head.model}' stayed busy for the ${Math.round((this.opts.queue?.timeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS) / 1000)} s this request may wait; retry shortly (retry-after ${QUEUE_RETRY_AFTER_S})`);
+        return false;
+      }
       if (!worker) {
         const why = staleKeys
           ? { code: "no_worker", message: `the request was sealed to keys its worker(s) no longer hold (restarted since the candidates were fetched); fetch the candidates again and retry` }
@@ -444,6 +477,7 @@ export class ProxyNode {
     } finally {
       worker.active--;
       client.signal.removeEventListener("abort", onCancel);
+      this.queue.kick(); // this slot is free again
     }
   }
 
@@ -519,6 +553,7 @@ export class ProxyNode {
         rejected: this.stats.rejected,
       },
       receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused },
+      queue: this.queue.status(),
       tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
       errors: { failed: this.stats.failed, refusedPeers: this.stats.refusedPeers, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) },
       ...(this.meter.status ? { payments: this.meter.status() } : {}),

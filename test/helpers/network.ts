@@ -32,6 +32,8 @@ export interface TestNetworkOptions {
   clientId?: string;
   /** Worker payment hooks, by worker index. */
   payees?: (Payee | undefined)[];
+  /** The proxy's wait queue settings. */
+  queue?: ProxyOptions["queue"];
 }
 
 export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -46,6 +48,7 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     meter: o.meter,
     tap: o.tap,
     tamper: o.tamper,
+    ...(o.queue ? { queue: o.queue } : {}),
     statusExtra: proxySec.statusExtra,
     log: silentLogger,
   });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sessionBinding } from "../../src/protocol/session-binding.js";
 import { chatJson, startChain, startPaidNetwork, MODEL } from "./settlement-fixture.js";
 
 const TOKENS = 12;
@@ -135,7 +136,7 @@ test("self-healing: an answer whose end never reached the client is paid on reco
     assert.equal(num(payer.status().spent), num(meter.status().charged));
 
     // A charge the client cannot verify (here: the proxy records an answer this client never asked for).
-    const ctx = { clientId: "paying-client", insecure: false };
+    const ctx = { clientId: "paying-client", session: sessionBinding(net.client.link.conn!), insecure: false };
     const head = { op: "inference" as const, requestId: "chatcmpl-not-mine", endpoint: "chat" as const, model: MODEL, maxTokens: 20, bodyBytes: 200 };
     await meter.admit(ctx, head);
     await meter.settle(ctx, head, "w1", { prompt_tokens: 2_000, completion_tokens: 20, total_tokens: 2_020 }); // more than one request may owe

@@ -22,6 +22,9 @@ import { ProxyContract, proxyConfigToCell, type ProxyContractConfig } from "../.
 import { contractCode } from "../../src/chain/compile.js";
 import { DEVNET_GLOBAL_ID } from "../../src/chain/network.js";
 
+/** A connection's session binding (src/protocol/session-binding.ts); any 32 bytes do for a meter driven directly. */
+const SESSION = "ab".repeat(32);
+
 const TON = 1_000_000_000n;
 
 /** A contract that answers the channel getters with whatever its data says, and reports 999,999 TON. */
@@ -78,8 +81,8 @@ test("a fake channel (other code, 999,999 TON reported) and the real code with a
         client: attacker.address, clientKey: key.publicKey, proxyOperator: chain.boot.wallets.operator,
         proxyVault: chain.boot.proxyContract, closeDelay: chain.boot.params.clientCloseDelay, nonce: 1n, globalId: chain.ton.globalId,
       };
-      const register = (channel: Address) => meter.handleClientRequest({ clientId: CLIENT_ID, insecure: false },
-        { type: "register", channel: channel.toString(), proof: signRegistration(channel, chain.boot.proxyContract, CLIENT_ID, key) });
+      const register = (channel: Address) => meter.handleClientRequest({ clientId: CLIENT_ID, session: SESSION, insecure: false },
+        { type: "register", channel: channel.toString(), proof: signRegistration(channel, chain.boot.proxyContract, CLIENT_ID, SESSION, key) });
 
       // 1. a 0.05 TON contract whose getters claim a channel with 999,999 TON (before the fix: registered with
       //    999,999 TON of capacity, so the proxy served it on credit it would never collect)
@@ -103,8 +106,8 @@ test("a fake channel (other code, 999,999 TON reported) and the real code with a
 
       // the genuine channel of the devnet registers fine
       const clientSigner = ed25519Signer(keyPairFromSeedHex(chain.boot.seeds.client).secretKey.subarray(0, 32));
-      const ok = await meter.handleClientRequest({ clientId: CLIENT_ID, insecure: false },
-        { type: "register", channel: chain.boot.channel.toString(), proof: signRegistration(chain.boot.channel, chain.boot.proxyContract, CLIENT_ID, clientSigner) });
+      const ok = await meter.handleClientRequest({ clientId: CLIENT_ID, session: SESSION, insecure: false },
+        { type: "register", channel: chain.boot.channel.toString(), proof: signRegistration(chain.boot.channel, chain.boot.proxyContract, CLIENT_ID, SESSION, clientSigner) });
       assert.equal(ok.ok, true);
     } finally {
       await meter.close();

@@ -14,6 +14,7 @@ import { keyPairFromSeedHex } from "../../src/payments/ton.js";
 import { WalletService } from "../../src/chain/wallet.js";
 import { costOf, maxCostOf, workerShare, parseCostFields, PriceBook } from "../../src/payments/pricing.js";
 import { MeterRefusal } from "../../src/proxy/meter.js";
+import { sessionBinding } from "../../src/protocol/session-binding.js";
 
 test("pricing: bigint costs, worker share rounds down, max cost bounds the real cost, cost fields parse strictly", () => {
   const price = { promptPrice: 7n, completionPrice: 11n };
@@ -142,7 +143,7 @@ test("a proxy can never redeem more than the client signed; tampered, foreign an
       await operator.sendBatch([{ to: chain.boot.channel, value: CHANNEL_OP_VALUE, body: redeemBody(real) }]);
       assert.equal((await chain.ton.channelState(chain.boot.channel)).redeemed, signed, "nothing beyond the client's signature left the channel");
 
-      const ctx = { clientId: CLIENT_ID, insecure: false };
+      const ctx = { clientId: CLIENT_ID, session: sessionBinding(p.net.client.link.conn!), insecure: false };
       const send = (voucher: string) => meter.handleClientRequest({ ...ctx }, { type: "voucher", voucher });
       // Tampered: a valid voucher with the amount bits changed.
       const good = signVoucher({ kind: "payment", globalId: chain.ton.globalId, channel: chain.boot.channel, cumulative: signed + 1000n }, clientSigner);
@@ -162,7 +163,7 @@ test("a proxy can never redeem more than the client signed; tampered, foreign an
       assert.equal(num(meter.status().signed), signed);
 
       // Registration needs the channel key's proof: another client cannot charge this channel.
-      await assert.rejects(meter.handleClientRequest({ clientId: "intruder", insecure: false }, { type: "register", channel: chain.boot.channel.toString(), proof: "00".repeat(64) }), /registration proof/);
+      await assert.rejects(meter.handleClientRequest({ clientId: "intruder", session: "00".repeat(32), insecure: false }, { type: "register", channel: chain.boot.channel.toString(), proof: "00".repeat(64) }), /registration proof/);
     } finally {
       await p.net.close();
     }
@@ -174,7 +175,7 @@ test("admission: a client that stops paying is refused after one request; an emp
     const p = await startPaidNetwork(chain);
     try {
       const { meter } = p;
-      const ctx = { clientId: CLIENT_ID, insecure: false };
+      const ctx = { clientId: CLIENT_ID, session: sessionBinding(p.net.client.link.conn!), insecure: false };
       const head = (id: string, maxTokens = 20) => ({ op: "inference" as const, requestId: id, endpoint: "chat" as const, model: "fake-model", maxTokens, bodyBytes: 200 });
       const usage = { prompt_tokens: 150, completion_tokens: 20, total_tokens: 170 };
       // Without vouchers: the first request is admitted and settled; now the client owes its cost...
@@ -193,7 +194,7 @@ test("admission: a client that stops paying is refused after one request; an emp
       // A request larger than the whole deposit is refused up front.
       await assert.rejects(meter.admit(ctx, head("big", 10_000_000)), /insufficient funds/);
       // An unregistered client gets a 402 that explains what to do.
-      await assert.rejects(meter.admit({ clientId: "stranger", insecure: false }, head("x")), /no payment channel is registered/);
+      await assert.rejects(meter.admit({ clientId: "stranger", session: "11".repeat(32), insecure: false }, head("x")), /no payment channel is registered/);
     } finally {
       await p.net.close();
     }
@@ -205,7 +206,7 @@ test("lazy voucher verification: piggybacked vouchers are verified when admissio
     const p = await startPaidNetwork(chain);
     try {
       const { meter } = p;
-      const ctx = { clientId: CLIENT_ID, insecure: false };
+      const ctx = { clientId: CLIENT_ID, session: sessionBinding(p.net.client.link.conn!), insecure: false };
       const clientSigner = ed25519Signer(keyPairFromSeedHex(chain.boot.seeds.client).secretKey.subarray(0, 32));
       const voucher = (cumulative: bigint, signer = clientSigner) =>
         encodeSignedVoucher(signVoucher({ kind: "payment", globalId: chain.ton.globalId, channel: chain.boot.channel, cumulative }, signer)).toString("base64");
