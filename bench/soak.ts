@@ -25,17 +25,19 @@ const cmd = new Command("soak")
   .option("--tokens <n>", "tokens per answer", num(2, 512), 24)
   .option("--token-delay <ms>", "fake engine: delay between tokens", num(0, 1_000), 40)
   .option("--capacity <n>", "per-worker capacity", num(1, 100_000), 1_000)
+  .option("--max-unsigned <nanoTON>", "the proxy's bound on what it serves a channel on credit (default: the proxy's)")
   .option("--out <file>", "where to write the report", fileURLToPath(new URL("../docs/reliability.md", import.meta.url)))
   .option("--no-write", "print only, do not write the report")
   .parse();
-const o = cmd.opts<{ duration: number; concurrency: number; workers: number; backend: string; cancelRate: number; nonStreamingRate: number; faults: boolean; interval: number; tokens: number; tokenDelay: number; capacity: number; out: string; write: boolean }>();
+const o = cmd.opts<{ duration: number; concurrency: number; workers: number; backend: string; cancelRate: number; nonStreamingRate: number; faults: boolean; interval: number; tokens: number; tokenDelay: number; capacity: number; maxUnsigned?: string; out: string; write: boolean }>();
+if (o.maxUnsigned !== undefined && !/^[1-9][0-9]*$/.test(o.maxUnsigned)) cmd.error(`--max-unsigned must be a positive whole number of nanoTON, not ${o.maxUnsigned}`);
 if (o.backend !== "fake" && o.backend !== "embedded") cmd.error(`--backend must be fake or embedded, not ${o.backend}`);
 
 const report = await runSoak({
   cli: fileURLToPath(new URL("../bin/cocoon.js", import.meta.url)),
   durationS: o.duration, concurrency: o.concurrency, workers: o.workers, backend: o.backend as "fake" | "embedded",
   cancelRate: o.cancelRate, nonStreamingRate: o.nonStreamingRate, faults: o.faults, intervalS: o.interval,
-  tokens: o.tokens, tokenDelayMs: o.tokenDelay, workerCapacity: o.capacity,
+  tokens: o.tokens, tokenDelayMs: o.tokenDelay, workerCapacity: o.capacity, ...(o.maxUnsigned ? { maxUnsignedNano: o.maxUnsigned } : {}),
   log: (line) => console.log(line),
 });
 const md = soakMarkdown(report, new Date(), `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);

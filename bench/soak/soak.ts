@@ -35,6 +35,8 @@ export interface SoakOptions {
   tokens: number;
   tokenDelayMs: number;
   workerCapacity: number;
+  /** The proxy's bound on unsigned exposure per channel (nanoTON); its default when absent. */
+  maxUnsignedNano?: string;
   log?: (line: string) => void;
 }
 
@@ -169,7 +171,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const model = chain.model.name;
     for (const f of [chain.files.proxy, chain.files.client, ...chain.files.workers]) {
       const cfg = JSON.parse(readFileSync(f, "utf8")) as Record<string, unknown>;
-      writeFileSync(f, JSON.stringify({ ...cfg, batch: BATCH }, null, 2), { mode: 0o600 });
+      writeFileSync(f, JSON.stringify({ ...cfg, batch: BATCH, ...(o.maxUnsignedNano && f === chain.files.proxy ? { maxUnsignedNano: o.maxUnsignedNano } : {}) }, null, 2), { mode: 0o600 });
     }
     const upstreams: string[] = [];
     if (o.backend === "fake") {

@@ -12,7 +12,9 @@
  *     "channels": ["<address>", ...],                        // client only: every channel it opened, oldest
  *                                                            //   first (closing ones still hold money)
  *     "models": { "<model name>": "<weights sha256 hex>" },  // names to price (proxy, worker, client)
- *     "batch": { ... }                                       // thresholds and timers, see BatchSettings
+ *     "batch": { ... },                                      // thresholds and timers, see BatchSettings
+ *     "maxUnsignedNano": "2000000000"                        // proxy only: the most it serves any channel on
+ *                                                            //   credit (unsigned answers + requests in flight)
  *   }
  *
  * `wallet.seed` is for development networks only (the seed sits in the file in clear); real networks use an
@@ -58,6 +60,7 @@ export const paymentsConfigSchema = z.object({
   channels: z.array(z.string().max(128)).max(10_000).optional(),
   models: z.record(z.string(), z.string().regex(/^[0-9a-fA-F]{64}$/, "a sha256 hex digest")).optional(),
   batch: batchSettingsSchema.optional(),
+  maxUnsignedNano: z.string().regex(/^[1-9][0-9]{0,38}$/, "a positive decimal amount of nanoTON").optional(),
 });
 export type PaymentsConfigJson = z.infer<typeof paymentsConfigSchema>;
 
@@ -79,6 +82,8 @@ export interface PaymentsConfig {
   channels: Address[];
   models: Record<string, string>;
   batch: BatchSettingsJson;
+  /** Proxy: bound on unsigned exposure per channel (default DEFAULT_MAX_UNSIGNED_NANO in proxy-meter.ts). */
+  maxUnsignedNano?: bigint;
 }
 
 export function parsePaymentsConfig(json: unknown, baseDir = process.cwd(), file?: string): PaymentsConfig {
@@ -105,6 +110,7 @@ export function parsePaymentsConfig(json: unknown, baseDir = process.cwd(), file
     channels: knownChannels(c.channels ?? [], c.channel),
     models: Object.fromEntries(Object.entries(c.models ?? {}).map(([k, v]) => [k, v.toLowerCase()])),
     batch: c.batch ?? {},
+    ...(c.maxUnsignedNano ? { maxUnsignedNano: BigInt(c.maxUnsignedNano) } : {}),
   };
 }
 

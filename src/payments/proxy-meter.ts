@@ -9,6 +9,9 @@
  *   refuse if owed > this request's maximum cost + costs settled in the last VOUCHER_GRACE_MS
  *                                                            ("previous voucher missing")
  *   refuse if owed + in-flight reservations + maximum > capacity - signed     ("insufficient funds")
+ *   wait  if owed + in-flight reservations + maximum > maxUnsignedNano        (bounded trust; 429 after EXPOSURE_WAIT_MS)
+ * with the channel's on-chain state re-read once it is older than CHANNEL_STATE_MAX_AGE_MS (a closing channel is
+ * refused, and its newest voucher redeemed at once).
  * A sequential client never owes more than one request's maximum cost. A concurrent one may owe, besides, the
  * answers of the last moment whose vouchers are still on the way (so a busy app sees no spurious refusals);
  * a client that stops signing is cut off after that grace, and never gets more than its deposit.
@@ -50,6 +53,15 @@ export const VOUCHER_VERIFY_INTERVAL_MS = 100;
 export const RECONCILE_WINDOW = 256;
 /** Default cap on what one channel may have written off by disputes before the proxy stops serving it. */
 export const DEFAULT_MAX_WRITE_OFF = 1_000_000_000n;
+/**
+ * Default bound on the proxy's unsigned exposure to one channel: answers charged but not yet signed plus the maximum
+ * cost of requests in flight. What a client that stops signing can take without paying is at most this.
+ */
+export const DEFAULT_MAX_UNSIGNED_NANO = 2_000_000_000n;
+/** How long a request waits for the client's vouchers when the exposure bound is reached (then 429). */
+export const EXPOSURE_WAIT_MS = 10_000;
+/** A channel's on-chain state (balance, open/closing) is re-read before admission once it is older than this. */
+export const CHANNEL_STATE_MAX_AGE_MS = 5_000;
 /** At most one "refused" log line per channel in this interval (with a count of the rest). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
@@ -75,6 +87,8 @@ export interface ProxyMeterOptions {
   closeLedger?: boolean;
   /** Most a channel may have written off by disputes (nanoTON); beyond it the client is refused. */
   maxWriteOffNano?: bigint;
+  /** Bound on unsigned exposure per channel (nanoTON); see DEFAULT_MAX_UNSIGNED_NANO. */
+  maxUnsignedNano?: bigint;
 }
 
 interface ChannelEntry {
@@ -87,6 +101,13 @@ interface ChannelEntry {
   status: number;
   redeemedOnChain: bigint;
   inflight: Map<string, bigint>;
+  /** Sum of `inflight`, kept as it changes (admission reads it on every request). */
+  inflightTotal: bigint;
+  /** When the on-chain state was last read, and the read in progress (one at a time). */
+  stateAt: number;
+  refreshing?: Promise<void>;
+  /** Requests waiting for the exposure to drop (a voucher, a settled or released request). */
+  waiters: Set<() => void>;
   /** Costs settled within the last VOUCHER_GRACE_MS: their vouchers may still be on the way. */
   recent: RecentCosts;
   /** The last voucher accepted, as received: a client piggybacks it on every request until it signs a newer one. */
@@ -131,13 +152,20 @@ class RecentCosts {
     return this.total;
   }
 }
-const sum = (m: Map<string, bigint>) => [...m.values()].reduce((s, v) => s + v, 0n);
+
+/** Admission would take the proxy's unsigned exposure to a channel past its bound: wait for vouchers, do not refuse. */
+class ExposureLimit extends Error {}
 
 export class ProxyMeter implements Meter {
   /** See VOUCHER_GRACE_MS; tests set 0 to check the strict sequential bound. */
   voucherGraceMs = VOUCHER_GRACE_MS;
   /** See VOUCHER_VERIFY_INTERVAL_MS; 0 verifies every piggybacked voucher at once. */
   voucherVerifyIntervalMs = VOUCHER_VERIFY_INTERVAL_MS;
+  /** See CHANNEL_STATE_MAX_AGE_MS and EXPOSURE_WAIT_MS (tests shorten them). */
+  channelStateMaxAgeMs = CHANNEL_STATE_MAX_AGE_MS;
+  exposureWaitMs = EXPOSURE_WAIT_MS;
+  /** See DEFAULT_MAX_UNSIGNED_NANO. */
+  maxUnsignedNano: bigint;
   /** Ed25519 verifications of client vouchers (status: how much lazy verification saves). */
   vouchersVerified = 0;
   private host?: MeterHost;
@@ -157,6 +185,7 @@ export class ProxyMeter implements Meter {
 
   private constructor(private readonly o: ProxyMeterOptions) {
     this.log = o.log ?? silentLogger;
+    this.maxUnsignedNano = o.maxUnsignedNano ?? DEFAULT_MAX_UNSIGNED_NANO;
   }
 
   /** Checks the proxy contract against this operator and signer, recovers pending settlements, starts the timers. */
@@ -206,7 +235,10 @@ export class ProxyMeter implements Meter {
     const key = raw(address);
     let e = this.channels.get(key);
     if (!e) {
-      e = { address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed, inflight: new Map(), recent: new RecentCosts(), verifiedAt: 0, refusalLog: { at: 0, suppressed: 0 } };
+      e = {
+        address, key, clientKey: config.clientKey, client: config.client, capacity: 0n, status: state.status, redeemedOnChain: state.redeemed,
+        inflight: new Map(), inflightTotal: 0n, stateAt: 0, waiters: new Set(), recent: new RecentCosts(), verifiedAt: 0, refusalLog: { at: 0, suppressed: 0 },
+      };
       this.channels.set(key, e);
     }
     this.updateChannel(e, state);
@@ -218,8 +250,36 @@ export class ProxyMeter implements Meter {
   private updateChannel(e: ChannelEntry, state: { status: number; redeemed: bigint; balance: bigint }): void {
     const cap = state.redeemed + state.balance - STORAGE_RESERVE;
     e.capacity = cap > 0n ? cap : 0n;
+    const wasOpen = e.status === ChannelStatus.OPEN;
     e.status = state.status;
     e.redeemedOnChain = state.redeemed;
+    e.stateAt = Date.now();
+    if (wasOpen && state.status !== ChannelStatus.OPEN) {
+      // The client started closing: no more requests on credit, and its newest voucher is redeemed now, within the
+      // close delay (redeemNow treats closing channels as due whatever the threshold).
+      this.log.info(`channel ${e.address.toString()} is closing; refusing its requests and redeeming its newest voucher`);
+      void this.flushRedeems(false).catch(() => undefined);
+    }
+  }
+
+  private reserve(e: ChannelEntry, requestId: string, max: bigint): void {
+    e.inflight.set(requestId, max);
+    e.inflightTotal += max;
+  }
+
+  /** Ends a reservation and wakes requests waiting for the exposure to drop. */
+  private unreserve(e: ChannelEntry, requestId: string): void {
+    const max = e.inflight.get(requestId);
+    if (max !== undefined) {
+      e.inflight.delete(requestId);
+      e.inflightTotal -= max;
+    }
+    this.wake(e);
+  }
+
+  private wake(e: ChannelEntry): void {
+    for (const w of e.waiters) w();
+    e.waiters.clear();
   }
 
   private signed(e: ChannelEntry): bigint {
@@ -269,16 +329,21 @@ export class ProxyMeter implements Meter {
     }
     this.o.ledger.recordClientVoucher({ key: e.key, cumulativeNano: cumulative, signature, seq: 0 });
     e.lastVoucher = b64 as string;
+    this.wake(e);
     if (cumulative - e.redeemedOnChain >= (this.o.redeemThreshold ?? DEFAULT_REDEEM_THRESHOLD)) void this.flushRedeems(false).catch(() => undefined);
     return cumulative;
   }
 
-  private async refreshChannel(e: ChannelEntry): Promise<void> {
-    try {
-      this.updateChannel(e, await this.o.ton.channelState(e.address));
-    } catch (err) {
-      this.log.warn(`cannot read channel ${e.address.toString()}: ${(err as Error).message}`);
-    }
+  /** Re-reads the channel's on-chain state (one read at a time per channel; concurrent callers share it). */
+  private refreshChannel(e: ChannelEntry): Promise<void> {
+    e.refreshing ??= (async () => {
+      try {
+        this.updateChannel(e, await this.o.ton.channelState(e.address));
+      } catch (err) {
+        this.log.warn(`cannot read channel ${e.address.toString()}: ${(err as Error).message}`);
+      }
+    })().finally(() => (e.refreshing = undefined));
+    return e.refreshing;
   }
 
   private entryOf(client: ClientContext): ChannelEntry {
@@ -308,19 +373,57 @@ export class ProxyMeter implements Meter {
       throw new MeterRefusal("bad_request", (err as Error).message);
     }
     if (e.pendingVoucher !== undefined && Date.now() - e.verifiedAt >= this.voucherVerifyIntervalMs) await this.applyPending(e);
-    try {
-      await this.admitWith(e, max);
-    } catch (err) {
-      if (e.pendingVoucher === undefined || !(err instanceof MeterRefusal)) throw err;
-      // Only the verified voucher was counted: check the newer one now, then decide again.
-      await this.applyPending(e);
-      await this.admitWith(e, max);
+    // The state read on chain is recent (a client that started closing, or whose deposit shrank, is seen in time).
+    if (Date.now() - e.stateAt > this.channelStateMaxAgeMs) await this.refreshChannel(e);
+    const deadline = Date.now() + this.exposureWaitMs;
+    let reread = false;
+    for (;;) {
+      try {
+        try {
+          this.admitWith(e, max);
+        } catch (err) {
+          if (e.pendingVoucher === undefined || !(err instanceof MeterRefusal)) throw err;
+          // Only the verified voucher was counted: check the newer one now, then decide again.
+          await this.applyPending(e);
+          this.admitWith(e, max);
+        }
+        break;
+      } catch (err) {
+        if (err instanceof MeterRefusal && err.code === "insufficient_funds" && /^insufficient funds/.test(err.message) && !reread) {
+          reread = true;
+          await this.refreshChannel(e); // a deposit may have arrived since the last read
+          continue;
+        }
+        if (!(err instanceof ExposureLimit)) throw err;
+        const left = deadline - Date.now();
+        // The client's vouchers, or answers ending, bring the exposure down: wait for that (bounded).
+        if (left <= 0 || !(await this.waitChange(e, left))) {
+          throw new MeterRefusal("overloaded", `${err.message}; waited ${Math.round(this.exposureWaitMs / 1000)} s for the client's vouchers (retry-after 1)`);
+        }
+      }
     }
-    e.inflight.set(head.requestId, max);
+    this.reserve(e, head.requestId, max);
   }
 
-  /** The admission rule (see the top of this file) against the verified voucher; throws a MeterRefusal. */
-  private async admitWith(e: ChannelEntry, max: bigint): Promise<void> {
+  /** Resolves true when something changed the channel's exposure, false after `ms`. */
+  private waitChange(e: ChannelEntry, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (changed: boolean) => {
+        clearTimeout(timer);
+        e.waiters.delete(wake);
+        resolve(changed);
+      };
+      const wake = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      e.waiters.add(wake);
+    });
+  }
+
+  /**
+   * The admission rule (see the top of this file) against the verified voucher and the last state read on chain;
+   * throws a MeterRefusal, or an ExposureLimit when only the unsigned exposure bound stands in the way.
+   */
+  private admitWith(e: ChannelEntry, max: bigint): void {
     const signed = this.signed(e);
     const charged = this.charged(e);
     const owed = charged > signed ? charged - signed : 0n;
@@ -338,13 +441,17 @@ export class ProxyMeter implements Meter {
       this.logRefusal(e, m);
       throw new MeterRefusal("voucher_missing", m);
     }
-    const need = () => owed + sum(e.inflight) + max;
-    if (need() > e.capacity - signed) await this.refreshChannel(e);
     if (e.status !== ChannelStatus.OPEN) {
       throw new MeterRefusal("insufficient_funds", `channel ${e.address.toString()} is closing or closed; open a new channel and deposit`);
     }
-    if (need() > e.capacity - signed) {
-      throw new MeterRefusal("insufficient_funds", `insufficient funds: this request may cost up to ${max} nanoTON, the channel has ${e.capacity - signed - owed - sum(e.inflight)} nanoTON left (deposit ${e.capacity}, signed ${signed}, owed ${owed}, reserved ${sum(e.inflight)}); deposit more with "cocoon client deposit"`);
+    if (owed + e.inflightTotal + max > e.capacity - signed) {
+      throw new MeterRefusal("insufficient_funds", `insufficient funds: this request may cost up to ${max} nanoTON, the channel has ${e.capacity - signed - owed - e.inflightTotal} nanoTON left (deposit ${e.capacity}, signed ${signed}, owed ${owed}, reserved ${e.inflightTotal}); deposit more with "cocoon client deposit"`);
+    }
+    // Bounded trust: what the client has not signed for (answers owed + requests in flight + this one) stays under a
+    // small constant, whatever its deposit (at least two requests' worth, so any single request can run).
+    const bound = this.maxUnsignedNano > 2n * max ? this.maxUnsignedNano : 2n * max;
+    if (owed + e.inflightTotal + max > bound) {
+      throw new ExposureLimit(`this client has ${owed} nanoTON of answers unsigned and ${e.inflightTotal} reserved for ${e.inflight.size} requests in flight; this proxy serves at most ${bound} on credit per channel`);
     }
   }
 
@@ -373,12 +480,13 @@ export class ProxyMeter implements Meter {
       await this.o.ledger.durable(); // the receipt is on disk before its cost is reported (group commit)
       return { cost: costFields(cost) };
     } finally {
-      e.inflight.delete(head.requestId);
+      this.unreserve(e, head.requestId);
     }
   }
 
   release(client: ClientContext, head: InferenceHead): void {
-    this.byClient.get(client.session)?.inflight.delete(head.requestId);
+    const e = this.byClient.get(client.session);
+    if (e) this.unreserve(e, head.requestId);
   }
 
   onClientGone(client: ClientContext): void {

@@ -43,6 +43,7 @@ export async function startProxyPayments(c: PaymentsConfig, log?: Logger): Promi
     return await ProxyMeter.start({
       ton, wallet, proxyContract: c.proxyContract, root: c.root, prices: book, ledger, payoutSigner: ed25519Signer(wallet.seed),
       minCloseDelay: closeDelay, log, closeLedger: true,
+      ...(c.maxUnsignedNano !== undefined ? { maxUnsignedNano: c.maxUnsignedNano } : {}),
       redeemThreshold: c.batch.redeemThreshold !== undefined ? BigInt(c.batch.redeemThreshold) : undefined,
       redeemIntervalMs: c.batch.redeemIntervalMs,
       payoutThreshold: c.batch.payoutThreshold !== undefined ? BigInt(c.batch.payoutThreshold) : undefined,

@@ -37,6 +37,8 @@ export const DEFAULT_PROXY_STATUS_PORT = 11000;
 export const DEFAULT_MAX_ATTEMPTS = 3;
 /** Candidates offered to a client for sealing: enough for a retry or two, few enough to keep sealing cheap. */
 export const DEFAULT_MAX_CANDIDATES = 3;
+/** Requests one client connection may have in flight (running or waiting for a worker) before it gets 429. */
+export const DEFAULT_MAX_IN_FLIGHT_PER_CLIENT = 2_048;
 /** Largest request body a client may send (sealed or not). */
 export const MAX_CLIENT_BODY = 4 * 1024 * 1024;
 
@@ -64,6 +66,8 @@ export interface ProxyOptions {
   maxCandidates?: number;
   /** The wait queue for requests that find every worker of their model busy (limits, deadline). */
   queue?: QueueOptions;
+  /** See DEFAULT_MAX_IN_FLIGHT_PER_CLIENT. */
+  maxInFlightPerClient?: number;
   meter?: Meter;
   maxAttempts?: number;
   proxyId?: string;
@@ -282,6 +286,12 @@ export class ProxyNode {
     if (this.opts.requireSealed && !head.sealed) {
       this.stats.rejected++;
       stream.reset("bad_request", "this proxy only relays requests sealed to attested workers (production policy); use a current cocoon client with sealing on");
+      return;
+    }
+    const limit = this.opts.maxInFlightPerClient ?? DEFAULT_MAX_IN_FLIGHT_PER_CLIENT;
+    if (client.relays.size >= limit) {
+      this.stats.rejected++;
+      stream.reset("overloaded", `this client already has ${limit} requests in flight at this proxy (its limit per client); retry when some ended (retry-after 1)`);
       return;
     }
     if (client.relays.has(head.requestId)) {
