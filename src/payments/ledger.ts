@@ -368,23 +368,14 @@ export class Ledger {
 
   getReceipt(requestId: string): UsageReceipt | undefined {
     const row = this.stmt(`SELECT * FROM receipts WHERE request_id = ?`).get(requestId) as Record<string, any> | undefined;
-    if (!row) return undefined;
-    return {
-      requestId: row.request_id, model: row.model, promptTokens: row.prompt_tokens, completionTokens: row.completion_tokens,
-      costNano: BigInt(row.cost_nano), workerEarnNano: BigInt(row.worker_earn_nano), workerId: row.worker_id,
-      channel: row.channel, receipt: row.receipt ?? null, startedAt: row.started_at, recordedAt: row.recorded_at,
-    };
+    return row ? receiptOfRow(row) : undefined;
   }
 
   /** The newest receipts of a channel that were not written off, newest first (reconciliation with a client). */
   recentReceipts(channel: string, limit: number): UsageReceipt[] {
     const rows = this.stmt(`SELECT r.* FROM receipts r LEFT JOIN write_offs w ON w.request_id = r.request_id
       WHERE r.channel = ? AND w.request_id IS NULL ORDER BY r.recorded_at DESC, r.rowid DESC LIMIT ?`).all(channel, limit) as Record<string, any>[];
-    return rows.map((row) => ({
-      requestId: row.request_id, model: row.model, promptTokens: row.prompt_tokens, completionTokens: row.completion_tokens,
-      costNano: BigInt(row.cost_nano), workerEarnNano: BigInt(row.worker_earn_nano), workerId: row.worker_id,
-      channel: row.channel, receipt: row.receipt ?? null, startedAt: row.started_at, recordedAt: row.recorded_at,
-    }));
+    return rows.map(receiptOfRow);
   }
 
   /**
@@ -593,4 +584,13 @@ export class Ledger {
       if (fd !== undefined) void (this.syncInFlight ?? Promise.resolve()).catch(() => undefined).then(() => closeSync(fd));
     }
   }
+}
+
+/** A `receipts` row as a UsageReceipt (amounts back to bigint). */
+function receiptOfRow(row: Record<string, any>): UsageReceipt {
+  return {
+    requestId: row.request_id, model: row.model, promptTokens: row.prompt_tokens, completionTokens: row.completion_tokens,
+    costNano: BigInt(row.cost_nano), workerEarnNano: BigInt(row.worker_earn_nano), workerId: row.worker_id,
+    channel: row.channel, receipt: row.receipt ?? null, startedAt: row.started_at, recordedAt: row.recorded_at,
+  };
 }

@@ -10,6 +10,7 @@ import {
   decodeReceipt,
   encodeReceipt,
   generateReceiptKeyPair,
+  judgeReceipt,
   parseSignedReceipt,
   type ReceiptExpectations,
   signReceipt,
@@ -226,4 +227,26 @@ test("fuzz: decodeReceipt and parseSignedReceipt turn random input into a clear 
     }),
     { numRuns: 1000 },
   );
+});
+
+test("one judgment for proxy and client: the same facts give the same verdict; a signed price that differs from the billed one, or usage reported apart from the signed receipt, is refused", () => {
+  const signed = signReceipt(receipt({ completionTokens: 20, promptTokens: 100, costNano: "7000000" }), worker.privateKey);
+  const facts = {
+    requestId: "req-42", model: "Qwen/Qwen3-8B", maxTokens: 256, requestDigest: hex("request"), responseDigest: hex("response"), workerId: "worker-a",
+    sealedRequestBytes: 400, sealedAnswerBytes: 120, billedCostNano: 7_000_000n,
+  };
+  const reported = { prompt_tokens: 100, completion_tokens: 20 };
+  // What the proxy holds (relayed bytes, its price) and what the client holds (received bytes, the trailer's price)
+  // are the same numbers, so both accept...
+  assert.equal(judgeReceipt(signed, facts, [worker.publicKey], reported), undefined);
+  // ...and both refuse the same receipts:
+  assert.match(judgeReceipt(signed, { ...facts, billedCostNano: 7_000_001n }, [worker.publicKey], reported)!, /prices the usage at 7000000 nanoTON but it is billed at 7000001/);
+  assert.match(judgeReceipt(signed, facts, [worker.publicKey], { prompt_tokens: 100, completion_tokens: 21 })!, /usage reported differs from the worker's signed receipt/);
+  assert.match(judgeReceipt(signed, facts, [worker.publicKey], { prompt_tokens: 101, completion_tokens: 20 })!, /usage reported differs/);
+  // Plausibility from sizes both see: more completion tokens than sealed answer bytes (+ slack) is over-reporting.
+  assert.match(judgeReceipt(signed, { ...facts, sealedAnswerBytes: 20 - COMPLETION_SLACK_TOKENS - 1 }, [worker.publicKey], reported)!, /completion tokens for an answer of/);
+  assert.match(judgeReceipt(signed, { ...facts, sealedRequestBytes: 10 }, [worker.publicKey], reported)!, /prompt tokens for a request of 10 sealed bytes/);
+  // A worker without a price book signs 0: nothing to compare.
+  const unpriced = signReceipt(receipt({ completionTokens: 20, promptTokens: 100, costNano: "0" }), worker.privateKey);
+  assert.equal(judgeReceipt(unpriced, facts, [worker.publicKey], reported), undefined);
 });

@@ -153,3 +153,25 @@ test("self-healing: an answer whose end never reached the client is paid on reco
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a worker over an inflating engine: its receipts are refused by the one judgment, charged to no one, and the client is never locked out", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cocoon-inflate-"));
+  const chain = await startChain(dir);
+  const p = await startPaidNetwork(chain, { upstream: { tokens: 6, inflateUsage: 50 } });
+  try {
+    const { net, meter, payer } = p;
+    meter.voucherGraceMs = 0;
+    for (let i = 0; i < 3; i++) {
+      const r = await chatJson(net.client.url, `inflated ${i}`, { max_tokens: 100 });
+      assert.equal(r.status, 502, "the over-reporting worker's answer is refused, never a 402");
+      assert.match(r.body.error.message, /usage receipt.*not billed/);
+    }
+    assert.equal(BigInt(meter.status().charged as string), 0n, "nothing was charged");
+    assert.equal(BigInt(payer.status().spent as string), 0n);
+    assert.equal((net.proxy.statusJson().receipts as { refused: number }).refused, 3, "counted against the worker");
+  } finally {
+    await p.net.close();
+    await chain.srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
