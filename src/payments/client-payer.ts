@@ -11,6 +11,7 @@
 import type { Address, Cell } from "@ton/core";
 import type { AnswerCost, Payer, PaymentsRequest, SentRequest } from "../client/payer.js";
 import { parseSignedReceipt, verifyReceipt } from "../crypto/receipts.js";
+import { parseMessage, reconcileReplySchema, type ReconcileAnswer } from "../protocol/messages.js";
 import { ApiError } from "../protocol/openai.js";
 import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
 import type { ChannelState } from "../chain/contracts/ClientChannel.js";
@@ -196,8 +197,7 @@ export class ClientPayer implements Payer {
     const request = this.request;
     await this.chain;
     this.reconciled.runs++;
-    const reply = await request({ type: "reconcile" });
-    const answers = Array.isArray(reply.answers) ? (reply.answers as Record<string, unknown>[]) : [];
+    const { answers } = parseMessage(reconcileReplySchema, await request({ type: "reconcile" }), "reconciliation reply");
     const disputes: { requestId: string; reason: string }[] = [];
     const listed = new Set<string>();
     for (const t of this.tracked.keys()) {
@@ -206,8 +206,8 @@ export class ClientPayer implements Payer {
       this.tracked.delete(t);
     }
     for (const a of answers) {
-      const requestId = typeof a.requestId === "string" ? a.requestId : undefined;
-      if (!requestId || this.o.ledger.getReceipt(requestId)) continue; // paid already
+      const requestId = a.requestId;
+      if (this.o.ledger.getReceipt(requestId)) continue; // paid already
       const t = this.tracked.get(requestId);
       listed.add(requestId);
       if (t && !t.abandonedAt) continue; // still in flight here: paid when its answer ends
@@ -217,16 +217,16 @@ export class ClientPayer implements Payer {
         this.tracked.delete(requestId);
         continue;
       }
-      const usage = { prompt_tokens: a.promptTokens as number, completion_tokens: a.completionTokens as number, total_tokens: (a.promptTokens as number) + (a.completionTokens as number) };
+      const usage = { prompt_tokens: a.promptTokens, completion_tokens: a.completionTokens, total_tokens: a.promptTokens + a.completionTokens };
       // The ledger keeps totals only; the split does not matter for what is signed.
-      const cost = { prompt_total_cost: "0", completion_total_cost: a.cost as string, total_cost: a.cost as string };
+      const cost = { prompt_total_cost: "0", completion_total_cost: a.cost, total_cost: a.cost };
       const run = this.chain.then(() => this.pay({ requestId, model: t!.model, usage, cost, receiptOk: true, workerId: (a.receipt as { receipt?: { workerId?: string } })?.receipt?.workerId }));
       this.chain = run.catch(() => undefined);
       await run;
       this.tracked.delete(requestId);
       this.reconciled.paid++;
-      this.reconciled.paidNano += BigInt(a.cost as string);
-      this.log.info(`paid answer ${requestId} (${a.cost as string} nanoTON) on reconciliation: its end never reached this client`);
+      this.reconciled.paidNano += BigInt(a.cost);
+      this.log.info(`paid answer ${requestId} (${a.cost} nanoTON) on reconciliation: its end never reached this client`);
     }
     for (const [id, t] of this.tracked) if (t.abandonedAt && !listed.has(id) && Date.now() - t.abandonedAt > ABANDONED_SETTLE_MS) this.tracked.delete(id);
     await this.flush();
@@ -238,8 +238,7 @@ export class ClientPayer implements Payer {
   }
 
   /** Why a charged answer of a request this client sent is not owed, or undefined when its receipt proves it. */
-  private checkOwed(a: Record<string, unknown>, requestId: string, t: Tracked): string | undefined {
-    if (typeof a.cost !== "string" || !/^[0-9]+$/.test(a.cost)) return "the proxy gave no valid cost";
+  private checkOwed(a: ReconcileAnswer, requestId: string, t: Tracked): string | undefined {
     let signed;
     try {
       signed = parseSignedReceipt(a.receipt);

@@ -51,6 +51,18 @@ export function workerHeadOf(h: InferenceHead): WorkerInferenceHead {
   return { op: h.op, requestId: h.requestId, endpoint: h.endpoint, model: h.model, maxTokens: h.maxTokens, bodyBytes: h.bodyBytes, ...(h.sealed ? { sealed: true } : {}) };
 }
 
+/** One charged answer as the proxy lists it for reconciliation (payments op `reconcile`), with its signed receipt. */
+export const reconcileAnswerSchema = z.object({
+  requestId: z.string().min(1).max(128),
+  model: z.string().min(1).max(256),
+  promptTokens: z.number().int().min(0),
+  completionTokens: z.number().int().min(0),
+  cost: z.string().regex(/^(0|[1-9][0-9]{0,38})$/),
+  receipt: z.unknown().optional(),
+});
+export const reconcileReplySchema = z.object({ answers: z.array(reconcileAnswerSchema).max(1_024) }).passthrough();
+export type ReconcileAnswer = z.infer<typeof reconcileAnswerSchema>;
+
 /**
  * Control message (connection level) that asks to stop generating a request but still finish it properly: the
  * worker ends the answer with its final chunk and a signed receipt for what it generated, so client and proxy settle
