@@ -14,7 +14,7 @@ import { parseTdxQuote } from "../../src/tee/tdx/quote.js";
 import { verifySnpReport } from "../../src/tee/sevsnp.js";
 import { verifyNvidiaEvidence } from "../../src/tee/nvidia.js";
 import { INTEL_SGX_ROOT_CA_PEM, NVIDIA_DEVICE_IDENTITY_CA_PEM, AMD_MILAN_ARK_PEM, AMD_MILAN_ASK_PEM } from "../../src/tee/roots/index.js";
-import { bitString, children, parseDer, raw, seq } from "../../src/tee/der.js";
+import { bitString, children, decodeOid, explicit, octets, parseDer, raw, seq } from "../../src/tee/der.js";
 import { NV_AT, NV_NONCE, SNP_AT, TDX_V4, nvChain, nvEvidence, snpReport, snpVcek, vec, vecText } from "./helpers.js";
 
 const spkiDer = (k: KeyObject): Buffer => k.export({ type: "spki", format: "der" });
@@ -54,6 +54,19 @@ function withPckChain(quote: Buffer, chainPem: string): Buffer {
   return Buffer.concat([q.signedRegion, len, sigData]);
 }
 
+/** The TBS with basicConstraints replaced by "not a CA" (an empty SEQUENCE: cA defaults to FALSE). */
+function tbsNotCa(tbs: Buffer): Buffer {
+  const node = parseDer(tbs);
+  return seq(...children(node).map((f) => {
+    if (f.tag !== 0xa3) return raw(f);
+    const exts = children(children(f)[0]!).map((ext) => {
+      const [id] = children(ext);
+      return decodeOid(id!) === "2.5.29.19" ? seq(raw(id!), octets(seq())) : raw(ext);
+    });
+    return explicit(3, seq(...exts));
+  }));
+}
+
 const pem = (...ders: Buffer[]) => ders.map((d) => toPem(d)).join("");
 
 describe("verifyChainToRoot refuses a same-name issuer that did not sign", () => {
@@ -84,6 +97,25 @@ describe("verifyChainToRoot refuses a same-name issuer that did not sign", () =>
       () => verifyChainToRoot([leaf, ca, intelRoot], INTEL_SGX_ROOT_CA_PEM, TDX_V4.at, "PCK"),
       /"Intel SGX PCK Platform CA": signature by "Intel SGX Root CA" does not verify/,
     );
+  });
+
+  it("a chain is refused outside its validity period", () => {
+    for (const at of [new Date("2017-01-01T00:00:00Z"), new Date("2060-01-01T00:00:00Z")]) {
+      assert.throws(() => verifyChainToRoot([pckLeaf, pckCa, intelRoot], INTEL_SGX_ROOT_CA_PEM, at, "PCK"), /is not valid at/);
+    }
+  });
+
+  it("an issuer whose certificate is not a CA (basicConstraints cA=false) is refused, though its signature verifies", () => {
+    const rootKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const caKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const testRoot = forgeEc(intelRoot, "sha256", rootKey.privateKey, spkiDer(rootKey.publicKey));
+    const caTbs = parts(pckCa, spkiDer(caKey.publicKey)).tbs;
+    const sign256 = (tbs: Buffer, key: KeyObject) => seq(tbs, parts(pckCa).alg, bitString(sign("sha256", tbs, key)));
+    const leaf = forgeEc(pckLeaf, "sha256", caKey.privateKey);
+    // Control: the same chain with the CA flag intact verifies to the test root.
+    assert.equal(verifyChainToRoot([leaf, sign256(caTbs, rootKey.privateKey)], pem(testRoot), TDX_V4.at, "PCK").length, 3);
+    const notCa = sign256(tbsNotCa(caTbs), rootKey.privateKey);
+    assert.throws(() => verifyChainToRoot([leaf, notCa], pem(testRoot), TDX_V4.at, "PCK"), /"Intel SGX PCK Platform CA" signs other certificates but is not a CA/);
   });
 
   it("a forged intermediate in the NVIDIA chain is refused", () => {
