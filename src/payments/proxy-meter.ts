@@ -31,6 +31,7 @@ import type { InferenceHead } from "../protocol/messages.js";
 import type { Usage } from "../protocol/openai.js";
 import { MeterRefusal, type ClientContext, type Meter, type MeterHost, type SettledUsage } from "../proxy/meter.js";
 import { CHANNEL_OP_VALUE, ChannelStatus, redeemBody } from "../chain/contracts/ClientChannel.js";
+import { PROXY_OP_VALUE, withdrawFeeBody } from "../chain/contracts/ProxyContract.js";
 import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
 import { encodeSignedVoucher, signVoucher, verifySignedVoucher, voucherCell, type Ed25519Signer } from "../chain/vouchers.js";
 import type { Ledger } from "./ledger.js";
@@ -62,6 +63,13 @@ export const DEFAULT_MAX_UNSIGNED_NANO = 2_000_000_000n;
 export const EXPOSURE_WAIT_MS = 10_000;
 /** A channel's on-chain state (balance, open/closing) is re-read before admission once it is older than this. */
 export const CHANNEL_STATE_MAX_AGE_MS = 5_000;
+/**
+ * The operator wallet pays every redeem's attached value (which ends in the proxy contract, the operator's own), so a
+ * busy proxy drains it. Below WALLET_LOW_NANO, the meter moves the operator's share of the contract's balance (never
+ * what is owed to workers) back to the wallet, WALLET_TOP_UP_NANO at a time.
+ */
+export const WALLET_LOW_NANO = 2_000_000_000n;
+export const WALLET_TOP_UP_NANO = 5_000_000_000n;
 /** At most one "refused" log line per channel in this interval (with a count of the rest). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
@@ -639,6 +647,7 @@ export class ProxyMeter implements Meter {
         batch.push({ id, address, cumulative: v.cumulativeNano, message: { to: address, value: CHANNEL_OP_VALUE, body: redeemBody(signed) } });
       }
       if (batch.length === 0) continue;
+      await this.keepWalletFunded().catch((err: Error) => this.log.warn(`could not top up the operator wallet from the proxy contract: ${err.message}`));
       await this.o.ledger.durable(); // the pending redemptions are on disk before the transaction leaves
       await this.o.wallet.sendBatch(batch.map((b) => b.message));
       this.redeemTransfers++;
@@ -647,6 +656,26 @@ export class ProxyMeter implements Meter {
     }
     await this.refreshChainView().catch(() => undefined);
     await this.flushPayouts(false);
+  }
+
+  /**
+   * Keeps the operator wallet able to pay for redeems: when it runs low, withdraws from the proxy contract what is
+   * the operator's (its free balance less everything owed to workers: earned and not yet paid out on chain).
+   */
+  private async keepWalletFunded(): Promise<void> {
+    const balance = await this.o.wallet.balance();
+    if (balance >= WALLET_LOW_NANO) return;
+    await this.refreshChainView();
+    const owedToWorkers = this.o.ledger.earnedOf() - this.chainView.paidOut;
+    const operatorShare = this.chainView.freeBalance - (owedToWorkers > 0n ? owedToWorkers : 0n);
+    const amount = operatorShare < WALLET_TOP_UP_NANO ? operatorShare : WALLET_TOP_UP_NANO;
+    if (amount <= PROXY_OP_VALUE) {
+      this.log.warn(`the operator wallet holds ${balance} nanoTON and the proxy contract has no operator share to spare (${operatorShare}); top the wallet up, or redeems will stop`);
+      return;
+    }
+    await this.o.wallet.sendBatch([{ to: this.o.proxyContract, value: PROXY_OP_VALUE, body: withdrawFeeBody(amount) }]);
+    this.log.info(`operator wallet was low (${balance} nanoTON): withdrew ${amount} nanoTON of the proxy's own share from its contract`);
+    await this.refreshChainView().catch(() => undefined);
   }
 
   private record(id: string, key: string, amount: bigint, status: "pending" | "confirmed"): void {
