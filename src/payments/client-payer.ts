@@ -304,10 +304,11 @@ export class ClientPayer implements Payer {
   }
 
   afterAnswer(a: AnswerCost): Promise<void> {
-    this.tracked.delete(a.requestId);
     // Resolves once the receipt and its voucher are on disk (with the other answers of this event-loop turn: group
     // commit): the app gets no answer this ledger could forget. The next payment does not wait for that fsync.
-    const run = this.chain.then(() => this.pay(a));
+    // Forgotten as an open request only once paid (in the ledger): a reconciliation in between must not take a
+    // request it sent for one it never sent.
+    const run = this.chain.then(() => this.pay(a)).finally(() => this.tracked.delete(a.requestId));
     this.chain = run.catch(() => undefined);
     return run.then(() => this.o.ledger.durable());
   }

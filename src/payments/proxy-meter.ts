@@ -161,8 +161,15 @@ class RecentCosts {
   }
 }
 
-/** Admission would take the proxy's unsigned exposure to a channel past its bound: wait for vouchers, do not refuse. */
-class ExposureLimit extends Error {}
+/**
+ * Admission would take the proxy's unsigned exposure to a channel past a bound: wait for the client's vouchers (or
+ * requests ending) before refusing with `code`. Under saturation an honest client's vouchers are late, not missing.
+ */
+class ExposureLimit extends Error {
+  constructor(readonly code: "voucher_missing" | "overloaded", message: string) {
+    super(message);
+  }
+}
 
 export class ProxyMeter implements Meter {
   /** See VOUCHER_GRACE_MS; tests set 0 to check the strict sequential bound. */
@@ -390,7 +397,7 @@ export class ProxyMeter implements Meter {
         try {
           this.admitWith(e, max);
         } catch (err) {
-          if (e.pendingVoucher === undefined || !(err instanceof MeterRefusal)) throw err;
+          if (e.pendingVoucher === undefined || !(err instanceof MeterRefusal || err instanceof ExposureLimit)) throw err;
           // Only the verified voucher was counted: check the newer one now, then decide again.
           await this.applyPending(e);
           this.admitWith(e, max);
@@ -406,7 +413,9 @@ export class ProxyMeter implements Meter {
         const left = deadline - Date.now();
         // The client's vouchers, or answers ending, bring the exposure down: wait for that (bounded).
         if (left <= 0 || !(await this.waitChange(e, left))) {
-          throw new MeterRefusal("overloaded", `${err.message}; waited ${Math.round(this.exposureWaitMs / 1000)} s for the client's vouchers (retry-after 1)`);
+          const m = `${err.message}; waited ${Math.round(this.exposureWaitMs / 1000)} s for the client's vouchers${err.code === "overloaded" ? " (retry-after 1)" : ""}`;
+          this.logRefusal(e, m);
+          throw new MeterRefusal(err.code, m);
         }
       }
     }
@@ -444,10 +453,9 @@ export class ProxyMeter implements Meter {
     }
     const allowance = e.recent.totalSince(now - this.voucherGraceMs);
     if (owed > max + allowance) {
-      // The client can always act on this: it reconciles (pays the answers it can verify, disputes the rest) and retries.
-      const m = `previous voucher missing: answers already charged cost ${charged} nanoTON and the latest voucher signs ${signed} (owed ${owed}, allowed ${max + allowance}); reconcile (payments "reconcile") and send a voucher for at least ${charged}`;
-      this.logRefusal(e, m);
-      throw new MeterRefusal("voucher_missing", m);
+      // Waited for first (the voucher may be on its way); then refused, which the client can always act on: it
+      // reconciles (pays the answers it can verify, disputes the rest) and retries.
+      throw new ExposureLimit("voucher_missing", `previous voucher missing: answers already charged cost ${charged} nanoTON and the latest voucher signs ${signed} (owed ${owed}, allowed ${max + allowance}); reconcile (payments "reconcile") and send a voucher for at least ${charged}`);
     }
     if (e.status !== ChannelStatus.OPEN) {
       throw new MeterRefusal("insufficient_funds", `channel ${e.address.toString()} is closing or closed; open a new channel and deposit`);
@@ -459,7 +467,7 @@ export class ProxyMeter implements Meter {
     // small constant, whatever its deposit (at least two requests' worth, so any single request can run).
     const bound = this.maxUnsignedNano > 2n * max ? this.maxUnsignedNano : 2n * max;
     if (owed + e.inflightTotal + max > bound) {
-      throw new ExposureLimit(`this client has ${owed} nanoTON of answers unsigned and ${e.inflightTotal} reserved for ${e.inflight.size} requests in flight; this proxy serves at most ${bound} on credit per channel`);
+      throw new ExposureLimit("overloaded", `this client has ${owed} nanoTON of answers unsigned and ${e.inflightTotal} reserved for ${e.inflight.size} requests in flight; this proxy serves at most ${bound} on credit per channel`);
     }
   }
 

@@ -121,6 +121,7 @@ test("self-healing: an answer whose end never reached the client is paid on reco
   try {
     const { net, meter, payer } = p;
     meter.voucherGraceMs = 0;
+    meter.exposureWaitMs = 300; // how long the proxy waits for a missing voucher before refusing (default 10 s)
     const num = (v: unknown) => BigInt(v as string);
     const ok = await chatJson(net.client.url, "first");
     assert.equal(ok.status, 200);

@@ -188,8 +188,9 @@ test("admission: a client that stops paying is refused after one request; an emp
       // A concurrent app still gets in while those answers are fresh (their vouchers may be on the way)...
       await meter.admit(ctx, head("r3"));
       meter.release(ctx, head("r3"));
-      // ...but once the grace is over, a client that did not pay is refused.
+      // ...but once the grace is over, a client that did not pay is refused (after waiting a moment for its voucher).
       meter.voucherGraceMs = 0;
+      meter.exposureWaitMs = 50;
       await assert.rejects(meter.admit(ctx, head("r3")), (e: Error) => e instanceof MeterRefusal && e.code === "voucher_missing" && /previous voucher missing/.test(e.message));
       // A request larger than the whole deposit is refused up front.
       await assert.rejects(meter.admit(ctx, head("big", 10_000_000)), /insufficient funds/);
