@@ -361,7 +361,8 @@ export function soakMarkdown(r: SoakReport, when: Date, machine: string): string
   L.push(
     `Setup: a local TON chain with the devnet contracts; \`cocoon proxy\`, ${o.workers} \`cocoon worker\` (${o.backend === "fake" ? `fast fake engines (a stand-in: ${o.tokens} tokens, ${o.tokenDelayMs} ms apart)` : "the embedded model through llama.cpp"}, capacity ${o.workerCapacity} each) and \`cocoon client\` as separate processes with payments on; ` +
       `${o.concurrency} requests in flight for ${o.durationS} s (${Math.round(o.nonStreamingRate * 100)}% non-streaming; ${Math.round(o.cancelRate * 100)}% of streams abandoned by the app at a random moment, 40% of those right before the last chunk); /v1/models and every /status polled each second` +
-      (o.faults ? "; a worker SIGKILLed and restarted at 25% and 75% of the run, the proxy SIGKILLed and restarted at 50%." : "."),
+      (o.faults ? "; a worker SIGKILLed and restarted at 25% and 75% of the run, the proxy SIGKILLed and restarted at 50%" : "") +
+      `; the proxy's credit bound per channel ${o.maxUnsignedNano ? `${o.maxUnsignedNano} nanoTON (--max-unsigned)` : "at its default"}.`,
     "",
   );
   L.push(`**Verdict: ${r.ok ? "every check passed" : "FAILED"}.** ${r.served} answers served, ${r.cancelled} cancelled by the app, ${Object.values(r.errorsByKind).reduce((s, n) => s + n, 0)} errors; latency of served answers p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms.`, "");
