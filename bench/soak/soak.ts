@@ -245,6 +245,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         },
       };
       rows.push(row);
+      if (row.served + row.cancelled + row.errors === 0) {
+        // Nothing ended in a whole interval: say where the requests are (proxy queue and workers, engine slots).
+        void Promise.all([json(proxyStatus), ...workers.map((w) => json(String(w.ready.status)))])
+          .then(([p, ...ws]) => event(`${row.atS} s: stalled, nothing ended for ${o.intervalS} s; proxy queue ${JSON.stringify(p!.queue?.waiting)}, workers at the proxy ${JSON.stringify((p!.peers.workers as { id: string; active: number; capacity: number; enabled: boolean }[]).map((w) => `${w.id} ${w.active}/${w.capacity}${w.enabled ? "" : " disabled"}`))}, workers' own count ${JSON.stringify(ws.map((w) => w.activeRequests))}`))
+          .catch((err: Error) => event(`${row.atS} s: stalled, and the status pages did not answer: ${err.message}`));
+      }
       log(`${String(row.atS).padStart(5)} s: ${row.served} served, ${row.cancelled} cancelled, ${row.errors} errors, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, RSS MB ${JSON.stringify(row.rssMb)}`);
     }, o.intervalS * 1000);
     const faults = (async () => {
