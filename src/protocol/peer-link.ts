@@ -85,6 +85,8 @@ export class PeerLink {
         for (const w of this.waiters.splice(0)) w();
         const reason = conn.closed ? conn.closeReason : await new Promise<Error | undefined>((r) => conn.once("close", r));
         this.conn = undefined;
+        // Kept for the status page: why the peer dropped us (e.g. a proxy refusing this worker's announcement).
+        if (reason) this.lastError = `lost the connection: ${reason.message}`;
         if (!this.stopped) o.log.warn(`lost ${this.address}: ${reason?.message ?? "closed"}; reconnecting`);
       } catch (err) {
         this.lastError = (err as Error).message;
