@@ -181,6 +181,8 @@ export class ProxyMeter implements Meter {
   exposureWaitMs = EXPOSURE_WAIT_MS;
   /** See DEFAULT_MAX_UNSIGNED_NANO. */
   maxUnsignedNano: bigint;
+  /** See DEFAULT_MAX_WRITE_OFF. */
+  maxWriteOffNano: bigint;
   /** Ed25519 verifications of client vouchers (status: how much lazy verification saves). */
   vouchersVerified = 0;
   private host?: MeterHost;
@@ -201,6 +203,7 @@ export class ProxyMeter implements Meter {
   private constructor(private readonly o: ProxyMeterOptions) {
     this.log = o.log ?? silentLogger;
     this.maxUnsignedNano = o.maxUnsignedNano ?? DEFAULT_MAX_UNSIGNED_NANO;
+    this.maxWriteOffNano = o.maxWriteOffNano ?? DEFAULT_MAX_WRITE_OFF;
   }
 
   /** Checks the proxy contract against this operator and signer, recovers pending settlements, starts the timers. */
@@ -446,8 +449,8 @@ export class ProxyMeter implements Meter {
     const owed = charged > signed ? charged - signed : 0n;
     const now = Date.now();
     const writtenOff = this.o.ledger.writtenOffOf(e.key);
-    if (writtenOff > (this.o.maxWriteOffNano ?? DEFAULT_MAX_WRITE_OFF)) {
-      const m = `the client disputed answers worth ${writtenOff} nanoTON in total, above this proxy's limit of ${this.o.maxWriteOffNano ?? DEFAULT_MAX_WRITE_OFF}; the operator must review the channel's disputes (ledger table write_offs) before it is served again`;
+    if (writtenOff > this.maxWriteOffNano) {
+      const m = `the client disputed answers worth ${writtenOff} nanoTON in total, above this proxy's limit of ${this.maxWriteOffNano}; the operator must review the channel's disputes (ledger table write_offs) before it is served again`;
       this.logRefusal(e, m);
       throw new MeterRefusal("insufficient_funds", m);
     }

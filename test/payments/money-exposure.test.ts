@@ -90,3 +90,41 @@ test("a channel that starts closing is refused at once (state re-read before adm
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a cheating client that disputes what it was served gets it written off only up to the cap, then is refused; it cannot write off what is not its own", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cocoon-disputes-"));
+  const chain = await startChain(dir, toNano("50"));
+  const p = await startPaidNetwork(chain);
+  try {
+    const { meter, net } = p;
+    const ctx = { clientId: CLIENT_ID, session: sessionBinding(net.client.link.conn!), insecure: false };
+    meter.voucherGraceMs = 3_600_000;
+    meter.exposureWaitMs = 50;
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const id = `served-${i}`;
+      await meter.admit(ctx, head(id));
+      await meter.settle(ctx, head(id), "w1", usage);
+      ids.push(id);
+    }
+    const cost = BigInt(meter.status().charged as string) / 6n;
+    // The proxy's cap: a little more than two answers.
+    meter.maxWriteOffNano = 2n * cost + 1n;
+    const dispute = (requestIds: string[]) => meter.handleClientRequest(ctx, { type: "dispute", requests: requestIds.map((requestId) => ({ requestId, reason: "never got it" })) });
+    // Ids that are not charged to this channel (another client's, made up) write nothing off.
+    const none = await dispute(["someone-elses-request", "made-up"]);
+    assert.equal(none.writtenOff, "0");
+    // Disputing the same answer twice writes it off once.
+    assert.equal((await dispute([ids[0]!, ids[0]!])).writtenOff, cost.toString());
+    await dispute([ids[1]!, ids[2]!]);
+    assert.equal(BigInt(meter.status().writtenOff as string), 3n * cost);
+    // Past the cap the channel is refused until the operator reviews it, with the numbers.
+    await assert.rejects(meter.admit(ctx, head("after")), (e: Error) => e instanceof MeterRefusal && /disputed answers worth \d+ nanoTON in total, above this proxy's limit/.test(e.message));
+    // Malformed disputes are refused with what to send.
+    await assert.rejects(meter.handleClientRequest(ctx, { type: "dispute", requests: "all of them" }), /at most 256 answers as \{requestId, reason\} objects/);
+  } finally {
+    await p.net.close();
+    await chain.srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
