@@ -9,6 +9,8 @@ import { toNano } from "@ton/core";
 import { startDevnetChain, type DevnetChain } from "../../src/payments/devnet.js";
 import { makeTonClient } from "../../src/chain/network.js";
 import { TonAccess } from "../../src/payments/ton.js";
+import { loadPaymentsConfig } from "../../src/payments/config.js";
+import Database from "better-sqlite3";
 import { forkReady, freePort, stopAll, waitUntil, type Child } from "../lib/procs.js";
 import { percentile } from "../lib/stats.js";
 
@@ -349,6 +351,21 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     };
     if (!report.ok) {
       for (const [name, c] of [["client", client.child], ["proxy", proxy.child]] as const) log(`--- last output of the ${name} ---\n${c.output().slice(-4_000)}`);
+      // Which answers the two ledgers disagree on (read-only, while the roles still run).
+      try {
+        const open = (f: string) => new Database(loadPaymentsConfig(f).ledger, { readonly: true });
+        const [pl, cl] = [open(chain.files.proxy), open(chain.files.client)];
+        const ids = (db: Database.Database) => new Set((db.prepare("SELECT request_id FROM receipts").all() as { request_id: string }[]).map((r) => r.request_id));
+        const [pIds, cIds] = [ids(pl), ids(cl)];
+        const onlyProxy = [...pIds].filter((i) => !cIds.has(i));
+        const onlyClient = [...cIds].filter((i) => !pIds.has(i));
+        log(`ledger diff: ${onlyProxy.length} answer(s) only the proxy charged ${JSON.stringify(onlyProxy.slice(0, 5))}, ${onlyClient.length} only the client paid ${JSON.stringify(onlyClient.slice(0, 5))}`);
+        for (const id of onlyProxy.slice(0, 5)) log(`  ${id} in the client's output: ${client.child.output().split("\n").filter((l) => l.includes(id)).join(" | ") || "(nothing)"}`);
+        pl.close();
+        cl.close();
+      } catch (err) {
+        log(`ledger diff unavailable: ${(err as Error).message}`);
+      }
     }
     return report;
   } finally {

@@ -406,6 +406,8 @@ export class ClientNode {
       if (!res.destroyed) res.end("data: [DONE]\n\n");
     } catch (err) {
       if (res.destroyed || answer.appGone) throw err;
+      // This answer ended without one this client could settle (the proxy may have charged it): reconciliation decides.
+      this.opts.payer?.abandon?.(id);
       // Headers are gone already: report the failure in-band, as OpenAI does, then close the stream.
       const apiErr = toApiError(err);
       this.count(apiErr.status);

@@ -197,7 +197,9 @@ export class ClientPayer implements Payer {
     const request = this.request;
     await this.chain;
     this.reconciled.runs++;
-    const { answers } = parseMessage(reconcileReplySchema, await request({ type: "reconcile" }), "reconciliation reply");
+    // Named: the requests whose end this client did not see (found however many answers the channel had since).
+    const abandoned = [...this.tracked].filter(([, t]) => t.abandonedAt).map(([id]) => id).slice(-1_024);
+    const { answers } = parseMessage(reconcileReplySchema, await request({ type: "reconcile", requests: abandoned }), "reconciliation reply");
     const disputes: { requestId: string; reason: string }[] = [];
     const listed = new Set<string>();
     for (const t of this.tracked.keys()) {

@@ -378,6 +378,18 @@ export class Ledger {
     return rows.map(receiptOfRow);
   }
 
+  /** The receipts of these requests charged to a channel and not written off (reconciliation of named requests). */
+  receiptsOf(channel: string, requestIds: readonly string[]): UsageReceipt[] {
+    const out: UsageReceipt[] = [];
+    const stmt = this.stmt(`SELECT r.* FROM receipts r LEFT JOIN write_offs w ON w.request_id = r.request_id
+      WHERE r.request_id = ? AND r.channel = ? AND w.request_id IS NULL`);
+    for (const id of requestIds) {
+      const row = stmt.get(id, channel) as Record<string, any> | undefined;
+      if (row) out.push(receiptOfRow(row));
+    }
+    return out;
+  }
+
   /**
    * Writes off a charged answer the client disputes: it no longer counts as owed by the channel (the proxy bears it;
    * the worker keeps its credit). Idempotent per request; only a receipt of that channel can be written off.

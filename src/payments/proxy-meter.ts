@@ -524,17 +524,24 @@ export class ProxyMeter implements Meter {
       return { ok: true, ...this.channelView(e) };
     }
     if (body.type === "status") return { ok: true, ...this.channelView(e) };
-    if (body.type === "reconcile") return { ok: true, ...this.channelView(e), answers: this.recentAnswers(e) };
+    if (body.type === "reconcile") return { ok: true, ...this.channelView(e), answers: this.answersToReconcile(e, body.requests) };
     if (body.type === "dispute") return { ok: true, ...(await this.dispute(e, body.requests)), ...this.channelView(e) };
     throw new MeterRefusal("bad_request", `unknown payments request type ${JSON.stringify(body.type)}; expected register, voucher, status, reconcile or dispute`);
   }
 
-  /** The channel's newest charged answers, each with the worker-signed receipt, for the client to check against its own. */
-  private recentAnswers(e: ChannelEntry): Record<string, unknown>[] {
-    return this.o.ledger.recentReceipts(e.key, RECONCILE_WINDOW).map((r) => ({
-      requestId: r.requestId, model: r.model, promptTokens: r.promptTokens, completionTokens: r.completionTokens,
-      cost: r.costNano.toString(), ...(r.receipt ? { receipt: parseJsonOrUndefined(r.receipt) } : {}),
-    }));
+  /**
+   * The charged answers a client asks about (`requests`: ids whose end it did not see; however busy the channel, they
+   * are found) and the channel's newest ones (what it may not know about), each with the worker-signed receipt.
+   */
+  private answersToReconcile(e: ChannelEntry, requests: unknown): Record<string, unknown>[] {
+    const named = Array.isArray(requests) ? requests.filter((r): r is string => typeof r === "string" && r.length <= 128).slice(0, RECONCILE_WINDOW * 4) : [];
+    const seen = new Set<string>();
+    return [...this.o.ledger.receiptsOf(e.key, named), ...this.o.ledger.recentReceipts(e.key, RECONCILE_WINDOW)]
+      .filter((r) => !seen.has(r.requestId) && seen.add(r.requestId))
+      .map((r) => ({
+        requestId: r.requestId, model: r.model, promptTokens: r.promptTokens, completionTokens: r.completionTokens,
+        cost: r.costNano.toString(), ...(r.receipt ? { receipt: parseJsonOrUndefined(r.receipt) } : {}),
+      }));
   }
 
   /**

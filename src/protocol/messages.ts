@@ -60,7 +60,7 @@ export const reconcileAnswerSchema = z.object({
   cost: z.string().regex(/^(0|[1-9][0-9]{0,38})$/),
   receipt: z.unknown().optional(),
 });
-export const reconcileReplySchema = z.object({ answers: z.array(reconcileAnswerSchema).max(1_024) }).passthrough();
+export const reconcileReplySchema = z.object({ answers: z.array(reconcileAnswerSchema).max(2_048) }).passthrough();
 export type ReconcileAnswer = z.infer<typeof reconcileAnswerSchema>;
 
 /**

@@ -136,6 +136,18 @@ test("self-healing: an answer whose end never reached the client is paid on reco
     assert.equal(rec.disputed, 0);
     assert.equal(num(payer.status().spent), num(meter.status().charged));
 
+    // The same while streaming: the app has its headers already and gets the failure in-band; the answer is still
+    // settled, by reconciliation (the client keeps asking while it has such requests).
+    await until("the client to be connected again", () => net.client.link.connected);
+    dropNext = true;
+    const streamed = await fetch(`${net.client.url}/v1/chat/completions`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "a streamed answer whose end is lost" }], max_tokens: 20, stream: true }),
+    });
+    assert.equal(streamed.status, 200);
+    assert.match(await streamed.text(), /"error"/, "the failure is reported in-band");
+    await until("the client to pay the lost streamed answer", () => (payer.status().reconciliation as { paid: number }).paid === 2 && num(meter.status().signed) === num(meter.status().charged), 15_000, () => JSON.stringify([meter.status().charged, meter.status().signed, payer.status().reconciliation]));
+
     // A charge the client cannot verify (here: the proxy records an answer this client never asked for).
     const ctx = { clientId: "paying-client", session: sessionBinding(net.client.link.conn!), insecure: false };
     const head = { op: "inference" as const, requestId: "chatcmpl-not-mine", endpoint: "chat" as const, model: MODEL, maxTokens: 20, bodyBytes: 200 };
