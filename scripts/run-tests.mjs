@@ -24,9 +24,15 @@ function collect(dir) {
   return out;
 }
 
+/**
+ * Files that load the whole machine for a while (a paid network of real processes under full load): they run after the
+ * others, alone, so that neither they nor the files beside them time out on a 2-core machine.
+ */
+const EXCLUSIVE = ["test/bench/soak-short.test.ts", "test/payments/kill-restart.test.ts"];
+
 /** Runs the files, streaming the TAP output; resolves with the exit code and the output. */
-function run(files) {
-  const args = ["--import", "tsx", "--test", "--test-reporter=tap", "--test-concurrency=2", `--test-timeout=${FILE_TIMEOUT_MS}`, ...files];
+function run(files, concurrency = 2) {
+  const args = ["--import", "tsx", "--test", "--test-reporter=tap", `--test-concurrency=${concurrency}`, `--test-timeout=${FILE_TIMEOUT_MS}`, ...files];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
@@ -54,14 +60,21 @@ if (files.length === 0) {
   console.error(`No test files matched ${filters.join(" ") || "test/**/*.test.ts"}.`);
   process.exit(1);
 }
-const first = await run(files);
-if (first.code === 0) process.exit(0);
-const stuck = timedOutFiles(first.out, files);
-// Every failing file has a top-level `not ok`; retry only when all of them are whole-file timeouts.
-const failingFiles = first.out.match(/^not ok \d+ - /gm)?.length ?? 0;
-const otherFailures = failingFiles !== stuck.length;
-if (stuck.length === 0 || otherFailures) process.exit(first.code);
-console.log(`\n# ${stuck.length} test file(s) stalled and timed out as a whole (not a failed assertion): ${stuck.join(", ")}`);
-console.log("# running them once more on their own; their result decides");
-const retry = await run(stuck);
-process.exit(retry.code);
+/** Runs a set of files; a file that only stalled as a whole is run once more on its own. Resolves with the exit code. */
+async function phase(set, concurrency) {
+  if (set.length === 0) return 0;
+  const first = await run(set, concurrency);
+  if (first.code === 0) return 0;
+  const stuck = timedOutFiles(first.out, set);
+  // Every failing file has a top-level `not ok`; retry only when all of them are whole-file timeouts.
+  const failingFiles = first.out.match(/^not ok \d+ - /gm)?.length ?? 0;
+  if (stuck.length === 0 || failingFiles !== stuck.length) return first.code;
+  console.log(`\n# ${stuck.length} test file(s) stalled and timed out as a whole (not a failed assertion): ${stuck.join(", ")}`);
+  console.log("# running them once more on their own; their result decides");
+  return (await run(stuck, 1)).code;
+}
+
+const shared = files.filter((f) => !EXCLUSIVE.includes(f));
+const alone = files.filter((f) => EXCLUSIVE.includes(f));
+const codes = [await phase(shared, 2), await phase(alone, 1)];
+process.exit(codes.find((c) => c !== 0) ?? 0);

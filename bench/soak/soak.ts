@@ -295,7 +295,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       const charged = big(ps.charged) - big(ps.writtenOff);
       return big(cs.signed) === big(ps.signed) && big(ps.signed) === charged && big(ps.redeemed) === big(ps.signed);
     };
-    await waitUntil("client, proxy and chain to settle (voucher handed over, everything redeemed)", settled, 60_000).catch((e: Error) => event(`not settled: ${e.message}`));
+    await waitUntil("client, proxy and chain to settle (voucher handed over, everything redeemed)", settled, 120_000).catch((e: Error) => event(`not settled: ${e.message}`));
     const onChain = await ton.channelState(chain.boot.channel);
     const workerEarned = await Promise.all(workers.map(async (w) => big((await json(String(w.ready.status))).payments?.earned)));
     const sumW = workerEarned.reduce((s, x) => s + x, 0n);

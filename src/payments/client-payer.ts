@@ -24,7 +24,7 @@ import { silentLogger, type Logger } from "../util/log.js";
 
 export const DEFAULT_FLUSH_DELAY_MS = 200;
 /** How long a request waits for the channel registration of a fresh connection. */
-const REGISTER_WAIT_MS = 5_000;
+const REGISTER_WAIT_MS = 15_000;
 /** Chain state shown on /status is re-read at most this often. */
 const CHAIN_REFRESH_MS = 2_000;
 /** Background re-read of the channel (deposits, the proxy's redemptions) for /status. */
@@ -63,6 +63,8 @@ interface Tracked extends SentRequest {
   at: number;
   /** When the request ended without an answer this client settled (0 while in flight). */
   abandonedAt: number;
+  /** Why this client refused to pay its answer: disputed if the proxy charged it anyway. */
+  refused?: string;
 }
 
 export class ClientPayer implements Payer {
@@ -213,7 +215,7 @@ export class ClientPayer implements Payer {
       const t = this.tracked.get(requestId);
       listed.add(requestId);
       if (t && !t.abandonedAt) continue; // still in flight here: paid when its answer ends
-      const problem = t ? this.checkOwed(a, requestId, t) : "this client has no record of an unsettled request with this id (it refused the answer, or never sent it)";
+      const problem = t ? (t.refused ?? this.checkOwed(a, requestId, t)) : "this client has no record of an unsettled request with this id (it refused the answer, or never sent it)";
       if (problem) {
         disputes.push({ requestId, reason: problem });
         this.tracked.delete(requestId);
@@ -310,25 +312,35 @@ export class ClientPayer implements Payer {
     // commit): the app gets no answer this ledger could forget. The next payment does not wait for that fsync.
     // Forgotten as an open request only once paid (in the ledger): a reconciliation in between must not take a
     // request it sent for one it never sent.
-    const run = this.chain.then(() => this.pay(a)).finally(() => this.tracked.delete(a.requestId));
+    const run = this.chain.then(() => {
+      const refused = this.pay(a);
+      const t = this.tracked.get(a.requestId);
+      if (refused === undefined || !t) this.tracked.delete(a.requestId);
+      else {
+        // Not paid: if the proxy charged it anyway (it should not: one judgment), reconciliation disputes it.
+        t.refused = refused;
+        t.abandonedAt = Date.now();
+      }
+    });
     this.chain = run.catch(() => undefined);
     return run.then(() => this.o.ledger.durable());
   }
 
-  private pay(a: AnswerCost): void {
+  /** Pays an answer (receipt, then voucher, in one ledger write); returns why not when it does not pay it. */
+  private pay(a: AnswerCost): string | undefined {
     let cost: bigint;
     try {
       cost = parseCostFields(a.cost).total;
     } catch (e) {
       this.lastError = `answer ${a.requestId}: ${(e as Error).message}`;
       this.log.warn(`not paying ${a.requestId}: ${(e as Error).message}`);
-      return;
+      return `its cost was not readable: ${(e as Error).message}`;
     }
     if (!a.receiptOk) {
       this.refused.count++;
       this.refused.nano += cost;
       this.log.warn(`not paying ${a.requestId} (${cost} nanoTON): its usage receipt was refused`);
-      return;
+      return "this client refused its usage receipt";
     }
     if (this.o.prices) {
       const own = this.o.prices.cost(a.model, a.usage.prompt_tokens, a.usage.completion_tokens).total;
