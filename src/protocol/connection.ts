@@ -373,8 +373,32 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private readonly sharedBudget: ByteBudget | undefined;
   private readonly tap: ConnectionOptions["tap"];
 
+  /**
+   * Streams and control messages that arrived before the owner attached its listeners: the owner learns of the
+   * connection once the peer's Hello is in (`ready`, a promise), and the peer's first request can arrive in the very
+   * same read (a worker's announcement, a client's channel registration). They wait here instead of being dropped.
+   */
+  private early: { stream: Stream[]; control: Record<string, unknown>[] } = { stream: [], control: [] };
+
+  private deliver(event: "stream", value: Stream): void;
+  private deliver(event: "control", value: Record<string, unknown>): void;
+  private deliver(event: "stream" | "control", value: Stream | Record<string, unknown>): void {
+    if (this.listenerCount(event) > 0) this.emit(event as "stream", value as Stream);
+    else (this.early[event] as unknown[]).push(value);
+  }
+
   constructor(readonly socket: Duplex, options: ConnectionOptions) {
     super();
+    (this as unknown as NodeJS.EventEmitter).on("newListener", (event: string | symbol) => {
+      if (event !== "stream" && event !== "control") return;
+      const queued = this.early[event];
+      if (queued.length === 0) return;
+      this.early[event] = [] as never;
+      // After the listener is attached (newListener fires just before): hand over what waited, in order.
+      queueMicrotask(() => {
+        for (const v of queued) this.emit(event as "stream", v as Stream);
+      });
+    });
     this.opts = {
       software: "cocoon-ts",
       pingIntervalMs: DEFAULT_PING_INTERVAL_MS,
@@ -568,7 +592,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return;
       }
       case FrameType.Control:
-        this.emit("control", parseJsonPayload(frame.payload, "Control"));
+        this.deliver("control", parseJsonPayload(frame.payload, "Control"));
         return;
       case FrameType.Open:
         return this.onOpen(frame);
@@ -623,7 +647,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const stream = new Stream(this, id, true, this.opts.streamWindow);
     this.streams.set(id, stream);
     stream.onHead(head);
-    this.emit("stream", stream);
+    this.deliver("stream", stream);
   }
 
   private onStreamFrame(frame: Frame): void {

@@ -108,7 +108,9 @@ test("SIGKILL and restart of client, proxy and worker mid-run: no voucher lost, 
     const costs = () => sum(answers.map((a) => a.totalCost));
 
     await serving("the first worker to join");
-    await batch("before any kill", 4);
+    await batch("before any kill", 4).catch((e: Error) => {
+      throw new Error(`${e.message}\n--- client ---\n${client.r.output().slice(-3000)}\n--- proxy ---\n${proxy.r.output().slice(-3000)}`);
+    });
 
     // 1. The client dies right after its last answer: that answer's voucher is signed in its ledger but not yet
     //    handed to the proxy (the client flushes 200 ms after an answer). The restarted client must hand it over.
@@ -124,7 +126,7 @@ test("SIGKILL and restart of client, proxy and worker mid-run: no voucher lost, 
       const ps = await paymentsStatus(proxyStatus);
       return big(ps.signed, "proxy signed") === costs() ? true : undefined;
     }, SETTLE_MS).catch(async (e) => {
-      throw new Error(`${(e as Error).message}; proxy signed ${(await paymentsStatus(proxyStatus)).signed}, client signed ${costs()}`);
+      throw new Error(`${(e as Error).message}; proxy signed ${(await paymentsStatus(proxyStatus)).signed}, client signed ${costs()}; client payments ${JSON.stringify(await paymentsStatus(clientStatus()))}\n--- client ---\n${client.r.output().slice(-3000)}\n--- proxy ---\n${proxy.r.output().slice(-3000)}`);
     });
     await batch("after client restart", 3);
 

@@ -159,3 +159,25 @@ test("round-trip time is measured by ping", async () => {
   a.close();
   void b;
 });
+
+test("a stream and a control message that arrive before the owner attached its listeners wait for them (the first request is never dropped)", async () => {
+  const { a, b } = pair();
+  await Promise.all([a.ready, b.ready]);
+  // The peer's first messages arrive while nobody listens on b yet (its owner learns of b only after `ready`).
+  a.sendControl({ type: "announce", n: 1 });
+  const s = a.open({ op: "first" });
+  s.end();
+  await new Promise((r) => setTimeout(r, 20));
+  const controls: Record<string, unknown>[] = [];
+  b.on("control", (m) => controls.push(m));
+  const heads: unknown[] = [];
+  b.on("stream", (st) => {
+    heads.push(st.head);
+    st.reply({ ok: true });
+    st.end();
+  });
+  assert.deepEqual(await s.replyHead(), { ok: true }, "the early stream was answered once a listener came");
+  assert.deepEqual(controls, [{ type: "announce", n: 1 }]);
+  assert.deepEqual(heads, [{ op: "first" }]);
+  a.close();
+});
