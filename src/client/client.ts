@@ -325,7 +325,7 @@ export class ClientNode {
     if (!sealed) return undefined;
     const worker = sealed.candidates.find((c) => c.id === sealed.result.opener.workerId);
     if (!worker) return "the answer came from a worker the request was not sealed to";
-    const billed = trailer.cost?.total_cost;
+    const billed = totalCostOf(trailer);
     return judgeReceipt(
       trailer.receipt,
       {
@@ -337,7 +337,7 @@ export class ClientNode {
         workerId: worker.id,
         sealedRequestBytes: sealed.result.bytes.length,
         sealedAnswerBytes: answer.receivedBytes,
-        ...(billed !== undefined && /^[0-9]+$/.test(billed) ? { billedCostNano: BigInt(billed) } : {}),
+        ...(billed !== undefined ? { billedCostNano: billed } : {}),
       },
       [worker.receiptPublicKey],
       trailer.usage,
@@ -369,11 +369,11 @@ export class ClientNode {
    * left (it is still paid: the worker produced it). The two add up to what the client paid for answers.
    */
   private account(trailer: InferenceTrailer, delivered: boolean): void {
-    const cost = trailer.cost?.total_cost;
-    if (!this.opts.payer || typeof cost !== "string" || !/^[0-9]+$/.test(cost)) return;
+    const cost = totalCostOf(trailer);
+    if (!this.opts.payer || cost === undefined) return;
     const c = delivered ? this.costs.delivered : this.costs.cancelledByApp;
     c.count++;
-    c.nano += BigInt(cost);
+    c.nano += cost;
   }
 
   private async streamAnswer(res: http.ServerResponse, answer: Answer, gen: GenerationRequest, id: string, includeUsage: boolean, headers: Record<string, string>): Promise<void> {
@@ -569,7 +569,6 @@ function drainOrClose(res: http.ServerResponse): Promise<void> {
 
 /** The answer stream as text deltas: opens sealed chunks, checks nothing was dropped or cut off. */
 class Answer {
-  receivedChars = 0;
   /** Bytes of the answer chunks as they arrived (sealed), the size the receipt judgment uses. */
   receivedBytes = 0;
   receiptProblem: string | undefined;
@@ -598,7 +597,6 @@ class Answer {
         }
       }
       for (const text of decodeAnswerChunk(data)) {
-        this.receivedChars += text.length;
         if (text) yield text;
       }
     }
@@ -606,6 +604,12 @@ class Answer {
       throw new StreamError("worker_failed", "the sealed answer ended without its final chunk: it was cut off on the way");
     }
   }
+}
+
+/** The proxy's total cost of an answer (nanoTON), when its trailer carries a well-formed one. */
+function totalCostOf(t: InferenceTrailer): bigint | undefined {
+  const c = t.cost?.total_cost;
+  return c !== undefined && /^[0-9]+$/.test(c) ? BigInt(c) : undefined;
 }
 
 function usageOf(t: InferenceTrailer): Record<string, unknown> {

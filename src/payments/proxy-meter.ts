@@ -161,6 +161,9 @@ class RecentCosts {
   }
 }
 
+/** The channel's deposit (as last read on chain) cannot cover this request: re-read once, then refuse. */
+class DepositShort extends MeterRefusal {}
+
 /**
  * Admission would take the proxy's unsigned exposure to a channel past a bound: wait for the client's vouchers (or
  * requests ending) before refusing with `code`. Under saturation an honest client's vouchers are late, not missing.
@@ -395,34 +398,42 @@ export class ProxyMeter implements Meter {
     if (Date.now() - e.stateAt > this.channelStateMaxAgeMs) await this.refreshChannel(e);
     const deadline = Date.now() + this.exposureWaitMs;
     let reread = false;
-    for (;;) {
-      try {
-        try {
-          this.admitWith(e, max);
-        } catch (err) {
-          if (e.pendingVoucher === undefined || !(err instanceof MeterRefusal || err instanceof ExposureLimit)) throw err;
-          // Only the verified voucher was counted: check the newer one now, then decide again.
-          await this.applyPending(e);
-          this.admitWith(e, max);
-        }
-        break;
-      } catch (err) {
-        if (err instanceof MeterRefusal && err.code === "insufficient_funds" && /^insufficient funds/.test(err.message) && !reread) {
-          reread = true;
-          await this.refreshChannel(e); // a deposit may have arrived since the last read
-          continue;
-        }
-        if (!(err instanceof ExposureLimit)) throw err;
-        const left = deadline - Date.now();
-        // The client's vouchers, or answers ending, bring the exposure down: wait for that (bounded).
-        if (left <= 0 || !(await this.waitChange(e, left))) {
-          const m = `${err.message}; waited ${Math.round(this.exposureWaitMs / 1000)} s for the client's vouchers${err.code === "overloaded" ? " (retry-after 1)" : ""}`;
-          this.logRefusal(e, m);
-          throw new MeterRefusal(err.code, m);
-        }
+    for (let problem = await this.admissionProblem(e, max); problem; problem = await this.admissionProblem(e, max)) {
+      if (problem instanceof DepositShort && !reread) {
+        reread = true;
+        await this.refreshChannel(e); // a deposit may have arrived since the last read
+        continue;
+      }
+      if (!(problem instanceof ExposureLimit)) throw problem;
+      const left = deadline - Date.now();
+      // The client's vouchers, or answers ending, bring the exposure down: wait for that (bounded).
+      if (left <= 0 || !(await this.waitChange(e, left))) {
+        const m = `${problem.message}; waited ${Math.round(this.exposureWaitMs / 1000)} s for the client's vouchers${problem.code === "overloaded" ? " (retry-after 1)" : ""}`;
+        this.logRefusal(e, m);
+        throw new MeterRefusal(problem.code, m);
       }
     }
     this.reserve(e, head.requestId, max);
+  }
+
+  /**
+   * Why the request cannot be admitted now (undefined: it can), counting the newest voucher: when only the verified
+   * one was counted and a newer one is pending, it is verified now (a forged one is refused here) and the rule applied
+   * again.
+   */
+  private async admissionProblem(e: ChannelEntry, max: bigint): Promise<Error | undefined> {
+    const check = (): Error | undefined => {
+      try {
+        this.admitWith(e, max);
+        return undefined;
+      } catch (err) {
+        return err as Error;
+      }
+    };
+    const problem = check();
+    if (!problem || e.pendingVoucher === undefined || !(problem instanceof MeterRefusal || problem instanceof ExposureLimit)) return problem;
+    await this.applyPending(e);
+    return check();
   }
 
   /** Resolves true when something changed the channel's exposure, false after `ms`. */
@@ -464,7 +475,7 @@ export class ProxyMeter implements Meter {
       throw new MeterRefusal("insufficient_funds", `channel ${e.address.toString()} is closing or closed; open a new channel and deposit`);
     }
     if (owed + e.inflightTotal + max > e.capacity - signed) {
-      throw new MeterRefusal("insufficient_funds", `insufficient funds: this request may cost up to ${max} nanoTON, the channel has ${e.capacity - signed - owed - e.inflightTotal} nanoTON left (deposit ${e.capacity}, signed ${signed}, owed ${owed}, reserved ${e.inflightTotal}); deposit more with "cocoon client deposit"`);
+      throw new DepositShort("insufficient_funds", `insufficient funds: this request may cost up to ${max} nanoTON, the channel has ${e.capacity - signed - owed - e.inflightTotal} nanoTON left (deposit ${e.capacity}, signed ${signed}, owed ${owed}, reserved ${e.inflightTotal}); deposit more with "cocoon client deposit"`);
     }
     // Bounded trust: what the client has not signed for (answers owed + requests in flight + this one) stays under a
     // small constant, whatever its deposit (at least two requests' worth, so any single request can run).

@@ -34,6 +34,11 @@ export interface PoolWorker {
 /** How long a departed worker's identity is remembered, to accept receipts of requests sealed to it. */
 export const PREVIOUS_IDENTITY_MS = 10 * 60 * 1000;
 
+/** Whether a worker can take one more request for a model now (enabled, connected, a free slot, serves it). */
+export function canTake(w: PoolWorker, model: string): boolean {
+  return w.enabled && !w.conn.closed && w.active < w.capacity && w.models.some((m) => m.id === model);
+}
+
 export class WorkerPool {
   private readonly workers = new Map<string, PoolWorker>();
   private readonly firstSeen = new Map<string, number>();
@@ -104,9 +109,7 @@ export class WorkerPool {
     let best: PoolWorker | undefined;
     let bestScore = Infinity;
     for (const w of this.workers.values()) {
-      if (!w.enabled || w.conn.closed || exclude.has(w.id) || w.active >= w.capacity) continue;
-      if (only && !only.has(w.id)) continue;
-      if (!w.models.some((m) => m.id === model)) continue;
+      if (exclude.has(w.id) || (only && !only.has(w.id)) || !canTake(w, model)) continue;
       const score = (w.active + 1) * w.latencyMs;
       if (score < bestScore) {
         best = w;

@@ -20,7 +20,7 @@ import {
   workerHeadOf,
   type InferenceHead,
 } from "../protocol/messages.js";
-import { WorkerPool, type PoolWorker } from "./pool.js";
+import { canTake, WorkerPool, type PoolWorker } from "./pool.js";
 import { DEFAULT_QUEUE_TIMEOUT_MS, QueueFull, SlotQueue, QUEUE_RETRY_AFTER_S, type QueueOptions } from "./queue.js";
 import { judgeReceipt, requestDigest, ResponseDigest } from "../crypto/index.js";
 import { workerIdMismatch } from "../tee/claims.js";
@@ -108,6 +108,8 @@ class RetryableFailure extends Error {
 export class ProxyNode {
   readonly pool = new WorkerPool();
   private readonly queue: SlotQueue;
+  /** Set by drain(): new requests get this refusal instead of a worker. */
+  private draining?: { code: string; message: string };
   readonly startedAt = Date.now();
   readonly id: string;
   private readonly log: Logger;
@@ -122,7 +124,7 @@ export class ProxyNode {
   constructor(private readonly opts: ProxyOptions) {
     this.id = opts.proxyId ?? "proxy";
     this.queue = new SlotQueue(opts.queue, () =>
-      this.pool.list().map((w) => ({ id: w.id, hasSlotFor: (m: string) => w.enabled && !w.conn.closed && w.active < w.capacity && w.models.some((x) => x.id === m) })),
+      this.pool.list().map((w) => ({ id: w.id, hasSlotFor: (m: string) => canTake(w, m) })),
     );
     this.log = opts.log ?? createLogger("proxy");
     this.meter = opts.meter ?? new CountingMeter();
@@ -349,8 +351,9 @@ export class ProxyNode {
         if (!client.signal.aborted) client.reset("cancelled", "the client cancelled the request before a worker took it");
         return false;
       }
-      const worker = tried.size < maxAttempts ? this.pool.pick(head.model, tried, only) : undefined;
-      if (!worker && tried.size < maxAttempts && !staleKeys && this.pool.explainNone(head.model, tried.size).code === "overloaded") {
+      const worker = !this.draining && tried.size < maxAttempts ? this.pool.pick(head.model, tried, only) : undefined;
+      const why = worker ? undefined : this.whyNoWorker(head.model, tried.size, only, staleKeys);
+      if (why?.code === "overloaded" && tried.size < maxAttempts) {
         // Every worker that could take it is busy: wait for a slot (bounded, fair between clients, with a deadline).
         let outcome;
         try {
@@ -367,13 +370,8 @@ export class ProxyNode {
         return false;
       }
       if (!worker) {
-        const why = staleKeys
-          ? { code: "no_worker", message: `the request was sealed to keys its worker(s) no longer hold (restarted since the candidates were fetched); fetch the candidates again and retry` }
-          : only && tried.size === 0 && this.pool.pick(head.model) !== undefined
-            ? { code: "no_worker", message: `none of the ${only.size} worker(s) this request was sealed to is available now; fetch the candidates again and retry` }
-            : this.pool.explainNone(head.model, tried.size);
         this.stats.failed++;
-        client.reset(why.code, why.message);
+        client.reset(why!.code, why!.message);
         return false;
       }
       tried.add(worker.id);
@@ -389,6 +387,16 @@ export class ProxyNode {
         throw err;
       }
     }
+  }
+
+  /** Why no worker takes a request now, as the error code and sentence the app gets. */
+  private whyNoWorker(model: string, tried: number, only: ReadonlySet<string> | undefined, staleKeys: boolean): { code: string; message: string } {
+    if (this.draining) return this.draining;
+    if (staleKeys) return { code: "no_worker", message: `the request was sealed to keys its worker(s) no longer hold (restarted since the candidates were fetched); fetch the candidates again and retry` };
+    if (only && tried === 0 && this.pool.pick(model) !== undefined) {
+      return { code: "no_worker", message: `none of the ${only.size} worker(s) this request was sealed to is available now; fetch the candidates again and retry` };
+    }
+    return this.pool.explainNone(model, tried);
   }
 
   private async runOn(worker: PoolWorker, ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream, state: RelayState): Promise<boolean> {
@@ -413,15 +421,10 @@ export class ProxyNode {
         const e = err as StreamError;
         if (client.signal.aborted) throw e;
         if (e.code === STALE_KEYS) throw new RetryableFailure(e.message, true);
-        if (e.code !== REPLAYED) this.pool.recordFailure(worker, e.message);
         // A bad request fails the same way on every worker, and a replayed one was refused as it must be: report
-        // it instead of retrying, and do not count it against the worker.
-        if (e.code === REPLAYED) {
-          this.stats.failed++;
-          client.reset(e.code, e.message);
-          return false;
-        }
-        if (e.code === "bad_request" || e.code === "model_not_found") {
+        // it instead of retrying, and do not count a replay against the worker.
+        if (e.code !== REPLAYED) this.pool.recordFailure(worker, e.message);
+        if (e.code === REPLAYED || e.code === "bad_request" || e.code === "model_not_found") {
           this.stats.failed++;
           client.reset(e.code, e.message);
           return false;
@@ -584,9 +587,7 @@ export class ProxyNode {
    * the rest. The refusal sits where a worker is picked, so a request is refused before it reaches any worker.
    */
   async drain(timeoutMs: number): Promise<void> {
-    const refusal = { code: "no_worker", message: `The proxy${this.id === "proxy" ? "" : ` ${this.id}`} is shutting down and takes no new requests; retry in a moment (through another proxy if you have one).` };
-    this.pool.pick = () => undefined;
-    this.pool.explainNone = () => refusal;
+    this.draining = { code: "no_worker", message: `The proxy${this.id === "proxy" ? "" : ` ${this.id}`} is shutting down and takes no new requests; retry in a moment (through another proxy if you have one).` };
     const running = () => this.pool.list().reduce((n, w) => n + w.active, 0);
     const deadline = Date.now() + timeoutMs;
     if (running() > 0) this.log.info(`draining: waiting for ${running()} running request(s), at most ${Math.round(timeoutMs / 1000)} s`);

@@ -153,7 +153,7 @@ export class WorkerNode {
     }
   }
 
-  private async onStream(stream: Stream, conn?: Connection): Promise<void> {
+  private async onStream(stream: Stream, conn: Connection): Promise<void> {
     if (stream.head?.op !== OP_INFERENCE) {
       stream.reset("bad_request", `unknown operation ${JSON.stringify(stream.head?.op)}; workers serve "${OP_INFERENCE}"`);
       return;
@@ -172,6 +172,13 @@ export class WorkerNode {
       stream.reset("overloaded", `worker ${this.id} is at capacity (${this.opts.capacity} active requests)`);
       return;
     }
+    let jobs = this.jobs.get(conn);
+    if (!jobs) this.jobs.set(conn, (jobs = new Map()));
+    if (jobs.has(head.requestId)) {
+      this.stats.rejected++;
+      stream.reset("bad_request", `request ${head.requestId} is already running on this worker`);
+      return;
+    }
     this.active++;
     const started = Date.now();
     let firstByteAt = 0;
@@ -179,18 +186,7 @@ export class WorkerNode {
     const stop = new AbortController();
     const hardStop = () => stop.abort();
     stream.signal.addEventListener("abort", hardStop, { once: true });
-    let jobs: Map<string, AbortController> | undefined;
-    if (conn) {
-      jobs = this.jobs.get(conn) ?? new Map();
-      this.jobs.set(conn, jobs);
-      if (jobs.has(head.requestId)) {
-        this.active--;
-        this.stats.rejected++;
-        stream.reset("bad_request", `request ${head.requestId} is already running on this worker`);
-        return;
-      }
-      jobs.set(head.requestId, stop);
-    }
+    jobs.set(head.requestId, stop);
     try {
       let raw: Uint8Array = await stream.readAll(MAX_REQUEST_BODY);
       let responder: ResponseSealer | undefined;
@@ -318,7 +314,7 @@ export class WorkerNode {
     } finally {
       this.active--;
       stream.signal.removeEventListener("abort", hardStop);
-      if (jobs?.get(head.requestId) === stop) jobs.delete(head.requestId);
+      if (jobs.get(head.requestId) === stop) jobs.delete(head.requestId);
     }
   }
 
