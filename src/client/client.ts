@@ -4,7 +4,8 @@ import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { Stream } from "../protocol/connection.js";
 import { StreamError } from "../protocol/connection.js";
-import { ERROR_STATUS, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceTrailer } from "../protocol/messages.js";
+import { CocoonError } from "../protocol/errors.js";
+import { inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceTrailer } from "../protocol/messages.js";
 import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseGenerationRequest, wantsStreamUsage, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
 import { sseData } from "../protocol/sse.js";
 import { decodeAnswerChunk } from "../protocol/answer-chunk.js";
@@ -629,8 +630,8 @@ function timingHeaders(t: InferenceTrailer): Record<string, string> {
 /** Maps any failure to the OpenAI error an app should see. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof StreamError) {
-    const status = ERROR_STATUS[err.code] ?? 502;
+  if (err instanceof CocoonError) {
+    const status = err.status;
     const type = status === 400 || status === 404 || status === 413 ? "invalid_request_error" : status === 429 ? "rate_limit_error" : status === 402 ? "insufficient_quota" : "api_error";
     return new ApiError(status, err.message, type, err.code);
   }

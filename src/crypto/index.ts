@@ -30,7 +30,6 @@ export {
 } from "./stream.js";
 export {
   DEFAULT_MAX_ENTRIES_PER_KEY,
-  REPLAYED,
   ReplayCache,
   type ReplayCacheOptions,
   type ReplayCacheStats,

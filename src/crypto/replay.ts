@@ -24,8 +24,6 @@
 // 75% so the node can renew before it refuses. 2^21 requests per key are ~48 requests/s sustained for 12 h.
 import { createHmac, randomBytes } from "node:crypto";
 
-/** Stream reset code of a worker refusing a sealed request it already opened under the same key: never retry there. */
-export const REPLAYED = "replayed";
 export const DEFAULT_MAX_ENTRIES_PER_KEY = 1 << 21;
 export const DEFAULT_PRESSURE_RATIO = 0.75;
 const FINGERPRINT_KEY_BYTES = 32;
@@ -142,7 +140,7 @@ export class ReplayCache {
 
   /**
    * Records that a request with `replayId` was opened with the HPKE key `openedWith`, one of `heldKeys` (every key the
-   * worker can open with now). Call only after the envelope opened. "fresh": serve it. "replayed": refuse (REPLAYED).
+   * worker can open with now). Call only after the envelope opened. "fresh": serve it. "replayed": refuse (error code `replayed`).
    * "full": refuse; this key has reached its cap and the node should renew its key.
    */
   admit(openedWith: Uint8Array, replayId: Uint8Array, heldKeys: readonly Uint8Array[]): ReplayVerdict {

@@ -40,6 +40,7 @@ import { decodeVoucherBase64, verifyRegistration } from "./messages.js";
 import { parseAddress, type TonAccess } from "./ton.js";
 import { MAX_MESSAGES_PER_TRANSFER, type WalletService } from "../chain/wallet.js";
 import { silentLogger, type Logger } from "../util/log.js";
+import { CocoonError } from "../protocol/errors.js";
 
 /** Defaults: redeem at 1 TON or every 30 s; sign payouts at 0.5 TON or every 30 s. */
 export const DEFAULT_REDEEM_THRESHOLD = 1_000_000_000n;
@@ -168,9 +169,12 @@ class DepositShort extends MeterRefusal {}
  * Admission would take the proxy's unsigned exposure to a channel past a bound: wait for the client's vouchers (or
  * requests ending) before refusing with `code`. Under saturation an honest client's vouchers are late, not missing.
  */
-class ExposureLimit extends Error {
-  constructor(readonly code: "voucher_missing" | "overloaded", message: string) {
-    super(message);
+class ExposureLimit extends CocoonError {
+  constructor(
+    override readonly code: "voucher_missing" | "overloaded",
+    message: string,
+  ) {
+    super(code, message);
   }
 }
 

@@ -3,6 +3,7 @@
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
+import { CocoonError, isErrorCode, type ErrorCode } from "./errors.js";
 import {
   encodeFrame,
   FrameDecoder,
@@ -75,11 +76,18 @@ export interface ConnectionOptions {
   tap?: (direction: "in" | "out", data: Buffer) => void;
 }
 
-export class StreamError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
+/** A stream (or its connection) ended in failure; the code is one of the network's (protocol/errors.ts). */
+export class StreamError extends CocoonError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
     this.name = "StreamError";
   }
+}
+
+/** A peer's error code as we read it: ours, or `protocol_error` with the peer's text kept in the message. */
+function peerError(code: unknown, fallback: ErrorCode, message: string): StreamError {
+  if (code === undefined || isErrorCode(code)) return new StreamError((code as ErrorCode | undefined) ?? fallback, message);
+  return new StreamError("protocol_error", `${message} (unknown error code ${JSON.stringify(peerText(code, 32))})`);
 }
 
 type Waiter = { resolve: () => void; reject: (e: Error) => void };
@@ -199,7 +207,7 @@ export class Stream {
   }
 
   /** Aborts the stream in both directions and tells the peer why. */
-  reset(code: string, message: string): void {
+  reset(code: ErrorCode, message: string): void {
     if (this.failure) return;
     this.conn.sendRaw(encodeFrame(FrameType.Reset, this.id, jsonPayload({ code, message })));
     this.fail(new StreamError(code, message));
@@ -482,7 +490,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /** Tells the peer why we leave, then closes. */
-  close(code = "shutdown", message = "closing"): void {
+  close(code: ErrorCode = "shutdown", message = "closing"): void {
     if (this.closed) return;
     this.closing ??= new StreamError(code, message);
     this.sendRaw(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code, message: peerText(message) })));
@@ -588,7 +596,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
       case FrameType.GoAway: {
         const info = parseJsonPayload(frame.payload, "GoAway");
-        this.destroy(new StreamError(peerText(info.code ?? "goaway", 64), `peer closed the connection: ${peerText(info.message)}`));
+        this.destroy(peerError(info.code, "goaway", `peer closed the connection: ${peerText(info.message)}`));
         return;
       }
       case FrameType.Control:
@@ -666,7 +674,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return;
       case FrameType.Reset: {
         const info = parseJsonPayload(frame.payload, "Reset");
-        stream.fail(new StreamError(peerText(info.code ?? "reset", 64), peerText(info.message ?? "reset by peer")));
+        stream.fail(peerError(info.code, "protocol_error", peerText(info.message ?? "reset by peer")));
         return;
       }
       case FrameType.Window:

@@ -10,6 +10,7 @@
 //
 // The decoder is incremental (TLS hands us arbitrary slices) and strict: any unknown type,
 // oversize length or misplaced stream id is a ProtocolError that names the rule that failed.
+import { CocoonError, type ErrorCode } from "./errors.js";
 
 export const FRAME_HEADER_SIZE = 10;
 /** Largest payload of one frame: 16 MiB, as in the original Cocoon. */
@@ -70,9 +71,10 @@ export interface Frame {
   payload: Buffer;
 }
 
-export class ProtocolError extends Error {
-  constructor(message: string, readonly code = "protocol_error") {
-    super(message);
+/** The peer broke the wire protocol; the connection ends with a GoAway carrying `code`. */
+export class ProtocolError extends CocoonError {
+  constructor(message: string, code: ErrorCode = "protocol_error") {
+    super(code, message);
     this.name = "ProtocolError";
   }
 }

@@ -9,23 +9,7 @@ export const OP_WORKERS = "workers";
 /** Client <-> proxy payment requests (channel registration, vouchers); body and reply are JSON. */
 export const OP_PAYMENTS = "payments";
 
-/** Stream error codes and the HTTP status an app sees for each. */
-export const ERROR_STATUS: Record<string, number> = {
-  bad_request: 400,
-  model_not_found: 404,
-  too_large: 413,
-  overloaded: 429,
-  insufficient_funds: 402,
-  /** The proxy charged answers the client has not signed for: the client reconciles (docs/payments.md) and retries. */
-  voucher_missing: 402,
-  no_worker: 503,
-  worker_failed: 502,
-  backend_failed: 502,
-  connection_lost: 502,
-  timeout: 504,
-  cancelled: 499,
-  replayed: 400,
-};
+// Error codes, their HTTP statuses and retryability: src/protocol/errors.ts (one vocabulary for every role).
 
 export const inferenceHeadSchema = z.object({
   op: z.literal(OP_INFERENCE),
@@ -147,11 +131,3 @@ export function parseMessage<T>(schema: z.ZodType<T>, value: unknown, what: stri
   const path = issue.path.join(".") || "(root)";
   throw new Error(`malformed ${what}: ${path}: ${issue.message}`);
 }
-
-/**
- * Stream reset code of a worker that cannot open a sealed request (sealed to keys it no longer holds, e.g. after a
- * restart): not a bad request. The proxy tries the other candidates; the client seals again to a fresh list.
- */
-export const STALE_KEYS = "stale_keys";
-/** Stream reset code of a worker refusing a sealed request it already opened once (a replay, docs/security.md). */
-export { REPLAYED } from "../crypto/replay.js";

@@ -5,6 +5,7 @@ import type net from "node:net";
 import type { AddressInfo } from "node:net";
 import { createHash, randomFillSync } from "node:crypto";
 import { ByteBudget, Connection, peerText, type ConnectionOptions } from "./connection.js";
+import type { ErrorCode } from "./errors.js";
 import {
   CHALLENGE_MAX_SIZE,
   encodeFrame,
@@ -251,7 +252,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
     }
     socket.setNoDelay(true);
     const der = opts.requestClientCert ? socket.getPeerX509Certificate()?.raw : undefined;
-    const goAway = (code: string, message: string) => {
+    const goAway = (code: ErrorCode, message: string) => {
       socket.resume(); // discard what the peer still sends, and notice when it closes
       socket.end(encodeFrame(FrameType.GoAway, 0, jsonPayload({ code, message: peerText(message) })));
       setTimeout(() => socket.destroy(), 1_000).unref();

@@ -2,6 +2,7 @@
 // settle it with the worker's usage afterwards. Payments plug in here (src/payments); the default only counts.
 import type { InferenceHead } from "../protocol/messages.js";
 import type { Usage } from "../protocol/openai.js";
+import { CocoonError } from "../protocol/errors.js";
 
 export interface ClientContext {
   /** The client's node id from its Hello: a name for logs, never a credential. */
@@ -14,9 +15,12 @@ export interface ClientContext {
   insecure: boolean;
 }
 
-export class MeterRefusal extends Error {
-  constructor(readonly code: "insufficient_funds" | "voucher_missing" | "overloaded" | "bad_request", message: string) {
-    super(message);
+export class MeterRefusal extends CocoonError {
+  constructor(
+    override readonly code: "insufficient_funds" | "voucher_missing" | "overloaded" | "bad_request",
+    message: string,
+  ) {
+    super(code, message);
     this.name = "MeterRefusal";
   }
 }

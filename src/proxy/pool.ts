@@ -2,6 +2,7 @@
 // the next request (filter by model, enabled, spare capacity; then least (running + 1) x recent latency).
 import type { Connection } from "../protocol/connection.js";
 import type { PeerInfo } from "../protocol/transport.js";
+import type { CodedProblem } from "../protocol/errors.js";
 import type { Announce, ModelInfo, ModelsReply } from "../protocol/messages.js";
 
 /** Latency assumed for a worker that has not served anything yet. */
@@ -120,7 +121,7 @@ export class WorkerPool {
   }
 
   /** Why pick() found nothing, as an error code and a sentence for the app. */
-  explainNone(model: string, tried: number): { code: string; message: string } {
+  explainNone(model: string, tried: number): CodedProblem {
     const serving = [...this.workers.values()].filter((w) => w.models.some((m) => m.id === model));
     if (serving.length === 0) {
       const known = this.modelIds();

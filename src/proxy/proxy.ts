@@ -3,6 +3,7 @@
 // while no byte reached the client, cancels upstream when the client goes away, and meters each request.
 import type { Connection, Stream } from "../protocol/connection.js";
 import { StreamError } from "../protocol/connection.js";
+import type { CodedProblem } from "../protocol/errors.js";
 import { listen, type Listener, type PeerInfo, type PeerVerifier, type TlsIdentity } from "../protocol/transport.js";
 import {
   announceSchema,
@@ -14,8 +15,6 @@ import {
   OP_WORKERS,
   OP_PAYMENTS,
   parseMessage,
-  REPLAYED,
-  STALE_KEYS,
   workersRequestSchema,
   workerHeadOf,
   type InferenceHead,
@@ -109,7 +108,7 @@ export class ProxyNode {
   readonly pool = new WorkerPool();
   private readonly queue: SlotQueue;
   /** Set by drain(): new requests get this refusal instead of a worker. */
-  private draining?: { code: string; message: string };
+  private draining?: CodedProblem;
   readonly startedAt = Date.now();
   readonly id: string;
   private readonly log: Logger;
@@ -390,7 +389,7 @@ export class ProxyNode {
   }
 
   /** Why no worker takes a request now, as the error code and sentence the app gets. */
-  private whyNoWorker(model: string, tried: number, only: ReadonlySet<string> | undefined, staleKeys: boolean): { code: string; message: string } {
+  private whyNoWorker(model: string, tried: number, only: ReadonlySet<string> | undefined, staleKeys: boolean): CodedProblem {
     if (this.draining) return this.draining;
     if (staleKeys) return { code: "no_worker", message: `the request was sealed to keys its worker(s) no longer hold (restarted since the candidates were fetched); fetch the candidates again and retry` };
     if (only && tried === 0 && this.pool.pick(model) !== undefined) {
@@ -420,11 +419,11 @@ export class ProxyNode {
       } catch (err) {
         const e = err as StreamError;
         if (client.signal.aborted) throw e;
-        if (e.code === STALE_KEYS) throw new RetryableFailure(e.message, true);
+        if (e.code === "stale_keys") throw new RetryableFailure(e.message, true);
         // A bad request fails the same way on every worker, and a replayed one was refused as it must be: report
         // it instead of retrying, and do not count a replay against the worker.
-        if (e.code !== REPLAYED) this.pool.recordFailure(worker, e.message);
-        if (e.code === REPLAYED || e.code === "bad_request" || e.code === "model_not_found") {
+        if (e.code !== "replayed") this.pool.recordFailure(worker, e.message);
+        if (e.code === "replayed" || e.code === "bad_request" || e.code === "model_not_found") {
           this.stats.failed++;
           client.reset(e.code, e.message);
           return false;

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
-import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, STALE_KEYS, type Announce } from "../protocol/messages.js";
+import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, type Announce } from "../protocol/messages.js";
 import { encodeAnswerChunk } from "../protocol/answer-chunk.js";
 import { ApiError, parseGenerationRequest } from "../protocol/openai.js";
 import { BackendError, type Backend, type GenerationResult } from "./backends/backend.js";
@@ -12,7 +12,7 @@ import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
 import { buildReceipt, openRequest, signReceipt, type ResponseSealer } from "../crypto/index.js";
-import { REPLAYED, ReplayCache } from "../crypto/replay.js";
+import { ReplayCache } from "../crypto/replay.js";
 import type { KeyObject } from "node:crypto";
 
 /** Largest request body a worker accepts (prompt JSON). */
@@ -207,9 +207,9 @@ export class WorkerNode {
         }
         if (!opened || !openedWith) {
           // Sealed to keys this worker does not hold (it restarted with new ones, or the envelope was altered): the
-          // proxy tries the other candidates, and the client seals again to a fresh list (see STALE_KEYS).
+          // proxy tries the other candidates, and the client seals again to a fresh list (code stale_keys).
           this.stats.failed++;
-          stream.reset(STALE_KEYS, `worker ${this.id} cannot open the sealed request: ${(lastError as Error).message}`);
+          stream.reset("stale_keys", `worker ${this.id} cannot open the sealed request: ${(lastError as Error).message}`);
           return;
         }
         // One answer per sealed request and key, while the key is held (src/crypto/replay.ts): a replaying proxy is refused.
@@ -217,9 +217,9 @@ export class WorkerNode {
         if (seen !== "fresh") {
           this.stats.rejected++;
           if (seen === "replayed") {
-            stream.reset(REPLAYED, `worker ${this.id} already opened this sealed request (requestId ${JSON.stringify(head.requestId)}); a replayed request is refused, never answered twice`);
+            stream.reset("replayed", `worker ${this.id} already opened this sealed request (requestId ${JSON.stringify(head.requestId)}); a replayed request is refused, never answered twice`);
           } else {
-            stream.reset(STALE_KEYS, `worker ${this.id} has opened ${this.replayCache.maxEntriesPerKey} requests under this HPKE key (its replay-cache limit) and takes new ones only under a renewed key; fetch the candidates again`);
+            stream.reset("stale_keys", `worker ${this.id} has opened ${this.replayCache.maxEntriesPerKey} requests under this HPKE key (its replay-cache limit) and takes new ones only under a renewed key; fetch the candidates again`);
           }
           return;
         }

@@ -2,6 +2,7 @@
 // OpenAI-compatible server reached by URL (vLLM, SGLang, llama.cpp server, Ollama).
 import type { FinishReason, GenerationRequest, Usage } from "../../protocol/openai.js";
 import type { ModelInfo } from "../../protocol/messages.js";
+import { CocoonError } from "../../protocol/errors.js";
 
 export interface GenerationResult {
   usage: Usage;
@@ -37,9 +38,12 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-export class BackendError extends Error {
-  constructor(readonly code: "bad_request" | "backend_failed" | "overloaded", message: string) {
-    super(message);
+export class BackendError extends CocoonError {
+  constructor(
+    override readonly code: "bad_request" | "backend_failed" | "overloaded",
+    message: string,
+  ) {
+    super(code, message);
     this.name = "BackendError";
   }
 }
