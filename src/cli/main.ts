@@ -15,7 +15,7 @@ import {
 import { runDevnet } from "./devnet.js";
 import { DEFAULT_DRAIN_TIMEOUT_S, parseDrainTimeout, reportReady, serveUntilSignal } from "./lifecycle.js";
 import { registerAttestCommand } from "./attest.js";
-import { registerClientChannelCommands } from "../payments/channel-cli.js";
+import { registerClientChannelCommands } from "./channel.js";
 import { registerChainCommand } from "./chain.js";
 import { registerWalletCommand } from "./wallet.js";
 

@@ -104,11 +104,12 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   const verifyWorker = verifierFor("worker");
   const workerCertVerifier: WorkerCertVerifier = async (der) => {
     const peer = await verifyWorker(der);
-    const claims = peer.claims as Claims;
+    const claims = peer.claims;
+    if (!claims) throw new Error("the worker's certificate verified but carries no claims; it cannot be sealed to");
     return {
       description: peer.description,
       insecure: peer.insecure,
-      platform: String(peer.platform),
+      platform: peer.platform ?? "unknown",
       hpkePublicKey: Buffer.from(claims.hpkePublicKey, "hex"),
       receiptPublicKey: Buffer.from(claims.receiptPublicKey, "hex"),
       ...(claims.nodeId ? { nodeId: claims.nodeId } : {}),

@@ -5,7 +5,7 @@ import type http from "node:http";
 import type { Stream } from "../protocol/connection.js";
 import { StreamError } from "../protocol/connection.js";
 import { CocoonError } from "../protocol/errors.js";
-import { inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceTrailer } from "../protocol/messages.js";
+import { inferenceReplySchema, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceReply, type InferenceTrailer } from "../protocol/messages.js";
 import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseGenerationRequest, wantsStreamUsage, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
 import { sseData } from "../protocol/sse.js";
 import { decodeAnswerChunk } from "../protocol/answer-chunk.js";
@@ -204,7 +204,7 @@ export class ClientNode {
     try {
       const payer = this.opts.payer;
       let payment = await payer?.beforeRequest(gen.model, gen.maxTokens);
-      let reply: Record<string, unknown> | undefined;
+      let reply: InferenceReply | undefined;
       let reconciled = false;
       // A sealed request names its candidates; if they all left meanwhile, seal again to a fresh list once.
       for (let attempt = 0; !reply; attempt++) {
@@ -228,7 +228,7 @@ export class ClientNode {
         try {
           await stream.write(payload);
           stream.end();
-          reply = await stream.replyHead();
+          reply = parseMessage(inferenceReplySchema, await stream.replyHead(), "reply head from the proxy");
         } catch (err) {
           const code = err instanceof StreamError ? err.code : undefined;
           // The proxy says it charged answers this client has not paid: settle that (pay what checks out, dispute the
@@ -244,11 +244,11 @@ export class ClientNode {
       }
       const headers = {
         ...this.baseHeaders(requestId),
-        ...(typeof reply.worker === "string" ? { "x-cocoon-worker": reply.worker } : {}),
+        "x-cocoon-worker": reply.worker,
         ...attestationHeader(this.link.peer, reply, this.opts.selfInsecure ?? false),
         "x-cocoon-sealed": sealed ? "true" : "false (request and answer visible to the proxy)",
       };
-      if (sealed && typeof reply.worker === "string") sealed.result.opener.preferWorker(reply.worker);
+      if (sealed) sealed.result.opener.preferWorker(reply.worker);
       const answer = new Answer(stream!, sealed, gone);
       if (body.stream === true) await this.streamAnswer(res, answer, gen, requestId, wantsStreamUsage(body), headers);
       else await this.collectAnswer(res, answer, gen, requestId, headers);
@@ -541,11 +541,11 @@ export class ClientNode {
  * Tells the app what protected its request: the proxy's and worker's attestation, and loudly when any
  * of them (or this client) is the sim development stand-in.
  */
-function attestationHeader(proxy: PeerInfo | undefined, reply: Record<string, unknown>, selfInsecure: boolean): Record<string, string> {
+function attestationHeader(proxy: PeerInfo | undefined, reply: InferenceReply, selfInsecure: boolean): Record<string, string> {
   const proxyPart = proxy ? attestationHeaderValue({ platform: String(proxy.platform ?? "unattested"), insecure: proxy.insecure }) : "unknown";
-  const workerPart = attestationHeaderValue({ platform: String(reply.workerPlatform ?? "unknown"), insecure: reply.workerInsecure === true });
+  const workerPart = attestationHeaderValue({ platform: reply.workerPlatform, insecure: reply.workerInsecure });
   const parts = [`proxy=${proxyPart}`, `worker=${workerPart}`];
-  const insecure = selfInsecure || proxy?.insecure === true || reply.workerInsecure === true;
+  const insecure = selfInsecure || proxy?.insecure === true || reply.workerInsecure;
   if (insecure) parts.push("INSECURE (sim development stand-in)");
   return { [ATTESTATION_HEADER]: parts.join("; ") };
 }

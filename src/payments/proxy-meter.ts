@@ -27,7 +27,7 @@
  * vouchers are cumulative, so nothing can be redeemed or paid twice.
  */
 import type { Address } from "@ton/core";
-import type { InferenceHead } from "../protocol/messages.js";
+import { signedReceiptWireSchema, type InferenceHead, type PaymentsRequest, type ReconcileAnswer, type SignedReceiptWire, type WorkerPayments } from "../protocol/messages.js";
 import type { Usage } from "../protocol/openai.js";
 import { MeterRefusal, type ClientContext, type Meter, type MeterHost, type SettledUsage } from "../proxy/meter.js";
 import { CHANNEL_OP_VALUE, ChannelStatus, redeemBody } from "../chain/contracts/ClientChannel.js";
@@ -527,7 +527,7 @@ export class ProxyMeter implements Meter {
     this.byClient.delete(client.session);
   }
 
-  async handleClientRequest(client: ClientContext, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  async handleClientRequest(client: ClientContext, body: PaymentsRequest): Promise<Record<string, unknown>> {
     if (body.type === "register") {
       const e = await this.register(client, body);
       return { ok: true, ...this.channelView(e) };
@@ -540,22 +540,21 @@ export class ProxyMeter implements Meter {
     }
     if (body.type === "status") return { ok: true, ...this.channelView(e) };
     if (body.type === "reconcile") return { ok: true, ...this.channelView(e), answers: this.answersToReconcile(e, body.requests) };
-    if (body.type === "dispute") return { ok: true, ...(await this.dispute(e, body.requests)), ...this.channelView(e) };
-    throw new MeterRefusal("bad_request", `unknown payments request type ${JSON.stringify(body.type)}; expected register, voucher, status, reconcile or dispute`);
+    return { ok: true, ...(await this.dispute(e, body.requests)), ...this.channelView(e) };
   }
 
   /**
    * The charged answers a client asks about (`requests`: ids whose end it did not see; however busy the channel, they
    * are found) and the channel's newest ones (what it may not know about), each with the worker-signed receipt.
    */
-  private answersToReconcile(e: ChannelEntry, requests: unknown): Record<string, unknown>[] {
-    const named = Array.isArray(requests) ? requests.filter((r): r is string => typeof r === "string" && r.length <= 128).slice(0, RECONCILE_WINDOW * 4) : [];
+  private answersToReconcile(e: ChannelEntry, requests: readonly string[] = []): ReconcileAnswer[] {
+    const named = requests;
     const seen = new Set<string>();
     return [...this.o.ledger.receiptsOf(e.key, named), ...this.o.ledger.recentReceipts(e.key, RECONCILE_WINDOW)]
       .filter((r) => !seen.has(r.requestId) && seen.add(r.requestId))
       .map((r) => ({
         requestId: r.requestId, model: r.model, promptTokens: r.promptTokens, completionTokens: r.completionTokens,
-        cost: r.costNano.toString(), ...(r.receipt ? { receipt: parseJsonOrUndefined(r.receipt) } : {}),
+        cost: r.costNano.toString(), ...receiptField(r.receipt),
       }));
   }
 
@@ -564,12 +563,9 @@ export class ProxyMeter implements Meter {
    * their receipt): each is written off (charged to no one; the proxy bears it) so the client is never refused for a
    * debt it cannot act on. Every write-off is logged; past maxWriteOffNano the channel is refused (see admitWith).
    */
-  private async dispute(e: ChannelEntry, requests: unknown): Promise<{ writtenOff: string }> {
-    if (!Array.isArray(requests) || requests.length > RECONCILE_WINDOW || requests.some((r) => typeof r?.requestId !== "string" || typeof r?.reason !== "string")) {
-      throw new MeterRefusal("bad_request", `a dispute lists at most ${RECONCILE_WINDOW} answers as {requestId, reason} objects`);
-    }
+  private async dispute(e: ChannelEntry, requests: readonly { requestId: string; reason: string }[]): Promise<{ writtenOff: string }> {
     let total = 0n;
-    for (const r of requests as { requestId: string; reason: string }[]) {
+    for (const r of requests) {
       const w = this.o.ledger.recordWriteOff({ requestId: r.requestId, channel: e.key, reason: r.reason });
       if (!w.inserted) continue;
       total += w.amountNano;
@@ -590,8 +586,8 @@ export class ProxyMeter implements Meter {
 
   // ---- workers ----
 
-  onWorkerAnnounce(workerId: string, payments: Record<string, unknown> | undefined): void {
-    if (payments?.payoutAddress === undefined) return;
+  onWorkerAnnounce(workerId: string, payments: WorkerPayments | undefined): void {
+    if (payments === undefined) return;
     let address: Address;
     try {
       address = parseAddress(payments.payoutAddress, "payoutAddress");
@@ -798,4 +794,11 @@ function parseJsonOrUndefined(b: Buffer): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** The stored receipt (JSON text) as the reconcile reply carries it; one that no longer parses is left out. */
+function receiptField(stored: Buffer | null): { receipt?: SignedReceiptWire } {
+  if (!stored) return {};
+  const r = signedReceiptWireSchema.safeParse(parseJsonOrUndefined(stored));
+  return r.success ? { receipt: r.data } : {};
 }

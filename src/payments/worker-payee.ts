@@ -14,6 +14,7 @@ import { decodeVoucherBase64 } from "./messages.js";
 import type { TonAccess } from "./ton.js";
 import type { WalletService } from "../chain/wallet.js";
 import { silentLogger, type Logger } from "../util/log.js";
+import type { PayoutMessage, WorkerPayments } from "../protocol/messages.js";
 
 /** Defaults: claim at 1 TON unclaimed or every 60 s. */
 export const DEFAULT_CLAIM_THRESHOLD = 1_000_000_000n;
@@ -61,7 +62,7 @@ export class WorkerPayee implements Payee {
     return p;
   }
 
-  announce(): Record<string, unknown> {
+  announce(): WorkerPayments {
     return { payoutAddress: this.o.wallet.address.toString() };
   }
 
@@ -91,8 +92,8 @@ export class WorkerPayee implements Payee {
     }
   }
 
-  onControl(_proxy: string, message: Record<string, unknown>): void {
-    if (message.type === "payout") this.receiveVoucher(message.voucher);
+  onPayout(_proxy: string, message: PayoutMessage): void {
+    this.receiveVoucher(message.voucher);
   }
 
   get credited(): bigint {

@@ -4,6 +4,7 @@ import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { CocoonError, isErrorCode, type ErrorCode } from "./errors.js";
+import type { ControlMessage } from "./messages.js";
 import {
   encodeFrame,
   FrameDecoder,
@@ -485,7 +486,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return stream;
   }
 
-  sendControl(message: Record<string, unknown>): void {
+  /** Sends a connection-level control message (a JSON object with a `type`; its schema is in messages.ts). */
+  sendControl(message: ControlMessage): void {
     if (!this.closed) this.sendRaw(encodeFrame(FrameType.Control, 0, jsonPayload(message)));
   }
 

@@ -11,9 +11,43 @@ export const OP_PAYMENTS = "payments";
 
 // Error codes, their HTTP statuses and retryability: src/protocol/errors.ts (one vocabulary for every role).
 
+const requestIdSchema = z.string().min(1).max(128);
+/** Largest base64 voucher accepted from a peer (a signed voucher BoC is ~150 bytes). */
+export const MAX_VOUCHER_BASE64 = 2048;
+const voucherBase64Schema = z.string().min(1).max(MAX_VOUCHER_BASE64);
+/** Most answers one reconcile or dispute message names (the proxy also lists the channel's newest this many). */
+export const RECONCILE_WINDOW = 256;
+
+/**
+ * A worker-signed usage receipt as it travels: {receipt, signature}. This checks the shape; the receipt's fields and
+ * signature are checked in depth by judgeReceipt / parseSignedReceipt (src/crypto/receipts.ts) before anyone pays.
+ */
+export const signedReceiptWireSchema = z.object({ receipt: z.record(z.string(), z.unknown()), signature: z.string().max(256) });
+export type SignedReceiptWire = z.infer<typeof signedReceiptWireSchema>;
+
+/** Payment data a client piggybacks on a request head: its channel and its latest signed voucher. */
+export const requestPaymentSchema = z.object({ channel: z.string().min(1).max(128).optional(), voucher: voucherBase64Schema.optional() });
+export type RequestPayment = z.infer<typeof requestPaymentSchema>;
+
+/** Client -> proxy, op `payments` (src/payments/messages.ts describes each). */
+export const paymentsRequestSchema = z.discriminatedUnion("type", [
+  /** proof: hex Ed25519 signature by the channel's client key over the registration cell (CRG2). */
+  z.object({ type: z.literal("register"), channel: z.string().min(1).max(128), proof: z.string().max(256) }),
+  z.object({ type: z.literal("voucher"), voucher: voucherBase64Schema }),
+  z.object({ type: z.literal("status") }),
+  /** requests: ids whose end the client did not see. */
+  z.object({ type: z.literal("reconcile"), requests: z.array(z.string().max(128)).max(RECONCILE_WINDOW * 4).optional() }),
+  z.object({ type: z.literal("dispute"), requests: z.array(z.object({ requestId: requestIdSchema, reason: z.string().max(1000) })).max(RECONCILE_WINDOW) }),
+]);
+export type PaymentsRequest = z.infer<typeof paymentsRequestSchema>;
+
+/** Proxy -> worker control message: a proxy-signed payout voucher (base64). */
+export const payoutSchema = z.object({ type: z.literal("payout"), voucher: voucherBase64Schema });
+export type PayoutMessage = z.infer<typeof payoutSchema>;
+
 export const inferenceHeadSchema = z.object({
   op: z.literal(OP_INFERENCE),
-  requestId: z.string().min(1).max(128),
+  requestId: requestIdSchema,
   endpoint: z.enum(["chat", "completions"]),
   model: z.string().min(1).max(256),
   maxTokens: z.number().int().min(1),
@@ -22,7 +56,7 @@ export const inferenceHeadSchema = z.object({
   sealed: z.boolean().optional(),
   candidates: z.array(z.string().min(1).max(128)).max(16).optional(),
   /** Payment data piggybacked by the client (its latest signed voucher), read by the proxy's meter. */
-  payment: z.record(z.string(), z.unknown()).optional(),
+  payment: requestPaymentSchema.optional(),
 });
 export type InferenceHead = z.infer<typeof inferenceHeadSchema>;
 
@@ -35,14 +69,26 @@ export function workerHeadOf(h: InferenceHead): WorkerInferenceHead {
   return { op: h.op, requestId: h.requestId, endpoint: h.endpoint, model: h.model, maxTokens: h.maxTokens, bodyBytes: h.bodyBytes, ...(h.sealed ? { sealed: true } : {}) };
 }
 
+/** Reply head of an inference stream, proxy -> client: which worker serves it and what its attestation says. */
+export const inferenceReplySchema = z.object({
+  worker: z.string().min(1).max(128),
+  workerPlatform: z.string().max(64),
+  workerInsecure: z.boolean(),
+});
+export type InferenceReply = z.infer<typeof inferenceReplySchema>;
+
+/** Reply head of an inference stream, worker -> proxy: the worker took the request. */
+export const workerReplySchema = z.object({ ok: z.literal(true), worker: z.string().min(1).max(128) });
+export type WorkerReply = z.infer<typeof workerReplySchema>;
+
 /** One charged answer as the proxy lists it for reconciliation (payments op `reconcile`), with its signed receipt. */
 export const reconcileAnswerSchema = z.object({
-  requestId: z.string().min(1).max(128),
+  requestId: requestIdSchema,
   model: z.string().min(1).max(256),
   promptTokens: z.number().int().min(0),
   completionTokens: z.number().int().min(0),
   cost: z.string().regex(/^(0|[1-9][0-9]{0,38})$/),
-  receipt: z.unknown().optional(),
+  receipt: signedReceiptWireSchema.optional(),
 });
 export const reconcileReplySchema = z.object({ answers: z.array(reconcileAnswerSchema).max(2_048) }).passthrough();
 export type ReconcileAnswer = z.infer<typeof reconcileAnswerSchema>;
@@ -73,7 +119,7 @@ export const inferenceTrailerSchema = z.object({
   timings: z.record(z.string(), z.number()).optional(),
   cost: z.record(z.string(), z.string()).optional(),
   /** Worker-signed usage receipt (sealed requests): {receipt, signature}. */
-  receipt: z.unknown().optional(),
+  receipt: signedReceiptWireSchema.optional(),
 });
 export type InferenceTrailer = z.infer<typeof inferenceTrailerSchema>;
 
@@ -83,6 +129,10 @@ export const modelInfoSchema = z.object({
   digest: z.string().optional(),
 });
 export type ModelInfo = z.infer<typeof modelInfoSchema>;
+
+/** Payment details a worker announces: where the proxy pays it. */
+export const workerPaymentsSchema = z.object({ payoutAddress: z.string().min(1).max(128) });
+export type WorkerPayments = z.infer<typeof workerPaymentsSchema>;
 
 /** Control message a worker sends its proxy on connect and whenever its state changes. */
 export const announceSchema = z.object({
@@ -96,7 +146,7 @@ export const announceSchema = z.object({
   /** The worker's status page, for operators. */
   statusUrl: z.string().max(512).optional(),
   /** Payment details, e.g. the worker's payout address. */
-  payments: z.record(z.string(), z.unknown()).optional(),
+  payments: workerPaymentsSchema.optional(),
 });
 export type Announce = z.infer<typeof announceSchema>;
 
@@ -131,3 +181,6 @@ export function parseMessage<T>(schema: z.ZodType<T>, value: unknown, what: stri
   const path = issue.path.join(".") || "(root)";
   throw new Error(`malformed ${what}: ${path}: ${issue.message}`);
 }
+
+/** Every connection-level control message (Control frames), one schema each above. */
+export type ControlMessage = Announce | CancelMessage | PayoutMessage;

@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { createHash, randomFillSync } from "node:crypto";
 import { ByteBudget, Connection, peerText, type ConnectionOptions } from "./connection.js";
 import type { ErrorCode } from "./errors.js";
+import type { Claims } from "../tee/claims.js";
 import {
   CHALLENGE_MAX_SIZE,
   encodeFrame,
@@ -32,7 +33,14 @@ export interface PeerInfo {
   insecure: boolean;
   /** The peer's certificate (DER) as presented in the handshake, set by the transport. */
   certDer?: Buffer;
-  [key: string]: unknown;
+  /** What its verified evidence says (attested peers only): platform, image, the claims it binds. */
+  platform?: string;
+  imageDigest?: string;
+  claims?: Claims;
+  /** The only model names an attested worker may announce (its claims bind one). */
+  models?: string[];
+  /** The worker id its claims bind. */
+  nodeId?: string;
 }
 
 /** Decides whether to talk to a peer, given its certificate (DER), or throws with a human reason. */

@@ -3,6 +3,7 @@
 import type { InferenceHead } from "../protocol/messages.js";
 import type { Usage } from "../protocol/openai.js";
 import { CocoonError } from "../protocol/errors.js";
+import type { PaymentsRequest, PayoutMessage, WorkerPayments } from "../protocol/messages.js";
 
 export interface ClientContext {
   /** The client's node id from its Hello: a name for logs, never a credential. */
@@ -32,7 +33,7 @@ export interface SettledUsage {
 
 /** What the proxy offers a meter: a way to reach workers (e.g. to hand them payout vouchers). */
 export interface MeterHost {
-  sendToWorker(workerId: string, message: Record<string, unknown>): boolean;
+  sendToWorker(workerId: string, message: PayoutMessage): boolean;
 }
 
 export interface Meter {
@@ -46,11 +47,11 @@ export interface Meter {
   /** Called when an admitted request ends without usage (failure, cancel). */
   release(client: ClientContext, head: InferenceHead): void;
   /** A client's `payments` request (register a channel, hand over a voucher); the reply goes back as JSON. */
-  handleClientRequest?(client: ClientContext, body: Record<string, unknown>): Promise<Record<string, unknown>>;
+  handleClientRequest?(client: ClientContext, body: PaymentsRequest): Promise<Record<string, unknown>>;
   /** The client's connection closed: forget what was bound to it. */
   onClientGone?(client: ClientContext): void;
   /** A worker's announcement carried these payment details (e.g. its payout address). */
-  onWorkerAnnounce?(workerId: string, payments: Record<string, unknown> | undefined): void;
+  onWorkerAnnounce?(workerId: string, payments: WorkerPayments | undefined): void;
   status?(): Record<string, unknown>;
   close?(): Promise<void>;
 }

@@ -15,9 +15,12 @@ import {
   OP_WORKERS,
   OP_PAYMENTS,
   parseMessage,
+  paymentsRequestSchema,
   workersRequestSchema,
   workerHeadOf,
+  workerReplySchema,
   type InferenceHead,
+  type InferenceReply,
 } from "../protocol/messages.js";
 import { canTake, WorkerPool, type PoolWorker } from "./pool.js";
 import { DEFAULT_QUEUE_TIMEOUT_MS, QueueFull, SlotQueue, QUEUE_RETRY_AFTER_S, type QueueOptions } from "./queue.js";
@@ -192,7 +195,7 @@ export class ProxyNode {
         const a = parseMessage(announceSchema, msg, "worker announcement");
         const idProblem = workerIdMismatch(peer, a.workerId);
         if (idProblem) throw new Error(idProblem);
-        const attested = peer.models as string[] | undefined;
+        const attested = peer.models;
         const unattested = attested ? a.models.filter((m) => !attested.includes(m.id)) : [];
         if (unattested.length) {
           throw new Error(`announces model(s) ${unattested.map((m) => m.id).join(", ")} but its attestation binds only ${attested!.join(", ")}`);
@@ -247,7 +250,7 @@ export class ProxyNode {
     if (op === OP_PAYMENTS) {
       try {
         if (!this.meter.handleClientRequest) throw new Error("this proxy has no payments configured");
-        const body = JSON.parse((await stream.readAll(64 * 1024)).toString("utf8")) as Record<string, unknown>;
+        const body = parseMessage(paymentsRequestSchema, JSON.parse((await stream.readAll(64 * 1024)).toString("utf8")), "payments request");
         stream.reply(await this.meter.handleClientRequest(client.ctx, body));
         stream.end();
       } catch (err) {
@@ -415,7 +418,8 @@ export class ProxyNode {
         if (state.cancelled) worker.conn.sendControl({ type: "cancel", requestId: head.requestId });
         await opened.write(body);
         opened.end();
-        await opened.replyHead();
+        const took = workerReplySchema.safeParse(await opened.replyHead());
+        if (!took.success) throw new StreamError("worker_failed", `worker ${worker.id} sent a malformed reply head`);
       } catch (err) {
         const e = err as StreamError;
         if (client.signal.aborted) throw e;
@@ -521,7 +525,7 @@ export class ProxyNode {
   }
 
   /** What the client learns about the worker that serves it. */
-  private replyHead(worker: PoolWorker): Record<string, unknown> {
+  private replyHead(worker: PoolWorker): InferenceReply {
     return { worker: worker.id, workerPlatform: worker.peer.platform ?? "unattested", workerInsecure: worker.peer.insecure };
   }
 

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
-import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, type Announce } from "../protocol/messages.js";
+import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, payoutSchema, type Announce, type PayoutMessage, type WorkerPayments, type WorkerReply } from "../protocol/messages.js";
 import { encodeAnswerChunk } from "../protocol/answer-chunk.js";
 import { ApiError, parseGenerationRequest } from "../protocol/openai.js";
 import { BackendError, type Backend, type GenerationResult } from "./backends/backend.js";
@@ -54,9 +54,9 @@ export const ROTATION_DRAIN_MS = 60_000;
 /** The worker's side of payments (src/payments implements it). */
 export interface Payee {
   /** Payment details for the announcement, e.g. the payout address. */
-  announce(): Record<string, unknown> | undefined;
-  /** A proxy's control message other than announcements (payout vouchers). */
-  onControl(proxy: string, message: Record<string, unknown>): void;
+  announce(): WorkerPayments | undefined;
+  /** A proxy's payout voucher (control message `payout`, already checked against its schema). */
+  onPayout(proxy: string, message: PayoutMessage): void;
   /** What this usage costs the client, in nanoTON, written into the signed receipt. */
   costOf?(model: string, promptTokens: number, completionTokens: number): bigint;
   status?(): Record<string, unknown>;
@@ -109,10 +109,11 @@ export class WorkerNode {
           conn.on("stream", (s) => void this.onStream(s, conn));
           conn.on("control", (m) => {
             if (m.type === "cancel") this.onCancel(conn, m);
-            else this.opts.payee?.onControl(link.address, m);
+            else if (m.type === "payout") this.onPayout(link.address, m);
+            else this.log.debug(`proxy ${link.address} sent a control message of unknown type ${JSON.stringify(String(m.type).slice(0, 40))}; ignored`);
           });
           conn.once("close", () => this.jobs.delete(conn));
-          conn.sendControl((await this.announcement()) as unknown as Record<string, unknown>);
+          conn.sendControl(await this.announcement());
         },
       });
       this.links.push(link);
@@ -123,7 +124,7 @@ export class WorkerNode {
   /** Re-sends the announcement to every proxy (after the backend's models or health changed). */
   async reannounce(): Promise<void> {
     const msg = await this.announcement();
-    for (const l of this.links) if (l.conn && !l.conn.closed) l.conn.sendControl(msg as unknown as Record<string, unknown>);
+    for (const l of this.links) if (l.conn && !l.conn.closed) l.conn.sendControl(msg);
   }
 
   async announcement(): Promise<Announce> {
@@ -141,6 +142,12 @@ export class WorkerNode {
     const payments = this.opts.payee?.announce();
     if (payments) msg.payments = payments;
     return parseMessage(announceSchema, msg, "announcement");
+  }
+
+  private onPayout(proxy: string, msg: Record<string, unknown>): void {
+    const p = payoutSchema.safeParse(msg);
+    if (!p.success) return this.log.warn(`proxy ${proxy} sent a malformed payout message; ignored`);
+    this.opts.payee?.onPayout(proxy, p.data);
   }
 
   /** Soft cancel: stop generating; the answer still ends with its final chunk and a receipt for what was generated. */
@@ -245,7 +252,7 @@ export class WorkerNode {
       if (req.maxTokens > head.maxTokens) throw new ApiError(400, `max_tokens ${req.maxTokens} exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
       // The reply goes out with the first chunk (one TLS write, not two), and a request whose engine fails before
       // that can still be retried elsewhere by the proxy, which retries only before a reply. Stream.reply sends once.
-      const reply = () => stream.reply({ ok: true, worker: this.id });
+      const reply = () => stream.reply({ ok: true, worker: this.id } satisfies WorkerReply);
       // Cancelled before it started: nothing is generated, and the answer still ends properly (zero usage).
       const gen = stop.signal.aborted ? notStarted() : this.opts.backend.generate(req, stop.signal);
       let result;

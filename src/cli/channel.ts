@@ -22,9 +22,9 @@ import { ed25519Signer } from "../chain/vouchers.js";
 import { writeFileAtomic } from "../chain/keyfile.js";
 import { confirmFundsMovement } from "../chain/network.js";
 import { MAX_MESSAGES_PER_TRANSFER } from "../chain/wallet.js";
-import { connectChain, loadPaymentsConfig, type PaymentsConfig } from "./config.js";
+import { connectChain, loadPaymentsConfig, type PaymentsConfig } from "../payments/config.js";
 import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
-import type { ChannelView, TonAccess } from "./ton.js";
+import type { ChannelView, TonAccess } from "../payments/ton.js";
 
 const STATUS_NAMES = ["open", "closing", "closed"] as const;
 const fmt = (n: bigint) => `${n} nanoTON (${(Number(n) / 1e9).toFixed(6)} TON)`;
