@@ -15,10 +15,9 @@
 import { beginCell, type Address, type Cell } from "@ton/core";
 import { decodeSignedVoucher, verifyVoucherSignature, type Ed25519Signer, type SignedVoucher, type Voucher } from "../chain/vouchers.js";
 
-export const REGISTER_TAG = 0x43524732;
-/** Largest base64 voucher accepted from a peer (a signed voucher BoC is ~150 bytes). */
-export const MAX_VOUCHER_BASE64 = 2048;
+import { MAX_VOUCHER_BASE64 } from "../protocol/messages.js";
 
+export const REGISTER_TAG = 0x43524732;
 export function registerCell(channel: Address, proxyVault: Address, clientId: string, session: string): Cell {
   if (!/^[0-9a-f]{64}$/.test(session)) throw new Error("registration: the session binding must be 32 bytes of hex");
   return beginCell().storeUint(REGISTER_TAG, 32).storeAddress(channel).storeAddress(proxyVault).storeBuffer(Buffer.from(session, "hex")).storeStringTail(clientId).endCell();
