@@ -21,8 +21,15 @@ const FAUCET_REFILL_TO_NANOTON = 1_000_000n * 1_000_000_000n;
 /** Shard id of the single (whole) shard, as TON Center prints it: 0x8000000000000000 as a signed int64. */
 export const FULL_SHARD = "-9223372036854775808";
 
+/**
+ * The HTTP statuses the local chain answers with, TON Center's (see docs/chain.md): 404 not found / unknown method,
+ * 405 wrong HTTP method, 409 not a token, 413 body too large, 422 bad parameter, 500 refused by the chain,
+ * 503 shutting down. TON Center's wire vocabulary, separate from the node protocol's (src/protocol/errors.ts).
+ */
+export type ChainErrorStatus = 404 | 405 | 409 | 413 | 422 | 500 | 503;
+
 export class ChainError extends Error {
-  constructor(public readonly code: number, message: string) {
+  constructor(public readonly code: ChainErrorStatus, message: string) {
     super(message);
   }
 }
