@@ -270,15 +270,65 @@ export async function runConformance(srv: ChainServer): Promise<StepResult[]> {
     assert.equal(r2["@type"], "ok");
     await waitFor("seqno +2", async () => (await twWallet.methods.seqno().call()) === seqno + 2);
   });
+  let jetton: { minter: Address; walletCode: Cell } | undefined;
+  await step("tonweb", ["runGetMethod", "getTokenData"], "a Jetton (tonweb's standard minter and wallet): data, wallet address, token data", async () => {
+    const { JettonMinter, JettonWallet } = TonWeb.token.jetton;
+    const admin = await srv.blockchain.treasury("conformance-jetton-admin");
+    const minter = new JettonMinter(provider, {
+      adminAddress: new TonWeb.utils.Address(admin.address.toString()),
+      jettonContentUri: "https://example.org/jetton.json", jettonWalletCodeHex: JettonWallet.codeHex,
+    });
+    const { stateInit, address } = await minter.createStateInit();
+    const minterAddress = Address.parse(address.toString(true, true, true));
+    const init = Cell.fromBoc(Buffer.from(await stateInit.toBoc(false))).at(0)!.beginParse();
+    init.loadBit(); init.loadBit(); init.loadBit(); // no split_depth, no special, code present
+    const code = init.loadRef();
+    init.loadBit();
+    const data = init.loadRef();
+    const { createShardAccount } = await import("@ton/sandbox");
+    await srv.blockchain.setShardAccount(minterAddress, createShardAccount({ address: minterAddress, code, data, balance: toNano("1") }));
+    // Mint 1000 units to the tonweb wallet from the admin (emulator-direct: the faucet treasury is not the admin).
+    const mintBody = minter.createMintBody({
+      destination: new TonWeb.utils.Address(twAddress), amount: TonWeb.utils.toNano("0.05"), jettonAmount: new TonWeb.utils.BN(1000),
+    });
+    await admin.send({ to: minterAddress, value: toNano("0.1"), body: Cell.fromBoc(Buffer.from(await mintBody.toBoc(false)))[0] });
+    const jd = await minter.getJettonData();
+    assert.equal(jd.totalSupply.toString(), "1000");
+    assert.equal(jd.adminAddress.toString(false), admin.address.toRawString());
+    assert.equal(jd.jettonContentUri, "https://example.org/jetton.json");
+    const walletAddress = await minter.getJettonWalletAddress(new TonWeb.utils.Address(twAddress)); // a slice answer
+    const jw = new JettonWallet(provider, { address: walletAddress });
+    const wd = await jw.getData();
+    assert.equal(wd.balance.toString(), "1000");
+    assert.equal(wd.jettonMinterAddress.toString(false), minterAddress.toRawString());
+    const tm = await provider.send("getTokenData", { address: minterAddress.toString() });
+    assert.equal(tm.contract_type, "jetton_master");
+    assert.equal(tm.total_supply, "1000");
+    assert.deepEqual(tm.jetton_content, { type: "offchain", data: "https://example.org/jetton.json" });
+    const tw = await provider.send("getTokenData", { address: walletAddress.toString(true, true, true) });
+    assert.equal(tw.contract_type, "jetton_wallet");
+    assert.equal(tw.balance, "1000");
+    assert.equal(tw.jetton, minterAddress.toRawString());
+    jetton = { minter: minterAddress, walletCode: Cell.fromBoc(Buffer.from(await wd.jettonWalletCode.toBoc(false)))[0] };
+  });
   await step("tonweb", ["getLibraries"], "unknown libraries are absent from the answer", async () => {
     const l = await provider.send("getLibraries", { libraries: [Buffer.alloc(32, 1).toString("base64")] });
     assert.equal(l["@type"], "smc.libraryResult");
     assert.deepEqual(l.result, []);
   });
-  await step("HTTP", ["getTokenData"], "a wallet is not a token: 409", async () => {
+  await step("HTTP", ["getTokenData"], "a wallet is not a token: 409; a jetton wallet its master does not list: 409", async () => {
     const r = await post(srv.url, { id: "1", jsonrpc: "2.0", method: "getTokenData", params: { address: twAddress } });
     assert.equal(r.status, 409);
     assert.match(r.json.error, /not Jetton or NFT/);
+    // A forged jetton wallet: the real wallet code and a real master, at an address the master did not derive.
+    assert.ok(jetton, "the jetton step ran");
+    const forged = new Address(0, Buffer.alloc(32, 0x66));
+    const data = beginCell().storeCoins(1_000_000n).storeAddress(peer.address).storeAddress(jetton.minter).storeRef(jetton.walletCode).endCell();
+    const { createShardAccount } = await import("@ton/sandbox");
+    await srv.blockchain.setShardAccount(forged, createShardAccount({ address: forged, code: jetton.walletCode, data, balance: toNano("1") }));
+    const f = await post(srv.url, { id: "1", jsonrpc: "2.0", method: "getTokenData", params: { address: forged.toString() } });
+    assert.equal(f.status, 409, JSON.stringify(f.json));
+    assert.match(f.json.error, /Verification on master failed/);
   });
   await step("HTTP", ["getTransactions", "getAddressBalance", "shards"], "errors: lt without hash 422, future block 500, bad address 422, past state 500", async () => {
     const a = await post(srv.url, { id: "1", jsonrpc: "2.0", method: "getTransactions", params: { address: twAddress, lt: "5" } });
