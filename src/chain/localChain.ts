@@ -206,7 +206,8 @@ export class LocalChain {
   /**
    * Emulates an external message on a copy of the account state and reports the fees; nothing is committed.
    * An account that could not pay for the run (an unfunded, undeployed wallet: what one estimates before funding it)
-   * is emulated as if it held ESTIMATE_BALANCE, as TON Center's estimate does not fail on it either.
+   * is emulated as if it held ESTIMATE_BALANCE: TON Center answers 200 there too, with gas_fee 0 (tonlib limits gas
+   * by the real balance), which says nothing about what to fund; docs/chain.md lists the difference.
    */
   async estimateFee(address: Address, body: Cell, init: { code: Cell; data: Cell } | null, ignoreChksig: boolean): Promise<FeeEstimate> {
     return this.exclusive(async () => {
