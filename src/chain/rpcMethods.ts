@@ -220,7 +220,8 @@ const handlers: Record<string, Handler> = {
     const txs = chain.transactionsOf(address, { maxLt: lt, minLt: toLt, limit });
     // An (lt, hash) anchor that is not the transaction at that lt (or was trimmed from history) yields no page.
     if (hash && lt !== undefined && !(txs[0] && txs[0].lt === lt && txs[0].hash.equals(hash))) {
-      throw new ChainError(404, "transaction was not found: no transaction with that lt and hash on this account (or it is older than the kept history)");
+      // A liteserver refuses an anchor it cannot find; TON Center passes that on as a tonlib error (500).
+      throw new ChainError(500, "transaction was not found: no transaction with that lt and hash on this account (or it is older than the kept history)");
     }
     return txs.map(transactionJson);
   },

@@ -91,6 +91,10 @@ test("blocks: paging by (account, lt) visits every transaction once; seqnos and 
     assert.equal((await at(last.seqno)).json.result.stack[0][1], "0x1");
     assert.equal((await at(last.seqno - 1)).status, 500);
     assert.match((await at(last.seqno - 1)).json.error, /not kept/);
+    // A getTransactions anchor that is not there is refused, not answered with an empty or another page.
+    const wrongAnchor = await rpc(srv.url, "getTransactions", { address: w.address.toString(), lt: txs[0].lt.toString(), hash: Buffer.alloc(32, 1).toString("base64") });
+    assert.equal(wrongAnchor.status, 500);
+    assert.match(wrongAnchor.json.error, /transaction was not found/);
     // Config: parameter 19 is the global id; an unset one is refused.
     const p19 = (await rpc(srv.url, "getConfigParam", { config_id: 19 })).json.result.config.bytes;
     assert.equal(Cell.fromBoc(Buffer.from(p19, "base64"))[0].beginParse().loadInt(32), header.global_id);
