@@ -82,7 +82,12 @@ export function normalizedExternalHash(m: Message): Buffer {
     .endCell().hash();
 }
 
-/** `raw.message` as tonlib prints it: a text comment comes as `msg.dataText` (base64 of the UTF-8 text). */
+function rawMessageText(body: Cell): string {
+  const b = dataBytes(body);
+  return b.length === 0 ? "" : b.toString("base64") + "\n";
+}
+
+/** A message as TON Center prints it (`ext.message`): a text comment comes as `msg.dataText` (base64 of the UTF-8 text). */
 export function messageJson(m: Message, cell: Cell): Json {
   const info = m.info;
   const source = info.type === "external-in" ? "" : friendly(info.src);
@@ -96,7 +101,7 @@ export function messageJson(m: Message, cell: Cell): Json {
       init_state: m.init ? bocBase64(beginCell().store(storeStateInit(m.init)).endCell()) : "",
     };
   return {
-    "@type": "raw.message",
+    "@type": "ext.message",
     hash: cell.hash().toString("base64"),
     source,
     destination,
@@ -107,7 +112,9 @@ export function messageJson(m: Message, cell: Cell): Json {
     created_lt: info.type === "external-in" ? "0" : info.createdLt.toString(),
     body_hash: m.body.hash().toString("base64"),
     msg_data: msgData,
-    message: text ?? dataBytes(m.body).toString("base64"),
+    // A raw body's `message` is its root cell's bytes in base64 with a trailing newline, as TON Center prints it
+    // (kept from its Python version's base64 codec).
+    message: text ?? rawMessageText(m.body),
   };
 }
 
@@ -133,8 +140,9 @@ export function transactionJson(st: StoredTransaction): Json {
   for (const k of tx.outMessages.keys()) outMsgs.push(messageJson(tx.outMessages.get(k)!, cells.outMsgs.get(k)!));
   const inMsg = tx.inMessage && cells.inMsg ? messageJson(tx.inMessage, cells.inMsg) : null;
   const out: { [k: string]: Json } = {
-    "@type": "raw.transaction",
+    "@type": "ext.transaction",
     address: { "@type": "accountAddress", account_address: friendly(Address.parseRaw(st.account)) },
+    account: st.account,
     utime: st.utime,
     data: st.boc.toString("base64"),
     transaction_id: { "@type": "internal.transactionId", lt: st.lt.toString(), hash: st.hash.toString("base64") },

@@ -211,6 +211,10 @@ export async function runConformance(srv: ChainServer): Promise<StepResult[]> {
     assert.match(out.hash, /^[A-Za-z0-9+/]{43}=$/);
     const ext = sent.in_msg;
     assert.notEqual(ext.msg_data.init_state, "", "the deploying external message carries the state init");
+    assert.equal(ext.msg_data["@type"], "msg.dataRaw");
+    assert.match(ext.message, /^[A-Za-z0-9+/]+=*\n$/, "a raw body's message is base64 + newline, as TON Center prints it");
+    assert.equal(sent["@type"], "ext.transaction");
+    assert.equal(sent.account, Address.parse(twAddress).toRawString());
     const again = await provider.getTransactions(twAddress, 1, txs[1].transaction_id.lt, txs[1].transaction_id.hash);
     assert.equal(again[0].transaction_id.hash, txs[1].transaction_id.hash);
   });
