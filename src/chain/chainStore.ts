@@ -176,10 +176,45 @@ export class ChainStore {
     return row ? rowToTx(row) : undefined;
   }
 
-  transactionsInBlock(blockSeqno: number, limit: number): StoredTransaction[] {
-    const rows = this.db.prepare(`SELECT * FROM transactions WHERE block_seqno = ? ORDER BY id LIMIT ?`)
-      .safeIntegers(true).all(blockSeqno, limit) as TxRow[];
+  /**
+   * Transactions of block `blockSeqno` on `workchain`, in the order tonlib lists a block's transactions (by account,
+   * then lt), starting strictly after the (account, lt) pair `after` when given.
+   */
+  transactionsInBlock(blockSeqno: number, workchain: number, limit: number,
+    after?: { account: string; lt: bigint }): StoredTransaction[] {
+    const prefix = `${workchain}:`;
+    const rows = (this.db.prepare(`SELECT * FROM transactions WHERE block_seqno = ? AND substr(account, 1, ?) = ?
+      AND (account > ? OR (account = ? AND lt > ?)) ORDER BY account, lt LIMIT ?`)
+      .safeIntegers(true)
+      .all(blockSeqno, prefix.length, prefix, after?.account ?? "", after?.account ?? "", after?.lt ?? -1n, limit)) as TxRow[];
     return rows.map(rowToTx);
+  }
+
+  /** The lt range and time of a block's kept transactions; undefined when it has none (genesis, or trimmed). */
+  blockSummary(blockSeqno: number): { startLt: bigint; endLt: bigint; utime: number; count: number } | undefined {
+    const r = this.db.prepare(`SELECT MIN(lt) AS lo, MAX(lt) AS hi, MAX(utime) AS ut, COUNT(*) AS n
+      FROM transactions WHERE block_seqno = ?`).safeIntegers(true).get(blockSeqno) as
+      { lo: bigint | null; hi: bigint | null; ut: bigint | null; n: bigint };
+    if (r.n === 0n || r.lo === null || r.hi === null || r.ut === null) return undefined;
+    return { startLt: r.lo, endLt: r.hi, utime: Number(r.ut), count: Number(r.n) };
+  }
+
+  /** The first kept block whose transactions reach logical time `lt`. */
+  blockAtLt(lt: bigint): number | undefined {
+    const r = this.db.prepare(`SELECT block_seqno FROM transactions WHERE lt >= ? ORDER BY lt LIMIT 1`)
+      .safeIntegers(true).get(lt) as { block_seqno: bigint } | undefined;
+    return r ? Number(r.block_seqno) : undefined;
+  }
+
+  /** The last kept block made at or before unix time `utime`. */
+  blockAtUtime(utime: number): number | undefined {
+    const r = this.db.prepare(`SELECT block_seqno FROM transactions WHERE utime <= ? ORDER BY lt DESC LIMIT 1`)
+      .safeIntegers(true).get(utime) as { block_seqno: bigint } | undefined;
+    return r ? Number(r.block_seqno) : undefined;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`).run(key, value);
   }
 
   countTransactions(): number {

@@ -6,7 +6,7 @@
 import { Blockchain, BlockchainTransaction, EmulationError, GetMethodError, SendMessageResult } from "@ton/sandbox";
 import type { SandboxContract, TreasuryContract } from "@ton/sandbox";
 import {
-  Address, beginCell, Cell, loadShardAccount, Message, storeShardAccount, Transaction, TupleItem,
+  Address, beginCell, Cell, Dictionary, loadShardAccount, Message, storeShardAccount, Transaction, TupleItem,
 } from "@ton/core";
 import { createHash } from "node:crypto";
 import { ChainHistoryLimits, ChainStore, DEFAULT_HISTORY_LIMITS, StoredTransaction } from "./chainStore.js";
@@ -21,8 +21,15 @@ const FAUCET_REFILL_TO_NANOTON = 1_000_000n * 1_000_000_000n;
 /** Shard id of the single (whole) shard, as TON Center prints it: 0x8000000000000000 as a signed int64. */
 export const FULL_SHARD = "-9223372036854775808";
 
+/**
+ * The HTTP statuses the local chain answers with, TON Center's (see docs/chain.md): 404 not found / unknown method,
+ * 405 wrong HTTP method, 409 not a token, 413 body too large, 422 bad parameter, 500 refused by the chain,
+ * 503 shutting down. TON Center's wire vocabulary, separate from the node protocol's (src/protocol/errors.ts).
+ */
+export type ChainErrorStatus = 404 | 405 | 409 | 413 | 422 | 500 | 503;
+
 export class ChainError extends Error {
-  constructor(public readonly code: number, message: string) {
+  constructor(public readonly code: ChainErrorStatus, message: string) {
     super(message);
   }
 }
@@ -49,6 +56,9 @@ export interface LocalChainOptions {
   faucetMaxNanoton?: bigint;
 }
 
+/** Balance an account is emulated with by estimateFee when it holds less: 1000 TON, above any gas limit's cost. */
+const ESTIMATE_BALANCE = 1000n * 1_000_000_000n;
+
 /** Exit code the TVM uses for "method not found / contract not active", as TON Center reports for get-methods. */
 const EXIT_CODE_NOT_ACTIVE = -13;
 
@@ -62,6 +72,8 @@ export class LocalChain {
     private treasury: SandboxContract<TreasuryContract>,
     private blockSeqno: number,
     readonly faucetMaxNanoton: bigint,
+    /** Unix time block 0 was made: when this chain's data dir was first opened. */
+    readonly genesisUtime: number,
   ) {}
 
   /** Creates the chain, restoring accounts and logical time from `dataDir` when it holds a previous run. */
@@ -82,8 +94,13 @@ export class LocalChain {
         await bc.loadFrom(snap);
       }
       const seqno = Number(store.getMeta("block_seqno") ?? "0");
+      let genesis = Number(store.getMeta("genesis_utime") ?? "NaN");
+      if (!Number.isSafeInteger(genesis)) {
+        genesis = Math.floor(Date.now() / 1000);
+        store.setMeta("genesis_utime", String(genesis));
+      }
       const treasury = await bc.treasury(FAUCET_TREASURY_SEED);
-      const chain = new LocalChain(bc, store, treasury, seqno, opts.faucetMaxNanoton ?? DEFAULT_FAUCET_MAX_NANOTON);
+      const chain = new LocalChain(bc, store, treasury, seqno, opts.faucetMaxNanoton ?? DEFAULT_FAUCET_MAX_NANOTON, genesis);
       // The treasury's own deployment (first run) is not worth a block; save its account directly.
       await chain.persist([], [treasury.address]);
       return chain;
@@ -150,7 +167,7 @@ export class LocalChain {
         return { exitCode: r.exitCode, gasUsed: r.gasUsed, stack: r.stack };
       } catch (e) {
         if (e instanceof GetMethodError) return { exitCode: e.exitCode, gasUsed: e.gasUsed, stack: [] };
-        throw new ChainError(400, `get-method ${String(method)} failed: ${(e as Error).message}`);
+        throw new ChainError(500, `get-method ${String(method)} failed: ${(e as Error).message}`);
       }
     });
   }
@@ -158,7 +175,7 @@ export class LocalChain {
   /** Applies an external-in message (what `sendBoc` carries) and everything it triggers. */
   async sendExternal(message: Message): Promise<BlockchainTransaction[]> {
     if (message.info.type !== "external-in") {
-      throw new ChainError(400, `sendBoc takes an external-in message, got an ${message.info.type} message`);
+      throw new ChainError(422, `sendBoc takes an external-in message, got an ${message.info.type} message`);
     }
     const dest = message.info.dest;
     return this.exclusive(async () => {
@@ -174,9 +191,9 @@ export class LocalChain {
 
   /** Sends `amount` nanoTON from the faucet treasury to `to` (non-bounceable, so it also funds undeployed wallets). */
   async faucet(to: Address, amount: bigint): Promise<BlockchainTransaction[]> {
-    if (amount <= 0n) throw new ChainError(400, "faucet amount must be a positive number of nanoTON");
+    if (amount <= 0n) throw new ChainError(422, "faucet amount must be a positive number of nanoTON");
     if (amount > this.faucetMaxNanoton) {
-      throw new ChainError(400, `faucet amount ${amount} nanoTON is above the cap of ${this.faucetMaxNanoton} nanoTON; ask for less or call it several times`);
+      throw new ChainError(422, `faucet amount ${amount} nanoTON is above the cap of ${this.faucetMaxNanoton} nanoTON; ask for less or call it several times`);
     }
     return this.exclusive(async () => {
       const c = await this.blockchain.getContract(this.treasury.address);
@@ -186,12 +203,18 @@ export class LocalChain {
     });
   }
 
-  /** Emulates an external message on a copy of the account state and reports the fees; nothing is committed. */
+  /**
+   * Emulates an external message on a copy of the account state and reports the fees; nothing is committed.
+   * An account that could not pay for the run (an unfunded, undeployed wallet: what one estimates before funding it)
+   * is emulated as if it held ESTIMATE_BALANCE: TON Center answers 200 there too, with gas_fee 0 (tonlib limits gas
+   * by the real balance), which says nothing about what to fund; docs/chain.md lists the difference.
+   */
   async estimateFee(address: Address, body: Cell, init: { code: Cell; data: Cell } | null, ignoreChksig: boolean): Promise<FeeEstimate> {
     return this.exclusive(async () => {
       const c = await this.blockchain.getContract(address);
       const saved = c.snapshot();
       try {
+        if (c.balance < ESTIMATE_BALANCE) c.balance = ESTIMATE_BALANCE;
         const msg: Message = {
           info: { type: "external-in", dest: address, importFee: 0n },
           init: init ?? undefined,
@@ -211,7 +234,7 @@ export class LocalChain {
     if (e instanceof ChainError) return e;
     if (e instanceof EmulationError) {
       const exit = e.exitCode !== undefined ? ` (exit code ${e.exitCode})` : "";
-      return new ChainError(400, `cannot apply external message to ${dest.toString()}: ${e.error}${exit}. ` +
+      return new ChainError(500, `cannot apply external message to ${dest.toString()}: ${e.error}${exit}. ` +
         `Check the signature, seqno, wallet id and that the account has enough balance.`);
     }
     return new ChainError(500, `emulator failed: ${(e as Error).message}`);
@@ -270,8 +293,60 @@ export class LocalChain {
     return this.store.findByInbound(destination.toRawString(), source.toRawString(), createdLt);
   }
 
-  transactionsInBlock(seqno: number, limit: number): StoredTransaction[] {
-    return this.store.transactionsInBlock(seqno, limit);
+  transactionsInBlock(seqno: number, workchain: number, limit: number, after?: { account: string; lt: bigint }): StoredTransaction[] {
+    return this.store.transactionsInBlock(seqno, workchain, limit, after);
+  }
+
+  /**
+   * Refuses a block seqno this chain cannot answer for: one not made yet, or (for reads of account state, `stateOnly`)
+   * any but the latest, since only the current state is kept. Never answers with another block's data.
+   */
+  checkBlockSeqno(seqno: number, opts: { stateOnly?: boolean } = {}): void {
+    if (seqno > this.blockSeqno) {
+      throw new ChainError(500, `block ${seqno} does not exist yet: the last block is ${this.blockSeqno}`);
+    }
+    if (opts.stateOnly && seqno !== this.blockSeqno) {
+      throw new ChainError(500, `the state at block ${seqno} is not kept: this local chain keeps only the latest ` +
+        `state (block ${this.blockSeqno}); omit "seqno" or pass ${this.blockSeqno}`);
+    }
+  }
+
+  /** Start/end lt and time of a block, from its kept transactions (genesis: lt 0 at the chain's creation). */
+  blockSummary(seqno: number): { startLt: bigint; endLt: bigint; utime: number } {
+    this.checkBlockSeqno(seqno);
+    if (seqno === 0) return { startLt: 0n, endLt: 0n, utime: this.genesisUtime };
+    const s = this.store.blockSummary(seqno);
+    if (!s) throw new ChainError(500, `block ${seqno} is older than the kept transaction history; its header is not known`);
+    return s;
+  }
+
+  /** The block a lookup by lt or unix time lands on (tonlib's lookupBlock modes 2 and 4). */
+  blockAt(by: { lt?: bigint; utime?: number }): number {
+    const found = by.lt !== undefined ? this.store.blockAtLt(by.lt)
+      : by.utime !== undefined ? this.store.blockAtUtime(by.utime) : undefined;
+    if (found !== undefined) return found;
+    if (by.lt === 0n || (by.utime !== undefined && by.utime >= this.genesisUtime && this.blockSeqno === 0)) return 0;
+    throw new ChainError(500, by.lt !== undefined
+      ? `no block reaches lt ${by.lt} (the last block ends before it, or it is older than the kept history)`
+      : `no kept block was made at or before unix time ${by.utime}`);
+  }
+
+  /** Root of the configuration dictionary the emulator runs with (`ConfigParams`). */
+  get configCell(): Cell {
+    return this.blockchain.config;
+  }
+
+  /** The chain's global id, from config parameter 19 (what blocks carry as `global_id`). */
+  get globalId(): number {
+    const dict = Dictionary.loadDirect(Dictionary.Keys.Int(32), Dictionary.Values.Cell(), this.blockchain.config);
+    const p19 = dict.get(19);
+    if (!p19) throw new ChainError(500, "config parameter 19 (global id) is not set on this chain");
+    return p19.beginParse().loadInt(32);
+  }
+
+  /** The public libraries known to the emulator (a dictionary hash → library cell), if any. */
+  get librariesCell(): Cell | undefined {
+    return this.blockchain.libs;
   }
 
   /** Waits for running requests, then closes the store. State is already on disk after every block. */

@@ -5,6 +5,7 @@
 import { TonClient } from "@ton/ton";
 import { isInteractive, promptLine, PromptIO } from "./prompt.js";
 import { DEFAULT_CHAIN_HOST, DEFAULT_CHAIN_PORT } from "./defaults.js";
+import { tonHttpAdapter } from "./tonHttp.js";
 
 export type NetworkName = "devnet" | "testnet" | "mainnet";
 export const NETWORK_NAMES: readonly NetworkName[] = ["devnet", "testnet", "mainnet"];
@@ -68,10 +69,22 @@ export function resolveEndpoint(network: NetworkName, endpoint?: string, env: No
   return e;
 }
 
-/** A TonClient for `network` (API key from $COCOON_TON_API_KEY). */
+/** What to do when `network`'s endpoint does not answer. */
+function unreachableHint(network: NetworkName): string {
+  return network === "devnet"
+    ? `Start the local chain with "cocoon chain" (or point --endpoint / ${ENDPOINT_ENV} at a running one).`
+    : `Check the network connection, or pass --endpoint / set ${ENDPOINT_ENV} to a TON Center v2 endpoint that answers.`;
+}
+
+/**
+ * A TonClient for `network` (API key from $COCOON_TON_API_KEY). Its transport reports the server's error message on a
+ * refused call and says what to start when nothing answers (see tonHttp.ts).
+ */
 export function makeTonClient(network: NetworkName, endpoint?: string, env: NodeJS.ProcessEnv = process.env): TonClient {
   const apiKey = env[API_KEY_ENV] || undefined;
-  return new TonClient({ endpoint: resolveEndpoint(network, endpoint, env), apiKey });
+  return new TonClient({
+    endpoint: resolveEndpoint(network, endpoint, env), apiKey, httpAdapter: tonHttpAdapter(unreachableHint(network)),
+  });
 }
 
 /** The TON global id of `network`, bound into every contract config and voucher. */

@@ -6,8 +6,9 @@
  *   POST /<method>                JSON object of parameters (e.g. POST /sendBoc {"boc": "..."})
  *   POST /faucet                  {"address","amount"} amount in nanoTON, capped (development funds)
  *   GET  /                        a short description of the chain
- * Answers: {"ok":true,"result":...} or {"ok":false,"error":"...","code":N}; the HTTP status is N, except on /jsonRPC
- * where errors come with HTTP 200 (the code is in the body) so that JSON-RPC clients print the message.
+ * Answers: {"ok":true,"result":...} or {"ok":false,"error":"...","code":N} with HTTP status N on every path,
+ * /jsonRPC included, as TON Center answers (422 bad parameter, 404 not found / unknown method, 409 not a token,
+ * 500 refused by the chain: a message the contract does not accept, a block that does not exist or is not kept).
  */
 import { createServer, IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -115,11 +116,9 @@ export async function startChainServer(opts: ChainServerOptions = {}): Promise<C
     } catch (e) {
       const code = e instanceof ChainError ? e.code : 500;
       const error = e instanceof Error ? e.message : String(e);
-      if (code >= 500) log(`chain: internal error: ${error}`);
-      // JSON-RPC errors travel in the body with HTTP 200 (JSON-RPC over HTTP convention), so that TonClient shows
-      // the message ("Received error: {...}") instead of axios' bare "Request failed with status code 400".
-      const status = isJsonRpcPath(req.url) ? 200 : code;
-      reply(res, status, { ok: false, error, code, ...(id !== undefined ? { id, jsonrpc: "2.0" } : {}) });
+      if (!(e instanceof ChainError)) log(`chain: internal error: ${error}`);
+      const rpc = isJsonRpcPath(req.url) && id !== undefined ? { id, jsonrpc: "2.0" } : {};
+      reply(res, code, { ok: false, error, code, ...rpc });
     }
   });
 

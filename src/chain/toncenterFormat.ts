@@ -2,7 +2,9 @@
  * Conversions between TON objects and the JSON shapes of TON Center API v2 (what `@ton/ton`'s TonClient parses with
  * zod): block ids, account states, messages, transactions and get-method stacks.
  */
-import { Address, Cell, loadMessage, loadTransaction, Message, TupleItem } from "@ton/core";
+import {
+  Address, beginCell, Cell, Dictionary, loadMessage, loadTransaction, Message, storeStateInit, TupleItem,
+} from "@ton/core";
 import type { AccountInfo, BlockId, FeeEstimate } from "./localChain.js";
 import type { StoredTransaction } from "./chainStore.js";
 
@@ -11,7 +13,12 @@ const TEXT_COMMENT_OP = 0;
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-export function blockIdJson(b: BlockId): Json {
+export interface BlockIdJson {
+  "@type": "ton.blockIdExt"; workchain: number; shard: string; seqno: number; root_hash: string; file_hash: string;
+  [k: string]: Json;
+}
+
+export function blockIdJson(b: BlockId): BlockIdJson {
   return {
     "@type": "ton.blockIdExt",
     workchain: b.workchain,
@@ -56,14 +63,46 @@ export function commentOf(body: Cell): string | undefined {
   }
 }
 
-export function messageJson(m: Message): Json {
+/** A cell's data bits as bytes, the last byte zero-padded (what TON Center prints as a raw message's `message`). */
+function dataBytes(c: Cell): Buffer {
+  const out = Buffer.alloc(Math.ceil(c.bits.length / 8));
+  for (let i = 0; i < c.bits.length; i++) if (c.bits.at(i)) out[i >> 3] |= 0x80 >> (i & 7);
+  return out;
+}
+
+/**
+ * The normalized hash of an external-in message (TEP-467): src addr_none, import_fee 0, no init, body as a reference.
+ * Wallets and explorers find a sent message by it whatever wrapper (init, inline body) the sender chose.
+ */
+export function normalizedExternalHash(m: Message): Buffer {
+  if (m.info.type !== "external-in") throw new Error("only external-in messages have a normalized hash");
+  return beginCell()
+    .storeUint(0b10, 2).storeUint(0, 2).storeAddress(m.info.dest).storeCoins(0)
+    .storeBit(false).storeBit(true).storeRef(m.body)
+    .endCell().hash();
+}
+
+function rawMessageText(body: Cell): string {
+  const b = dataBytes(body);
+  return b.length === 0 ? "" : b.toString("base64") + "\n";
+}
+
+/** A message as TON Center prints it (`ext.message`): a text comment comes as `msg.dataText` (base64 of the UTF-8 text). */
+export function messageJson(m: Message, cell: Cell): Json {
   const info = m.info;
   const source = info.type === "external-in" ? "" : friendly(info.src);
   const destination = info.type === "external-out" ? (info.dest ? info.dest.toString() : "") : friendly(info.dest);
   const text = commentOf(m.body);
+  const msgData: Json = text !== undefined
+    ? { "@type": "msg.dataText", text: Buffer.from(text, "utf8").toString("base64") }
+    : {
+      "@type": "msg.dataRaw",
+      body: bocBase64(m.body),
+      init_state: m.init ? bocBase64(beginCell().store(storeStateInit(m.init)).endCell()) : "",
+    };
   return {
-    "@type": "raw.message",
-    hash: "",
+    "@type": "ext.message",
+    hash: cell.hash().toString("base64"),
     source,
     destination,
     value: info.type === "internal" ? info.value.coins.toString() : "0",
@@ -72,27 +111,38 @@ export function messageJson(m: Message): Json {
     ihr_fee: info.type === "internal" ? info.ihrFee.toString() : "0",
     created_lt: info.type === "external-in" ? "0" : info.createdLt.toString(),
     body_hash: m.body.hash().toString("base64"),
-    msg_data: {
-      "@type": "msg.dataRaw",
-      body: m.body.toBoc().toString("base64"),
-      init_state: "",
-    },
-    message: text ?? "",
+    msg_data: msgData,
+    // A raw body's `message` is its root cell's bytes in base64 with a trailing newline, as TON Center prints it
+    // (kept from its Python version's base64 codec).
+    message: text ?? rawMessageText(m.body),
   };
+}
+
+/** The message cells of a transaction cell (`^[ in_msg:(Maybe ^Message) out_msgs:(HashmapE 15 ^Message) ]`). */
+function messageCells(txCell: Cell): { inMsg?: Cell; outMsgs: Map<number, Cell> } {
+  const s = txCell.refs[0].beginParse();
+  const inMsg = s.loadBit() ? s.loadRef() : undefined;
+  const dict = s.loadDict(Dictionary.Keys.Uint(15), {
+    serialize: (v: Cell, b) => { b.storeRef(v); },
+    parse: (sl) => sl.loadRef(),
+  });
+  return { inMsg, outMsgs: new Map(dict.keys().map((k) => [k, dict.get(k)!])) };
 }
 
 export function transactionJson(st: StoredTransaction): Json {
   const cell = Cell.fromBoc(st.boc)[0];
   const tx = loadTransaction(cell.beginParse());
+  const cells = messageCells(cell);
   const fee = tx.totalFees.coins;
   const d = tx.description;
   const storageFee = d.type === "generic" ? d.storagePhase?.storageFeesCollected ?? 0n : 0n;
   const outMsgs: Json[] = [];
-  for (const m of tx.outMessages.values()) outMsgs.push(messageJson(m));
-  const inMsg = tx.inMessage ? messageJson(tx.inMessage) : null;
+  for (const k of tx.outMessages.keys()) outMsgs.push(messageJson(tx.outMessages.get(k)!, cells.outMsgs.get(k)!));
+  const inMsg = tx.inMessage && cells.inMsg ? messageJson(tx.inMessage, cells.inMsg) : null;
   const out: { [k: string]: Json } = {
-    "@type": "raw.transaction",
+    "@type": "ext.transaction",
     address: { "@type": "accountAddress", account_address: friendly(Address.parseRaw(st.account)) },
+    account: st.account,
     utime: st.utime,
     data: st.boc.toString("base64"),
     transaction_id: { "@type": "internal.transactionId", lt: st.lt.toString(), hash: st.hash.toString("base64") },
@@ -123,42 +173,95 @@ function hexInt(v: bigint): string {
   return v < 0n ? "-0x" + (-v).toString(16) : "0x" + v.toString(16);
 }
 
-/** A stack entry inside a tuple uses TON Center's verbose `tvm.stackEntry*` form. */
+/**
+ * A TVM list in tonlib's sense: null, or a pair whose second element is a list (`[a, [b, [c, null]]]`). tonlib (and so
+ * TON Center) prints lists flattened (`tvm.list` of a, b, c), so a 2-tuple ending in null reads as a one-item list.
+ */
+function listItems(item: TupleItem): TupleItem[] | undefined {
+  const items: TupleItem[] = [];
+  let node = item;
+  // Iterative: a long cons list must not overflow the JS stack.
+  for (;;) {
+    if (node.type === "null") return items;
+    if (node.type !== "tuple" || node.items.length !== 2) return undefined;
+    items.push(node.items[0]);
+    node = node.items[1];
+  }
+}
+
+function bocBase64(c: Cell): string {
+  return c.toBoc().toString("base64");
+}
+
+/**
+ * A stack entry inside a tuple or list, as tonlib prints it: slices and builders become `tvm.stackEntryCell` (tonlib
+ * turns a slice into the cell holding its remaining bits and refs), null and cons lists become `tvm.stackEntryList`.
+ */
 function stackEntryJson(item: TupleItem): Json {
   switch (item.type) {
     case "int":
       return { "@type": "tvm.stackEntryNumber", number: { "@type": "tvm.numberDecimal", number: item.value.toString() } };
-    case "cell":
-      return { "@type": "tvm.stackEntryCell", cell: { "@type": "tvm.cell", bytes: item.cell.toBoc().toString("base64") } };
-    case "slice":
-    case "builder":
-      return { "@type": "tvm.stackEntrySlice", slice: { "@type": "tvm.slice", bytes: item.cell.toBoc().toString("base64") } };
-    case "tuple":
-      return { "@type": "tvm.stackEntryTuple", tuple: { "@type": "tvm.tuple", elements: item.items.map(stackEntryJson) } };
-    case "null":
-      return { "@type": "tvm.stackEntryList", list: { "@type": "tvm.list", elements: [] } };
     case "nan":
       return { "@type": "tvm.stackEntryNumber", number: { "@type": "tvm.numberDecimal", number: "NaN" } };
+    case "cell":
+    case "slice":
+    case "builder":
+      return { "@type": "tvm.stackEntryCell", cell: { "@type": "tvm.cell", bytes: bocBase64(item.cell) } };
+    case "null":
+    case "tuple": {
+      const list = listItems(item);
+      if (list) return { "@type": "tvm.stackEntryList", list: { "@type": "tvm.list", elements: list.map(stackEntryJson) } };
+      return { "@type": "tvm.stackEntryTuple", tuple: { "@type": "tvm.tuple", elements: (item as { items: TupleItem[] }).items.map(stackEntryJson) } };
+    }
   }
 }
 
-/** A top-level stack item in `runGetMethod`'s compact form: `["num","0x..."]`, `["cell",{bytes}]`, ... */
+/** Most cells printed in one `object` tree: a DAG that shares cells would otherwise expand exponentially. */
+const MAX_OBJECT_CELLS = 4096;
+
+/**
+ * TON Center's legacy JSON form of a cell, printed next to `bytes`: `{data:{b64,len},refs:[...],special}`.
+ * Undefined when the tree would exceed MAX_OBJECT_CELLS nodes (then only `bytes` is printed).
+ */
+export function cellObject(root: Cell): Json | undefined {
+  let budget = MAX_OBJECT_CELLS;
+  const walk = (c: Cell): Json | undefined => {
+    if (--budget < 0) return undefined;
+    const refs: Json[] = [];
+    for (const r of c.refs) {
+      const o = walk(r);
+      if (o === undefined) return undefined;
+      refs.push(o);
+    }
+    return { data: { b64: dataBytes(c).toString("base64"), len: c.bits.length }, refs, special: c.isExotic };
+  };
+  return walk(root);
+}
+
+function cellEntry(c: Cell): Json {
+  const object = cellObject(c);
+  return object === undefined ? { bytes: bocBase64(c) } : { bytes: bocBase64(c), object };
+}
+
+/**
+ * A top-level `runGetMethod` stack item as TON Center prints it: `["num","0x..."]`, `["cell",{bytes}]` (cells, slices
+ * and builders alike), `["list",{"@type":"tvm.list",elements}]` (null and cons lists) or `["tuple",{...}]`.
+ */
 export function stackItemJson(item: TupleItem): Json {
   switch (item.type) {
     case "int":
       return ["num", hexInt(item.value)];
-    case "null":
-      return ["null", null];
     case "nan":
       return ["num", "NaN"];
     case "cell":
-      return ["cell", { bytes: item.cell.toBoc().toString("base64") }];
     case "slice":
-      return ["slice", { bytes: item.cell.toBoc().toString("base64") }];
     case "builder":
-      return ["builder", { bytes: item.cell.toBoc().toString("base64") }];
-    case "tuple":
-      return ["tuple", { "@type": "tvm.tuple", elements: item.items.map(stackEntryJson) }];
+      return ["cell", cellEntry(item.cell)];
+    case "null":
+    case "tuple": {
+      const entry = stackEntryJson(item) as { list?: Json; tuple?: Json };
+      return entry.list !== undefined ? ["list", entry.list] : ["tuple", entry.tuple as Json];
+    }
   }
 }
 

@@ -4,11 +4,12 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { Address, fromNano, toNano } from "@ton/core";
+import { fromNano, toNano } from "@ton/core";
 import { createMnemonic, keyPairFromMnemonic, readKeyFile, readKeyFileJson, resolvePassword, writeKeyFile } from "../chain/keyfile.js";
 import { confirmFundsMovement, makeTonClient, NetworkName, NETWORKS, parseNetwork, resolveEndpoint } from "../chain/network.js";
 import { requestFaucet, WalletService } from "../chain/wallet.js";
 import type { PromptIO } from "../chain/prompt.js";
+import { parseAddressForm } from "../payments/ton.js";
 
 export const DEFAULT_KEY_FILE = join(homedir(), ".cocoon", "wallet.json");
 /** Default devnet funding for `wallet new --fund`: 100 TON. */
@@ -38,18 +39,6 @@ export function parseTon(s: string, what = "--amount"): bigint {
     throw new Error(`${what} must be an amount of TON like 1.5 (at most 9 decimals), got "${s}"`);
   }
   return toNano(s.trim());
-}
-
-function parseAddress(s: string): { address: Address; bounceable: boolean } {
-  try {
-    if (Address.isFriendly(s)) {
-      const f = Address.parseFriendly(s);
-      return { address: f.address, bounceable: f.isBounceable };
-    }
-    return { address: Address.parseRaw(s), bounceable: true };
-  } catch {
-    throw new Error(`--to "${s}" is not a TON address (expected a user-friendly UQ.../EQ... form or raw 0:<hex>)`);
-  }
 }
 
 function addCommon(c: Command): Command {
@@ -129,7 +118,7 @@ export function registerWalletCommand(program: Command, deps: WalletCliDeps = {}
     .option("--no-wait", "do not wait for the transfer to be applied")
     .action(async (o: CommonOpts & { to: string; amount: string; comment?: string; wait: boolean }) => {
       const amount = parseTon(o.amount);
-      const to = parseAddress(o.to);
+      const to = parseAddressForm(o.to, "--to");
       const network = parseNetwork(o.network);
       await confirmFundsMovement(network, `send ${fromNano(amount)} TON to ${o.to}`, { yes: o.yes, io: deps.io });
       const { wallet: w } = await openWallet(o, deps);

@@ -158,12 +158,24 @@ export function keyPairFromSeedHex(hex: string): KeyPair {
   return keyPairFromSeed(Buffer.from(hex, "hex"));
 }
 
-/** Parses an address the user or a peer gave (friendly or raw form), with a readable error. */
-export function parseAddress(s: unknown, what: string): Address {
+/**
+ * Parses an address the user or a peer gave (friendly or raw form), with a readable error, and whether the form asks
+ * for bounceable messages (EQ… yes, UQ… no; a raw address says nothing, so yes, the safe default).
+ */
+export function parseAddressForm(s: unknown, what: string): { address: Address; bounceable: boolean } {
   if (typeof s !== "string" || s.length === 0 || s.length > 128) throw new Error(`${what} must be a TON address string`);
   try {
-    return Address.parse(s);
+    if (Address.isFriendly(s)) {
+      const f = Address.parseFriendly(s);
+      return { address: f.address, bounceable: f.isBounceable };
+    }
+    return { address: Address.parseRaw(s), bounceable: true };
   } catch {
     throw new Error(`${what} "${s.slice(0, 80)}" is not a TON address (expected EQ…/UQ… or 0:<hex>)`);
   }
+}
+
+/** Parses an address the user or a peer gave (friendly or raw form), with a readable error. */
+export function parseAddress(s: unknown, what: string): Address {
+  return parseAddressForm(s, what).address;
 }

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { TonClient, WalletContractV5R1, internal, SendMode, toNano, Address, beginCell, comment } from "@ton/ton";
 import { keyPairFromSeed } from "@ton/crypto";
 import { startChainServer } from "../../src/chain/server.js";
+import { makeTonClient } from "../../src/chain/network.js";
 
 const seedA = Buffer.alloc(32, 7);
 const seedB = Buffer.alloc(32, 9);
@@ -35,7 +36,7 @@ test("TonClient against the local chain: faucet, V5R1 deploy + transfer, get-met
   try {
     srv = await startChainServer({ port: 0, dataDir: dir });
     const base = srv.url.replace(/\/jsonRPC$/, "");
-    let client = new TonClient({ endpoint: srv.url });
+    let client = makeTonClient("devnet", srv.url, {});
     const kpA = keyPairFromSeed(seedA);
     const kpB = keyPairFromSeed(seedB);
     const walletA = WalletContractV5R1.create({ workchain: 0, publicKey: kpA.publicKey });
@@ -54,7 +55,7 @@ test("TonClient against the local chain: faucet, V5R1 deploy + transfer, get-met
 
     // Faucet cap and bad input give clear JSON errors.
     const big = await post(`${base}/faucet`, { address: walletA.address.toString(), amount: toNano("1000000").toString() });
-    assert.equal(big.status, 400);
+    assert.equal(big.status, 422);
     assert.equal(big.json.ok, false);
     assert.match(big.json.error, /cap/);
 
@@ -126,10 +127,10 @@ test("TonClient against the local chain: faucet, V5R1 deploy + transfer, get-met
     near(BigInt(g.result), toNano("1.75"));
     const e = await (await fetch(`${base}/getAddressBalance?address=nope`)).json();
     assert.equal(e.ok, false);
-    assert.equal(e.code, 400);
+    assert.equal(e.code, 422);
     assert.match(e.error, /address/);
     const u = await post(srv.url, { method: "noSuch", params: {}, id: 5, jsonrpc: "2.0" });
-    assert.equal(u.status, 200); // JSON-RPC: the error code travels in the body
+    assert.equal(u.status, 404); // as TON Center: the HTTP status is the error code, on /jsonRPC too
     assert.equal(u.json.code, 404);
     assert.equal(u.json.id, 5);
 
@@ -139,7 +140,7 @@ test("TonClient against the local chain: faucet, V5R1 deploy + transfer, get-met
 
     // Restart on the same data dir: balances, seqno and history survive; new transfers still work.
     srv = await startChainServer({ port: 0, dataDir: dir });
-    client = new TonClient({ endpoint: srv.url });
+    client = makeTonClient("devnet", srv.url, {});
     assert.equal(await client.getBalance(walletB.address), balBBeforeRestart);
     assert.equal(await client.getBalance(walletA.address), balABeforeRestart);
     const openedA2 = client.open(walletA);

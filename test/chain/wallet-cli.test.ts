@@ -70,3 +70,28 @@ test("wallet new --fund, show, balance, send on the devnet; mainnet send needs -
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("wallet balance with no chain running says what to start; a bad --to names the flag", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cocoon-wallet-nochain-"));
+  try {
+    // A port nothing listens on: bind one, then free it.
+    const { createServer } = await import("node:net");
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const key = join(dir, "wallet.json");
+    const pw = join(dir, "pw");
+    writeFileSync(pw, "a-good-password\n");
+    const common = ["--endpoint", `http://127.0.0.1:${port}/jsonRPC`, "--key-file", key, "--password-file", pw];
+    const out: string[] = [];
+    await program(out, []).parseAsync(["node", "cocoon", "wallet", "new", ...common, "--no-show-mnemonic"]);
+    await assert.rejects(program(out, []).parseAsync(["node", "cocoon", "wallet", "balance", ...common]),
+      (e: Error) => /no TON API answers at http:\/\/127\.0\.0\.1:\d+\/jsonRPC \(ECONNREFUSED\)/.test(e.message) &&
+        /cocoon chain/.test(e.message));
+    await assert.rejects(program(out, []).parseAsync(["node", "cocoon", "wallet", "send", ...common, "--to", "nope", "--amount", "1"]),
+      /--to "nope" is not a TON address/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
