@@ -14,8 +14,8 @@
 import { createHash, verify as cryptoVerify } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ByteReader, hex } from "./bytes.js";
-import { EvidenceFormatError, errorText } from "./errors.js";
+import { toHex as hex } from "../crypto/bytes.js";
+import { EvidenceFormatError, errorText, EvidenceReader } from "./errors.js";
 import { NVIDIA_DEVICE_IDENTITY_CA_PEM } from "./roots/index.js";
 import { CheckList, type Verdict } from "./verdict.js";
 import { splitPem, verifyChainToRoot } from "./x509.js";
@@ -51,7 +51,7 @@ export interface NvidiaEvidence {
 export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
   const raw = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (raw.length > NV_EVIDENCE_MAX_LEN) throw new EvidenceFormatError(`NVIDIA evidence is ${raw.length} bytes; the limit is ${NV_EVIDENCE_MAX_LEN}`);
-  const r = new ByteReader(raw, "NVIDIA SPDM evidence");
+  const r = new EvidenceReader(raw, "NVIDIA SPDM evidence");
   const reqVersion = r.u8("request.version");
   const reqCode = r.u8("request.code");
   if (reqVersion !== SPDM_VERSION_1_1 || reqCode !== SPDM_GET_MEASUREMENTS) {
@@ -68,7 +68,7 @@ export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
   r.skip(2, "response.params");
   const nBlocks = r.u8("response.number_of_blocks");
   const recLen = r.u16("response.record_length") + (r.u8("response.record_length.hi") << 16);
-  const rec = new ByteReader(raw, "NVIDIA measurement record", r.offset, r.offset + Math.min(recLen, r.remaining));
+  const rec = new EvidenceReader(raw, "NVIDIA measurement record", r.offset, r.offset + Math.min(recLen, r.remaining));
   if (recLen > r.remaining) throw new EvidenceFormatError(`NVIDIA evidence: measurement record claims ${recLen} bytes, ${r.remaining} remain`);
   r.skip(recLen, "response.record");
   const blocks: SpdmMeasurementBlock[] = [];
@@ -76,7 +76,7 @@ export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
     const index = rec.u8("block.index");
     const spec = rec.u8("block.spec");
     const size = rec.u16("block.size");
-    const b = new ByteReader(raw, `NVIDIA measurement block ${index}`, rec.offset, rec.offset + Math.min(size, rec.remaining));
+    const b = new EvidenceReader(raw, `NVIDIA measurement block ${index}`, rec.offset, rec.offset + Math.min(size, rec.remaining));
     rec.skip(size, `block ${index}`);
     const valueType = b.u8("dmtf.type");
     const valueSize = b.u16("dmtf.size");
@@ -87,7 +87,7 @@ export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
   if (blocks.length !== nBlocks) throw new EvidenceFormatError(`NVIDIA evidence: header says ${nBlocks} blocks, record holds ${blocks.length}`);
   const responderNonce = r.bytes(SPDM_NONCE_LEN, "response.nonce");
   const opaqueLen = r.u16("response.opaque_length");
-  const o = new ByteReader(raw, "NVIDIA opaque data", r.offset, r.offset + Math.min(opaqueLen, r.remaining));
+  const o = new EvidenceReader(raw, "NVIDIA opaque data", r.offset, r.offset + Math.min(opaqueLen, r.remaining));
   r.skip(opaqueLen, "response.opaque");
   const opaque = new Map<number, Buffer>();
   while (o.remaining > 0) {

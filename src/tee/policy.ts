@@ -33,6 +33,8 @@ export const PolicySchema = z
     requireGpu: z.boolean().optional(),
     /** Empty allow-lists mean "nothing allowed" even in dev mode (set when the lists come from the root contract). */
     strictAllowLists: z.boolean().default(false),
+    /** Refuse TDX quotes with non-zero bytes after the signature data (default: ignore them with a warning). */
+    refuseQuoteTrailingBytes: z.boolean().default(false),
     /** Roles that must present hardware evidence; others may run on sim even in production (e.g. clients). */
     attestedRoles: z.array(z.enum(ROLES)).default(["proxy", "worker"]),
   })
@@ -52,6 +54,7 @@ export const DEV_POLICY: Policy = Object.freeze({
   models: [],
   requireGpu: false,
   attestedRoles: ["proxy", "worker"],
+  refuseQuoteTrailingBytes: false,
 }) as Policy;
 
 /** Production defaults: no sim, no debug, UpToDate TCB only, and nothing allowed until allow-lists are filled. */
@@ -66,6 +69,7 @@ export const PRODUCTION_POLICY: Policy = Object.freeze({
   strictAllowLists: false,
   requireGpu: true,
   attestedRoles: ["proxy", "worker"],
+  refuseQuoteTrailingBytes: false,
 }) as Policy;
 
 export function parsePolicy(obj: unknown, source = "policy"): Policy {

@@ -84,7 +84,10 @@ export class EvidenceCache {
 export const defaultEvidenceCache = new EvidenceCache();
 
 /** Verifies platform evidence from a bundle (no caching, no policy). */
-export function verifyBundleEvidence(b: EvidenceBundle, opts: { now: Date; allowDebug: boolean; minTcbEvaluationDataNumber?: number; collateral?: QuoteCollateralV3 }): Verdict {
+export function verifyBundleEvidence(
+  b: EvidenceBundle,
+  opts: { now: Date; allowDebug: boolean; minTcbEvaluationDataNumber?: number; refuseTrailingBytes?: boolean; collateral?: QuoteCollateralV3 },
+): Verdict {
   switch (b.platform) {
     case "sim":
       return verifySimEvidence(b.quote, { allowDebug: opts.allowDebug });
@@ -94,6 +97,7 @@ export function verifyBundleEvidence(b: EvidenceBundle, opts: { now: Date; allow
         now: opts.now,
         allowDebug: opts.allowDebug,
         minTcbEvaluationDataNumber: opts.minTcbEvaluationDataNumber,
+        refuseTrailingBytes: opts.refuseTrailingBytes,
       });
     case "sev-snp":
       if (!b.vcek) {
@@ -162,10 +166,10 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   if (bundle.platform !== claims.platform) refuse("ratls.platform", `claims say platform ${claims.platform} but evidence is ${bundle.platform}`, bundle.platform, "the peer's identity is inconsistent; regenerate it");
 
   const evidenceHash = sha256Hex(ext.evidence);
-  const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${opts.collateral ? "c" : ""}`;
+  const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${policy.refuseQuoteTrailingBytes ? "t" : ""}|${opts.collateral ? "c" : ""}`;
   let verdict = cache.get(cacheKey, now.getTime());
   if (!verdict) {
-    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, collateral: opts.collateral });
+    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral: opts.collateral });
     if (verdict.verified) cache.set(cacheKey, verdict, now.getTime());
   }
   if (!verdict.verified) {

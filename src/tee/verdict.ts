@@ -18,6 +18,8 @@ export interface Verdict {
   /** REPORTDATA (TDX, sim) / REPORT_DATA (SNP) / requester nonce (NVIDIA) as hex. */
   reportData: string;
   errors: string[];
+  /** Facts worth a look that did not fail verification (e.g. unsigned bytes after a TDX quote's signature data). */
+  warnings?: string[];
   checks: Record<string, boolean>;
   advisoryIds: string[];
   /** Platform-specific extra facts (FMSPC, TCB versions, chip id, ...). */

@@ -5,7 +5,7 @@
 //  freshness, revocation), FMSPC/PCE-ID match;  7. QE identity;  8. Intel TCB status;  9. TD attributes (debug).
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject, type X509Certificate } from "node:crypto";
 import { INTEL_SGX_ROOT_CA_PEM } from "../roots/index.js";
-import { hex, isAllZero } from "../bytes.js";
+import { toHex as hex, isAllZero } from "../../crypto/bytes.js";
 import { errorText } from "../errors.js";
 import { checkCrlFresh, parseCrl, verifyCrlSignature, type Crl } from "../crl.js";
 import { CheckList, type Verdict } from "../verdict.js";
@@ -33,6 +33,8 @@ export interface TdxVerifyOptions {
   allowDebug?: boolean;
   /** Refuse collateral older than this TCB evaluation data number (rollback protection). */
   minTcbEvaluationDataNumber?: number;
+  /** Refuse a quote with non-zero bytes after its signature data (by default they are ignored with a warning). */
+  refuseTrailingBytes?: boolean;
   /** Override of the pinned root (tests use this to show that a wrong root fails). */
   rootPem?: string;
 }
@@ -167,6 +169,12 @@ export function verifyTdxQuote(input: Uint8Array, opts: TdxVerifyOptions = {}): 
   });
   if (hex(q.qeVendorId) !== INTEL_QE_VENDOR_ID) cl.fail("qeVendorIsIntel", `TDX quote: QE vendor id ${hex(q.qeVendorId)} is not Intel's`);
   if (!isAllZero(body.seamAttributes)) cl.fail("seamAttributesZero", `TDX quote: SEAMATTRIBUTES ${hex(body.seamAttributes)} must be zero`);
+  const warnings: string[] = [];
+  if (q.trailing.nonZero) {
+    const what = `TDX quote has ${q.trailing.length} non-zero byte(s) after its signature data; no signature covers them`;
+    if (opts.refuseTrailingBytes) cl.fail("noTrailingBytes", `${what}, and the policy refuses such quotes`);
+    else warnings.push(`${what}, so they were ignored`);
+  }
   if (flags.debug && !opts.allowDebug) {
     cl.fail("debugOff", "TD has the DEBUG attribute set: its memory is readable by the host. Debug TDs are refused unless the policy sets allowDebug");
   }
@@ -317,6 +325,7 @@ export function verifyTdxQuote(input: Uint8Array, opts: TdxVerifyOptions = {}): 
     imageDigest: tdxImageDigest(body),
     reportData: hex(body.reportData),
     errors: cl.errors,
+    ...(warnings.length ? { warnings } : {}),
     checks: cl.checks,
     advisoryIds: tcb?.advisoryIds ?? [],
     details,
