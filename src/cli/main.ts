@@ -43,7 +43,11 @@ const drainMs = (o: { drainTimeout: number }) => ({ drainTimeoutMs: o.drainTimeo
 const securityOptions = (cmd: Command) =>
   cmd
     .addOption(new Option("--platform <kind>", "attestation platform of this node: sim (development, INSECURE), tdx, sev-snp").default("sim"))
-    .option("--policy <file>", "attestation policy JSON (allowed measurements, models, TCB); default: development policy");
+    .option("--policy <file>", "attestation policy JSON (allowed measurements, models, TCB); default: development policy")
+    .option("--pccs <url>", "TDX: PCCS or Intel PCS (API v4) for collateral attached to this node's quotes (default https://api.trustedservices.intel.com)")
+    .option("--kds <url>", "SEV-SNP: AMD KDS for the VCEK when the host supplies no certificate table (default https://kdsintf.amd.com)")
+    .option("--tsm-root <dir>", "configfs-tsm report directory (default /sys/kernel/config/tsm/report)")
+    .option("--collateral-cache <dir>", "where fetched TDX collateral and VCEKs are cached, verified again on every load (default ~/.cocoon/collateral)");
 
 const program = new Command();
 program.name("cocoon").description("Confidential, decentralized AI inference on TON (TypeScript).").version(VERSION);

@@ -102,6 +102,8 @@ export interface PolicySubject {
   platform: NodePlatform;
   imageDigest: string;
   tcbStatus?: string;
+  /** The evidence chains to a test root (test builds only). */
+  testRoot?: boolean;
   claims?: Claims;
   hasVerifiedGpu?: boolean;
 }
@@ -114,6 +116,14 @@ export function checkPolicy(policy: Policy, s: PolicySubject): void {
 
 /** The platform part of the policy (sim, TCB status, image measurement), usable on bare evidence without claims. */
 export function checkPlatformPolicy(policy: Policy, s: Omit<PolicySubject, "claims" | "hasVerifiedGpu">): void {
+  if (s.testRoot && policy.mode === "production") {
+    throw new AttestationError(
+      "policy.test-root",
+      `the ${s.role}'s evidence chains to a TEST root installed by test code, not to Intel's or AMD's root`,
+      `platform=${s.platform} root=test`,
+      "this is a test network; production accepts only evidence signed by the hardware vendor",
+    );
+  }
   if (s.platform === "sim") {
     if (!policy.allowSim && policy.attestedRoles.includes(s.role)) {
       throw new AttestationError(

@@ -195,7 +195,7 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
     refuse("ratls.gpu", "the bundle carries GPU evidence that the claims do not bind", "gpu=unbound", "the peer must put the GPU evidence digest into its claims");
   }
   const tcbStatus = bundle.platform === "tdx" ? verdict.status : undefined;
-  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, claims, hasVerifiedGpu: gpu?.verified === true });
+  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true });
   return {
     platform: bundle.platform,
     insecure: verdict.insecure,

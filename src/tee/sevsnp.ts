@@ -14,6 +14,7 @@ import {
   AMD_TURIN_ARK_PEM,
   AMD_TURIN_ASK_PEM,
 } from "./roots/index.js";
+import { testAmdRootsFor } from "./roots/test-roots.js";
 import { CheckList, type Verdict } from "./verdict.js";
 import { certFields, parseCert, splitPem, verifyChainToRoot } from "./x509.js";
 
@@ -231,7 +232,8 @@ export function verifySnpReport(reportBytes: Uint8Array, vcekInput: Buffer, opts
   const vder = vcekDer(vcekInput);
   const vcek = cl.run("vcekFormat", () => parseVcek(vder));
   const product = opts.product ?? vcek?.product ?? "Milan";
-  const roots = AMD_ROOTS[product];
+  const testRoots = opts.arkPem === undefined && opts.askPem === undefined ? testAmdRootsFor(vder) : undefined;
+  const roots = testRoots ?? AMD_ROOTS[product];
   const arkPem = opts.arkPem ?? roots.ark;
   const askPem = opts.askPem ?? roots.ask;
   cl.run("arkSelfSigned", () => {
@@ -275,7 +277,8 @@ export function verifySnpReport(reportBytes: Uint8Array, vcekInput: Buffer, opts
     platform: "sev-snp",
     verified,
     status: verified ? "Verified" : "Invalid",
-    insecure: false,
+    insecure: testRoots !== undefined,
+    ...(testRoots ? { testRoot: true } : {}),
     measurements: { measurement: hex(rep.measurement), hostData: hex(rep.hostData), familyId: hex(rep.familyId), imageId: hex(rep.imageId) },
     imageDigest: hex(rep.measurement),
     reportData: hex(rep.reportData),

@@ -11,6 +11,8 @@ export interface Verdict {
   status: string;
   /** True for the sim platform: no hardware protects this evidence. */
   insecure: boolean;
+  /** The chain ends in a test root installed by test code (src/tee/roots/test-roots.ts): never production. */
+  testRoot?: boolean;
   /** Platform measurements as lowercase hex (TDX: mrtd, rtmr[], mrconfigid, ...; SNP: measurement, ...). */
   measurements: Record<string, string | string[]>;
   /** Digest identifying the launched image, compared with policy allow-lists (see docs/attestation.md). */

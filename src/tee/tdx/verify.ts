@@ -4,7 +4,7 @@
 //  attestation key;  6. collateral: TCB info / QE identity signatures and chains, root and PCK CRLs (signature,
 //  freshness, revocation), FMSPC/PCE-ID match;  7. QE identity;  8. Intel TCB status;  9. TD attributes (debug).
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject, type X509Certificate } from "node:crypto";
-import { INTEL_SGX_ROOT_CA_PEM } from "../roots/index.js";
+import { isTestIntelRoot, trustedIntelRootFor } from "../roots/test-roots.js";
 import { toHex as hex, isAllZero } from "../../crypto/bytes.js";
 import { errorText } from "../errors.js";
 import { checkCrlFresh, parseCrl, verifyCrlSignature, type Crl } from "../crl.js";
@@ -61,7 +61,7 @@ export function p256KeyFromRaw(xy: Buffer): KeyObject {
   });
 }
 
-function p1363(alg: string, data: Buffer, key: KeyObject | X509Certificate["publicKey"], sig: Buffer): boolean {
+export function p1363(alg: string, data: Buffer, key: KeyObject | X509Certificate["publicKey"], sig: Buffer): boolean {
   return cryptoVerify(alg, data, { key, dsaEncoding: "ieee-p1363" }, sig);
 }
 
@@ -123,13 +123,15 @@ function emptyVerdict(errors: string[]): TdxVerdict {
 
 export function verifyTdxQuote(input: Uint8Array, opts: TdxVerifyOptions = {}): TdxVerdict {
   const now = opts.now ?? new Date();
-  const rootPem = opts.rootPem ?? INTEL_SGX_ROOT_CA_PEM;
   let q: TdxQuote;
   try {
     q = parseTdxQuote(input);
   } catch (e) {
     return emptyVerdict([errorText(e)]);
   }
+  // Intel's pinned root, unless test code installed a test root and this chain ends in it (then: insecure).
+  const rootPem = opts.rootPem ?? trustedIntelRootFor(splitPem(q.pckChainPem));
+  const testRoot = opts.rootPem === undefined && isTestIntelRoot(rootPem);
   const cl = new CheckList();
   const body = q.body;
   const flags = tdAttributeFlags(body.tdAttributes);
@@ -320,7 +322,8 @@ export function verifyTdxQuote(input: Uint8Array, opts: TdxVerifyOptions = {}): 
     platform: "tdx",
     verified,
     status,
-    insecure: false,
+    insecure: testRoot,
+    ...(testRoot ? { testRoot: true } : {}),
     measurements: tdxMeasurements(body),
     imageDigest: tdxImageDigest(body),
     reportData: hex(body.reportData),
