@@ -18,6 +18,7 @@ import { registerAttestCommand } from "./attest.js";
 import { registerClientChannelCommands } from "../payments/channel-cli.js";
 import { registerChainCommand } from "./chain.js";
 import { registerWalletCommand } from "./wallet.js";
+import { registerRootCommand } from "./root-admin.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -130,6 +131,7 @@ program
 registerAttestCommand(program);
 registerChainCommand(program);
 registerWalletCommand(program);
+registerRootCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`cocoon: ${err.message}`);
