@@ -66,7 +66,7 @@ export function p1363(alg: string, data: Buffer, key: KeyObject | X509Certificat
 }
 
 /** SHA-256 over MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMR0-3 (the original Cocoon's image hash). */
-export function tdxImageDigest(b: TdReport): string {
+export function tdxImageDigest(b: Pick<TdReport, "mrTd" | "mrConfigId" | "mrOwner" | "mrOwnerConfig" | "rtmr">): string {
   const h = createHash("sha256");
   for (const part of [b.mrTd, b.mrConfigId, b.mrOwner, b.mrOwnerConfig, ...b.rtmr]) h.update(part);
   return h.digest("hex");
