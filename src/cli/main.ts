@@ -100,6 +100,7 @@ securityOptions(
     .option("--model <name>", "model name to announce (embedded) or to serve from the engine (openai)")
     .option("--model-file <path>", "GGUF file for --backend embedded (default: the shipped KJV model)")
     .option("--model-dir <dir>", "--backend openai: directory the engine loads the weights from; its Merkle digest is attested (needs --model)")
+    .option("--gpu <index|none>", "tdx/sev-snp workers: the GPU whose NVIDIA CC evidence is attested (default 0 when the policy requires a GPU)")
     .option("--model-digest <hex>", "--backend openai: the weights digest to attest when the directory is not readable here (needs --model)")
     .option("--capacity <n>", "max active requests", positive, 4)
     .option("--threads <n>", "CPU threads for the embedded engine", positive)

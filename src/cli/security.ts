@@ -6,6 +6,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { createNodeIdentity, DEFAULT_VALIDITY_SECONDS, type NodeIdentity, type NodeIdentityOptions } from "../tee/identity.js";
 import { DEFAULT_KDS_URL, VcekStore } from "../tee/kds.js";
+import { collectGpuEvidence } from "../tee/gpu-collect.js";
 import { DEFAULT_PCCS_URL, TdxCollateralStore } from "../tee/tdx/pcs.js";
 import { verifyPeerCertificate } from "../tee/ratls.js";
 import { simWarning } from "../tee/sim.js";
@@ -30,6 +31,8 @@ export interface SecurityOptions {
   tsmRoot?: string;
   /** Where fetched collateral and VCEKs are cached (default ~/.cocoon/collateral). */
   collateralCache?: string;
+  /** Workers on tdx/sev-snp: the GPU whose evidence is collected (default 0), or "none" (refused where the policy requires a GPU). */
+  gpu?: string;
 }
 
 /** TDX/SEV-SNP evidence sources from the command line: configfs-tsm, and collateral stores (PCCS / KDS + cache). */
@@ -94,10 +97,14 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   }
   const nodeId = o.nodeId;
   const sources = platform === "sim" ? {} : evidenceSources(o, log);
-  let node = await createNodeIdentity({ role, platform, model, nodeId, ...sources });
+  // A worker in a TEE attests its GPU (nonce bound to its claims) when asked, or when the policy requires it.
+  const gpuIndex = o.gpu === undefined ? (configured.requireGpu ? 0 : undefined) : o.gpu === "none" ? undefined : Number(o.gpu);
+  if (gpuIndex !== undefined && (!Number.isInteger(gpuIndex) || gpuIndex < 0)) throw new Error(`--gpu must be a GPU index (0, 1, ...) or none, got "${o.gpu}"`);
+  const gpu = role === "worker" && platform !== "sim" && gpuIndex !== undefined ? { gpuCollector: (nonce: Buffer) => collectGpuEvidence(nonce, { index: gpuIndex }) } : {};
+  let node = await createNodeIdentity({ role, platform, model, nodeId, ...sources, ...gpu });
   const listeners: Array<(n: NodeIdentity) => void | Promise<void>> = [];
   const rotate = async (): Promise<NodeIdentity> => {
-    node = await createNodeIdentity({ role, platform, model, nodeId, ...sources });
+    node = await createNodeIdentity({ role, platform, model, nodeId, ...sources, ...gpu });
     log.info(`renewed this ${role}'s attested identity (new keys and evidence; valid until ${node.expiresAt.toISOString()})`);
     for (const l of listeners) await l(node);
     return node;

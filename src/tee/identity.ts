@@ -2,7 +2,7 @@
 // evidence whose REPORTDATA = SHA-512(domain || canonical claims), and the RA-TLS certificate carrying both.
 import { createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { CERT_BACKDATE_SECONDS, buildRaTlsCertificate } from "./cert.js";
-import { claimsReportData, encodeClaims, type Claims, type NodePlatform, type Role } from "./claims.js";
+import { claimsReportData, encodeClaims, gpuNonce, type Claims, type NodePlatform, type Role } from "./claims.js";
 import { encodeEvidenceBundle, sha256Hex, type EvidenceBundle } from "./evidence.js";
 import { createSimEvidence } from "./sim.js";
 import { parseCollateral, type QuoteCollateralV3 } from "./tdx/collateral.js";
@@ -20,8 +20,11 @@ export interface NodeIdentityOptions {
   /** The id the node announces (a worker's workerId), bound into the claims; unbound (null) when absent. */
   nodeId?: string;
   validitySeconds?: number;
-  /** GPU evidence bundle (see evidence.ts encodeGpuEvidence); its SHA-256 goes into the claims. */
+  /** GPU evidence bundle (see evidence.ts encodeGpuEvidence); its SHA-256 goes into the claims. Its SPDM nonce must
+   * be gpuNonce(claims) for peers to accept it, so nodes use `gpuCollector`; this is for tests and tools. */
   gpuEvidence?: Buffer;
+  /** Collects GPU evidence over the nonce derived from this identity's claims (gpu-collect.ts collectGpuEvidence). */
+  gpuCollector?: (nonce: Buffer) => Promise<Buffer>;
   /** TDX: collateral to carry next to the quote, so that peers can verify offline. */
   collateral?: QuoteCollateralV3 | string;
   /** TDX: where current collateral for a fresh quote comes from (a TdxCollateralStore: PCCS + verified cache). */
@@ -89,10 +92,15 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
     issuedAt: isoSeconds(now),
     expiresAt: isoSeconds(expiresAt),
   };
+  let gpuEvidence = opts.gpuEvidence;
+  if (!gpuEvidence && opts.gpuCollector) {
+    gpuEvidence = await opts.gpuCollector(gpuNonce(claims));
+    claims.gpuEvidenceDigest = sha256Hex(gpuEvidence);
+  }
   const claimsBytes = encodeClaims(claims);
   const reportData = claimsReportData(claimsBytes);
 
-  const bundle: EvidenceBundle = { platform, quote: Buffer.alloc(0), gpu: opts.gpuEvidence };
+  const bundle: EvidenceBundle = { platform, quote: Buffer.alloc(0), gpu: gpuEvidence };
   if (platform === "sim") {
     bundle.quote = createSimEvidence({ reportData, ...opts.simMeasurements });
   } else if (platform === "tdx") {

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { toHex as hex } from "../crypto/bytes.js";
 import { EvidenceFormatError, errorText, EvidenceReader } from "./errors.js";
 import { NVIDIA_DEVICE_IDENTITY_CA_PEM } from "./roots/index.js";
+import { testNvidiaRootFor } from "./roots/test-roots.js";
 import { CheckList, type Verdict } from "./verdict.js";
 import { splitPem, verifyChainToRoot } from "./x509.js";
 
@@ -163,7 +164,9 @@ export function verifyNvidiaEvidence(evidenceBytes: Uint8Array, certChainPem: st
     return { platform: "nvidia", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", errors: [errorText(e)], checks: {}, advisoryIds: [], details: {} };
   }
   const cl = new CheckList();
-  const chain = cl.run("certChainToNvidiaRoot", () => verifyChainToRoot(splitPem(certChainPem), opts.rootPem ?? NVIDIA_DEVICE_IDENTITY_CA_PEM, now, "NVIDIA GPU"));
+  // NVIDIA's pinned CA, unless test code installed a test root that issued this chain (then: insecure).
+  const testRoot = opts.rootPem === undefined ? testNvidiaRootFor(splitPem(certChainPem)) : undefined;
+  const chain = cl.run("certChainToNvidiaRoot", () => verifyChainToRoot(splitPem(certChainPem), opts.rootPem ?? testRoot ?? NVIDIA_DEVICE_IDENTITY_CA_PEM, now, "NVIDIA GPU"));
   cl.run("measurementSignature", () => {
     if (!chain) throw new Error("GPU measurement signature not checked: the certificate chain is not trusted");
     if (!cryptoVerify("sha384", ev.signedPart, { key: chain[0].publicKey, dsaEncoding: "ieee-p1363" }, ev.signature)) {
@@ -197,7 +200,8 @@ export function verifyNvidiaEvidence(evidenceBytes: Uint8Array, certChainPem: st
     platform: "nvidia",
     verified,
     status: verified ? "Verified" : "Invalid",
-    insecure: false,
+    insecure: testRoot !== undefined,
+    ...(testRoot ? { testRoot: true } : {}),
     measurements,
     imageDigest: createHash("sha256").update(ev.raw).digest("hex"),
     reportData: hex(ev.requesterNonce),

@@ -19,7 +19,8 @@ import type { QuoteCollateralV3 } from "../../src/tee/tdx/collateral.js";
 import { certFields, splitPem, toPem } from "../../src/tee/x509.js";
 import { TAG, bitString, children, oid, parseDer, raw, seq, time, tlv, uint } from "../../src/tee/der.js";
 import { SNP_SIGNED_LEN } from "../../src/tee/sevsnp.js";
-import { TDX_V4, snpReport, snpVcek, vec, vecText } from "./helpers.js";
+import { TDX_V4, nvChain, nvEvidence, snpReport, snpVcek, vec, vecText } from "./helpers.js";
+import { encodeGpuEvidence } from "../../src/tee/evidence.js";
 import { AMD_MILAN_ARK_PEM, AMD_MILAN_ASK_PEM } from "../../src/tee/roots/index.js";
 
 const ECDSA_SHA256 = seq(oid("1.2.840.10045.4.3.2"));
@@ -178,7 +179,40 @@ export class TestAmd {
   }
 }
 
-export const ECDSA_SHA384_ALG = ECDSA_SHA384;
+/** A test NVIDIA: the real GPU chain re-keyed (same names, test P-384 keys), SPDM transcripts over any nonce. */
+export class TestNvidia {
+  readonly rootPem: string;
+  readonly chainPem: string;
+  private readonly leafKey: KeyObject;
+
+  constructor(now = new Date()) {
+    const validity: [Date, Date] = [new Date(now.getTime() - DAY), new Date(now.getTime() + 365 * DAY)];
+    const ders = splitPem(nvChain()); // leaf first, NVIDIA Device Identity CA last
+    const keys = ders.map(() => generateKeyPairSync("ec", { namedCurve: "P-384" }));
+    const out: Buffer[] = [];
+    for (let i = ders.length - 1; i >= 0; i--) {
+      const signer = keys[Math.min(i + 1, ders.length - 1)].privateKey;
+      const tbs = tbsWith(ders[i], { spki: spkiDer(keys[i].publicKey), validity });
+      out[i] = seq(tbs, ECDSA_SHA384, bitString(sign("sha384", tbs, signer)));
+    }
+    this.rootPem = toPem(out[out.length - 1]);
+    this.chainPem = out.map((d) => toPem(d)).join("");
+    this.leafKey = keys[0].privateKey;
+  }
+
+  /** The real Hopper transcript with `nonce` as requester nonce, signed by the test leaf. */
+  transcript(nonce: Buffer): Buffer {
+    const ev = Buffer.from(nvEvidence());
+    nonce.copy(ev, 4);
+    const signed = ev.subarray(0, ev.length - 96);
+    sign("sha384", signed, { key: this.leafKey, dsaEncoding: "ieee-p1363" }).copy(ev, ev.length - 96);
+    return ev;
+  }
+
+  bundle(nonce: Buffer): Buffer {
+    return encodeGpuEvidence({ evidence: this.transcript(nonce), certChain: this.chainPem });
+  }
+}
 
 /** Intel PCS v4 shapes for one collateral. `fail` makes every request answer that status; requests are counted. */
 export async function servePcs(col: () => QuoteCollateralV3, o: { fail?: number } = {}): Promise<{ url: string; requests: string[]; close: () => Promise<void>; server: Server }> {

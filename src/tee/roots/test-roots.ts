@@ -8,8 +8,9 @@ import { INTEL_SGX_ROOT_CA_PEM } from "./index.js";
 interface TestRoots {
   intel: string[];
   amd: { ark: string; ask: string }[];
+  nvidia: string[];
 }
-const installed: TestRoots = { intel: [], amd: [] };
+const installed: TestRoots = { intel: [], amd: [], nvidia: [] };
 
 /**
  * TEST CODE ONLY. Trusts `pem` as an additional Intel SGX root in this process (until uninstallTestRoots).
@@ -26,9 +27,32 @@ export function installTestAmdRootsForTestsOnly(roots: { ark: string; ask: strin
   installed.amd.push(roots);
 }
 
+/** TEST CODE ONLY. Trusts `pem` as an additional NVIDIA Device Identity CA in this process. */
+export function installTestNvidiaRootForTestsOnly(pem: string): void {
+  refuseInProduction();
+  installed.nvidia.push(pem);
+}
+
 export function uninstallTestRoots(): void {
   installed.intel.length = 0;
   installed.amd.length = 0;
+  installed.nvidia.length = 0;
+}
+
+/** An installed NVIDIA test root whose key signed the last certificate of `chainDer`, if any. */
+export function testNvidiaRootFor(chainDer: Buffer[]): string | undefined {
+  const last = chainDer[chainDer.length - 1];
+  if (installed.nvidia.length === 0 || !last) return undefined;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(last);
+  } catch {
+    return undefined;
+  }
+  return installed.nvidia.find((p) => {
+    const root = new X509Certificate(p);
+    return root.fingerprint256 === cert.fingerprint256 || (cert.checkIssued(root) && cert.verify(root.publicKey));
+  });
 }
 
 function refuseInProduction(): void {
