@@ -68,7 +68,7 @@ export async function checkCcMode(o: GpuCollectOptions = {}): Promise<void> {
   if (!m) throw new GpuEvidenceError(`cannot read the CC mode from \`${smi} conf-compute -f\` (it printed: ${out.trim().slice(0, 200)})`);
   if (m[1].toUpperCase() !== "ON") {
     throw new GpuEvidenceError(
-      `the GPU's confidential-computing mode is ${m[1].toUpperCase()}: it produces no attestation. Turn it on from the host (nvtrust's gpu_cc_tool.py --gpu-name=H100 --set-cc-mode=on --reset-after-cc-mode-switch, or the vendor's tool), pass the GPU to the TD again, and check with \`${smi} conf-compute -f\``,
+      `the GPU's confidential-computing mode is ${m[1].toUpperCase()}: it produces no attestation. Turn it on from the host (nvtrust's host_tools/python/nvidia_gpu_tools.py --gpu-name=H100 --set-cc-mode=on --reset-after-cc-mode-switch), pass the GPU to the TD again, and check with \`${smi} conf-compute -f\``,
     );
   }
 }
