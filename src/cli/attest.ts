@@ -1,5 +1,5 @@
 // `cocoon attest`: verify attestation evidence files and show this node's own evidence.
-//   cocoon attest verify FILE [--collateral FILE] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
+//   cocoon attest verify FILE [--collateral FILE | --pccs URL | --kds URL] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
 //                             [--role ROLE] [--nonce HEX] [--rim PATH]
 //   cocoon attest show [--platform auto|sim|tdx|sev-snp] [--role ROLE] [--json] [--out CERT.pem]
 //                      [--tsm-root DIR] [--pccs URL] [--kds URL] [--collateral-cache DIR]
@@ -28,11 +28,18 @@ import { tdxImageDigest } from "../tee/tdx/verify.js";
 import { parseSnpReport } from "../tee/sevsnp.js";
 import { parseSimEvidence, simImageDigest } from "../tee/sim.js";
 import { modelDirDigest } from "../tee/model-digest.js";
-import { evidenceSources } from "./security.js";
+import { DEFAULT_COLLATERAL_CACHE, evidenceSources } from "./security.js";
+import { TdxCollateralStore } from "../tee/tdx/pcs.js";
+import { VcekStore } from "../tee/kds.js";
 import { createLogger } from "../util/log.js";
 
 export interface AttestVerifyOptions {
   collateral?: string;
+  /** TDX without --collateral: fetch it from this PCCS / PCS. */
+  pccs?: string;
+  /** SEV-SNP without --collateral: fetch the VCEK from this KDS. */
+  kds?: string;
+  collateralCache?: string;
   at?: string;
   json?: boolean;
   policy?: string;
@@ -96,7 +103,14 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
     const msg = (e as NodeJS.ErrnoException).code ? `cannot read ${file}: ${errorText(e)}` : errorText(e);
     return { ...base, kind: "unknown", platform: "unknown", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", advisoryIds: [], errors: [msg], checks: {}, details: {} };
   }
-  const collateral = opts.collateral ? readFileSync(opts.collateral) : undefined;
+  let collateral: Buffer | undefined = opts.collateral ? readFileSync(opts.collateral) : undefined;
+  // Without --collateral, --pccs / --kds fetch it (through the verified cache) the way a node does.
+  if (!collateral && detected.kind === "tdx" && opts.pccs) {
+    collateral = Buffer.from(JSON.stringify(await new TdxCollateralStore({ baseUrl: opts.pccs, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now }).forQuote(detected.data)));
+  }
+  if (!collateral && detected.kind === "sev-snp" && opts.kds) {
+    collateral = await new VcekStore({ baseUrl: opts.kds, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now }).forReport(detected.data);
+  }
   let verdict: Verdict;
   let claims: Claims | undefined;
   let unreadablePlatform = false;
@@ -346,6 +360,9 @@ export function registerAttestCommand(program: Command): void {
     .description("verify an evidence file; exit status 0 only when it verified")
     .argument("<file>", "TDX quote, SEV-SNP report, NVIDIA evidence (binary or hex), sim evidence or RA-TLS certificate (PEM/DER)")
     .option("--collateral <file>", "TDX: QuoteCollateralV3 JSON; SEV-SNP: VCEK certificate; NVIDIA: GPU certificate chain (PEM)")
+    .option("--pccs <url>", "TDX without --collateral: fetch the collateral from this PCCS / Intel PCS (v4 API)")
+    .option("--kds <url>", "SEV-SNP without --collateral: fetch the VCEK from this AMD KDS")
+    .option("--collateral-cache <dir>", "cache of fetched collateral, verified on every load (default ~/.cocoon/collateral)")
     .option("--at <iso-time>", "evaluation time (default: now), e.g. 2025-07-19T10:00:00Z")
     .option("--json", "print a JSON report")
     .option("--policy <policy>", "apply an attestation policy: dev, production or a policy JSON file (see docs/attestation.md)")

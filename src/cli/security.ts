@@ -35,9 +35,11 @@ export interface SecurityOptions {
   gpu?: string;
 }
 
+export const DEFAULT_COLLATERAL_CACHE = join(homedir(), ".cocoon", "collateral");
+
 /** TDX/SEV-SNP evidence sources from the command line: configfs-tsm, and collateral stores (PCCS / KDS + cache). */
 export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdentityOptions, "tsmRoot" | "collateralSource" | "vcekSource"> {
-  const cacheDir = o.collateralCache ?? join(homedir(), ".cocoon", "collateral");
+  const cacheDir = o.collateralCache ?? DEFAULT_COLLATERAL_CACHE;
   const warn = (line: string) => log.warn(line);
   const tdx = new TdxCollateralStore({ baseUrl: o.pccs ?? DEFAULT_PCCS_URL, cacheDir, log: warn });
   const snp = new VcekStore({ baseUrl: o.kds ?? DEFAULT_KDS_URL, cacheDir, log: warn });

@@ -108,6 +108,22 @@ describe("cocoon attest verify", () => {
   });
 });
 
+describe("cocoon attest verify --pccs", () => {
+  it("fetches the collateral a quote needs from a PCS v4 service, like a node does", async () => {
+    const { parseCollateral } = await import("../../src/tee/tdx/collateral.js");
+    const pcs = await servePcs(() => parseCollateral(vecText(TDX_V4.collateral)));
+    try {
+      const r = await runAttestVerify(VECTORS + TDX_V4.quote, { pccs: pcs.url, collateralCache: join(tmp, "verify-cache"), at: at(TDX_V4.at) });
+      assert.equal(r.verified, true, r.errors.join("; "));
+      assert.equal(r.status, "UpToDate");
+      assert.ok(pcs.requests.some((q) => q.startsWith("/tdx/certification/v4/tcb")));
+    } finally {
+      await pcs.close();
+    }
+    await assert.rejects(runAttestVerify(VECTORS + TDX_V4.quote, { pccs: "http://127.0.0.1:9", collateralCache: join(tmp, "verify-cache-2"), at: at(TDX_V4.at) }), /unreachable/);
+  });
+});
+
 describe("cocoon attest measure", () => {
   it("from a quote and from its register values: the same digest the verifier reports, and the root command", async () => {
     const v = await runAttestVerify(VECTORS + TDX_V4.quote, { collateral: VECTORS + TDX_V4.collateral, at: at(TDX_V4.at) });
