@@ -1,7 +1,11 @@
 // `cocoon attest`: verify attestation evidence files and show this node's own evidence.
-//   cocoon attest verify FILE [--collateral FILE] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
+//   cocoon attest verify FILE [--collateral FILE | --pccs URL | --kds URL] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
 //                             [--role ROLE] [--nonce HEX] [--rim PATH]
-//   cocoon attest show [--platform sim|tdx|sev-snp] [--role ROLE] [--json] [--out CERT.pem]
+//   cocoon attest show [--platform auto|sim|tdx|sev-snp] [--role ROLE] [--json] [--out CERT.pem]
+//                      [--tsm-root DIR] [--pccs URL] [--kds URL] [--collateral-cache DIR]
+//   cocoon attest measure [FILE] [--mrtd HEX --rtmr0 HEX .. --rtmr3 HEX [--mrconfigid/--mrowner/--mrownerconfig HEX]]
+//                         [--kind worker|proxy|both] [--root ADDRESS]
+//   cocoon attest model-digest DIR
 // Exit status 0 only when the evidence verified (and passed the policy, when one is given).
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
@@ -18,9 +22,24 @@ import { verifyTdxQuote } from "../tee/tdx/verify.js";
 import { decodeEvidenceBundle } from "../tee/evidence.js";
 import { readRaTlsExtensions } from "../tee/cert.js";
 import type { Verdict } from "../tee/verdict.js";
+import { detectTee, type TeeProbe } from "../tee/tsm.js";
+import { parseTdxQuote } from "../tee/tdx/quote.js";
+import { tdxImageDigest } from "../tee/tdx/verify.js";
+import { parseSnpReport } from "../tee/sevsnp.js";
+import { parseSimEvidence, simImageDigest } from "../tee/sim.js";
+import { modelDirDigest } from "../tee/model-digest.js";
+import { DEFAULT_COLLATERAL_CACHE, evidenceSources } from "./security.js";
+import { TdxCollateralStore } from "../tee/tdx/pcs.js";
+import { VcekStore } from "../tee/kds.js";
+import { createLogger } from "../util/log.js";
 
 export interface AttestVerifyOptions {
   collateral?: string;
+  /** TDX without --collateral: fetch it from this PCCS / PCS. */
+  pccs?: string;
+  /** SEV-SNP without --collateral: fetch the VCEK from this KDS. */
+  kds?: string;
+  collateralCache?: string;
   at?: string;
   json?: boolean;
   policy?: string;
@@ -84,7 +103,14 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
     const msg = (e as NodeJS.ErrnoException).code ? `cannot read ${file}: ${errorText(e)}` : errorText(e);
     return { ...base, kind: "unknown", platform: "unknown", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", advisoryIds: [], errors: [msg], checks: {}, details: {} };
   }
-  const collateral = opts.collateral ? readFileSync(opts.collateral) : undefined;
+  let collateral: Buffer | undefined = opts.collateral ? readFileSync(opts.collateral) : undefined;
+  // Without --collateral, --pccs / --kds fetch it (through the verified cache) the way a node does.
+  if (!collateral && detected.kind === "tdx" && opts.pccs) {
+    collateral = Buffer.from(JSON.stringify(await new TdxCollateralStore({ baseUrl: opts.pccs, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now }).forQuote(detected.data)));
+  }
+  if (!collateral && detected.kind === "sev-snp" && opts.kds) {
+    collateral = await new VcekStore({ baseUrl: opts.kds, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now }).forReport(detected.data);
+  }
   let verdict: Verdict;
   let claims: Claims | undefined;
   let unreadablePlatform = false;
@@ -210,6 +236,123 @@ export function formatReport(r: AttestReport): string {
   return lines.join("\n");
 }
 
+
+export interface MeasureOptions {
+  mrtd?: string;
+  rtmr0?: string;
+  rtmr1?: string;
+  rtmr2?: string;
+  rtmr3?: string;
+  mrconfigid?: string;
+  mrowner?: string;
+  mrownerconfig?: string;
+  kind?: string;
+  root?: string;
+}
+
+export interface MeasureResult {
+  source: string;
+  platform: "tdx" | "sim" | "sev-snp";
+  imageDigest: string;
+  /** What the root owner runs to allow it (absent when the root cannot hold it: SEV-SNP measurements are 48 bytes). */
+  rootCommand?: string;
+  policyLine: string;
+  notes: string[];
+}
+
+const HEX48 = /^[0-9a-fA-F]{96}$/;
+function register48(v: string | undefined, name: string, required: boolean): Buffer {
+  if (v === undefined) {
+    if (required) throw new Error(`--${name} is required with register values (48 bytes, 96 hex characters)`);
+    return Buffer.alloc(48);
+  }
+  if (!HEX48.test(v.trim())) throw new Error(`--${name} must be 96 hex characters (a 48-byte TDX register), got "${v}"`);
+  return Buffer.from(v.trim(), "hex");
+}
+
+/** The image digest the root expects, from evidence (quote, report, sim evidence, RA-TLS certificate) or registers. */
+export function runAttestMeasure(file: string | undefined, o: MeasureOptions): MeasureResult {
+  const kind = (o.kind ?? "worker").toLowerCase();
+  if (!["worker", "proxy", "both"].includes(kind)) throw new Error(`--kind must be worker, proxy or both, got "${o.kind}"`);
+  const registers = [o.mrtd, o.rtmr0, o.rtmr1, o.rtmr2, o.rtmr3, o.mrconfigid, o.mrowner, o.mrownerconfig].some((v) => v !== undefined);
+  if (file && registers) throw new Error("give either an evidence FILE or register values (--mrtd, --rtmr0..3), not both");
+  const notes: string[] = [];
+  let platform: MeasureResult["platform"];
+  let digest: string;
+  let source: string;
+  if (!file) {
+    if (!registers) throw new Error("give an evidence FILE (TDX quote, sim evidence, SEV-SNP report or RA-TLS certificate) or --mrtd and --rtmr0..3");
+    platform = "tdx";
+    source = "register values";
+    digest = tdxImageDigest({
+      mrTd: register48(o.mrtd, "mrtd", true),
+      rtmr: [register48(o.rtmr0, "rtmr0", true), register48(o.rtmr1, "rtmr1", true), register48(o.rtmr2, "rtmr2", true), register48(o.rtmr3, "rtmr3", true)],
+      mrConfigId: register48(o.mrconfigid, "mrconfigid", false),
+      mrOwner: register48(o.mrowner, "mrowner", false),
+      mrOwnerConfig: register48(o.mrownerconfig, "mrownerconfig", false),
+    });
+  } else {
+    const det = detectEvidence(readFileSync(file));
+    source = `${KIND_NAMES[det.kind]} ${file}`;
+    let quote = det.data;
+    let p: string = det.kind;
+    if (det.kind === "ratls-cert") {
+      const b = decodeEvidenceBundle(readRaTlsExtensions(det.data).evidence);
+      quote = b.quote;
+      p = b.platform;
+    }
+    if (p === "tdx") {
+      platform = "tdx";
+      digest = tdxImageDigest(parseTdxQuote(quote).body);
+    } else if (p === "sim") {
+      platform = "sim";
+      digest = simImageDigest(parseSimEvidence(quote));
+      notes.push("sim evidence: INSECURE development image; production refuses sim whatever the allow-lists say");
+    } else if (p === "sev-snp") {
+      platform = "sev-snp";
+      digest = parseSnpReport(quote).measurement.toString("hex");
+      notes.push("SEV-SNP measurements are 48 bytes; the root contract's image lists hold 32-byte digests, so allow this one in a policy file");
+    } else {
+      throw new Error(`${source} carries no launch measurement (NVIDIA evidence measures the GPU, not the image)`);
+    }
+    notes.push("the evidence was parsed, not verified: check it with `cocoon attest verify` before allowing it");
+  }
+  const roles = kind === "both" ? ["worker", "proxy"] : [kind];
+  return {
+    source,
+    platform,
+    imageDigest: digest,
+    ...(platform === "sev-snp" ? {} : { rootCommand: `cocoon root allow-image --root ${o.root ?? "<ROOT ADDRESS>"} --kind ${kind} --digest ${digest} --key-file <OWNER KEY FILE>` }),
+    policyLine: `"measurements": { ${roles.map((r) => `"${r}": ["${digest}"]`).join(", ")} }`,
+    notes,
+  };
+}
+
+export interface ShowOptions {
+  platform: string;
+  role: string;
+  tsmRoot?: string;
+  pccs?: string;
+  kds?: string;
+  collateralCache?: string;
+}
+
+/** `attest show`: with --platform auto, first what this machine offers (and why not); then the node's evidence. */
+export async function runAttestShow(o: ShowOptions): Promise<{ probe?: TeeProbe; identity?: Awaited<ReturnType<typeof createNodeIdentity>>; verdict?: Verdict }> {
+  if (!["auto", "sim", "tdx", "sev-snp"].includes(o.platform)) throw new Error(`--platform must be auto, sim, tdx or sev-snp, got ${JSON.stringify(o.platform)}`);
+  let platform = o.platform as "auto" | "sim" | "tdx" | "sev-snp";
+  let probe: TeeProbe | undefined;
+  if (platform === "auto") {
+    probe = await detectTee(o.tsmRoot);
+    if (!probe.platform) return { probe };
+    platform = probe.platform;
+  }
+  const sources = platform === "sim" ? {} : evidenceSources(o, createLogger("attest"));
+  const identity = await createNodeIdentity({ role: parseRole(o.role), platform, ...sources });
+  const verdict = verifyBundleEvidence(decodeEvidenceBundle(identity.evidence), { now: new Date(), allowDebug: true });
+  return { probe, identity, verdict };
+}
+
 export function registerAttestCommand(program: Command): void {
   const attest = program.command("attest").description("make and verify attestation evidence (TDX, SEV-SNP, NVIDIA GPU, sim, RA-TLS certificates)");
   attest
@@ -217,6 +360,9 @@ export function registerAttestCommand(program: Command): void {
     .description("verify an evidence file; exit status 0 only when it verified")
     .argument("<file>", "TDX quote, SEV-SNP report, NVIDIA evidence (binary or hex), sim evidence or RA-TLS certificate (PEM/DER)")
     .option("--collateral <file>", "TDX: QuoteCollateralV3 JSON; SEV-SNP: VCEK certificate; NVIDIA: GPU certificate chain (PEM)")
+    .option("--pccs <url>", "TDX without --collateral: fetch the collateral from this PCCS / Intel PCS (v4 API)")
+    .option("--kds <url>", "SEV-SNP without --collateral: fetch the VCEK from this AMD KDS")
+    .option("--collateral-cache <dir>", "cache of fetched collateral, verified on every load (default ~/.cocoon/collateral)")
     .option("--at <iso-time>", "evaluation time (default: now), e.g. 2025-07-19T10:00:00Z")
     .option("--json", "print a JSON report")
     .option("--policy <policy>", "apply an attestation policy: dev, production or a policy JSON file (see docs/attestation.md)")
@@ -236,31 +382,44 @@ export function registerAttestCommand(program: Command): void {
     });
   attest
     .command("show")
-    .description("make this node's evidence and print it (claims, measurements, certificate)")
-    .option("--platform <platform>", "sim (development, INSECURE), tdx or sev-snp", "sim")
+    .description("make this node's evidence and print it (claims, measurements, certificate); --platform auto says what this machine offers")
+    .option("--platform <platform>", "auto (detect), sim (development, INSECURE), tdx or sev-snp", "sim")
     .option("--role <role>", "client, proxy or worker", "worker")
     .option("--json", "print JSON")
     .option("--out <file>", "write the RA-TLS certificate (PEM) to this file")
-    .action(async (opts: { platform: string; role: string; json?: boolean; out?: string }) => {
+    .option("--tsm-root <dir>", "configfs-tsm report directory (default /sys/kernel/config/tsm/report)")
+    .option("--pccs <url>", "TDX: PCCS or Intel PCS for the collateral attached to the quote")
+    .option("--kds <url>", "SEV-SNP: AMD KDS for the VCEK when the host supplies no certificate table")
+    .option("--collateral-cache <dir>", "cache of fetched collateral (default ~/.cocoon/collateral)")
+    .action(async (opts: ShowOptions & { json?: boolean; out?: string }) => {
       try {
-        if (!["sim", "tdx", "sev-snp"].includes(opts.platform)) throw new Error(`--platform must be sim, tdx or sev-snp, got ${JSON.stringify(opts.platform)}`);
-        const id = await createNodeIdentity({ role: parseRole(opts.role), platform: opts.platform as "sim" | "tdx" | "sev-snp" });
-        const v = verifyBundleEvidence(decodeEvidenceBundle(id.evidence), { now: new Date(), allowDebug: true });
+        const { probe, identity: id, verdict: v } = await runAttestShow(opts);
+        if (!id || !v) {
+          const text = `no TEE found on this machine:\n${probe!.findings.map((f) => `  - ${f}`).join("\n")}\nUse --platform sim for development (INSECURE), or see docs/attestation.md, "Deploying on real hardware".`;
+          process.stdout.write(opts.json ? `${JSON.stringify({ probe }, null, 2)}\n` : `${text}\n`);
+          process.exitCode = 1;
+          return;
+        }
         if (opts.out) writeFileSync(opts.out, id.tls.certPem);
         const out = {
+          ...(probe ? { probe } : {}),
           platform: id.platform,
-          insecure: id.insecure,
+          insecure: id.insecure || v.insecure,
           role: id.role,
           claims: id.claims,
           reportData: id.reportData.toString("hex"),
           measurements: v.measurements,
           imageDigest: v.imageDigest,
+          verified: v.verified,
+          status: v.status,
+          errors: v.errors,
           evidence: id.quote.toString("base64"),
           certificate: id.tls.certPem,
         };
         if (opts.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
         else {
-          const lines = [`node evidence: platform ${id.platform}, role ${id.role}`];
+          const lines = probe ? [...probe.findings.map((f) => `found: ${f}`)] : [];
+          lines.push(`node evidence: platform ${id.platform}, role ${id.role}, ${v.verified ? `verifies (status ${v.status})` : `does NOT verify (${v.errors.join("; ") || v.status})`}`);
           if (id.insecure) lines.push(INSECURE_BANNER);
           lines.push(`  reportData     ${out.reportData}`, `  image digest   ${v.imageDigest}`);
           for (const [k, val] of Object.entries(v.measurements)) {
@@ -275,6 +434,52 @@ export function registerAttestCommand(program: Command): void {
       } catch (e) {
         process.stderr.write(`cocoon attest show: ${errorText(e)}\n`);
         process.exitCode = 1;
+      }
+    });
+  attest
+    .command("measure")
+    .description("print the image digest the root expects (from evidence, or from MRTD/RTMR values) and the root command that allows it")
+    .argument("[file]", "TDX quote, SEV-SNP report, sim evidence or RA-TLS certificate")
+    .option("--mrtd <hex>", "MRTD (96 hex characters)")
+    .option("--rtmr0 <hex>", "RTMR0")
+    .option("--rtmr1 <hex>", "RTMR1")
+    .option("--rtmr2 <hex>", "RTMR2")
+    .option("--rtmr3 <hex>", "RTMR3")
+    .option("--mrconfigid <hex>", "MRCONFIGID (default zeros)")
+    .option("--mrowner <hex>", "MROWNER (default zeros)")
+    .option("--mrownerconfig <hex>", "MROWNERCONFIG (default zeros)")
+    .option("--kind <kind>", "worker, proxy or both", "worker")
+    .option("--root <address>", "the root contract, to fill into the printed command")
+    .option("--json", "print JSON")
+    .action((file: string | undefined, opts: MeasureOptions & { json?: boolean }) => {
+      try {
+        const r = runAttestMeasure(file, opts);
+        if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        else {
+          const lines = [`image digest (${r.platform}, from ${r.source}):`, `  ${r.imageDigest}`];
+          if (r.rootCommand) lines.push("allow it on the root (owner):", `  ${r.rootCommand}`);
+          lines.push("or in a policy file:", `  ${r.policyLine}`);
+          for (const n of r.notes) lines.push(`note: ${n}`);
+          process.stdout.write(`${lines.join("\n")}\n`);
+        }
+        process.exitCode = 0;
+      } catch (e) {
+        process.stderr.write(`cocoon attest measure: ${errorText(e)}\n`);
+        process.exitCode = 2;
+      }
+    });
+  attest
+    .command("model-digest")
+    .description("print the weights digest of a model directory (what a worker with --model-dir attests) and the root command")
+    .argument("<dir>", "the directory the engine loads the weights from")
+    .action(async (dir: string) => {
+      try {
+        const r = await modelDirDigest(dir);
+        process.stdout.write(`model digest (Merkle tree over ${r.files.length} file(s)):\n  ${r.digest}\nprice it on the root (owner):\n  cocoon root set-model --root <ROOT ADDRESS> --digest ${r.digest} --prompt-price <nanoTON> --completion-price <nanoTON> --key-file <OWNER KEY FILE>\n`);
+        process.exitCode = 0;
+      } catch (e) {
+        process.stderr.write(`cocoon attest model-digest: ${errorText(e)}\n`);
+        process.exitCode = 2;
       }
     });
 }

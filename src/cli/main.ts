@@ -18,6 +18,7 @@ import { registerAttestCommand } from "./attest.js";
 import { registerClientChannelCommands } from "./channel.js";
 import { registerChainCommand } from "./chain.js";
 import { registerWalletCommand } from "./wallet.js";
+import { registerRootCommand } from "./root-admin.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -43,7 +44,11 @@ const drainMs = (o: { drainTimeout: number }) => ({ drainTimeoutMs: o.drainTimeo
 const securityOptions = (cmd: Command) =>
   cmd
     .addOption(new Option("--platform <kind>", "attestation platform of this node: sim (development, INSECURE), tdx, sev-snp").default("sim"))
-    .option("--policy <file>", "attestation policy JSON (allowed measurements, models, TCB); default: development policy");
+    .option("--policy <file>", "attestation policy JSON (allowed measurements, models, TCB); default: development policy")
+    .option("--pccs <url>", "TDX: PCCS or Intel PCS (API v4) for collateral attached to this node's quotes (default https://api.trustedservices.intel.com)")
+    .option("--kds <url>", "SEV-SNP: AMD KDS for the VCEK when the host supplies no certificate table (default https://kdsintf.amd.com)")
+    .option("--tsm-root <dir>", "configfs-tsm report directory (default /sys/kernel/config/tsm/report)")
+    .option("--collateral-cache <dir>", "where fetched TDX collateral and VCEKs are cached, verified again on every load (default ~/.cocoon/collateral)");
 
 const program = new Command();
 program.name("cocoon").description("Confidential, decentralized AI inference on TON (TypeScript).").version(VERSION);
@@ -94,6 +99,9 @@ securityOptions(
     .option("--upstream-key <key>", "API key for the upstream engine")
     .option("--model <name>", "model name to announce (embedded) or to serve from the engine (openai)")
     .option("--model-file <path>", "GGUF file for --backend embedded (default: the shipped KJV model)")
+    .option("--model-dir <dir>", "--backend openai: directory the engine loads the weights from; its Merkle digest is attested (needs --model)")
+    .option("--gpu <index|none>", "tdx/sev-snp workers: the GPU whose NVIDIA CC evidence is attested (default 0 when the policy requires a GPU)")
+    .option("--model-digest <hex>", "--backend openai: the weights digest to attest when the directory is not readable here (needs --model)")
     .option("--capacity <n>", "max active requests", positive, 4)
     .option("--threads <n>", "CPU threads for the embedded engine", positive)
     .option("--name <id>", "worker id shown to the proxy")
@@ -124,6 +132,7 @@ program
 registerAttestCommand(program);
 registerChainCommand(program);
 registerWalletCommand(program);
+registerRootCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`cocoon: ${err.message}`);

@@ -12,6 +12,7 @@ import { nodeSecurity, resolvePolicy, sealingKeysOf, type SecurityOptions } from
 import { randomBytes, randomUUID } from "node:crypto";
 import { loadPaymentsConfig, type PaymentsConfig } from "../payments/config.js";
 import { RootPolicy } from "../payments/root-policy.js";
+import { modelDirDigest, parseModelDigest } from "../tee/model-digest.js";
 import { TonAccess } from "../payments/ton.js";
 import type { Policy } from "../tee/policy.js";
 import { assertNetworkAllowsSim, makeTonClient } from "../chain/network.js";
@@ -87,6 +88,10 @@ export interface WorkerCliOptions extends SecurityOptions {
   upstreamKey?: string;
   model?: string;
   modelFile?: string;
+  /** --backend openai: the directory the engine loads the weights from (hashed as a Merkle tree). */
+  modelDir?: string;
+  /** --backend openai: the weights digest, when the directory is not readable from here. */
+  modelDigest?: string;
   capacity: number;
   threads?: number;
   statusHost: string;
@@ -96,14 +101,28 @@ export interface WorkerCliOptions extends SecurityOptions {
   payments?: string;
 }
 
+/** The weights digest a worker on --backend openai declares (--model-digest, or --model-dir hashed). */
+export async function openAiModelDigest(o: Pick<WorkerCliOptions, "backend" | "model" | "modelDir" | "modelDigest">, log: { info(s: string): void }): Promise<string | undefined> {
+  if (!o.modelDir && !o.modelDigest) return undefined;
+  if (o.backend !== "openai") throw new Error("--model-dir and --model-digest are for --backend openai (the embedded backend hashes its --model-file itself)");
+  if (o.modelDir && o.modelDigest) throw new Error("give either --model-dir or --model-digest, not both");
+  if (!o.model) throw new Error("--model-dir / --model-digest need --model NAME: the digest is bound to the one model the worker serves");
+  if (o.modelDigest) return parseModelDigest(o.modelDigest);
+  log.info(`hashing the weights in ${o.modelDir} (Merkle tree over its files)…`);
+  const r = await modelDirDigest(o.modelDir!);
+  log.info(`model ${o.model}: ${r.files.length} file(s), digest ${r.digest}`);
+  return r.digest;
+}
+
 export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> {
   // The id is fixed before the identity is made: the attestation binds it, and the proxy checks the announced one.
   const id = o.name ?? `worker-${randomUUID().slice(0, 8)}`;
   const log = createLogger(id);
   let backend: Backend;
+  const modelDigest = await openAiModelDigest(o, log);
   if (o.backend === "openai") {
     if (!o.upstream) throw new Error("--backend openai needs --upstream URL (the engine's base URL, e.g. http://127.0.0.1:8000)");
-    const b = new OpenAiBackend({ upstream: o.upstream, apiKey: o.upstreamKey, model: o.model });
+    const b = new OpenAiBackend({ upstream: o.upstream, apiKey: o.upstreamKey, model: o.model, ...(modelDigest ? { modelDigest } : {}) });
     await b.start();
     const h = await b.health();
     if (!h.ok) log.warn(`${h.reason} The worker announces itself disabled until the engine answers.`);
@@ -115,7 +134,9 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
   } else {
     throw new Error(`unknown backend "${o.backend as string}"; use embedded or openai`);
   }
-  const model = backend.models()[0];
+  // An engine that is down at start lists no model yet; a declared digest still binds the named model.
+  const served = backend.models()[0];
+  const model = served ?? (modelDigest && o.model ? { id: o.model, digest: modelDigest } : undefined);
   const pay = o.payments ? paymentsConfig(o) : undefined;
   const sec = await nodeSecurity("worker", { ...o, nodeId: id }, log, model?.digest ? { name: model.id, digest: model.digest } : undefined, await rootPolicyFor(pay, o, log));
   const digests = Object.fromEntries(backend.models().filter((m) => m.digest).map((m) => [m.id, m.digest!]));

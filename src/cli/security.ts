@@ -2,7 +2,12 @@
 // from command-line settings. `sim` evidence is a development stand-in: labelled INSECURE everywhere
 // and refused by the production policy, which also refuses to start a sim node at all.
 import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
-import { createNodeIdentity, DEFAULT_VALIDITY_SECONDS, type NodeIdentity } from "../tee/identity.js";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { createNodeIdentity, DEFAULT_VALIDITY_SECONDS, type NodeIdentity, type NodeIdentityOptions } from "../tee/identity.js";
+import { DEFAULT_KDS_URL, VcekStore } from "../tee/kds.js";
+import { collectGpuEvidence } from "../tee/gpu-collect.js";
+import { DEFAULT_PCCS_URL, TdxCollateralStore } from "../tee/tdx/pcs.js";
 import { verifyPeerCertificate } from "../tee/ratls.js";
 import { simWarning } from "../tee/sim.js";
 import { resolvePolicySpec, type Policy } from "../tee/policy.js";
@@ -18,6 +23,31 @@ export interface SecurityOptions {
   policy?: string;
   /** The id this node announces (a worker's workerId): bound into its attested claims so peers can check it. */
   nodeId?: string;
+  /** TDX: PCCS or Intel PCS base URL for collateral (default Intel's PCS). */
+  pccs?: string;
+  /** SEV-SNP: AMD KDS base URL for the VCEK when the host supplies no certificate table (default AMD's KDS). */
+  kds?: string;
+  /** configfs-tsm report directory (default /sys/kernel/config/tsm/report). */
+  tsmRoot?: string;
+  /** Where fetched collateral and VCEKs are cached (default ~/.cocoon/collateral). */
+  collateralCache?: string;
+  /** Workers on tdx/sev-snp: the GPU whose evidence is collected (default 0), or "none" (refused where the policy requires a GPU). */
+  gpu?: string;
+}
+
+export const DEFAULT_COLLATERAL_CACHE = join(homedir(), ".cocoon", "collateral");
+
+/** TDX/SEV-SNP evidence sources from the command line: configfs-tsm, and collateral stores (PCCS / KDS + cache). */
+export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdentityOptions, "tsmRoot" | "collateralSource" | "vcekSource"> {
+  const cacheDir = o.collateralCache ?? DEFAULT_COLLATERAL_CACHE;
+  const warn = (line: string) => log.warn(line);
+  const tdx = new TdxCollateralStore({ baseUrl: o.pccs ?? DEFAULT_PCCS_URL, cacheDir, log: warn });
+  const snp = new VcekStore({ baseUrl: o.kds ?? DEFAULT_KDS_URL, cacheDir, log: warn });
+  return {
+    ...(o.tsmRoot ? { tsmRoot: o.tsmRoot } : {}),
+    collateralSource: (quote) => tdx.forQuote(quote),
+    vcekSource: (report) => snp.forReport(report),
+  };
 }
 
 export interface NodeSecurity {
@@ -68,10 +98,15 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
     throw new Error(`policy "${configured.name}" refuses sim attestation, and this ${role} has no TEE evidence. Run it inside Intel TDX or AMD SEV-SNP with --platform tdx|sev-snp, or use --policy dev for development.`);
   }
   const nodeId = o.nodeId;
-  let node = await createNodeIdentity({ role, platform, model, nodeId });
+  const sources = platform === "sim" ? {} : evidenceSources(o, log);
+  // A worker in a TEE attests its GPU (nonce bound to its claims) when asked, or when the policy requires it.
+  const gpuIndex = o.gpu === undefined ? (configured.requireGpu ? 0 : undefined) : o.gpu === "none" ? undefined : Number(o.gpu);
+  if (gpuIndex !== undefined && (!Number.isInteger(gpuIndex) || gpuIndex < 0)) throw new Error(`--gpu must be a GPU index (0, 1, ...) or none, got "${o.gpu}"`);
+  const gpu = role === "worker" && platform !== "sim" && gpuIndex !== undefined ? { gpuCollector: (nonce: Buffer) => collectGpuEvidence(nonce, { index: gpuIndex }) } : {};
+  let node = await createNodeIdentity({ role, platform, model, nodeId, ...sources, ...gpu });
   const listeners: Array<(n: NodeIdentity) => void | Promise<void>> = [];
   const rotate = async (): Promise<NodeIdentity> => {
-    node = await createNodeIdentity({ role, platform, model, nodeId });
+    node = await createNodeIdentity({ role, platform, model, nodeId, ...sources, ...gpu });
     log.info(`renewed this ${role}'s attested identity (new keys and evidence; valid until ${node.expiresAt.toISOString()})`);
     for (const l of listeners) await l(node);
     return node;

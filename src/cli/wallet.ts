@@ -25,7 +25,7 @@ export interface WalletCliDeps {
   io?: PromptIO;
 }
 
-interface CommonOpts {
+export interface CommonOpts {
   network?: string;
   endpoint?: string;
   keyFile: string;
@@ -41,7 +41,8 @@ export function parseTon(s: string, what = "--amount"): bigint {
   return toNano(s.trim());
 }
 
-function addCommon(c: Command): Command {
+/** The wallet options every command that signs with the key file takes (network, endpoint, key file, password). */
+export function addCommon(c: Command): Command {
   return c
     .option("--network <name>", "devnet | testnet | mainnet", "devnet")
     .option("--endpoint <url>", "TON Center v2 JSON-RPC endpoint (default: the network's; env COCOON_TON_ENDPOINT)")
@@ -49,7 +50,7 @@ function addCommon(c: Command): Command {
     .option("--password-file <path>", "file holding the key file password (else env COCOON_WALLET_PASSWORD, else a prompt)");
 }
 
-async function openWallet(o: CommonOpts, deps: WalletCliDeps): Promise<{ wallet: WalletService; network: NetworkName; endpoint: string }> {
+export async function openWallet(o: CommonOpts, deps: WalletCliDeps): Promise<{ wallet: WalletService; network: NetworkName; endpoint: string }> {
   const network = parseNetwork(o.network);
   const env = deps.env ?? process.env;
   const endpoint = resolveEndpoint(network, o.endpoint, env);

@@ -207,3 +207,69 @@ export class ByteReader {
     throw new Error(`${this.context}: ${message}`);
   }
 }
+
+/**
+ * Bounds-checked little-endian reader over a window of untrusted bytes (the attestation formats: TDX quotes,
+ * SEV-SNP reports, SPDM). Unlike ByteReader it returns views, not copies, and reads little-endian; every failure is
+ * `makeError(message)` naming the structure, the field and the offset.
+ */
+export class LittleEndianReader {
+  private pos: number;
+  constructor(
+    readonly buf: Buffer,
+    readonly what: string,
+    start = 0,
+    private readonly end = buf.length,
+    private readonly makeError: (message: string) => Error = (m) => new Error(m),
+  ) {
+    if (start < 0 || end > buf.length || start > end) throw makeError(`${what}: invalid window`);
+    this.pos = start;
+  }
+  get offset(): number {
+    return this.pos;
+  }
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+  private need(n: number, field: string): void {
+    if (!Number.isInteger(n) || n < 0 || this.pos + n > this.end) {
+      throw this.makeError(
+        `${this.what}: truncated at ${field} (offset ${this.pos}, need ${n} bytes, ${this.end - this.pos} left)`,
+      );
+    }
+  }
+  u8(field: string): number {
+    this.need(1, field);
+    return this.buf[this.pos++];
+  }
+  u16(field: string): number {
+    this.need(2, field);
+    const v = this.buf.readUInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  u32(field: string): number {
+    this.need(4, field);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  u64(field: string): bigint {
+    this.need(8, field);
+    const v = this.buf.readBigUInt64LE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  bytes(n: number, field: string): Buffer {
+    this.need(n, field);
+    const v = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return v;
+  }
+  skip(n: number, field: string): void {
+    this.need(n, field);
+    this.pos += n;
+  }
+}
+
+export const isAllZero = (b: Uint8Array): boolean => b.every((x) => x === 0);

@@ -114,3 +114,14 @@ export function workerIdMismatch(peer: PeerWithClaims | undefined, announcedWork
     "a worker must announce the id it attested (start it with that id, or renew its identity after renaming it)"
   );
 }
+
+export const GPU_NONCE_DOMAIN = "cocoon-ts/gpu-nonce/v1\n";
+
+/**
+ * The SPDM requester nonce a node asks its GPU to sign: SHA-256 of the node's claims with `gpuEvidenceDigest` null
+ * (the claims then bind the evidence by digest, and the evidence binds these claims by nonce, so GPU evidence of
+ * another machine or another identity cannot be replayed into this one).
+ */
+export function gpuNonce(claims: Claims): Buffer {
+  return createHash("sha256").update(GPU_NONCE_DOMAIN).update(encodeClaims({ ...claims, gpuEvidenceDigest: null })).digest();
+}

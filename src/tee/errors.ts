@@ -2,6 +2,7 @@
 // - EvidenceFormatError: bytes could not be parsed (truncated, wrong magic, bad lengths). Raised by parsers of
 //   untrusted input; it never escapes as a RangeError or TypeError.
 // - AttestationError: evidence parsed but a rule refused it. It names the rule, the measured value and a fix.
+import { LittleEndianReader } from "../crypto/bytes.js";
 
 /** Thrown by parsers when untrusted bytes are malformed. The message says what was wrong and where. */
 export class EvidenceFormatError extends Error {
@@ -32,4 +33,11 @@ export class AttestationError extends Error {
 /** Short description of any thrown value, for verdict error lists. */
 export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** The little-endian reader of src/crypto/bytes.ts, failing with EvidenceFormatError (what the parsers throw). */
+export class EvidenceReader extends LittleEndianReader {
+  constructor(buf: Buffer, what: string, start = 0, end = buf.length) {
+    super(buf, what, start, end, (m) => new EvidenceFormatError(m));
+  }
 }

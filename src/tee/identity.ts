@@ -2,11 +2,11 @@
 // evidence whose REPORTDATA = SHA-512(domain || canonical claims), and the RA-TLS certificate carrying both.
 import { createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { CERT_BACKDATE_SECONDS, buildRaTlsCertificate } from "./cert.js";
-import { claimsReportData, encodeClaims, type Claims, type NodePlatform, type Role } from "./claims.js";
+import { claimsReportData, encodeClaims, gpuNonce, type Claims, type NodePlatform, type Role } from "./claims.js";
 import { encodeEvidenceBundle, sha256Hex, type EvidenceBundle } from "./evidence.js";
 import { createSimEvidence } from "./sim.js";
 import { parseCollateral, type QuoteCollateralV3 } from "./tdx/collateral.js";
-import { getTsmQuote, vcekFromCertTable } from "./tsm.js";
+import { TSM_REPORT_DIR, getTsmReport, vcekFromCertTable } from "./tsm.js";
 
 export const DEFAULT_VALIDITY_SECONDS = 24 * 60 * 60;
 export const MAX_VALIDITY_SECONDS = 7 * 24 * 60 * 60;
@@ -20,12 +20,21 @@ export interface NodeIdentityOptions {
   /** The id the node announces (a worker's workerId), bound into the claims; unbound (null) when absent. */
   nodeId?: string;
   validitySeconds?: number;
-  /** GPU evidence bundle (see evidence.ts encodeGpuEvidence); its SHA-256 goes into the claims. */
+  /** GPU evidence bundle (see evidence.ts encodeGpuEvidence); its SHA-256 goes into the claims. Its SPDM nonce must
+   * be gpuNonce(claims) for peers to accept it, so nodes use `gpuCollector`; this is for tests and tools. */
   gpuEvidence?: Buffer;
+  /** Collects GPU evidence over the nonce derived from this identity's claims (gpu-collect.ts collectGpuEvidence). */
+  gpuCollector?: (nonce: Buffer) => Promise<Buffer>;
   /** TDX: collateral to carry next to the quote, so that peers can verify offline. */
   collateral?: QuoteCollateralV3 | string;
+  /** TDX: where current collateral for a fresh quote comes from (a TdxCollateralStore: PCCS + verified cache). */
+  collateralSource?: (quote: Buffer) => Promise<QuoteCollateralV3>;
   /** SEV-SNP: VCEK (DER) when the host does not supply the certificate table. */
   vcek?: Buffer;
+  /** SEV-SNP: where the VCEK comes from when the host supplies no certificate table (a VcekStore: KDS + cache). */
+  vcekSource?: (report: Buffer) => Promise<Buffer>;
+  /** configfs-tsm report directory (default /sys/kernel/config/tsm/report; tests point it at a stand-in). */
+  tsmRoot?: string;
   /** sim only: simulated measurements (default: the sim image). */
   simMeasurements?: { mrtd?: Buffer; rtmr?: Buffer[] };
   now?: Date;
@@ -83,19 +92,27 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
     issuedAt: isoSeconds(now),
     expiresAt: isoSeconds(expiresAt),
   };
+  let gpuEvidence = opts.gpuEvidence;
+  if (!gpuEvidence && opts.gpuCollector) {
+    gpuEvidence = await opts.gpuCollector(gpuNonce(claims));
+    claims.gpuEvidenceDigest = sha256Hex(gpuEvidence);
+  }
   const claimsBytes = encodeClaims(claims);
   const reportData = claimsReportData(claimsBytes);
 
-  const bundle: EvidenceBundle = { platform, quote: Buffer.alloc(0), gpu: opts.gpuEvidence };
+  const bundle: EvidenceBundle = { platform, quote: Buffer.alloc(0), gpu: gpuEvidence };
   if (platform === "sim") {
     bundle.quote = createSimEvidence({ reportData, ...opts.simMeasurements });
   } else if (platform === "tdx") {
-    bundle.quote = getTsmQuote("tdx", reportData).quote;
+    bundle.quote = (await getTsmReport("tdx", reportData, opts.tsmRoot ?? TSM_REPORT_DIR)).outblob;
+    // Current collateral travels with the quote, so that peers verify it offline (they check its chain themselves).
     if (opts.collateral) bundle.collateral = typeof opts.collateral === "string" ? parseCollateral(opts.collateral) : opts.collateral;
+    else if (opts.collateralSource) bundle.collateral = await opts.collateralSource(bundle.quote);
   } else {
-    const r = getTsmQuote("sev-snp", reportData);
-    bundle.quote = r.quote;
-    bundle.vcek = opts.vcek ?? (r.aux ? vcekFromCertTable(r.aux) : undefined);
+    const r = await getTsmReport("sev-snp", reportData, opts.tsmRoot ?? TSM_REPORT_DIR);
+    bundle.quote = r.outblob;
+    bundle.vcek = opts.vcek ?? (r.auxblob ? vcekFromCertTable(r.auxblob) : undefined);
+    if (!bundle.vcek && opts.vcekSource) bundle.vcek = await opts.vcekSource(bundle.quote);
   }
   const evidence = encodeEvidenceBundle(bundle);
   const cert = buildRaTlsCertificate({

@@ -14,9 +14,10 @@
 import { createHash, verify as cryptoVerify } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ByteReader, hex } from "./bytes.js";
-import { EvidenceFormatError, errorText } from "./errors.js";
+import { toHex as hex } from "../crypto/bytes.js";
+import { EvidenceFormatError, errorText, EvidenceReader } from "./errors.js";
 import { NVIDIA_DEVICE_IDENTITY_CA_PEM } from "./roots/index.js";
+import { testNvidiaRootFor } from "./roots/test-roots.js";
 import { CheckList, type Verdict } from "./verdict.js";
 import { splitPem, verifyChainToRoot } from "./x509.js";
 
@@ -51,7 +52,7 @@ export interface NvidiaEvidence {
 export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
   const raw = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (raw.length > NV_EVIDENCE_MAX_LEN) throw new EvidenceFormatError(`NVIDIA evidence is ${raw.length} bytes; the limit is ${NV_EVIDENCE_MAX_LEN}`);
-  const r = new ByteReader(raw, "NVIDIA SPDM evidence");
+  const r = new EvidenceReader(raw, "NVIDIA SPDM evidence");
   const reqVersion = r.u8("request.version");
   const reqCode = r.u8("request.code");
   if (reqVersion !== SPDM_VERSION_1_1 || reqCode !== SPDM_GET_MEASUREMENTS) {
@@ -68,7 +69,7 @@ export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
   r.skip(2, "response.params");
   const nBlocks = r.u8("response.number_of_blocks");
   const recLen = r.u16("response.record_length") + (r.u8("response.record_length.hi") << 16);
-  const rec = new ByteReader(raw, "NVIDIA measurement record", r.offset, r.offset + Math.min(recLen, r.remaining));
+  const rec = new EvidenceReader(raw, "NVIDIA measurement record", r.offset, r.offset + Math.min(recLen, r.remaining));
   if (recLen > r.remaining) throw new EvidenceFormatError(`NVIDIA evidence: measurement record claims ${recLen} bytes, ${r.remaining} remain`);
   r.skip(recLen, "response.record");
   const blocks: SpdmMeasurementBlock[] = [];
@@ -76,7 +77,7 @@ export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
     const index = rec.u8("block.index");
     const spec = rec.u8("block.spec");
     const size = rec.u16("block.size");
-    const b = new ByteReader(raw, `NVIDIA measurement block ${index}`, rec.offset, rec.offset + Math.min(size, rec.remaining));
+    const b = new EvidenceReader(raw, `NVIDIA measurement block ${index}`, rec.offset, rec.offset + Math.min(size, rec.remaining));
     rec.skip(size, `block ${index}`);
     const valueType = b.u8("dmtf.type");
     const valueSize = b.u16("dmtf.size");
@@ -87,7 +88,7 @@ export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
   if (blocks.length !== nBlocks) throw new EvidenceFormatError(`NVIDIA evidence: header says ${nBlocks} blocks, record holds ${blocks.length}`);
   const responderNonce = r.bytes(SPDM_NONCE_LEN, "response.nonce");
   const opaqueLen = r.u16("response.opaque_length");
-  const o = new ByteReader(raw, "NVIDIA opaque data", r.offset, r.offset + Math.min(opaqueLen, r.remaining));
+  const o = new EvidenceReader(raw, "NVIDIA opaque data", r.offset, r.offset + Math.min(opaqueLen, r.remaining));
   r.skip(opaqueLen, "response.opaque");
   const opaque = new Map<number, Buffer>();
   while (o.remaining > 0) {
@@ -163,7 +164,9 @@ export function verifyNvidiaEvidence(evidenceBytes: Uint8Array, certChainPem: st
     return { platform: "nvidia", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", errors: [errorText(e)], checks: {}, advisoryIds: [], details: {} };
   }
   const cl = new CheckList();
-  const chain = cl.run("certChainToNvidiaRoot", () => verifyChainToRoot(splitPem(certChainPem), opts.rootPem ?? NVIDIA_DEVICE_IDENTITY_CA_PEM, now, "NVIDIA GPU"));
+  // NVIDIA's pinned CA, unless test code installed a test root that issued this chain (then: insecure).
+  const testRoot = opts.rootPem === undefined ? testNvidiaRootFor(splitPem(certChainPem)) : undefined;
+  const chain = cl.run("certChainToNvidiaRoot", () => verifyChainToRoot(splitPem(certChainPem), opts.rootPem ?? testRoot ?? NVIDIA_DEVICE_IDENTITY_CA_PEM, now, "NVIDIA GPU"));
   cl.run("measurementSignature", () => {
     if (!chain) throw new Error("GPU measurement signature not checked: the certificate chain is not trusted");
     if (!cryptoVerify("sha384", ev.signedPart, { key: chain[0].publicKey, dsaEncoding: "ieee-p1363" }, ev.signature)) {
@@ -197,7 +200,8 @@ export function verifyNvidiaEvidence(evidenceBytes: Uint8Array, certChainPem: st
     platform: "nvidia",
     verified,
     status: verified ? "Verified" : "Invalid",
-    insecure: false,
+    insecure: testRoot !== undefined,
+    ...(testRoot ? { testRoot: true } : {}),
     measurements,
     imageDigest: createHash("sha256").update(ev.raw).digest("hex"),
     reportData: hex(ev.requesterNonce),

@@ -33,6 +33,8 @@ export const PolicySchema = z
     requireGpu: z.boolean().optional(),
     /** Empty allow-lists mean "nothing allowed" even in dev mode (set when the lists come from the root contract). */
     strictAllowLists: z.boolean().default(false),
+    /** Refuse TDX quotes with non-zero bytes after the signature data (default: ignore them with a warning). */
+    refuseQuoteTrailingBytes: z.boolean().default(false),
     /** Roles that must present hardware evidence; others may run on sim even in production (e.g. clients). */
     attestedRoles: z.array(z.enum(ROLES)).default(["proxy", "worker"]),
   })
@@ -52,6 +54,7 @@ export const DEV_POLICY: Policy = Object.freeze({
   models: [],
   requireGpu: false,
   attestedRoles: ["proxy", "worker"],
+  refuseQuoteTrailingBytes: false,
 }) as Policy;
 
 /** Production defaults: no sim, no debug, UpToDate TCB only, and nothing allowed until allow-lists are filled. */
@@ -66,6 +69,7 @@ export const PRODUCTION_POLICY: Policy = Object.freeze({
   strictAllowLists: false,
   requireGpu: true,
   attestedRoles: ["proxy", "worker"],
+  refuseQuoteTrailingBytes: false,
 }) as Policy;
 
 export function parsePolicy(obj: unknown, source = "policy"): Policy {
@@ -98,6 +102,8 @@ export interface PolicySubject {
   platform: NodePlatform;
   imageDigest: string;
   tcbStatus?: string;
+  /** The evidence chains to a test root (test builds only). */
+  testRoot?: boolean;
   claims?: Claims;
   hasVerifiedGpu?: boolean;
 }
@@ -110,6 +116,14 @@ export function checkPolicy(policy: Policy, s: PolicySubject): void {
 
 /** The platform part of the policy (sim, TCB status, image measurement), usable on bare evidence without claims. */
 export function checkPlatformPolicy(policy: Policy, s: Omit<PolicySubject, "claims" | "hasVerifiedGpu">): void {
+  if (s.testRoot && policy.mode === "production") {
+    throw new AttestationError(
+      "policy.test-root",
+      `the ${s.role}'s evidence chains to a TEST root installed by test code, not to Intel's or AMD's root`,
+      `platform=${s.platform} root=test`,
+      "this is a test network; production accepts only evidence signed by the hardware vendor",
+    );
+  }
   if (s.platform === "sim") {
     if (!policy.allowSim && policy.attestedRoles.includes(s.role)) {
       throw new AttestationError(

@@ -8,7 +8,7 @@
 //  5. the policy (sim, TCB status, measurements, models, GPU).
 import { X509Certificate, createHash } from "node:crypto";
 import { KNOWN_CRITICAL_EXTENSIONS, readRaTlsExtensions } from "./cert.js";
-import { claimsReportData, decodeClaims, type Claims, type NodePlatform, type Role } from "./claims.js";
+import { claimsReportData, decodeClaims, gpuNonce, type Claims, type NodePlatform, type Role } from "./claims.js";
 import { AttestationError, EvidenceFormatError, errorText } from "./errors.js";
 import { decodeEvidenceBundle, decodeGpuEvidence, sha256Hex, type EvidenceBundle } from "./evidence.js";
 import { verifyNvidiaEvidence, type NvidiaVerdict } from "./nvidia.js";
@@ -84,7 +84,10 @@ export class EvidenceCache {
 export const defaultEvidenceCache = new EvidenceCache();
 
 /** Verifies platform evidence from a bundle (no caching, no policy). */
-export function verifyBundleEvidence(b: EvidenceBundle, opts: { now: Date; allowDebug: boolean; minTcbEvaluationDataNumber?: number; collateral?: QuoteCollateralV3 }): Verdict {
+export function verifyBundleEvidence(
+  b: EvidenceBundle,
+  opts: { now: Date; allowDebug: boolean; minTcbEvaluationDataNumber?: number; refuseTrailingBytes?: boolean; collateral?: QuoteCollateralV3 },
+): Verdict {
   switch (b.platform) {
     case "sim":
       return verifySimEvidence(b.quote, { allowDebug: opts.allowDebug });
@@ -94,6 +97,7 @@ export function verifyBundleEvidence(b: EvidenceBundle, opts: { now: Date; allow
         now: opts.now,
         allowDebug: opts.allowDebug,
         minTcbEvaluationDataNumber: opts.minTcbEvaluationDataNumber,
+        refuseTrailingBytes: opts.refuseTrailingBytes,
       });
     case "sev-snp":
       if (!b.vcek) {
@@ -162,10 +166,10 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   if (bundle.platform !== claims.platform) refuse("ratls.platform", `claims say platform ${claims.platform} but evidence is ${bundle.platform}`, bundle.platform, "the peer's identity is inconsistent; regenerate it");
 
   const evidenceHash = sha256Hex(ext.evidence);
-  const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${opts.collateral ? "c" : ""}`;
+  const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${policy.refuseQuoteTrailingBytes ? "t" : ""}|${opts.collateral ? "c" : ""}`;
   let verdict = cache.get(cacheKey, now.getTime());
   if (!verdict) {
-    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, collateral: opts.collateral });
+    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral: opts.collateral });
     if (verdict.verified) cache.set(cacheKey, verdict, now.getTime());
   }
   if (!verdict.verified) {
@@ -185,13 +189,14 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
     } catch (e) {
       return refuse("ratls.gpu", errorText(e), "gpu evidence", "the peer must include a valid GPU evidence bundle");
     }
-    gpu = verifyNvidiaEvidence(g.evidence, g.certChain, { now });
+    // The GPU must have signed the nonce derived from these claims (claims.ts gpuNonce): no replay across nodes.
+    gpu = verifyNvidiaEvidence(g.evidence, g.certChain, { now, expectedNonce: gpuNonce(claims) });
     if (!gpu.verified) refuse("evidence.nvidia", `GPU evidence did not verify: ${gpu.errors.join("; ")}`, gpu.status, "check the GPU is in confidential-computing mode and its evidence is current");
   } else if (bundle.gpu) {
     refuse("ratls.gpu", "the bundle carries GPU evidence that the claims do not bind", "gpu=unbound", "the peer must put the GPU evidence digest into its claims");
   }
   const tcbStatus = bundle.platform === "tdx" ? verdict.status : undefined;
-  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, claims, hasVerifiedGpu: gpu?.verified === true });
+  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true });
   return {
     platform: bundle.platform,
     insecure: verdict.insecure,

@@ -3,8 +3,8 @@
 // VCEK over report[0 : 0x2A0]; r and s are 72-byte little-endian, zero-padded values at 0x2A0 and 0x2E8.
 // Chain: VCEK -> ASK -> ARK (RSASSA-PSS/SHA-384), ARK and ASK pinned per product (Milan, Genoa, Turin).
 import { verify as cryptoVerify, type X509Certificate } from "node:crypto";
-import { ByteReader, hex, isAllZero } from "./bytes.js";
-import { EvidenceFormatError, errorText } from "./errors.js";
+import { toHex as hex, isAllZero } from "../crypto/bytes.js";
+import { EvidenceFormatError, errorText, EvidenceReader } from "./errors.js";
 import { TAG, content, decodeSmallInt, expectTag, parseDer, readNode } from "./der.js";
 import {
   AMD_GENOA_ARK_PEM,
@@ -14,6 +14,7 @@ import {
   AMD_TURIN_ARK_PEM,
   AMD_TURIN_ASK_PEM,
 } from "./roots/index.js";
+import { testAmdRootsFor } from "./roots/test-roots.js";
 import { CheckList, type Verdict } from "./verdict.js";
 import { certFields, parseCert, splitPem, verifyChainToRoot } from "./x509.js";
 
@@ -86,7 +87,7 @@ export interface SnpReport {
 export function parseSnpReport(input: Uint8Array): SnpReport {
   const raw = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (raw.length !== SNP_REPORT_LEN) throw new EvidenceFormatError(`SEV-SNP report must be ${SNP_REPORT_LEN} bytes, got ${raw.length}`);
-  const r = new ByteReader(raw, "SEV-SNP report");
+  const r = new EvidenceReader(raw, "SEV-SNP report");
   const version = r.u32("VERSION");
   if (version < 2 || version > 5) throw new EvidenceFormatError(`SEV-SNP report version ${version} is not supported (expected 2, 3 or 5)`);
   const at = (off: number, len: number) => raw.subarray(off, off + len);
@@ -231,7 +232,8 @@ export function verifySnpReport(reportBytes: Uint8Array, vcekInput: Buffer, opts
   const vder = vcekDer(vcekInput);
   const vcek = cl.run("vcekFormat", () => parseVcek(vder));
   const product = opts.product ?? vcek?.product ?? "Milan";
-  const roots = AMD_ROOTS[product];
+  const testRoots = opts.arkPem === undefined && opts.askPem === undefined ? testAmdRootsFor(vder) : undefined;
+  const roots = testRoots ?? AMD_ROOTS[product];
   const arkPem = opts.arkPem ?? roots.ark;
   const askPem = opts.askPem ?? roots.ask;
   cl.run("arkSelfSigned", () => {
@@ -275,7 +277,8 @@ export function verifySnpReport(reportBytes: Uint8Array, vcekInput: Buffer, opts
     platform: "sev-snp",
     verified,
     status: verified ? "Verified" : "Invalid",
-    insecure: false,
+    insecure: testRoots !== undefined,
+    ...(testRoots ? { testRoot: true } : {}),
     measurements: { measurement: hex(rep.measurement), hostData: hex(rep.hostData), familyId: hex(rep.familyId), imageId: hex(rep.imageId) },
     imageDigest: hex(rep.measurement),
     reportData: hex(rep.reportData),

@@ -12,8 +12,8 @@
 //   316 32  signer public key (Ed25519, must be the development key)
 //   348 64  Ed25519 signature over bytes [0, 348)
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import { ByteReader, hex } from "./bytes.js";
-import { EvidenceFormatError, errorText } from "./errors.js";
+import { toHex as hex } from "../crypto/bytes.js";
+import { EvidenceFormatError, errorText, EvidenceReader } from "./errors.js";
 import { CheckList, type Verdict } from "./verdict.js";
 
 export const SIM_MAGIC = Buffer.from("CCSIMv01", "latin1");
@@ -78,7 +78,7 @@ export function isSimEvidence(b: Uint8Array): boolean {
 export function parseSimEvidence(input: Uint8Array): SimReport {
   const raw = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (raw.length !== SIM_REPORT_LEN) throw new EvidenceFormatError(`sim evidence must be ${SIM_REPORT_LEN} bytes, got ${raw.length}`);
-  const r = new ByteReader(raw, "sim evidence");
+  const r = new EvidenceReader(raw, "sim evidence");
   if (!r.bytes(8, "magic").equals(SIM_MAGIC)) throw new EvidenceFormatError('sim evidence: bad magic (expected "CCSIMv01")');
   const version = r.u16("version");
   if (version !== SIM_LAYOUT_VERSION) throw new EvidenceFormatError(`sim evidence: layout version ${version} is not supported`);

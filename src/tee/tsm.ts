@@ -1,17 +1,32 @@
-// Obtains a hardware quote through Linux configfs-tsm (/sys/kernel/config/tsm/report, kernel >= 6.7):
-// mkdir an entry, write 64 bytes to `inblob`, read `provider` ("tdx_guest" or "sev_guest") and `outblob`
-// (TDX quote or SEV-SNP report); `auxblob` holds the SNP certificate table (VCEK/ASK/ARK) when the host
-// provides it. The entry is removed afterwards.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+// Hardware evidence through Linux configfs-tsm (/sys/kernel/config/tsm/report, kernel >= 6.7), one interface for
+// TDX and SEV-SNP: mkdir an entry, write 64 bytes to `inblob`, read `outblob` (the TDX quote or SEV-SNP report;
+// reading it makes the kernel ask the TEE), `auxblob` (SEV-SNP: the host's certificate table with VCEK/ASK/ARK),
+// `provider` ("tdx_guest" / "sev_guest") and `generation` (counts writes to inblob). Another process writing the
+// same entry between our inblob write and our outblob read would hand us a report over its data: the generation
+// read after outblob must be the one our write produced, else we retry.
+//
+// The legacy character devices (/dev/tdx_guest, /dev/sev-guest) need ioctls that Node cannot issue without a
+// native addon, so they are only detected and reported (`detectTee`), with the fix (a kernel with configfs-tsm).
+// Reads are asynchronous so that a stand-in configfs (tests) can answer from the same process.
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 
 export const TSM_REPORT_DIR = "/sys/kernel/config/tsm/report";
-const PROVIDER_BY_PLATFORM = { tdx: "tdx_guest", "sev-snp": "sev_guest" } as const;
+export type TeePlatform = "tdx" | "sev-snp";
+export const PROVIDER_BY_PLATFORM: Record<TeePlatform, string> = { tdx: "tdx_guest", "sev-snp": "sev_guest" };
+const PLATFORM_BY_PROVIDER: Record<string, TeePlatform> = { tdx_guest: "tdx", sev_guest: "sev-snp" };
+const LEGACY_DEVICES: Record<TeePlatform, string> = { tdx: "/dev/tdx_guest", "sev-snp": "/dev/sev-guest" };
 /** GUID of the VCEK entry in the SEV-SNP extended-report certificate table. */
 const VCEK_GUID = "63da758d-e664-4564-adc5-f4b93be8accd";
 const CERT_TABLE_ENTRY_LEN = 24; // 16 B GUID, u32 offset, u32 length
 const GUID_LEN = 16;
+/** Attempts when another writer races us on the same entry (the generation moved). */
+export const TSM_RACE_ATTEMPTS = 3;
+/** How long a fresh entry may take to show its attributes (immediate in the kernel; a stand-in may lag). */
+const ENTRY_READY_MS = 2000;
+const ENTRY_POLL_MS = 10;
 
 export class NoTeeError extends Error {
   constructor(platform: string, why: string) {
@@ -20,43 +35,129 @@ export class NoTeeError extends Error {
   }
 }
 
+export interface TsmReport {
+  provider: string;
+  /** TDX quote or SEV-SNP report. */
+  outblob: Buffer;
+  /** SEV-SNP certificate table from the host, when it provides one. */
+  auxblob?: Buffer;
+  generation: number;
+}
+
 export function tsmAvailable(dir = TSM_REPORT_DIR): boolean {
   return existsSync(dir);
 }
 
-export function getTsmQuote(platform: "tdx" | "sev-snp", reportData: Buffer, dir = TSM_REPORT_DIR): { quote: Buffer; aux?: Buffer } {
+async function readGeneration(entry: string): Promise<number> {
+  const text = (await readFile(join(entry, "generation"), "utf8")).trim();
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new Error(`configfs-tsm entry ${entry}: generation is "${text}", not a number`);
+  return n;
+}
+
+async function waitForProvider(entry: string, dir: string, platform: TeePlatform): Promise<string> {
+  const deadline = Date.now() + ENTRY_READY_MS;
+  for (;;) {
+    try {
+      return (await readFile(join(entry, "provider"), "utf8")).trim();
+    } catch (e) {
+      if (Date.now() > deadline) throw new NoTeeError(platform, `${dir} is not a configfs-tsm report directory (${(e as Error).message})`);
+      await new Promise((r) => setTimeout(r, ENTRY_POLL_MS));
+    }
+  }
+}
+
+/**
+ * One report over `reportData` (64 bytes) from configfs-tsm under `dir`. Throws NoTeeError when there is no
+ * such TEE here, and an Error naming the cause when the TEE is there but did not answer.
+ */
+export async function getTsmReport(platform: TeePlatform, reportData: Buffer, dir = TSM_REPORT_DIR): Promise<TsmReport> {
+  if (reportData.length !== 64) throw new Error(`configfs-tsm takes 64 bytes of report data, got ${reportData.length}`);
   if (!existsSync(dir)) throw new NoTeeError(platform, `${dir} does not exist`);
   const entry = join(dir, `cocoon-${randomBytes(8).toString("hex")}`);
   try {
-    mkdirSync(entry);
+    await mkdir(entry);
   } catch (e) {
     throw new NoTeeError(platform, `cannot create ${entry}: ${(e as Error).message}`);
   }
   try {
-    let provider: string;
-    try {
-      provider = readFileSync(join(entry, "provider"), "utf8").trim();
-    } catch (e) {
-      throw new NoTeeError(platform, `${dir} is not a configfs-tsm report directory (${(e as Error).message})`);
+    const provider = await waitForProvider(entry, dir, platform);
+    if (provider !== PROVIDER_BY_PLATFORM[platform]) throw new NoTeeError(platform, `the configfs-tsm provider is ${provider} (${PLATFORM_BY_PROVIDER[provider] ?? "unknown platform"})`);
+    for (let attempt = 1; attempt <= TSM_RACE_ATTEMPTS; attempt++) {
+      let before: number;
+      let outblob: Buffer;
+      let after: number;
+      try {
+        before = await readGeneration(entry);
+        await writeFile(join(entry, "inblob"), reportData);
+        outblob = await readFile(join(entry, "outblob"));
+        after = await readGeneration(entry);
+      } catch (e) {
+        throw new Error(`configfs-tsm (${provider}) did not produce a report: ${(e as Error).message}. Check that the guest driver and the host quoting service (QGS and PCCS for TDX) are running`);
+      }
+      if (after !== before + 1) continue; // someone else wrote inblob in between: this outblob may be theirs
+      if (outblob.length === 0) throw new Error(`configfs-tsm (${provider}) returned an empty report; check the host quoting service (QGS for TDX)`);
+      let auxblob: Buffer | undefined;
+      try {
+        auxblob = await readFile(join(entry, "auxblob"));
+      } catch {
+        auxblob = undefined; // TDX has none; SEV-SNP only when the host installed a certificate table
+      }
+      return { provider, outblob, auxblob: auxblob && auxblob.length > 0 ? auxblob : undefined, generation: after };
     }
-    if (provider !== PROVIDER_BY_PLATFORM[platform]) throw new NoTeeError(platform, `configfs-tsm provider is ${provider}`);
-    let quote: Buffer;
-    try {
-      writeFileSync(join(entry, "inblob"), reportData);
-      quote = readFileSync(join(entry, "outblob"));
-    } catch (e) {
-      throw new Error(`configfs-tsm (${provider}) did not produce a quote: ${(e as Error).message}. Check that the guest driver and the host quoting service (QGS/PCCS for TDX) are running`);
-    }
-    const auxPath = join(entry, "auxblob");
-    const aux = existsSync(auxPath) ? readFileSync(auxPath) : undefined;
-    return { quote, aux: aux && aux.length > 0 ? aux : undefined };
+    throw new Error(`configfs-tsm entry ${entry} kept changing while it was read (generation moved on each of ${TSM_RACE_ATTEMPTS} attempts): another process is writing it`);
   } finally {
+    await rmdir(entry).catch(() => undefined); // configfs removes the attributes with the entry
+  }
+}
+
+export interface TeeProbe {
+  platform: TeePlatform | null;
+  /** How the evidence would be collected, when it can be. */
+  via?: "configfs-tsm";
+  tsmRoot: string;
+  provider?: string;
+  /** What was looked at, and why each source is or is not usable. */
+  findings: string[];
+}
+
+/**
+ * What this machine offers: configfs-tsm (and its provider) or a legacy guest device. Never throws; `platform`
+ * is null when nothing usable was found, and `findings` says why (for `cocoon attest show --platform auto`).
+ */
+export async function detectTee(dir = TSM_REPORT_DIR, devices: Record<TeePlatform, string> = LEGACY_DEVICES): Promise<TeeProbe> {
+  const findings: string[] = [];
+  if (existsSync(dir)) {
+    const entry = join(dir, `cocoon-probe-${randomBytes(6).toString("hex")}`);
     try {
-      rmdirSync(entry);
-    } catch {
-      /* the kernel removes it with the process otherwise */
+      await mkdir(entry);
+      try {
+        const provider = (await readFile(join(entry, "provider"), "utf8")).trim();
+        const platform = PLATFORM_BY_PROVIDER[provider];
+        if (platform) {
+          findings.push(`${dir}: configfs-tsm with provider ${provider}`);
+          return { platform, via: "configfs-tsm", tsmRoot: dir, provider, findings };
+        }
+        findings.push(`${dir}: configfs-tsm provider "${provider}" is not one this node supports (tdx_guest, sev_guest)`);
+      } catch (e) {
+        findings.push(`${dir}: no provider attribute (${(e as Error).message}); is a TEE guest driver (tdx_guest, sev-guest) loaded?`);
+      } finally {
+        await rmdir(entry).catch(() => undefined);
+      }
+    } catch (e) {
+      findings.push(`${dir}: cannot create a report entry (${(e as Error).message}); run as root or grant write access to it`);
+    }
+  } else {
+    findings.push(`${dir}: absent (configfs-tsm needs Linux >= 6.7 inside a TDX or SEV-SNP guest, and configfs mounted at /sys/kernel/config)`);
+  }
+  for (const [platform, dev] of Object.entries(devices) as [TeePlatform, string][]) {
+    if (existsSync(dev)) {
+      findings.push(`${dev}: present, but its ioctl interface is not supported by this node; use a kernel with configfs-tsm (Linux >= 6.7) to attest as ${platform}`);
+    } else {
+      findings.push(`${dev}: absent`);
     }
   }
+  return { platform: null, tsmRoot: dir, findings };
 }
 
 function guidToBytes(g: string): Buffer {

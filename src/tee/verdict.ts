@@ -11,6 +11,8 @@ export interface Verdict {
   status: string;
   /** True for the sim platform: no hardware protects this evidence. */
   insecure: boolean;
+  /** The chain ends in a test root installed by test code (src/tee/roots/test-roots.ts): never production. */
+  testRoot?: boolean;
   /** Platform measurements as lowercase hex (TDX: mrtd, rtmr[], mrconfigid, ...; SNP: measurement, ...). */
   measurements: Record<string, string | string[]>;
   /** Digest identifying the launched image, compared with policy allow-lists (see docs/attestation.md). */
@@ -18,6 +20,8 @@ export interface Verdict {
   /** REPORTDATA (TDX, sim) / REPORT_DATA (SNP) / requester nonce (NVIDIA) as hex. */
   reportData: string;
   errors: string[];
+  /** Facts worth a look that did not fail verification (e.g. unsigned bytes after a TDX quote's signature data). */
+  warnings?: string[];
   checks: Record<string, boolean>;
   advisoryIds: string[];
   /** Platform-specific extra facts (FMSPC, TCB versions, chip id, ...). */

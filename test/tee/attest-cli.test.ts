@@ -5,10 +5,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { formatReport, runAttestVerify } from "../../src/cli/attest.js";
+import { formatReport, runAttestMeasure, runAttestShow, runAttestVerify } from "../../src/cli/attest.js";
+import { installTestIntelRootForTestsOnly, uninstallTestRoots } from "../../src/tee/roots/test-roots.js";
+import { FakeTsm, TestIntel, servePcs } from "./test-tee.js";
 import { createNodeIdentity } from "../../src/tee/identity.js";
 import { createSimEvidence } from "../../src/tee/sim.js";
-import { TDX_V4, TDX_V5_OUTDATED, VECTORS, NV_NONCE } from "./helpers.js";
+import { TDX_V4, TDX_V5_OUTDATED, VECTORS, NV_NONCE, vecText } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), "attest-cli-"));
@@ -102,6 +104,81 @@ describe("cocoon attest verify", () => {
       assert.match(show.stderr, /no usable tdx TEE.*--platform sim/);
     } finally {
       spawnSync("rm", ["-f", file]);
+    }
+  });
+});
+
+describe("cocoon attest verify --pccs", () => {
+  it("fetches the collateral a quote needs from a PCS v4 service, like a node does", async () => {
+    const { parseCollateral } = await import("../../src/tee/tdx/collateral.js");
+    const pcs = await servePcs(() => parseCollateral(vecText(TDX_V4.collateral)));
+    try {
+      const r = await runAttestVerify(VECTORS + TDX_V4.quote, { pccs: pcs.url, collateralCache: join(tmp, "verify-cache"), at: at(TDX_V4.at) });
+      assert.equal(r.verified, true, r.errors.join("; "));
+      assert.equal(r.status, "UpToDate");
+      assert.ok(pcs.requests.some((q) => q.startsWith("/tdx/certification/v4/tcb")));
+    } finally {
+      await pcs.close();
+    }
+    await assert.rejects(runAttestVerify(VECTORS + TDX_V4.quote, { pccs: "http://127.0.0.1:9", collateralCache: join(tmp, "verify-cache-2"), at: at(TDX_V4.at) }), /unreachable/);
+  });
+});
+
+describe("cocoon attest measure", () => {
+  it("from a quote and from its register values: the same digest the verifier reports, and the root command", async () => {
+    const v = await runAttestVerify(VECTORS + TDX_V4.quote, { collateral: VECTORS + TDX_V4.collateral, at: at(TDX_V4.at) });
+    const fromQuote = runAttestMeasure(VECTORS + TDX_V4.quote, { root: "EQroot", kind: "both" });
+    assert.equal(fromQuote.imageDigest, v.imageDigest);
+    assert.equal(fromQuote.rootCommand, `cocoon root allow-image --root EQroot --kind both --digest ${v.imageDigest} --key-file <OWNER KEY FILE>`);
+    assert.match(fromQuote.policyLine, /"worker": \["[0-9a-f]{64}"\], "proxy"/);
+    const e = JSON.parse(vecText("tdx/expected.json"))["tdx/dcap-qvl/tdx_quote"];
+    const fromRegs = runAttestMeasure(undefined, { mrtd: e.mrTd, rtmr0: e.rtmr[0], rtmr1: e.rtmr[1], rtmr2: e.rtmr[2], rtmr3: e.rtmr[3] });
+    assert.equal(fromRegs.imageDigest, v.imageDigest, "zero config ids by default, as in this quote");
+    assert.notEqual(runAttestMeasure(undefined, { mrtd: e.mrTd, rtmr0: e.rtmr[0], rtmr1: e.rtmr[1], rtmr2: e.rtmr[2], rtmr3: e.rtmr[3], mrowner: "11".repeat(48) }).imageDigest, v.imageDigest);
+  });
+  it("from an RA-TLS certificate and an SEV-SNP report (which the root cannot hold)", async () => {
+    const id = await createNodeIdentity({ role: "worker" });
+    const certFile = join(tmp, "m-cert.pem");
+    writeFileSync(certFile, id.tls.certPem);
+    const c = runAttestMeasure(certFile, {});
+    assert.equal(c.platform, "sim");
+    assert.equal(c.imageDigest, (await runAttestVerify(certFile, { allowSim: true })).imageDigest);
+    const snp = runAttestMeasure(VECTORS + "sev-snp/virtee/report_milan.hex", {});
+    assert.match(snp.imageDigest, /^7a1e5c26[0-9a-f]{88}$/);
+    assert.equal(snp.rootCommand, undefined);
+    assert.match(snp.notes.join(" "), /48 bytes.*policy file/);
+  });
+  it("refuses missing or malformed inputs with what to give", () => {
+    assert.throws(() => runAttestMeasure(undefined, {}), /give an evidence FILE/);
+    assert.throws(() => runAttestMeasure(undefined, { mrtd: "00".repeat(48) }), /--rtmr0 is required/);
+    assert.throws(() => runAttestMeasure(undefined, { mrtd: "zz", rtmr0: "", rtmr1: "", rtmr2: "", rtmr3: "" }), /--mrtd must be 96 hex/);
+    assert.throws(() => runAttestMeasure(VECTORS + TDX_V4.quote, { mrtd: "00".repeat(48) }), /not both/);
+    assert.throws(() => runAttestMeasure(VECTORS + TDX_V4.quote, { kind: "client" }), /--kind must be/);
+  });
+});
+
+describe("cocoon attest show --platform auto", () => {
+  it("says what it found and why not on a machine without a TEE", async () => {
+    const r = await runAttestShow({ platform: "auto", role: "worker", tsmRoot: join(tmp, "no-tsm") });
+    assert.equal(r.identity, undefined);
+    assert.equal(r.probe?.platform, null);
+    assert.match(r.probe!.findings.join("\n"), /no-tsm: absent \(configfs-tsm needs Linux >= 6\.7/);
+  });
+  it("finds a configfs-tsm TDX provider, collects a quote with collateral, and the evidence verifies", async () => {
+    const intel = new TestIntel();
+    const tsm = new FakeTsm("tdx_guest", (inblob) => ({ outblob: intel.quote(inblob) })).start();
+    const pcs = await servePcs(() => intel.collateral);
+    installTestIntelRootForTestsOnly(intel.rootPem);
+    try {
+      const r = await runAttestShow({ platform: "auto", role: "proxy", tsmRoot: tsm.root, pccs: pcs.url, collateralCache: join(tmp, "cache") });
+      assert.equal(r.probe?.platform, "tdx");
+      assert.equal(r.identity?.platform, "tdx");
+      assert.equal(r.verdict?.verified, true, r.verdict?.errors.join("; "));
+      assert.equal(r.verdict?.testRoot, true);
+    } finally {
+      uninstallTestRoots();
+      tsm.stop();
+      await pcs.close();
     }
   });
 });

@@ -7,12 +7,14 @@ import { createNodeIdentity } from "../../src/tee/identity.js";
 import { AttestationError, EvidenceCache, verifyPeerCertificate, type VerifiedPeer } from "../../src/tee/ratls.js";
 import { DEV_POLICY, PRODUCTION_POLICY, parsePolicy, type Policy } from "../../src/tee/policy.js";
 import { buildRaTlsCertificate, readRaTlsExtensions } from "../../src/tee/cert.js";
-import { claimsReportData, decodeClaims } from "../../src/tee/claims.js";
+import { claimsReportData, decodeClaims, gpuNonce } from "../../src/tee/claims.js";
 import { decodeEvidenceBundle, encodeEvidenceBundle, encodeGpuEvidence } from "../../src/tee/evidence.js";
 import { attestationHeaderValue, createSimEvidence, verifySimEvidence } from "../../src/tee/sim.js";
 import { generateKeyPairSync } from "node:crypto";
 import { parseCollateral } from "../../src/tee/tdx/collateral.js";
 import { NV_AT, TDX_V4, nvChain, nvEvidence, vec, vecText } from "./helpers.js";
+import { TestNvidia } from "./test-tee.js";
+import { installTestNvidiaRootForTestsOnly, uninstallTestRoots } from "../../src/tee/roots/test-roots.js";
 
 const MODEL = { name: "Qwen/Qwen3-0.6B@abc", digest: createHash("sha256").update("weights").digest("hex") };
 const fresh = () => ({ cache: new EvidenceCache() });
@@ -173,12 +175,31 @@ describe("node identity and RA-TLS certificates", () => {
     await refusal(verifyPeerCertificate(noModel.tls.certDer, parsePolicy({ mode: "production", allowSim: true, measurements: { worker: [peer.imageDigest] } }), fresh()), "policy.model");
   });
 
-  it("GPU evidence is bound by digest and verified", async () => {
-    const gpu = encodeGpuEvidence({ evidence: nvEvidence(), certChain: nvChain() });
-    const id = await createNodeIdentity({ role: "worker", gpuEvidence: gpu, model: MODEL });
-    const peer = await verifyPeerCertificate(id.tls.certDer, DEV_POLICY, { now: new Date(), ...fresh() });
-    assert.equal(peer.gpu?.verified, true);
-    assert.equal(peer.claims.gpuEvidenceDigest, createHash("sha256").update(gpu).digest("hex"));
+  it("GPU evidence is bound both ways: its digest in the claims, the claims' nonce in the evidence", async () => {
+    const nv = new TestNvidia();
+    installTestNvidiaRootForTestsOnly(nv.rootPem);
+    try {
+      let nonce: Buffer | undefined;
+      const id = await createNodeIdentity({ role: "worker", model: MODEL, gpuCollector: async (n) => ((nonce = n), nv.bundle(n)) });
+      assert.deepEqual(nonce, gpuNonce(id.claims));
+      const peer = await verifyPeerCertificate(id.tls.certDer, DEV_POLICY, { now: new Date(), ...fresh() });
+      assert.equal(peer.gpu?.verified, true);
+      assert.equal(peer.gpu?.reportData, nonce!.toString("hex"));
+      assert.equal(peer.claims.gpuEvidenceDigest, createHash("sha256").update(decodeEvidenceBundle(readRaTlsExtensions(id.tls.certDer).evidence).gpu!).digest("hex"));
+      // Evidence of another identity (or machine), replayed into this one: digest bound, nonce not.
+      const other = await createNodeIdentity({ role: "worker", model: MODEL, gpuCollector: async (n) => nv.bundle(n) });
+      const stolen = decodeEvidenceBundle(readRaTlsExtensions(other.tls.certDer).evidence).gpu!;
+      const replay = await createNodeIdentity({ role: "worker", model: MODEL, gpuEvidence: stolen });
+      await refusal(verifyPeerCertificate(replay.tls.certDer, DEV_POLICY, fresh()), "evidence.nvidia");
+      // The real vector (nvtrust's fixed nonce) cannot be bound to any new identity either.
+      const real = await createNodeIdentity({ role: "worker", model: MODEL, gpuEvidence: encodeGpuEvidence({ evidence: nvEvidence(), certChain: nvChain() }) });
+      await assert.rejects(verifyPeerCertificate(real.tls.certDer, DEV_POLICY, fresh()), /nonce .* is not the expected/);
+      // Evidence signed under a test NVIDIA root is refused by the production policy.
+      const prod = parsePolicy({ mode: "production", allowSim: true, measurements: { worker: [peer.imageDigest] }, models: [MODEL.digest] });
+      await refusal(verifyPeerCertificate(id.tls.certDer, prod, fresh()), "policy.test-root");
+    } finally {
+      uninstallTestRoots();
+    }
     assert.ok(NV_AT);
   });
 

@@ -1,22 +1,60 @@
-import { describe, it } from "node:test";
+import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NoTeeError, getTsmQuote, vcekFromCertTable } from "../../src/tee/tsm.js";
+import { NoTeeError, detectTee, getTsmReport, vcekFromCertTable } from "../../src/tee/tsm.js";
 import { snpVcek } from "./helpers.js";
+import { FakeTsm } from "./test-tee.js";
 
-describe("configfs-tsm quote source", () => {
-  it("reports a missing TEE clearly", () => {
-    assert.throws(() => getTsmQuote("tdx", Buffer.alloc(64), join(tmpdir(), "no-such-tsm")), (e: unknown) => e instanceof NoTeeError && /--platform sim/.test((e as Error).message));
+describe("configfs-tsm evidence source", () => {
+  const fake = new FakeTsm("tdx_guest", (inblob) => ({ outblob: Buffer.concat([Buffer.from("quote-over:"), inblob]) })).start();
+  after(() => fake.stop());
+
+  it("reports a missing TEE clearly", async () => {
+    await assert.rejects(getTsmReport("tdx", Buffer.alloc(64), join(tmpdir(), "no-such-tsm")), (e: unknown) => e instanceof NoTeeError && /--platform sim/.test((e as Error).message));
   });
-  it("refuses a directory that is not a configfs-tsm provider", () => {
+  it("refuses a directory that is not a configfs-tsm provider", async () => {
     const dir = mkdtempSync(join(tmpdir(), "tsm-"));
     try {
-      assert.throws(() => getTsmQuote("sev-snp", Buffer.alloc(64), dir), /no usable sev-snp TEE.*not a configfs-tsm report directory/);
+      await assert.rejects(getTsmReport("sev-snp", Buffer.alloc(64), dir), /no usable sev-snp TEE.*not a configfs-tsm report directory/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+  it("returns the report over the 64 bytes it wrote, with the generation that write produced", async () => {
+    const rd = Buffer.alloc(64, 7);
+    const r = await getTsmReport("tdx", rd, fake.root);
+    assert.equal(r.provider, "tdx_guest");
+    assert.deepEqual(r.outblob, Buffer.concat([Buffer.from("quote-over:"), rd]));
+    assert.equal(r.generation, 1);
+  });
+  it("a provider of another platform is refused with what it is", async () => {
+    await assert.rejects(getTsmReport("sev-snp", Buffer.alloc(64), fake.root), /provider is tdx_guest \(tdx\)/);
+  });
+  it("retries when another writer moved the generation between our write and our read", async () => {
+    fake.raceFirst = fake.served + 1;
+    const before = fake.served;
+    const r = await getTsmReport("tdx", Buffer.alloc(64, 1), fake.root);
+    assert.equal(fake.served - before, 2, "the first report was thrown away");
+    assert.deepEqual(r.outblob.subarray(-64), Buffer.alloc(64, 1));
+  });
+  it("gives up with a clear error when the entry keeps changing", async () => {
+    fake.raceFirst = fake.served + 10;
+    await assert.rejects(getTsmReport("tdx", Buffer.alloc(64), fake.root), /kept changing while it was read.*another process/);
+    fake.raceFirst = 0;
+  });
+  it("refuses report data that is not 64 bytes", async () => {
+    await assert.rejects(getTsmReport("tdx", Buffer.alloc(32), fake.root), /64 bytes of report data, got 32/);
+  });
+  it("detectTee names the platform it found, or says why there is none", async () => {
+    const found = await detectTee(fake.root, { tdx: "/nonexistent/tdx_guest", "sev-snp": "/nonexistent/sev-guest" });
+    assert.equal(found.platform, "tdx");
+    assert.equal(found.via, "configfs-tsm");
+    const none = await detectTee(join(tmpdir(), "no-such-tsm"), { tdx: "/nonexistent/tdx_guest", "sev-snp": "/dev/null" });
+    assert.equal(none.platform, null);
+    assert.match(none.findings.join("\n"), /absent \(configfs-tsm needs Linux >= 6\.7/);
+    assert.match(none.findings.join("\n"), /\/dev\/null: present, but its ioctl interface is not supported/);
   });
   it("finds the VCEK in an SEV-SNP certificate table by GUID", () => {
     const vcek = snpVcek();

@@ -13,9 +13,10 @@
 //     64 quote signature r||s | 64 attestation key x||y | u16 cert data type (6) | u32 size |
 //     384 QE report (SGX report body) | 64 QE report signature r||s | u16 QE auth size | QE auth data |
 //     u16 inner cert data type (5 = PCK chain PEM) | u32 size | PEM chain (leaf, intermediate CA, root)
-//   Real quotes may carry trailing zero padding after the signature data; non-zero trailing bytes are refused.
-import { ByteReader, hex, isAllZero } from "../bytes.js";
-import { EvidenceFormatError } from "../errors.js";
+//   Real quotes may carry bytes after the signature data (zero padding; go-tdx-guest's sample carries 39 non-zero
+//   bytes). They are outside every signature, so the parser reports them (`trailing`) and the verifier warns.
+import { toHex as hex, isAllZero } from "../../crypto/bytes.js";
+import { EvidenceFormatError, EvidenceReader } from "../errors.js";
 
 export const QUOTE_HEADER_LEN = 48;
 export const QUOTE_MAX_LEN = 64 * 1024;
@@ -79,6 +80,8 @@ export interface TdxQuote {
   signedRegion: Buffer;
   /** Length of the quote without trailing padding. */
   quoteLen: number;
+  /** Bytes after the signature data: covered by no signature, ignored (the verifier warns when they are non-zero). */
+  trailing: { length: number; nonZero: boolean };
   signature: Buffer;
   attestationKey: Buffer;
   qeReport: SgxReportBody;
@@ -87,7 +90,7 @@ export interface TdxQuote {
   pckChainPem: string;
 }
 
-function parseTdReport(r: ByteReader, bodyType: number): TdReport {
+function parseTdReport(r: EvidenceReader, bodyType: number): TdReport {
   const b = (n: number, f: string) => r.bytes(n, f);
   const rep: TdReport = {
     teeTcbSvn: b(16, "TEE_TCB_SVN"),
@@ -129,7 +132,7 @@ export function parseSgxReportBody(raw: Buffer): SgxReportBody {
 export function parseTdxQuote(input: Uint8Array): TdxQuote {
   const quote = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (quote.length > QUOTE_MAX_LEN) throw new EvidenceFormatError(`TDX quote is ${quote.length} bytes; the limit is ${QUOTE_MAX_LEN}`);
-  const r = new ByteReader(quote, "TDX quote");
+  const r = new EvidenceReader(quote, "TDX quote");
   const version = r.u16("header.version");
   if (version !== 4 && version !== 5) {
     throw new EvidenceFormatError(`TDX quote: version ${version} is not supported (expected 4 or 5; version 3 is SGX-only)`);
@@ -171,8 +174,8 @@ export function parseTdxQuote(input: Uint8Array): TdxQuote {
   if (sigEnd > quote.length) {
     throw new EvidenceFormatError(`TDX quote: signature data claims ${sigDataLen} bytes but only ${quote.length - signedEnd - 4} remain`);
   }
-  if (!isAllZero(quote.subarray(sigEnd))) throw new EvidenceFormatError("TDX quote: non-zero bytes after the signature data");
-  const s = new ByteReader(quote, "TDX quote signature data", signedEnd + 4, sigEnd);
+  const trailing = quote.subarray(sigEnd);
+  const s = new EvidenceReader(quote, "TDX quote signature data", signedEnd + 4, sigEnd);
   const signature = s.bytes(ECDSA_P256_SIG_LEN, "quote_signature");
   const attestationKey = s.bytes(ECDSA_P256_KEY_LEN, "attestation_key");
   const certType = s.u16("certification_data.type");
@@ -180,7 +183,7 @@ export function parseTdxQuote(input: Uint8Array): TdxQuote {
     throw new EvidenceFormatError(`TDX quote: certification data type ${certType} is not supported (expected 6, QE report certification data)`);
   }
   const certSize = s.u32("certification_data.size");
-  const c = new ByteReader(quote, "TDX quote QE certification data", s.offset, s.offset + Math.min(certSize, s.remaining));
+  const c = new EvidenceReader(quote, "TDX quote QE certification data", s.offset, s.offset + Math.min(certSize, s.remaining));
   if (certSize > s.remaining) throw new EvidenceFormatError(`TDX quote: certification data claims ${certSize} bytes but only ${s.remaining} remain`);
   const qeReportRaw = c.bytes(SGX_REPORT_BODY_LEN, "qe_report");
   const qeReportSignature = c.bytes(ECDSA_P256_SIG_LEN, "qe_report_signature");
@@ -202,6 +205,7 @@ export function parseTdxQuote(input: Uint8Array): TdxQuote {
     body,
     signedRegion: quote.subarray(0, signedEnd),
     quoteLen: sigEnd,
+    trailing: { length: trailing.length, nonZero: !isAllZero(trailing) },
     signature,
     attestationKey,
     qeReport: parseSgxReportBody(qeReportRaw),

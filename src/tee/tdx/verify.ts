@@ -4,8 +4,8 @@
 //  attestation key;  6. collateral: TCB info / QE identity signatures and chains, root and PCK CRLs (signature,
 //  freshness, revocation), FMSPC/PCE-ID match;  7. QE identity;  8. Intel TCB status;  9. TD attributes (debug).
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject, type X509Certificate } from "node:crypto";
-import { INTEL_SGX_ROOT_CA_PEM } from "../roots/index.js";
-import { hex, isAllZero } from "../bytes.js";
+import { isTestIntelRoot, trustedIntelRootFor } from "../roots/test-roots.js";
+import { toHex as hex, isAllZero } from "../../crypto/bytes.js";
 import { errorText } from "../errors.js";
 import { checkCrlFresh, parseCrl, verifyCrlSignature, type Crl } from "../crl.js";
 import { CheckList, type Verdict } from "../verdict.js";
@@ -33,6 +33,8 @@ export interface TdxVerifyOptions {
   allowDebug?: boolean;
   /** Refuse collateral older than this TCB evaluation data number (rollback protection). */
   minTcbEvaluationDataNumber?: number;
+  /** Refuse a quote with non-zero bytes after its signature data (by default they are ignored with a warning). */
+  refuseTrailingBytes?: boolean;
   /** Override of the pinned root (tests use this to show that a wrong root fails). */
   rootPem?: string;
 }
@@ -59,12 +61,12 @@ export function p256KeyFromRaw(xy: Buffer): KeyObject {
   });
 }
 
-function p1363(alg: string, data: Buffer, key: KeyObject | X509Certificate["publicKey"], sig: Buffer): boolean {
+export function p1363(alg: string, data: Buffer, key: KeyObject | X509Certificate["publicKey"], sig: Buffer): boolean {
   return cryptoVerify(alg, data, { key, dsaEncoding: "ieee-p1363" }, sig);
 }
 
 /** SHA-256 over MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMR0-3 (the original Cocoon's image hash). */
-export function tdxImageDigest(b: TdReport): string {
+export function tdxImageDigest(b: Pick<TdReport, "mrTd" | "mrConfigId" | "mrOwner" | "mrOwnerConfig" | "rtmr">): string {
   const h = createHash("sha256");
   for (const part of [b.mrTd, b.mrConfigId, b.mrOwner, b.mrOwnerConfig, ...b.rtmr]) h.update(part);
   return h.digest("hex");
@@ -121,13 +123,15 @@ function emptyVerdict(errors: string[]): TdxVerdict {
 
 export function verifyTdxQuote(input: Uint8Array, opts: TdxVerifyOptions = {}): TdxVerdict {
   const now = opts.now ?? new Date();
-  const rootPem = opts.rootPem ?? INTEL_SGX_ROOT_CA_PEM;
   let q: TdxQuote;
   try {
     q = parseTdxQuote(input);
   } catch (e) {
     return emptyVerdict([errorText(e)]);
   }
+  // Intel's pinned root, unless test code installed a test root and this chain ends in it (then: insecure).
+  const rootPem = opts.rootPem ?? trustedIntelRootFor(splitPem(q.pckChainPem));
+  const testRoot = opts.rootPem === undefined && isTestIntelRoot(rootPem);
   const cl = new CheckList();
   const body = q.body;
   const flags = tdAttributeFlags(body.tdAttributes);
@@ -167,6 +171,12 @@ export function verifyTdxQuote(input: Uint8Array, opts: TdxVerifyOptions = {}): 
   });
   if (hex(q.qeVendorId) !== INTEL_QE_VENDOR_ID) cl.fail("qeVendorIsIntel", `TDX quote: QE vendor id ${hex(q.qeVendorId)} is not Intel's`);
   if (!isAllZero(body.seamAttributes)) cl.fail("seamAttributesZero", `TDX quote: SEAMATTRIBUTES ${hex(body.seamAttributes)} must be zero`);
+  const warnings: string[] = [];
+  if (q.trailing.nonZero) {
+    const what = `TDX quote has ${q.trailing.length} non-zero byte(s) after its signature data; no signature covers them`;
+    if (opts.refuseTrailingBytes) cl.fail("noTrailingBytes", `${what}, and the policy refuses such quotes`);
+    else warnings.push(`${what}, so they were ignored`);
+  }
   if (flags.debug && !opts.allowDebug) {
     cl.fail("debugOff", "TD has the DEBUG attribute set: its memory is readable by the host. Debug TDs are refused unless the policy sets allowDebug");
   }
@@ -312,11 +322,13 @@ export function verifyTdxQuote(input: Uint8Array, opts: TdxVerifyOptions = {}): 
     platform: "tdx",
     verified,
     status,
-    insecure: false,
+    insecure: testRoot,
+    ...(testRoot ? { testRoot: true } : {}),
     measurements: tdxMeasurements(body),
     imageDigest: tdxImageDigest(body),
     reportData: hex(body.reportData),
     errors: cl.errors,
+    ...(warnings.length ? { warnings } : {}),
     checks: cl.checks,
     advisoryIds: tcb?.advisoryIds ?? [],
     details,

@@ -20,6 +20,8 @@ export interface OpenAiBackendOptions {
   apiKey?: string;
   /** Serve only this model (default: every model the engine lists). */
   model?: string;
+  /** Weights digest of `model` (--model-dir / --model-digest): bound into the worker's claims and priced by it. */
+  modelDigest?: string;
   probeIntervalMs?: number;
 }
 
@@ -76,7 +78,7 @@ export class OpenAiBackend implements Backend {
       if (wanted.length === 0) {
         throw new Error(this.opts.model ? `the engine does not list model ${this.opts.model} (it lists: ${ids.join(", ") || "none"})` : "the engine lists no models");
       }
-      this.served = wanted.map((id) => ({ id }));
+      this.served = wanted.map((id) => (this.opts.modelDigest && id === this.opts.model ? { id, digest: this.opts.modelDigest } : { id }));
       this.state = { ok: true };
     } catch (err) {
       const msg = (err as Error).name === "TimeoutError" ? `no answer within ${PROBE_TIMEOUT_MS} ms` : (err as Error).message;
