@@ -19,6 +19,7 @@ import { registerClientChannelCommands } from "./channel.js";
 import { registerChainCommand } from "./chain.js";
 import { registerWalletCommand } from "./wallet.js";
 import { registerRootCommand } from "./root-admin.js";
+import { registerProxyAdminCommands } from "./proxy-admin.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -70,10 +71,10 @@ const clientCommand = securityOptions(
 });
 registerClientChannelCommands(clientCommand);
 
-securityOptions(
+const proxyCommand = securityOptions(
   program
     .command("proxy")
-    .description("accepts workers and clients over attested TLS, routes and meters requests")
+    .description("accepts workers and clients over attested TLS, routes and meters requests (subcommands: register, unregister, status, unstake)")
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--worker-port <port>", "port for workers", port, DEFAULT_WORKER_PORT)
     .option("--client-port <port>", "port for clients", port, DEFAULT_CLIENT_PORT)
@@ -88,6 +89,7 @@ securityOptions(
   );
   await serveUntilSignal({ drain: (ms) => proxy.drain(ms), stop: () => proxy.stop() }, drainMs(o));
 });
+registerProxyAdminCommands(proxyCommand);
 
 securityOptions(
   program

@@ -1,9 +1,10 @@
 /**
  * Sets up the contracts of a development network on a chain with a faucet (the devnet's `cocoon chain`): wallets for
- * the root owner, the proxy operator, the workers and the client, funded from the faucet; the root with its
- * parameters, model prices and image allow-lists; the proxy contract with its stake (registered in the root); and
- * the client's channel with a first deposit. Each party's setup is ONE wallet transaction (messages from one wallet
- * to one contract arrive in order, so deploy + configure can travel together), and the three run in parallel.
+ * the root owner, the proxy operators, the workers and the client, funded from the faucet; the root with its
+ * parameters, model prices and image allow-lists; each proxy contract with its stake (registered in the root); and
+ * one client channel per proxy, the deposit split evenly between them (a client pays each proxy it uses from that
+ * proxy's own channel). Each party's setup is ONE wallet transaction (messages from one wallet to one contract
+ * arrive in order, so deploy + configure can travel together), and they run in parallel.
  */
 import { randomBytes } from "node:crypto";
 import { Address, toNano, type TonClient } from "@ton/ton";
@@ -43,8 +44,12 @@ export interface BootstrapOptions {
   /** Image digests (hex sha256) to allow for workers and proxies. */
   images?: string[];
   workers: number;
+  /** Total client deposit, split evenly over the proxies' channels. */
   deposit?: bigint;
-  proxyEndpoint?: string;
+  /** Proxies to set up (default 1), each with its own operator wallet, staked contract and client channel. */
+  proxies?: number;
+  /** Endpoint string registered for each proxy (src/chain/proxy-endpoints.ts); default "127.0.0.1:11002". */
+  proxyEndpoints?: string[];
   /**
    * Whether the root approves the proxy's payout key as attested (then the stake backs payout vouchers while the
    * proxy unstakes). Default false: here the payout key is the operator wallet's own key, which the operator
@@ -55,13 +60,24 @@ export interface BootstrapOptions {
   progress?: (line: string) => void;
 }
 
+/** One proxy of the devnet: its contract, the client's channel with it, its operator. */
+export interface BootstrapProxy {
+  contract: Address;
+  channel: Address;
+  /** Development only; also signs the proxy's payout vouchers. */
+  operatorSeed: string;
+  operator: Address;
+}
+
 export interface BootstrapResult {
   network: NetworkName;
   root: Address;
+  /** The first proxy's contract and channel (`proxies[0]`). */
   proxyContract: Address;
   channel: Address;
+  proxies: BootstrapProxy[];
   params: RootParams;
-  /** Wallet seeds (hex): development only. The operator's seed also signs payout vouchers. */
+  /** Wallet seeds (hex): development only. The operator's seed (the first proxy's) also signs payout vouchers. */
   seeds: { owner: string; operator: string; client: string; workers: string[] };
   wallets: { owner: Address; operator: Address; client: Address; workers: Address[] };
 }
@@ -75,57 +91,69 @@ export async function bootstrapDevnetContracts(o: BootstrapOptions): Promise<Boo
   const params = o.params ?? DEVNET_PARAMS;
   const price = o.price ?? DEVNET_PRICE;
   const deposit = o.deposit ?? toNano("100");
+  const nProxies = o.proxies ?? 1;
+  if (!Number.isInteger(nProxies) || nProxies < 1) throw new Error(`proxies must be a positive integer, got ${nProxies}`);
+  const perChannel = deposit / BigInt(nProxies);
+  if (perChannel < params.minClientDeposit) throw new Error(`a deposit of ${deposit} nanoTON split over ${nProxies} channels is under the root's minimum deposit per channel`);
   const say = o.progress ?? (() => {});
   const seed = () => randomBytes(32).toString("hex");
-  const seeds = { owner: seed(), operator: seed(), client: seed(), workers: Array.from({ length: o.workers }, seed) };
+  const seeds = { owner: seed(), operators: Array.from({ length: nProxies }, seed), client: seed(), workers: Array.from({ length: o.workers }, seed) };
   const wallet = (s: string) => new WalletService(o.client, keyPairFromSeedHex(s), network);
   const owner = wallet(seeds.owner);
-  const operator = wallet(seeds.operator);
+  const operators = seeds.operators.map(wallet);
   const clientWallet = wallet(seeds.client);
   const workers = seeds.workers.map(wallet);
 
   await Promise.all([
     requestFaucet(o.endpoint, owner.address, FUND.owner),
-    requestFaucet(o.endpoint, operator.address, params.minProxyStake + FUND.operatorExtra),
+    ...operators.map((op) => requestFaucet(o.endpoint, op.address, params.minProxyStake + FUND.operatorExtra)),
     requestFaucet(o.endpoint, clientWallet.address, deposit + FUND.clientExtra),
     ...workers.map((w) => requestFaucet(o.endpoint, w.address, FUND.worker)),
   ]);
-  say(`funded ${3 + workers.length} wallets from the faucet`);
+  say(`funded ${2 + operators.length + workers.length} wallets from the faucet`);
 
   const globalId = globalIdFor(network);
   const root = RootContract.createFromConfig({ owner: owner.address, params, globalId });
-  const registration = { owner: operator.address, minStake: params.minProxyStake, unstakeDelay: params.proxyUnstakeDelay };
-  const payoutKey = ed25519Signer(operator.seed).publicKey;
-  const proxy = ProxyContract.createFromConfig({ ...registration, root: root.address, signingKey: payoutKey, globalId });
-  const channel = ClientChannel.createFromConfig({
-    client: clientWallet.address, clientKey: ed25519Signer(clientWallet.seed).publicKey, proxyOperator: operator.address,
-    proxyVault: proxy.address, closeDelay: params.clientCloseDelay, nonce: BigInt(Date.now()), globalId,
+  const nonce = BigInt(Date.now());
+  const proxies = operators.map((operator, i) => {
+    const registration = { owner: operator.address, minStake: params.minProxyStake, unstakeDelay: params.proxyUnstakeDelay };
+    const payoutKey = ed25519Signer(operator.seed).publicKey;
+    const proxy = ProxyContract.createFromConfig({ ...registration, root: root.address, signingKey: payoutKey, globalId });
+    const channel = ClientChannel.createFromConfig({
+      client: clientWallet.address, clientKey: ed25519Signer(clientWallet.seed).publicKey, proxyOperator: operator.address,
+      proxyVault: proxy.address, closeDelay: params.clientCloseDelay, nonce: nonce + BigInt(i), globalId,
+    });
+    if (!RootContract.proxyAddress(root.address, globalId, registration, payoutKey).equals(proxy.address)) {
+      throw new Error("internal error: the root would register the proxy under another address than the one deployed");
+    }
+    return { operator, registration, payoutKey, proxy, channel, endpoint: o.proxyEndpoints?.[i] ?? "127.0.0.1:11002" };
   });
 
   const rootMessages = [
     { to: root.address, value: ROOT_DEPLOY_VALUE, init: root.init!, body: beginCell().endCell() },
     ...Object.values(o.models).map((digest) => ({ to: root.address, value: ROOT_OP_VALUE, body: setModelBody(Buffer.from(digest, "hex"), price) })),
     ...(o.images ?? []).flatMap((img) => [ImageKind.WORKER, ImageKind.PROXY].map((k) => ({ to: root.address, value: ROOT_OP_VALUE, body: setImageBody(k, Buffer.from(img, "hex"), true) }))),
-    {
-      // the root computes the proxy's address from this config: it is `proxy.address` (checked below)
+    // the root computes each proxy's address from its config: it is `p.proxy.address` (checked above)
+    ...proxies.map((p) => ({
       to: root.address, value: ROOT_OP_VALUE,
-      body: registerProxyBody(registration, { signingKey: payoutKey, identityKey: operator.publicKey, endpoint: o.proxyEndpoint ?? "127.0.0.1:11002" }, o.keyAttested ?? false),
-    },
+      body: registerProxyBody(p.registration, { signingKey: p.payoutKey, identityKey: p.operator.publicKey, endpoint: p.endpoint }, o.keyAttested ?? false),
+    })),
   ].map((m) => ({ ...m, bounce: false }));
   await Promise.all([
     owner.sendBatch(rootMessages),
-    operator.sendBatch([{ to: proxy.address, value: params.minProxyStake + toNano("1"), init: proxy.init!, body: addStakeBody() }]),
-    clientWallet.sendBatch([{ to: channel.address, value: deposit, init: channel.init!, body: topUpBody() }]),
+    ...proxies.map((p) => p.operator.sendBatch([{ to: p.proxy.address, value: params.minProxyStake + toNano("1"), init: p.proxy.init!, body: addStakeBody() }])),
+    clientWallet.sendBatch(proxies.map((p) => ({ to: p.channel.address, value: perChannel, init: p.channel.init!, body: topUpBody() }))),
   ]);
-  for (const [what, a] of [["root", root.address], ["proxy contract", proxy.address], ["client channel", channel.address]] as const) {
+  const deployed: Array<[string, Address]> = [["root", root.address], ...proxies.flatMap((p, i): Array<[string, Address]> => [[`proxy contract ${i + 1}`, p.proxy.address], [`client channel ${i + 1}`, p.channel.address]])];
+  for (const [what, a] of deployed) {
     if (!(await o.client.isContractDeployed(a))) throw new Error(`the ${what} at ${a.toString()} did not deploy; check the chain's log`);
   }
-  if (!RootContract.proxyAddress(root.address, globalId, registration, payoutKey).equals(proxy.address)) {
-    throw new Error("internal error: the root would register the proxy under another address than the one deployed");
-  }
-  say(`deployed root ${root.address.toString()}, proxy contract ${proxy.address.toString()}, client channel ${channel.address.toString()}`);
+  say(`deployed root ${root.address.toString()}, ${proxies.map((p, i) => `proxy contract ${i + 1} ${p.proxy.address.toString()} (client channel ${p.channel.address.toString()})`).join(", ")}`);
+  const first = proxies[0]!;
   return {
-    network, root: root.address, proxyContract: proxy.address, channel: channel.address, params, seeds,
-    wallets: { owner: owner.address, operator: operator.address, client: clientWallet.address, workers: workers.map((w) => w.address) },
+    network, root: root.address, proxyContract: first.proxy.address, channel: first.channel.address, params,
+    proxies: proxies.map((p, i) => ({ contract: p.proxy.address, channel: p.channel.address, operatorSeed: seeds.operators[i]!, operator: p.operator.address })),
+    seeds: { owner: seeds.owner, operator: seeds.operators[0]!, client: seeds.client, workers: seeds.workers },
+    wallets: { owner: owner.address, operator: first.operator.address, client: clientWallet.address, workers: workers.map((w) => w.address) },
   };
 }
