@@ -42,6 +42,13 @@ function drainSeconds(value: string): number {
 const DRAIN_HELP = "on SIGTERM: how long to let running requests finish before stopping, in seconds";
 const drainMs = (o: { drainTimeout: number }) => ({ drainTimeoutMs: o.drainTimeout * 1000 });
 
+/** --root and friends: find proxies on the root contract instead of pinning one with --proxy. */
+const discoveryOptions = (cmd: Command) =>
+  cmd
+    .option("--root <address>", "root contract: without --proxy, use the proxies registered there (verified against the root's allow-lists)")
+    .option("--chain-endpoint <url>", "TON Center v2 JSON-RPC endpoint of the chain holding --root (default: the payments config's, else the network's)")
+    .option("--network <name>", "devnet | testnet | mainnet, for --root (default: the payments config's, else devnet)");
+
 const securityOptions = (cmd: Command) =>
   cmd
     .addOption(new Option("--platform <kind>", "attestation platform of this node: sim (development, INSECURE), tdx, sev-snp").default("sim"))
@@ -54,17 +61,18 @@ const securityOptions = (cmd: Command) =>
 const program = new Command();
 program.name("cocoon").description("Confidential, decentralized AI inference on TON (TypeScript).").version(VERSION);
 
-const clientCommand = securityOptions(
+const clientCommand = discoveryOptions(securityOptions(
   program
     .command("client")
-    .description("OpenAI-compatible HTTP API for apps, connected to one proxy (subcommands: deposit, close, withdraw, channels, channel)")
+    .description("OpenAI-compatible HTTP API for apps, connected to one pinned proxy or to several found on the root (subcommands: deposit, close, withdraw, channels, channel)")
     .option("--host <host>", "address to serve the API on", "127.0.0.1")
     .option("--port <port>", "API port", port, DEFAULT_CLIENT_API_PORT)
-    .option("--proxy <host:port>", "the proxy's client port", `127.0.0.1:${DEFAULT_CLIENT_PORT}`)
+    .option("--proxy <host:port>", `pin one proxy's client port (default without --root: 127.0.0.1:${DEFAULT_CLIENT_PORT})`)
+    .option("--max-proxies <n>", "with --root: most proxies to keep links to (default 3)", positive)
     .option("--no-seal", "send requests in clear through the proxy (development only; refused by --policy production)")
     .option("--payments <file>", "payments config JSON: wallet, channel, ledger (cocoon devnet writes one); without it nothing is paid")
     .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
-).action(async (o) => {
+)).action(async (o) => {
   const client = await startClientRole(o);
   reportReady({ role: "client", api: `${client.url}/v1`, port: client.port }, `client ready: API at ${client.url}/v1 (status: ${client.url}/status)`);
   await serveUntilSignal({ drain: (ms) => client.drain(ms), stop: () => client.stop() }, drainMs(o));
@@ -91,11 +99,11 @@ const proxyCommand = securityOptions(
 });
 registerProxyAdminCommands(proxyCommand);
 
-securityOptions(
+discoveryOptions(securityOptions(
   program
     .command("worker")
-    .description("serves a model: dials out to proxies and runs requests on a backend")
-    .option("--proxy <host:port>", "a proxy's worker port (repeat for several)", collect, [])
+    .description("serves a model: dials out to proxies (pinned, or every one registered on the root) and runs requests on a backend")
+    .option("--proxy <host:port>", `a proxy's worker port (repeat for several; default without --root: 127.0.0.1:${DEFAULT_WORKER_PORT})`, collect, [])
     .addOption(new Option("--backend <kind>", "embedded: in-process llama.cpp; openai: any OpenAI-compatible engine").choices(["embedded", "openai"]).default("embedded"))
     .option("--upstream <url>", "base URL of the engine for --backend openai (vLLM, SGLang, llama.cpp server, Ollama)")
     .option("--upstream-key <key>", "API key for the upstream engine")
@@ -111,10 +119,9 @@ securityOptions(
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_WORKER_STATUS_PORT)
     .option("--payments <file>", "payments config JSON: payout wallet, proxy contract, root, ledger; without it the worker earns nothing")
     .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
-).action(async (o) => {
-  if (o.proxy.length === 0) o.proxy = [`127.0.0.1:${DEFAULT_WORKER_PORT}`];
+)).action(async (o) => {
   const worker = await startWorkerRole(o);
-  reportReady({ role: "worker", id: worker.id, status: worker.statusUrl }, `worker ${worker.id} ready: dialing ${o.proxy.join(", ")}; status at ${worker.statusUrl}`);
+  reportReady({ role: "worker", id: worker.id, status: worker.statusUrl }, `worker ${worker.id} ready: dialing ${worker.proxyAddresses.join(", ") || "no proxy yet (waiting for the root to register one)"}; status at ${worker.statusUrl}`);
   await serveUntilSignal({ drain: (ms) => worker.drain(ms), stop: () => worker.stop() }, drainMs(o));
 });
 

@@ -16,12 +16,53 @@ import { modelDirDigest, parseModelDigest } from "../tee/model-digest.js";
 import { TonAccess } from "../payments/ton.js";
 import type { Policy } from "../tee/policy.js";
 import { assertNetworkAllowsSim, makeTonClient } from "../chain/network.js";
-import { startClientPayments, startProxyPayments, startWorkerPayments } from "../payments/setup.js";
+import { PayeesByProxy, PayersByProxy, startClientPayments, startProxyPayments, startWorkerPayments } from "../payments/setup.js";
+import { parseNetwork, type NetworkName } from "../chain/network.js";
+import { parseAddress } from "../payments/ton.js";
+import { DISCOVERY_REFRESH_MS, expectRegisteredProxy, ProxyDirectory, type DiscoverySide } from "../client/discovery.js";
+import type { Address } from "@ton/core";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
 
-/** With payments on, the allow-lists of the policy (images, models) come from the root contract. */
-async function rootPolicyFor(cfg: PaymentsConfig | undefined, o: SecurityOptions, log: Logger): Promise<(() => Policy) | undefined> {
+/** Where a node reads the network's configuration: the root contract on a chain. */
+interface ChainSettings {
+  network: NetworkName;
+  endpoint?: string;
+  root: Address;
+}
+
+/** Flags that point a client or worker at the root, to find proxies there (discovery). */
+export interface DiscoveryCliOptions {
+  /** Root contract address: with no --proxy, proxies are read from it. */
+  root?: string;
+  /** TON Center v2 JSON-RPC endpoint of the chain holding the root (default: the payments config's, else the network's). */
+  chainEndpoint?: string;
+  network?: string;
+}
+
+/** The chain settings from --root/--network/--chain-endpoint, or else from the payments config; undefined with neither. */
+function chainSettings(o: DiscoveryCliOptions, pay: PaymentsConfig | undefined): ChainSettings | undefined {
+  if (o.root) {
+    const root = parseAddress(o.root, "--root");
+    if (pay && !pay.root.equals(root)) throw new Error(`--root ${o.root} is not the root of the payments config ${pay.file ?? ""} (${pay.root.toString()}); use one root`);
+    const network = o.network ? parseNetwork(o.network) : pay?.network ?? "devnet";
+    if (pay && network !== pay.network) throw new Error(`--network ${network} differs from the payments config's ${pay.network}`);
+    const endpoint = o.chainEndpoint ?? pay?.endpoint;
+    return { network, root, ...(endpoint ? { endpoint } : {}) };
+  }
+  return pay ? { network: pay.network, root: pay.root, ...(pay.endpoint ? { endpoint: pay.endpoint } : {}) } : undefined;
+}
+
+/** Reads the registered proxies from the root (discovery), logging what it found. */
+async function proxyDirectory(cs: ChainSettings, side: DiscoverySide, log: Logger): Promise<ProxyDirectory> {
+  const ton = new TonAccess(makeTonClient(cs.network, cs.endpoint), cs.network);
+  const d = await ProxyDirectory.start({ reader: ton, root: cs.root, side, log, refreshMs: DISCOVERY_REFRESH_MS });
+  log.info(`discovery: root ${cs.root.toString()} v${d.rootVersion} registers ${d.targets.length} proxy(ies) for ${side}: ${d.targets.map((t) => `${t.host}:${t.port}`).join(", ") || "none yet"}`);
+  return d;
+}
+
+/** With payments on (or --root), the allow-lists of the policy (images, models) come from the root contract. */
+async function rootPolicyFor(cfg: ChainSettings | undefined, o: SecurityOptions, log: Logger): Promise<(() => Policy) | undefined> {
   if (!cfg) return undefined;
   const ton = new TonAccess(makeTonClient(cfg.network, cfg.endpoint), cfg.network);
   const rp = await RootPolicy.start(resolvePolicy(o.policy), ton, cfg.root, log);
@@ -59,7 +100,9 @@ export interface ProxyCliOptions extends SecurityOptions {
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
   const log = createLogger("proxy");
   const pay = o.payments ? paymentsConfig(o) : undefined;
-  const sec = await nodeSecurity("proxy", o, log, undefined, await rootPolicyFor(pay, o, log));
+  // With a proxy contract, the attestation binds it (as the node id): clients and workers that find this proxy on
+  // the root check that it is the one registered there (src/client/discovery.ts).
+  const sec = await nodeSecurity("proxy", { ...o, ...(pay ? { nodeId: pay.proxyContract.toRawString() } : {}) }, log, undefined, await rootPolicyFor(chainSettings({}, pay), o, log));
   const tap = captureTap(process.env.COCOON_PROXY_CAPTURE, log);
   const meter = pay ? await startProxyPayments(pay, log) : undefined;
   const proxy = new ProxyNode({
@@ -81,7 +124,8 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
   return proxy;
 }
 
-export interface WorkerCliOptions extends SecurityOptions {
+export interface WorkerCliOptions extends SecurityOptions, DiscoveryCliOptions {
+  /** Proxies' worker ports; empty with --root: read them from the root. */
   proxy: string[];
   backend: "embedded" | "openai";
   upstream?: string;
@@ -138,12 +182,25 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
   const served = backend.models()[0];
   const model = served ?? (modelDigest && o.model ? { id: o.model, digest: modelDigest } : undefined);
   const pay = o.payments ? paymentsConfig(o) : undefined;
-  const sec = await nodeSecurity("worker", { ...o, nodeId: id }, log, model?.digest ? { name: model.id, digest: model.digest } : undefined, await rootPolicyFor(pay, o, log));
+  const cs = chainSettings(o, pay);
+  const sec = await nodeSecurity("worker", { ...o, nodeId: id }, log, model?.digest ? { name: model.id, digest: model.digest } : undefined, await rootPolicyFor(cs, o, log));
   const digests = Object.fromEntries(backend.models().filter((m) => m.digest).map((m) => [m.id, m.digest!]));
-  const payee = pay ? await startWorkerPayments(pay, digests, log) : undefined;
+  const discover = o.proxy.length === 0 && !!o.root;
+  const pinned = o.proxy.length ? o.proxy : discover ? [] : [`127.0.0.1:${DEFAULT_WORKER_PORT}`];
+  const directory = discover ? await proxyDirectory(cs!, "workers", log) : undefined;
+  // Discovered proxies: each pays from its own contract (a payee each); pinned ones share the configured one.
+  const payees = directory && pay ? new PayeesByProxy(pay, digests, log) : undefined;
+  const servable = async (targets: ProxyDirectory["targets"]) => {
+    if (!payees) return targets;
+    await payees.ensure(targets.map((t) => parseAddress(t.contract, "registered proxy")));
+    return targets.filter((t) => payees.get(t.key));
+  };
+  const payee = pay && !directory ? await startWorkerPayments(pay, digests, log) : undefined;
   const worker = new WorkerNode({
     ...(payee ? { payee } : {}),
-    proxies: o.proxy.map((p) => parseHostPort(p, DEFAULT_WORKER_PORT)),
+    ...(payees ? { payeeFor: (t) => payees.get(t.key!) } : {}),
+    ...(directory ? { verifyProxyFor: (t) => expectRegisteredProxy(sec.verifierFor("proxy"), { key: t.key!, host: t.host, port: t.port, contract: t.contract }) } : {}),
+    proxies: directory ? await servable(directory.targets) : pinned.map((p) => parseHostPort(p, DEFAULT_WORKER_PORT)),
     backend,
     capacity: o.capacity,
     identity: () => sec.identity,
@@ -158,13 +215,17 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
   });
   await worker.start();
   sec.onRotate((node) => worker.rotateIdentity(sealingKeysOf(node)));
+  directory?.onChange((targets) => void servable(targets).then((t) => worker.setProxies(t)).catch((err: Error) => log.warn(`could not follow the root's proxy list: ${err.message}`)));
   return worker;
 }
 
-export interface ClientCliOptions extends SecurityOptions {
+export interface ClientCliOptions extends SecurityOptions, DiscoveryCliOptions {
   host: string;
   port: number;
-  proxy: string;
+  /** A pinned proxy's client port; without it and with --root, proxies are read from the root. */
+  proxy?: string;
+  /** Most proxies to keep links to (discovery). */
+  maxProxies?: number;
   /** commander's --no-seal sets this false. */
   seal?: boolean;
   /** Payments config JSON: the client's wallet, channel and ledger. */
@@ -174,18 +235,43 @@ export interface ClientCliOptions extends SecurityOptions {
 export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
   const log = createLogger("client");
   const pay = o.payments ? paymentsConfig(o) : undefined;
-  const sec = await nodeSecurity("client", o, log, undefined, await rootPolicyFor(pay, o, log));
+  const cs = chainSettings(o, pay);
+  const sec = await nodeSecurity("client", o, log, undefined, await rootPolicyFor(cs, o, log));
   const seal = o.seal !== false;
   if (!seal && sec.production) throw new Error("--no-seal is not allowed with the production policy: requests must be sealed to attested workers");
   if (!seal) log.warn("sealing is OFF (--no-seal): the proxy can read every prompt and answer; for development only");
   const clientId = `client-${randomBytes(4).toString("hex")}`;
-  const payer = pay ? await startClientPayments(pay, clientId, log) : undefined;
+  const discover = !o.proxy && !!o.root;
+  const directory = discover ? await proxyDirectory(cs!, "clients", log) : undefined;
+  // Discovered proxies: a payer per proxy contract, on the open channel with it (none: that proxy is not used).
+  const payers = directory && pay ? new PayersByProxy(pay, clientId, log) : undefined;
+  const contractsOf = (targets: ProxyDirectory["targets"]) => targets.map((t) => parseAddress(t.contract, "registered proxy"));
+  // The client sees a list change only once the payers of new proxies run (a link registers its channel on connecting).
+  const listeners: Array<(t: ProxyDirectory["targets"]) => void> = [];
+  const view = directory && {
+    get targets() {
+      return directory.targets;
+    },
+    onChange: (l: (t: ProxyDirectory["targets"]) => void) => void listeners.push(l),
+    status: () => directory.status(),
+  };
+  if (payers) {
+    await payers.load();
+    await payers.ensure(contractsOf(directory!.targets));
+  }
+  directory?.onChange((targets) => void (payers ? payers.ensure(contractsOf(targets)) : Promise.resolve())
+    .catch((err: Error) => log.warn(err.message))
+    .finally(() => listeners.forEach((l) => l(targets))));
+  const payer = pay && !directory ? await startClientPayments(pay, clientId, log) : undefined;
   const client = new ClientNode({
     clientId,
     ...(payer ? { payer } : {}),
+    ...(payers ? { payerFor: (t) => payers.get(t.key) } : {}),
     host: o.host,
     port: o.port,
-    proxy: parseHostPort(o.proxy, DEFAULT_CLIENT_PORT),
+    ...(directory
+      ? { directory: view, verifyProxyFor: (t) => expectRegisteredProxy(sec.verifierFor("proxy"), t), ...(o.maxProxies ? { maxProxyLinks: o.maxProxies } : {}) }
+      : { proxy: parseHostPort(o.proxy ?? `127.0.0.1:${DEFAULT_CLIENT_PORT}`, DEFAULT_CLIENT_PORT) }),
     verifyProxy: sec.verifierFor("proxy"),
     identity: sec.identity,
     log,

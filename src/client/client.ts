@@ -1,5 +1,6 @@
 // The client role: an OpenAI-compatible HTTP API for apps (chat completions, completions, models; SSE
-// streaming) in front of one proxy connection. Apps use the official SDKs unchanged.
+// streaming) in front of links to one or several proxies (src/client/proxy-set.ts decides which takes each
+// request; a request no answer byte came back for moves to another proxy). Apps use the official SDKs unchanged.
 import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { Stream } from "../protocol/connection.js";
@@ -14,10 +15,12 @@ import { DEFAULT_HTTP_LIMITS, sendJson, startHttpServer, type HttpServerHandle }
 import { createLogger, type Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
+import { DEFAULT_MAX_LINKS, describeTarget, ProxySet, type ProxyRoute, type ProxyTarget } from "./proxy-set.js";
+import type { ProxyDirectory } from "./discovery.js";
 import { ATTESTATION_HEADER, attestationHeaderValue } from "../tee/sim.js";
 import type { Payer } from "./payer.js";
 import { judgeReceipt, sealRequest, type SealedRequestResult } from "../crypto/index.js";
-import { OP_PAYMENTS, OP_WORKERS, workersReplySchema } from "../protocol/messages.js";
+import { OP_PAYMENTS, OP_WORKERS, workersReplySchema, type ModelsReply } from "../protocol/messages.js";
 
 export const DEFAULT_CLIENT_API_PORT = 10000;
 /** How long a model's verified candidate list is reused before asking the proxy again. */
@@ -52,8 +55,18 @@ export const DEFAULT_MAX_BODY = 1024 * 1024;
 export interface ClientOptions {
   host?: string;
   port?: number;
-  proxy: { host: string; port: number };
+  /** A pinned proxy (`--proxy`). Either this or `directory`. */
+  proxy?: { host: string; port: number };
+  /** The root's list of registered proxies (`--root`): the client links to several and follows changes. */
+  directory?: Pick<ProxyDirectory, "targets" | "onChange" | "status">;
+  /** Most proxies linked at once (DEFAULT_MAX_LINKS in proxy-set.ts). */
+  maxProxyLinks?: number;
+  /**
+   * Verifies a proxy's certificate. With a directory, `verifyProxyFor` (when given) builds the verifier for each
+   * registered proxy (e.g. binding it to its registered contract); otherwise `verifyProxy` serves all.
+   */
   verifyProxy: PeerVerifier;
+  verifyProxyFor?: (target: ProxyTarget) => PeerVerifier;
   identity?: TlsIdentity;
   clientId?: string;
   maxBodyBytes?: number;
@@ -66,8 +79,13 @@ export interface ClientOptions {
    * sealed to attested workers so the proxy sees only ciphertext (the default); without it they travel in clear.
    */
   verifyWorkerCert?: WorkerCertVerifier;
-  /** Payment hook: piggybacks vouchers, signs one after each answer. */
+  /** Payment hook: piggybacks vouchers, signs one after each answer. With several proxies see `payerFor`. */
   payer?: Payer;
+  /**
+   * The payer of each proxy (a channel per proxy contract); a proxy without one is not used while payments are on.
+   * Without it, `payer` serves every proxy.
+   */
+  payerFor?: (target: ProxyTarget) => Payer | undefined;
   statusExtra?: () => Record<string, unknown>;
 }
 
@@ -78,6 +96,8 @@ interface Counters {
   receiptsRefused: number;
   workersRefused: number;
   requests: number;
+  /** Requests that moved to another proxy before any answer byte came back. */
+  proxyRetries: number;
   completed: number;
   failed: number;
   cancelled: number;
@@ -89,25 +109,59 @@ interface Counters {
 export class ClientNode {
   readonly startedAt = Date.now();
   readonly id: string;
-  readonly link: ProxyLink;
+  readonly proxies: ProxySet;
   private readonly log: Logger;
+  private readonly payers = new Map<string, Payer>();
+  private tendTimer: NodeJS.Timeout | undefined;
   private http?: HttpServerHandle;
   /** nanoTON of paid answers, by where they went (see `account`); this process's lifetime. */
   private readonly costs = { delivered: { count: 0, nano: 0n }, cancelledByApp: { count: 0, nano: 0n } };
-  private readonly stats: Counters = { cancelledBilled: 0, receiptsVerified: 0, receiptsRefused: 0, workersRefused: 0, requests: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
+  private readonly stats: Counters = { cancelledBilled: 0, receiptsVerified: 0, receiptsRefused: 0, workersRefused: 0, requests: 0, proxyRetries: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
 
   constructor(private readonly opts: ClientOptions) {
     this.id = opts.clientId ?? `client-${randomBytes(4).toString("hex")}`;
     this.log = opts.log ?? createLogger("client");
-    const payer = opts.payer;
-    this.link = new ProxyLink({
-      ...opts.proxy,
+    if (!opts.proxy && !opts.directory) throw new Error("a client needs a proxy: pin one (--proxy HOST:PORT) or read them from the root (--root ADDRESS)");
+    this.proxies = new ProxySet({ makeLink: (t) => this.makeLink(t), maxLinks: opts.maxProxyLinks, log: this.log });
+    if (opts.directory) {
+      this.proxies.setTargets(opts.directory.targets);
+      opts.directory.onChange((targets) => this.proxies.setTargets(targets));
+    } else {
+      const p = opts.proxy!;
+      this.proxies.setTargets([{ key: `${p.host}:${p.port}`, host: p.host, port: p.port }]);
+    }
+  }
+
+  private makeLink(target: ProxyTarget): ProxyLink {
+    const payer = this.opts.payerFor ? this.opts.payerFor(target) : this.opts.payer;
+    if (payer) this.payers.set(target.key, payer);
+    else this.payers.delete(target.key);
+    const link: ProxyLink = new ProxyLink({
+      host: target.host,
+      port: target.port,
       clientId: this.id,
-      identity: opts.identity,
-      verifyProxy: opts.verifyProxy,
+      identity: this.opts.identity,
+      verifyProxy: this.opts.directory && this.opts.verifyProxyFor ? this.opts.verifyProxyFor(target) : this.opts.verifyProxy,
       log: this.log,
-      ...(payer?.onConnected ? { onConnected: (session: string) => payer.onConnected!((body) => this.link.call({ op: OP_PAYMENTS }, body), session) } : {}),
+      ...(payer?.onConnected ? { onConnected: (session: string) => payer.onConnected!((body) => link.call({ op: OP_PAYMENTS }, body), session) } : {}),
     });
+    return link;
+  }
+
+  /** The first proxy link (the only one with a pinned proxy). */
+  get link(): ProxyLink {
+    const r = this.proxies.all[0];
+    if (!r) throw new ApiError(503, "This client has no proxy link: the root registers no proxy it can use yet.", "service_unavailable", "proxy_unavailable");
+    return r.link;
+  }
+
+  /** Payments are on: every proxy used must have its own payer (channel). */
+  private get paying(): boolean {
+    return !!this.opts.payer || !!this.opts.payerFor;
+  }
+
+  private payerOf(route: ProxyRoute): Payer | undefined {
+    return this.payers.get(route.target.key);
   }
 
   get url(): string {
@@ -121,7 +175,49 @@ export class ClientNode {
     this.http = await startHttpServer(this.opts.host ?? "127.0.0.1", this.opts.port ?? DEFAULT_CLIENT_API_PORT, (req, res) => {
       this.route(req, res).catch((err) => this.fail(res, err));
     }, { maxConnectionsPerAddress: DEFAULT_HTTP_LIMITS.maxConnections }); // apps on this host all come from one address
-    this.link.start();
+    this.proxies.start();
+    this.tendTimer = setInterval(() => this.proxies.tend(), 1_000);
+    this.tendTimer.unref();
+  }
+
+  /**
+   * The proxy for the next attempt: the healthiest connected one not tried yet for this request (waiting a moment
+   * for a link to come up), or the error to give the app.
+   */
+  private async pickRoute(tried: ReadonlySet<string>, lastErr: unknown): Promise<ProxyRoute> {
+    const untried = this.proxies.all.filter((r) => !tried.has(r.target.key) && (!this.paying || this.payerOf(r)));
+    if (untried.length === 0 && lastErr !== undefined) throw lastErr;
+    const r = untried.length ? await this.proxies.waitUsable(tried.size ? 1_000 : 3_000, new Set([...tried, ...this.proxies.all.filter((x) => this.paying && !this.payerOf(x)).map((x) => x.target.key)])) : undefined;
+    if (r) return r;
+    if (lastErr !== undefined) throw lastErr;
+    const links = this.proxies.all;
+    // A pinned proxy: its link says why it is not connected.
+    if (!this.opts.directory && links.length === 1) await links[0]!.link.connection(0);
+    const why = links.length === 0
+      ? "no registered proxy is linked yet"
+      : links.map((l) => `${describeTarget(l.target)}: ${l.link.lastError ?? "not connected"}`).join("; ");
+    throw new ApiError(503, `Not connected to any proxy (${why}). Check that the proxy runs and --proxy points at its client port, or that the root registers reachable proxies.`, "service_unavailable", "proxy_unavailable");
+  }
+
+  /** Models over every connected proxy: a model is listed once, with workers and capacity summed. */
+  private async allModels(): Promise<ModelsReply["models"]> {
+    const routes = this.proxies.all.filter((r) => r.link.connected);
+    if (routes.length === 0) return (await this.link.models()).models; // throws the 503 that says why
+    const replies = await Promise.allSettled(routes.map((r) => r.link.models()));
+    const byId = new Map<string, ModelsReply["models"][number]>();
+    let firstErr: unknown;
+    for (const rep of replies) {
+      if (rep.status === "rejected") {
+        firstErr ??= rep.reason;
+        continue;
+      }
+      for (const m of rep.value.models) {
+        const have = byId.get(m.id);
+        byId.set(m.id, have ? { ...have, workers: have.workers + m.workers, capacity: have.capacity + m.capacity } : m);
+      }
+    }
+    if (byId.size === 0 && firstErr) throw firstErr;
+    return [...byId.values()];
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -138,7 +234,7 @@ export class ClientNode {
   }
 
   private async listModels(res: http.ServerResponse): Promise<void> {
-    const { models } = await this.link.models();
+    const models = await this.allModels();
     sendJson(res, 200, {
       object: "list",
       data: models.map((m) => ({ id: m.id, object: "model", created: m.created, owned_by: "cocoon", workers: m.workers, capacity: m.capacity, ...(m.contextLength ? { context_length: m.contextLength } : {}) })),
@@ -146,7 +242,7 @@ export class ClientNode {
   }
 
   private async getModel(res: http.ServerResponse, id: string): Promise<void> {
-    const m = (await this.link.models()).models.find((x) => x.id === id);
+    const m = (await this.allModels()).find((x) => x.id === id);
     if (!m) throw new ApiError(404, `The model '${id}' does not exist or no worker serves it now.`, "invalid_request_error", "model_not_found", "model");
     sendJson(res, 200, { id: m.id, object: "model", created: m.created, owned_by: "cocoon" });
   }
@@ -175,24 +271,19 @@ export class ClientNode {
       throw invalidRequest(`We could not parse the JSON body of your request: ${(err as Error).message}. Send a JSON object.`, null, "invalid_json");
     }
     const gen = parseGenerationRequest(endpoint, body, this.opts.maxTokensLimit ?? MAX_TOKENS_LIMIT);
-    const { models } = await this.link.models();
-    if (!models.some((m) => m.id === gen.model)) {
-      const available = models.map((m) => m.id).join(", ") || "none right now";
-      throw new ApiError(404, `The model '${gen.model}' does not exist or no worker serves it now. Available: ${available}.`, "invalid_request_error", "model_not_found", "model");
-    }
     const requestId = `${endpoint === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
-    let stream: Stream | undefined;
-    let sealed: SealedExchange | undefined;
+    // The attempt in progress: which proxy, its stream, what was sealed (a retry on another proxy replaces it).
+    let at: Attempt | undefined;
     // The app going away is a soft cancel: the worker stops generating but still ends the answer with its receipt, and
     // this client keeps reading it to the end and pays what the receipt says was produced. Client and proxy thus settle
     // every request the same way, however late the app leaves; only a worker that does not finish in time is dropped.
     const gone: AppGone = { gone: false };
-    let tracked = false;
     let hardStop: NodeJS.Timeout | undefined;
     const sendCancel = () => {
+      const stream = at?.stream;
       if (!stream || stream.error) return;
-      this.link.conn?.sendControl({ type: "cancel", requestId });
-      hardStop ??= setTimeout(() => stream?.reset("cancelled", "the app closed the connection and the answer did not end in time"), CANCEL_GRACE_MS);
+      at!.route.link.conn?.sendControl({ type: "cancel", requestId });
+      hardStop ??= setTimeout(() => stream.reset("cancelled", "the app closed the connection and the answer did not end in time"), CANCEL_GRACE_MS);
       hardStop.unref();
     };
     const cancel = () => {
@@ -201,74 +292,120 @@ export class ClientNode {
       sendCancel();
     };
     res.on("close", cancel);
+    let outcome: { ok: true } | { ok: false; refusal?: string } = { ok: false };
     try {
-      const payer = this.opts.payer;
-      let payment = await payer?.beforeRequest(gen.model, gen.maxTokens);
+      // Each proxy gets one try; one that refuses before any answer byte ("not now") passes the request on.
+      const tried = new Set<string>();
+      let lastErr: unknown;
       let reply: InferenceReply | undefined;
-      let reconciled = false;
-      // A sealed request names its candidates; if they all left meanwhile, seal again to a fresh list once.
-      for (let attempt = 0; !reply; attempt++) {
-        sealed = this.opts.verifyWorkerCert ? await this.seal(raw, gen.model, requestId, attempt > 0) : undefined;
-        const payload = sealed ? sealed.result.bytes : raw;
-        stream = await this.link.open({
-          op: OP_INFERENCE,
-          requestId,
-          endpoint,
-          model: gen.model,
-          maxTokens: gen.maxTokens,
-          bodyBytes: payload.length,
-          ...(sealed ? { sealed: true, candidates: sealed.candidates.map((c) => c.id) } : {}),
-          ...(payment ? { payment } : {}),
-        });
-        if (gone.gone) sendCancel();
-        if (sealed) {
-          payer?.track?.(requestId, { model: gen.model, maxTokens: gen.maxTokens, requestDigest: sealed.result.requestDigest, receiptKeys: sealed.candidates.map((c) => c.receiptPublicKey) });
-          tracked = true;
-        }
+      while (!reply) {
+        const route = await this.pickRoute(tried, lastErr);
+        tried.add(route.target.key);
+        at = { route, tracked: false };
+        this.proxies.begin(route);
         try {
-          await stream.write(payload);
-          stream.end();
-          reply = parseMessage(inferenceReplySchema, await stream.replyHead(), "reply head from the proxy");
+          reply = await this.startOn(at, raw, gen, endpoint, requestId, gone, sendCancel);
         } catch (err) {
-          const code = err instanceof StreamError ? err.code : undefined;
-          // The proxy says it charged answers this client has not paid: settle that (pay what checks out, dispute the
-          // rest) and try once more. The app never sees a debt it could not act on.
-          if (code === "voucher_missing" && !reconciled && payer?.reconcile) {
-            reconciled = true;
-            await payer.reconcile();
-            payment = await payer.beforeRequest(gen.model, gen.maxTokens);
-            continue;
+          // Ended without an answer this client settled: whether that proxy charged it, reconciliation will tell.
+          if (at.tracked) this.payerOf(route)?.abandon?.(requestId);
+          const refusal = gone.gone ? undefined : notStartedRefusal(err);
+          this.proxies.end(route, { ok: false, ...(refusal && refusal !== "model_not_found" ? { refusal } : {}) });
+          if (!refusal) {
+            at = undefined; // already settled above
+            throw err;
           }
-          if (!(sealed && attempt === 0 && code === "no_worker")) throw err;
+          lastErr = err;
+          at = undefined;
+          this.stats.proxyRetries++;
+          this.log.info(`request ${requestId} did not start on proxy ${describeTarget(route.target)} (${(err as Error).message}); trying another proxy`);
+          continue;
         }
       }
+      const { route, sealed } = at!;
       const headers = {
         ...this.baseHeaders(requestId),
         "x-cocoon-worker": reply.worker,
-        ...attestationHeader(this.link.peer, reply, this.opts.selfInsecure ?? false),
+        ...(route.target.contract ? { "x-cocoon-proxy": route.target.contract } : {}),
+        ...attestationHeader(route.link.peer, reply, this.opts.selfInsecure ?? false),
         "x-cocoon-sealed": sealed ? "true" : "false (request and answer visible to the proxy)",
       };
       if (sealed) sealed.result.opener.preferWorker(reply.worker);
-      const answer = new Answer(stream!, sealed, gone);
+      const answer = new Answer(at!.stream!, sealed, gone, this.payerOf(route));
       if (body.stream === true) await this.streamAnswer(res, answer, gen, requestId, wantsStreamUsage(body), headers);
       else await this.collectAnswer(res, answer, gen, requestId, headers);
+      outcome = { ok: true };
     } catch (err) {
       // Ended without an answer this client settled: whether the proxy charged it, reconciliation will tell.
-      if (tracked) this.opts.payer?.abandon?.(requestId);
+      if (at?.tracked) this.payerOf(at.route)?.abandon?.(requestId);
       if (gone.gone || (err instanceof StreamError && err.code === "cancelled" && res.destroyed)) {
         this.stats.cancelled++;
         return;
       }
       throw err;
     } finally {
+      if (at) this.proxies.end(at.route, outcome);
       res.off("close", cancel);
       if (hardStop) clearTimeout(hardStop);
     }
   }
 
+  /**
+   * One attempt on one proxy, up to the reply head (nothing has reached the app yet): the model must be offered
+   * there, the payer of that proxy's channel gives the voucher to piggyback, the body is sealed to that proxy's
+   * attested candidates, and the request goes out. Returns the reply head; `at` holds the stream.
+   */
+  private async startOn(at: Attempt, raw: Buffer, gen: GenerationRequest, endpoint: Endpoint, requestId: string, gone: AppGone, sendCancel: () => void): Promise<InferenceReply> {
+    const link = at.route.link;
+    const { models } = await link.models();
+    if (!models.some((m) => m.id === gen.model)) {
+      const available = models.map((m) => m.id).join(", ") || "none right now";
+      throw new ApiError(404, `The model '${gen.model}' does not exist or no worker serves it now. Available: ${available}.`, "invalid_request_error", "model_not_found", "model");
+    }
+    const payer = this.payerOf(at.route);
+    let payment = await payer?.beforeRequest(gen.model, gen.maxTokens);
+    let reconciled = false;
+    // A sealed request names its candidates; if they all left meanwhile, seal again to a fresh list once.
+    for (let attempt = 0; ; attempt++) {
+      at.sealed = this.opts.verifyWorkerCert ? await this.seal(at.route, raw, gen.model, requestId, attempt > 0) : undefined;
+      const sealed = at.sealed;
+      const payload = sealed ? sealed.result.bytes : raw;
+      at.stream = await link.open({
+        op: OP_INFERENCE,
+        requestId,
+        endpoint,
+        model: gen.model,
+        maxTokens: gen.maxTokens,
+        bodyBytes: payload.length,
+        ...(sealed ? { sealed: true, candidates: sealed.candidates.map((c) => c.id) } : {}),
+        ...(payment ? { payment } : {}),
+      });
+      if (gone.gone) sendCancel();
+      if (sealed && payer?.track) {
+        payer.track(requestId, { model: gen.model, maxTokens: gen.maxTokens, requestDigest: sealed.result.requestDigest, receiptKeys: sealed.candidates.map((c) => c.receiptPublicKey) });
+        at.tracked = true;
+      }
+      try {
+        await at.stream.write(payload);
+        at.stream.end();
+        return parseMessage(inferenceReplySchema, await at.stream.replyHead(), "reply head from the proxy");
+      } catch (err) {
+        const code = err instanceof StreamError ? err.code : undefined;
+        // The proxy says it charged answers this client has not paid: settle that (pay what checks out, dispute the
+        // rest) and try once more. The app never sees a debt it could not act on.
+        if (code === "voucher_missing" && !reconciled && payer?.reconcile) {
+          reconciled = true;
+          await payer.reconcile();
+          payment = await payer.beforeRequest(gen.model, gen.maxTokens);
+          continue;
+        }
+        if (!(sealed && attempt === 0 && code === "no_worker")) throw err;
+      }
+    }
+  }
+
   /** Seals the body to the attested candidates the proxy offers for the model. */
-  private async seal(raw: Buffer, model: string, requestId: string, refresh: boolean): Promise<SealedExchange> {
-    const candidates = await this.candidates(model, refresh);
+  private async seal(route: ProxyRoute, raw: Buffer, model: string, requestId: string, refresh: boolean): Promise<SealedExchange> {
+    const candidates = await this.candidates(route, model, refresh);
     if (candidates.length === 0) {
       throw new ApiError(503, `No attested worker for '${model}' is available to seal this request to${this.lastRefusal ? ` (last refusal: ${this.lastRefusal})` : ""}.`, "service_unavailable", "no_worker");
     }
@@ -285,19 +422,21 @@ export class ClientNode {
    * The proxy's candidates for a model, each verified here from its own RA-TLS certificate; cached for
    * CANDIDATES_CACHE_MS (a restarted worker has new keys: a longer-lived list would seal to keys it no longer has).
    */
-  private async candidates(model: string, refresh: boolean): Promise<VerifiedWorker[]> {
-    const cached = this.candidateCache.get(model);
+  private async candidates(route: ProxyRoute, model: string, refresh: boolean): Promise<VerifiedWorker[]> {
+    // Per proxy: each proxy offers its own workers.
+    const key = `${route.target.key}\n${model}`;
+    const cached = this.candidateCache.get(key);
     if (!refresh && cached && Date.now() - cached.at < CANDIDATES_CACHE_MS) return cached.list;
-    let running = this.candidateRefresh.get(model);
+    let running = this.candidateRefresh.get(key);
     if (!running) {
-      running = this.fetchCandidates(model).finally(() => this.candidateRefresh.delete(model));
-      this.candidateRefresh.set(model, running);
+      running = this.fetchCandidates(route.link, key, model).finally(() => this.candidateRefresh.delete(key));
+      this.candidateRefresh.set(key, running);
     }
     return running;
   }
 
-  private async fetchCandidates(model: string): Promise<VerifiedWorker[]> {
-    const head = await this.link.call({ op: OP_WORKERS, model });
+  private async fetchCandidates(link: ProxyLink, key: string, model: string): Promise<VerifiedWorker[]> {
+    const head = await link.call({ op: OP_WORKERS, model });
     const { workers } = parseMessage(workersReplySchema, head, "workers reply");
     const verified = await Promise.all(
       workers.map(async (w) => {
@@ -316,7 +455,7 @@ export class ClientNode {
       }),
     );
     const list = verified.filter((v): v is VerifiedWorker => v !== undefined);
-    this.candidateCache.set(model, { at: Date.now(), list });
+    this.candidateCache.set(key, { at: Date.now(), list });
     return list;
   }
 
@@ -371,7 +510,7 @@ export class ClientNode {
    */
   private account(trailer: InferenceTrailer, delivered: boolean): void {
     const cost = totalCostOf(trailer);
-    if (!this.opts.payer || cost === undefined) return;
+    if (!this.paying || cost === undefined) return;
     const c = delivered ? this.costs.delivered : this.costs.cancelledByApp;
     c.count++;
     c.nano += cost;
@@ -408,7 +547,7 @@ export class ClientNode {
     } catch (err) {
       if (res.destroyed || answer.appGone) throw err;
       // This answer ended without one this client could settle (the proxy may have charged it): reconciliation decides.
-      this.opts.payer?.abandon?.(id);
+      answer.payer?.abandon?.(id);
       // Headers are gone already: report the failure in-band, as OpenAI does, then close the stream.
       const apiErr = toApiError(err);
       this.count(apiErr.status);
@@ -427,7 +566,7 @@ export class ClientNode {
         this.log.warn(`refusing the usage receipt of worker ${answer.sealed.result.opener.workerId} for ${requestId}: ${answer.receiptProblem}; this request will not be paid`);
       } else this.stats.receiptsVerified++;
     }
-    await this.opts.payer?.afterAnswer({
+    await answer.payer?.afterAnswer({
       requestId,
       model: gen.model,
       usage: trailer.usage,
@@ -469,41 +608,64 @@ export class ClientNode {
   }
 
   statusJson(): Record<string, unknown> {
-    const l = this.link;
+    const payers = this.uniquePayers();
     return {
       role: "client",
       version: VERSION,
       id: this.id,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       api: this.http ? `${this.http.url}/v1` : undefined,
-      peers: [
-        {
+      peers: this.proxies.all.map((r) => {
+        const l = r.link;
+        return {
           role: "proxy",
           address: l.address,
+          ...(r.target.contract ? { contract: r.target.contract } : {}),
           connected: l.connected,
           ...(l.peer ? { peer: l.peer.description, insecure: l.peer.insecure } : {}),
           ...(l.connectedSince ? { connectedSince: new Date(l.connectedSince).toISOString() } : {}),
           ...(l.conn?.rttMs !== undefined ? { rttMs: l.conn.rttMs } : {}),
+          inFlight: r.inflight,
+          served: r.served,
+          score: Math.round(this.proxies.score(r)),
+          ...(r.coolUntil > Date.now() ? { coolingDownUntil: new Date(r.coolUntil).toISOString() } : {}),
+          ...(r.lastRefusal ? { lastRefusal: r.lastRefusal } : {}),
           ...(l.lastError ? { lastError: l.lastError } : {}),
-        },
-      ],
-      requests: { total: this.stats.requests, completed: this.stats.completed, failed: this.stats.failed, cancelled: this.stats.cancelled, cancelledBilled: this.stats.cancelledBilled, byStatus: this.stats.byStatus },
+        };
+      }),
+      ...(this.opts.directory ? { discovery: { ...this.opts.directory.status(), linked: this.proxies.all.length, maxLinks: this.opts.maxProxyLinks ?? DEFAULT_MAX_LINKS } } : {}),
+      requests: { total: this.stats.requests, completed: this.stats.completed, failed: this.stats.failed, cancelled: this.stats.cancelled, cancelledBilled: this.stats.cancelledBilled, movedToAnotherProxy: this.stats.proxyRetries, byStatus: this.stats.byStatus },
       tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
       sealing: this.opts.verifyWorkerCert
         ? { enabled: true, receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused }, workersRefused: this.stats.workersRefused, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) }
         : { enabled: false, warning: "requests and answers travel in clear through the proxy" },
       errors: this.stats.failed,
-      ...(this.opts.payer ? { costs: { delivered: { count: this.costs.delivered.count, nano: this.costs.delivered.nano.toString() }, cancelledByApp: { count: this.costs.cancelledByApp.count, nano: this.costs.cancelledByApp.nano.toString() } } } : {}),
-      ...(this.opts.payer?.status ? { payments: this.opts.payer.status() } : {}),
+      ...(this.paying ? { costs: { delivered: { count: this.costs.delivered.count, nano: this.costs.delivered.nano.toString() }, cancelledByApp: { count: this.costs.cancelledByApp.count, nano: this.costs.cancelledByApp.nano.toString() } } } : {}),
+      // One payer: its status as before. Several (a channel per proxy): each under its proxy contract too.
+      ...(payers.length === 1 && payers[0]!.payer.status ? { payments: payers[0]!.payer.status() } : {}),
+      ...(this.opts.payerFor ? { paymentsByProxy: Object.fromEntries(payers.map(({ key, payer }) => [key, payer.status?.() ?? {}])) } : {}),
       ...(this.opts.statusExtra?.() ?? {}),
     };
   }
 
+  /** Each payer once, named by the proxy contract (or address) it pays. */
+  private uniquePayers(): Array<{ key: string; payer: Payer }> {
+    const out: Array<{ key: string; payer: Payer }> = [];
+    if (this.opts.payer && !this.opts.payerFor) return [{ key: "proxy", payer: this.opts.payer }];
+    for (const r of this.proxies.all) {
+      const p = this.payers.get(r.target.key);
+      if (p && !out.some((x) => x.payer === p)) out.push({ key: r.target.contract ?? r.target.key, payer: p });
+    }
+    return out;
+  }
+
   async stop(): Promise<void> {
+    clearInterval(this.tendTimer);
     await this.http?.close();
-    // While the proxy link is still up: the payer hands the proxy its newest voucher.
-    await this.opts.payer?.close?.();
-    this.link.stop();
+    // While the proxy links are still up: each payer hands its proxy the newest voucher.
+    const payers = new Set<Payer>([...(this.opts.payer ? [this.opts.payer] : []), ...this.payers.values()]);
+    await Promise.all([...payers].map((p) => p.close?.()));
+    this.proxies.stop();
   }
 
   /**
@@ -550,6 +712,27 @@ function attestationHeader(proxy: PeerInfo | undefined, reply: InferenceReply, s
   return { [ATTESTATION_HEADER]: parts.join("; ") };
 }
 
+/** One try of a request on one proxy. */
+interface Attempt {
+  route: ProxyRoute;
+  stream?: Stream;
+  sealed?: SealedExchange;
+  /** The proxy's payer tracks this request (its fate is open until the answer settles or reconciliation). */
+  tracked: boolean;
+}
+
+/**
+ * Whether a failure before the reply head lets the request move to another proxy, and as what refusal: the proxy
+ * had no worker, was overloaded or shutting down, was not connected, or its connection died before anything came
+ * back. A request the proxy judged bad (or one that needs the app to act: funds, size) fails as it is.
+ */
+function notStartedRefusal(err: unknown): string | undefined {
+  const code = err instanceof StreamError || err instanceof ApiError ? err.code : undefined;
+  if (err instanceof StreamError && (code === "no_worker" || code === "overloaded" || code === "connection_lost" || code === "shutdown")) return code;
+  if (err instanceof ApiError && (code === "proxy_unavailable" || code === "model_not_found" || code === "no_worker" || code === "proxy_error")) return code;
+  return undefined;
+}
+
 /** Whether the app closed its HTTP connection before the answer was complete. */
 interface AppGone {
   gone: boolean;
@@ -578,6 +761,8 @@ class Answer {
     readonly stream: Stream,
     readonly sealed: SealedExchange | undefined,
     private readonly app: AppGone = { gone: false },
+    /** The payer of the proxy this answer came through. */
+    readonly payer?: Payer,
   ) {}
 
   get appGone(): boolean {

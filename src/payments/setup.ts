@@ -14,6 +14,8 @@ import { ClientPayer } from "./client-payer.js";
 import { ed25519Signer } from "../chain/vouchers.js";
 import type { Logger } from "../util/log.js";
 import type { TonAccess } from "./ton.js";
+import type { Address } from "@ton/core";
+import { ChannelStatus } from "../chain/contracts/ClientChannel.js";
 
 async function priceBook(ton: TonAccess, c: PaymentsConfig, extraDigests: Record<string, string> = {}): Promise<{ book: PriceBook; closeDelay: number }> {
   let params, prices;
@@ -90,4 +92,103 @@ export async function startClientPayments(c: PaymentsConfig, clientId: string, l
     throw new Error(`channel ${c.channel.toString()} pays proxy contract ${view.config.proxyVault.toString()}, the config names ${c.proxyContract.toString()}`);
   }
   return new ClientPayer({ channel: c.channel, proxyContract: c.proxyContract, signer, ledger: Ledger.open(c.ledger), clientId, ton, globalId: ton.globalId, prices: book, log, closeLedger: true });
+}
+
+/**
+ * Ledger file for a role's payments with one proxy: the configured file for the configured proxy contract, a
+ * sibling named after the contract for any other (each proxy's money is booked apart: receipts, vouchers and
+ * settlements of one proxy never mix with another's).
+ */
+export function ledgerPathFor(c: PaymentsConfig, proxy: Address): string {
+  if (proxy.equals(c.proxyContract) || c.ledger === ":memory:") return c.ledger;
+  const tag = proxy.hash.toString("hex").slice(0, 16);
+  return /\.sqlite$/i.test(c.ledger) ? c.ledger.replace(/\.sqlite$/i, `.${tag}.sqlite`) : `${c.ledger}.${tag}`;
+}
+
+/** The same payments config, for another proxy contract (its own ledger file). */
+export function configForProxy(c: PaymentsConfig, proxy: Address): PaymentsConfig {
+  return { ...c, proxyContract: proxy, ledger: ledgerPathFor(c, proxy) };
+}
+
+/**
+ * A worker's payees, one per proxy it serves (each proxy pays from its own contract, with its own key): started on
+ * demand, each after checking that proxy's contract is genuine under the configured root. A proxy whose payee cannot
+ * start is not served (`get` returns undefined and `problems` says why).
+ */
+export class PayeesByProxy {
+  private readonly payees = new Map<string, WorkerPayee>();
+  readonly problems = new Map<string, string>();
+  constructor(private readonly c: PaymentsConfig, private readonly digests: Record<string, string>, private readonly log?: Logger) {}
+
+  get(contractRaw: string): WorkerPayee | undefined {
+    return this.payees.get(contractRaw);
+  }
+
+  /** Starts the payees of these proxy contracts that are not running yet. */
+  async ensure(contracts: Address[]): Promise<void> {
+    for (const a of contracts) {
+      const key = a.toRawString();
+      if (this.payees.has(key)) continue;
+      try {
+        this.payees.set(key, await startWorkerPayments(configForProxy(this.c, a), this.digests, this.log));
+        this.problems.delete(key);
+      } catch (e) {
+        const why = (e as Error).message;
+        if (this.problems.get(key) !== why) this.log?.warn(`not serving proxy ${a.toString()}: ${why}`);
+        this.problems.set(key, why);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.payees.values()) await p.close();
+  }
+}
+
+/**
+ * A client's payers, one per proxy it can pay: for each open channel the payments config lists, the proxy contract
+ * the channel pays into (read on chain) gets a payer on that channel. A proxy with no open channel gets none (the
+ * client does not use it while payments are on; `cocoon client deposit --proxy-contract` opens one).
+ */
+export class PayersByProxy {
+  private readonly payers = new Map<string, ClientPayer>();
+  /** Proxy contract (raw) -> the channel paying it. */
+  private readonly channels = new Map<string, Address>();
+  constructor(private readonly c: PaymentsConfig, private readonly clientId: string, private readonly log?: Logger) {}
+
+  get(contractRaw: string): ClientPayer | undefined {
+    return this.payers.get(contractRaw);
+  }
+
+  /** Which proxy each listed open channel pays (newest channel per proxy wins). */
+  async load(): Promise<void> {
+    const { ton } = await connectChain(this.c);
+    for (const ch of this.c.channels) {
+      try {
+        const view = await ton.channel(ch);
+        if (view.state.status !== ChannelStatus.OPEN) continue;
+        this.channels.set(view.config.proxyVault.toRawString(), ch);
+      } catch (e) {
+        this.log?.warn(`skipping channel ${ch.toString()}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Starts the payers of these proxy contracts that have an open channel and no payer yet. */
+  async ensure(contracts: Address[]): Promise<void> {
+    for (const a of contracts) {
+      const key = a.toRawString();
+      const channel = this.channels.get(key);
+      if (this.payers.has(key) || !channel) continue;
+      try {
+        this.payers.set(key, await startClientPayments({ ...configForProxy(this.c, a), channel }, this.clientId, this.log));
+      } catch (e) {
+        this.log?.warn(`not using proxy ${a.toString()}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.payers.values()) await p.close();
+  }
 }

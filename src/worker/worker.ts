@@ -18,8 +18,22 @@ import type { KeyObject } from "node:crypto";
 /** Largest request body a worker accepts (prompt JSON). */
 export const MAX_REQUEST_BODY = 4 * 1024 * 1024;
 
+/** A proxy a worker dials; `key` names it (its contract address when discovered on the root). */
+export interface WorkerProxyTarget {
+  host: string;
+  port: number;
+  key?: string;
+  /** Its proxy contract (friendly form), when discovered. */
+  contract?: string;
+}
+
 export interface WorkerOptions {
-  proxies: { host: string; port: number }[];
+  /** Proxies to dial at start; `setProxies` changes the list later (discovery). */
+  proxies: WorkerProxyTarget[];
+  /** Verifier for one proxy (e.g. bound to its registered contract); default `verifyProxy` for all. */
+  verifyProxyFor?: (target: WorkerProxyTarget) => PeerVerifier;
+  /** Payment hook per proxy (each proxy pays from its own contract); default `payee` for all. */
+  payeeFor?: (target: WorkerProxyTarget) => Payee | undefined;
   backend: Backend;
   capacity: number;
   /** Our certificate, or a function giving the current one (it changes when the identity rotates). */
@@ -67,7 +81,11 @@ export class WorkerNode {
   readonly id: string;
   readonly startedAt = Date.now();
   private readonly log: Logger;
-  private readonly links: PeerLink[] = [];
+  /** One link per proxy, by target key: all share this worker's one capacity. */
+  private readonly linked = new Map<string, { link: PeerLink; target: WorkerProxyTarget; payee: Payee | undefined }>();
+  private started = false;
+  /** Every payee used so far (a proxy that left may still owe vouchers being claimed): closed at stop. */
+  private readonly payeesUsed = new Set<Payee>();
   private active = 0;
   private stopped = false;
   private status?: HttpServerHandle;
@@ -97,37 +115,72 @@ export class WorkerNode {
     if (this.opts.statusPort !== undefined) {
       this.status = await startStatusServer(this.opts.statusHost ?? "127.0.0.1", this.opts.statusPort, () => this.statusJson());
     }
-    for (const p of this.opts.proxies) {
+    this.started = true;
+    this.setProxies(this.opts.proxies);
+  }
+
+  /** The proxies this worker links to now (host:port). */
+  get proxyAddresses(): string[] {
+    return this.links.map((l) => l.address);
+  }
+
+  private get links(): PeerLink[] {
+    return [...this.linked.values()].map((e) => e.link);
+  }
+
+  /** Links to these proxies (and only these): new ones are dialled, those gone are let go (their running requests are cut). */
+  setProxies(targets: WorkerProxyTarget[]): void {
+    const keyOf = (t: WorkerProxyTarget) => t.key ?? `${t.host}:${t.port}`;
+    const wanted = new Map(targets.map((t) => [keyOf(t), t]));
+    for (const [key, e] of this.linked) {
+      const t = wanted.get(key);
+      if (t && t.host === e.target.host && t.port === e.target.port) continue;
+      this.linked.delete(key);
+      e.link.stop();
+      this.log.info(`left proxy ${e.target.contract ?? e.link.address}: ${t ? "its endpoints changed" : "no longer registered"}`);
+    }
+    for (const [key, t] of wanted) {
+      if (this.linked.has(key)) continue;
+      const payee = this.opts.payeeFor ? this.opts.payeeFor(t) : this.opts.payee;
+      if (payee) this.payeesUsed.add(payee);
       const link: PeerLink = new PeerLink({
-        ...p,
+        host: t.host,
+        port: t.port,
         role: "worker",
         nodeId: this.id,
         identity: this.opts.identity,
-        verifyPeer: this.opts.verifyProxy,
+        verifyPeer: this.opts.verifyProxyFor ? this.opts.verifyProxyFor(t) : this.opts.verifyProxy,
         log: this.log,
         onConnected: async (conn) => {
-          conn.on("stream", (s) => void this.onStream(s, conn));
+          conn.on("stream", (s) => void this.onStream(s, conn, payee));
           conn.on("control", (m) => {
             if (m.type === "cancel") this.onCancel(conn, m);
-            else if (m.type === "payout") this.onPayout(link.address, m);
+            else if (m.type === "payout") this.onPayout(link.address, m, payee);
             else this.log.debug(`proxy ${link.address} sent a control message of unknown type ${JSON.stringify(String(m.type).slice(0, 40))}; ignored`);
           });
           conn.once("close", () => this.jobs.delete(conn));
-          conn.sendControl(await this.announcement());
+          conn.sendControl(await this.announcement(payee));
         },
       });
-      this.links.push(link);
-      link.start();
+      this.linked.set(key, { link, target: t, payee });
+      if (this.started) link.start();
     }
   }
 
   /** Re-sends the announcement to every proxy (after the backend's models or health changed). */
   async reannounce(): Promise<void> {
-    const msg = await this.announcement();
-    for (const l of this.links) if (l.conn && !l.conn.closed) l.conn.sendControl(msg);
+    for (const e of this.linked.values()) {
+      const l = e.link;
+      if (l.conn && !l.conn.closed) l.conn.sendControl(await this.announcement(e.payee));
+    }
   }
 
-  async announcement(): Promise<Announce> {
+  /** The payees used, each once. */
+  private payees(): Payee[] {
+    return [...new Set([...(this.opts.payee ? [this.opts.payee] : []), ...this.payeesUsed])];
+  }
+
+  async announcement(payee: Payee | undefined = this.opts.payee): Promise<Announce> {
     const health = await this.opts.backend.health();
     const msg: Announce = {
       type: "announce",
@@ -139,15 +192,15 @@ export class WorkerNode {
       ...(this.draining ? { reason: this.draining } : health.reason ? { reason: health.reason } : {}),
       ...(this.statusUrl ? { statusUrl: this.statusUrl } : {}),
     };
-    const payments = this.opts.payee?.announce();
+    const payments = payee?.announce();
     if (payments) msg.payments = payments;
     return parseMessage(announceSchema, msg, "announcement");
   }
 
-  private onPayout(proxy: string, msg: Record<string, unknown>): void {
+  private onPayout(proxy: string, msg: Record<string, unknown>, payee: Payee | undefined): void {
     const p = payoutSchema.safeParse(msg);
     if (!p.success) return this.log.warn(`proxy ${proxy} sent a malformed payout message; ignored`);
-    this.opts.payee?.onPayout(proxy, p.data);
+    payee?.onPayout(proxy, p.data);
   }
 
   /** Soft cancel: stop generating; the answer still ends with its final chunk and a receipt for what was generated. */
@@ -160,7 +213,7 @@ export class WorkerNode {
     }
   }
 
-  private async onStream(stream: Stream, conn: Connection): Promise<void> {
+  private async onStream(stream: Stream, conn: Connection, payee: Payee | undefined): Promise<void> {
     if (stream.head?.op !== OP_INFERENCE) {
       stream.reset("bad_request", `unknown operation ${JSON.stringify(stream.head?.op)}; workers serve "${OP_INFERENCE}"`);
       return;
@@ -294,7 +347,7 @@ export class WorkerNode {
           model: head.model,
           promptTokens: result.usage.prompt_tokens,
           completionTokens: result.usage.completion_tokens,
-          costNano: this.opts.payee?.costOf?.(head.model, result.usage.prompt_tokens, result.usage.completion_tokens) ?? 0n,
+          costNano: payee?.costOf?.(head.model, result.usage.prompt_tokens, result.usage.completion_tokens) ?? 0n,
         });
         receipt = signReceipt(r, receiptKey!);
       }
@@ -352,9 +405,10 @@ export class WorkerNode {
       activeRequests: this.active,
       // The engine's own slot use (embedded: llama.cpp sequences really held), next to the worker's request count.
       ...(this.opts.backend.slots ? { engineSlots: this.opts.backend.slots() } : {}),
-      peers: this.links.map((l) => ({
+      peers: [...this.linked.values()].map(({ link: l, target }) => ({
         role: "proxy",
         address: l.address,
+        ...(target.contract ? { contract: target.contract } : {}),
         connected: l.connected,
         ...(l.peer ? { peer: l.peer.description, insecure: l.peer.insecure } : {}),
         ...(l.connected && l.connectedSince ? { connectedSince: new Date(l.connectedSince).toISOString() } : {}),
@@ -364,7 +418,8 @@ export class WorkerNode {
       requests: { ...this.stats },
       tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
       errors: this.stats.failed,
-      ...(this.opts.payee?.status ? { payments: this.opts.payee.status() } : {}),
+      ...(this.opts.payee?.status && !this.opts.payeeFor ? { payments: this.opts.payee.status() } : {}),
+      ...(this.opts.payeeFor ? { paymentsByProxy: Object.fromEntries([...this.linked.values()].flatMap((e) => (e.payee?.status ? [[e.target.contract ?? e.link.address, e.payee.status()]] : []))) } : {}),
       ...(this.opts.statusExtra?.() ?? {}),
     };
   }
@@ -374,7 +429,7 @@ export class WorkerNode {
     for (const l of this.links) l.stop();
     await this.status?.close();
     await this.opts.backend.close();
-    await this.opts.payee?.close?.();
+    for (const p of this.payees()) await p.close?.();
   }
 
   /**
