@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { Stream } from "../protocol/connection.js";
 import { StreamError } from "../protocol/connection.js";
-import { CocoonError } from "../protocol/errors.js";
+import { CocoonError, type ErrorCode } from "../protocol/errors.js";
 import { inferenceReplySchema, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceReply, type InferenceTrailer } from "../protocol/messages.js";
 import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseGenerationRequest, wantsStreamUsage, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
 import { sseData } from "../protocol/sse.js";
@@ -727,11 +727,13 @@ interface Attempt {
  * back. A request the proxy judged bad (or one that needs the app to act: funds, size) fails as it is.
  */
 function notStartedRefusal(err: unknown): string | undefined {
-  const code = err instanceof StreamError || err instanceof ApiError ? err.code : undefined;
-  if (err instanceof StreamError && (code === "no_worker" || code === "overloaded" || code === "connection_lost" || code === "shutdown")) return code;
-  if (err instanceof ApiError && (code === "proxy_unavailable" || code === "model_not_found" || code === "no_worker" || code === "proxy_error")) return code;
+  if (err instanceof StreamError && MOVE_TO_ANOTHER_PROXY.has(err.code)) return err.code;
+  if (err instanceof ApiError && (err.code === "proxy_unavailable" || err.code === "model_not_found" || err.code === "no_worker" || err.code === "proxy_error")) return err.code;
   return undefined;
 }
+
+/** Codes of a proxy (or its connection) that say "not now, not here": another proxy may serve the request. */
+const MOVE_TO_ANOTHER_PROXY: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["no_worker", "stale_keys", "overloaded", "too_many_streams", "connection_lost", "shutdown", "goaway", "reconnecting", "busy"]);
 
 /** Whether the app closed its HTTP connection before the answer was complete. */
 interface AppGone {
