@@ -7,10 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDevnetChain, type DevnetChain } from "../payments/devnet.js";
 import { DEFAULT_DRAIN_TIMEOUT_S, STOP_GRACE_MS } from "./lifecycle.js";
+import { registerProxyCommand } from "./proxy-admin.js";
 
 export interface DevnetOptions {
   apiPort: number;
   workers: number;
+  /** Proxies (default 2 with payments: registered on the root, found there by workers and the client; 1 without). */
+  proxies?: number;
   modelFile?: string;
   /** Start the local chain and pay per token (default true; --no-payments keeps the network free). */
   payments?: boolean;
@@ -152,33 +155,50 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   process.on("SIGTERM", onSignal);
   process.on("SIGHUP", onSignal);
 
-  const total = 2 + o.workers;
+  const nProxies = o.proxies ?? (o.payments === false ? 1 : 2);
+  const total = nProxies + 1 + o.workers;
   out(`cocoon devnet: a whole network on this machine (attestation: sim, a development stand-in — INSECURE)\n`);
   try {
+    if (o.payments === false && nProxies > 1) {
+      throw new Error("--proxies above 1 needs payments: the proxies are registered on the devnet's root contract, where the workers and the client find them (drop --no-payments)");
+    }
     if (o.payments !== false) {
       const t0 = Date.now();
       const dir = o.dataDir ?? (tempDir = mkdtempSync(join(tmpdir(), "cocoon-devnet-")));
       out(`[chain]    starting the local TON chain and setting up contracts…\n`);
-      chain = await startDevnetChain({ dir, workers: o.workers, modelFile: o.modelFile, progress: (l) => out(`[chain]    ${l}\n`) });
+      chain = await startDevnetChain({ dir, workers: o.workers, proxies: nProxies, modelFile: o.modelFile, progress: (l) => out(`[chain]    ${l}\n`) });
       out(`[chain]    ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${chain.server.url}; state and ledgers in ${dir})\n`);
     }
     // Every role gets the payments file (if any) and the drain bound this devnet waits for on SIGTERM.
     const pay = (args: string[], file: string | undefined) => [...args, ...(file ? ["--payments", file] : []), "--drain-timeout", String(drainMs / 1000)];
-    const proxy = startChild("proxy", pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxy));
-    children.push(proxy);
-    const p = await step("proxy", 1, total, proxy.ready, (v) => `(workers :${v.workerPort}, clients :${v.clientPort})`);
+    const proxyNames = Array.from({ length: nProxies }, (_, i) => (i === 0 ? "proxy" : `proxy-${i + 1}`));
+    const proxies = proxyNames.map((name, i) => {
+      const c = startChild(name, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxies[i]));
+      children.push(c);
+      return c;
+    });
+    const ps = await Promise.all(proxies.map((px, i) => step(px.name, 1 + i, total, px.ready, (v) => `(workers :${v.workerPort}, clients :${v.clientPort})`)));
+    // With a chain, the proxies register on the root (as `cocoon proxy register` does) and everyone finds them there.
+    if (chain) {
+      for (const [i, p] of ps.entries()) {
+        await registerProxyCommand(chain.files.owner, {
+          proxyContract: chain.boot.proxies[i]!.contract.toString(), clients: `127.0.0.1:${p.clientPort}`, workers: `127.0.0.1:${p.workerPort}`,
+        }, { print: (l) => out(`[chain]    ${l}\n`) });
+      }
+    }
+    const where = (kind: "workerPort" | "clientPort") => (chain ? ["--root", chain.boot.root.toString()] : ["--proxy", `127.0.0.1:${ps[0]![kind]}`]);
 
     const workers = Array.from({ length: o.workers }, (_, i) => {
       const name = `worker-${i + 1}`;
-      const args = ["worker", "--proxy", `127.0.0.1:${p.workerPort}`, "--name", name, "--status-port", "0", "--capacity", "4"];
+      const args = ["worker", ...where("workerPort"), "--name", name, "--status-port", "0", "--capacity", "4"];
       if (o.modelFile) args.push("--model-file", o.modelFile);
       const c = startChild(name, pay(args, chain?.files.workers[i]));
       children.push(c);
       return c;
     });
-    const client = startChild("client", pay(["client", "--port", String(o.apiPort), "--proxy", `127.0.0.1:${p.clientPort}`], chain?.files.client));
+    const client = startChild("client", pay(["client", "--port", String(o.apiPort), ...where("clientPort")], chain?.files.client));
     children.push(client);
-    const ws = await Promise.all(workers.map((w, i) => step(w.name, 2 + i, total, w.ready, (v) => `(status ${v.status})`)));
+    const ws = await Promise.all(workers.map((w, i) => step(w.name, 1 + nProxies + i, total, w.ready, (v) => `(status ${v.status})`)));
     const c = await step("client", total, total, client.ready, (v) => `(API ${v.api})`);
 
     // Ready means a request can be served: wait until the workers have joined the proxy.
@@ -207,13 +227,13 @@ Try:
 
 Status pages:
   client   ${api.replace(/\/v1$/, "")}/status
-  proxy    ${p.status}
+${ps.map((p, i) => `  ${proxyNames[i]!.padEnd(9)}${p.status}`).join("\n")}
 ${ws.map((w, i) => `  ${`worker-${i + 1}`.padEnd(9)}${w.status}`).join("\n")}
 
 ${chain ? `Payments (devnet TON, per token; costs in usage.total_cost, nanoTON):
   chain    ${chain.server.url}
-  root     ${chain.boot.root.toString()}
-  channel  ${chain.boot.channel.toString()} (client deposit: see the client status page)
+  root     ${chain.boot.root.toString()} (the directory: ${nProxies} registered prox${nProxies === 1 ? "y" : "ies"}; cocoon proxy status --payments ${chain.files.owner})
+${chain.boot.proxies.map((p, i) => `  channel  ${p.channel.toString()} (pays ${proxyNames[i]})`).join("\n")}
   client   cocoon client deposit|close|withdraw|channels --payments ${chain.files.client}
 
 ` : ""}Processes: ${children.map((ch) => `${ch.name} pid ${ch.proc.pid}`).join(", ")}
@@ -223,9 +243,12 @@ Press Ctrl-C to stop (or send SIGTERM to let running requests finish first).
       const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
         if (stopping) return;
         const how = signal ?? `code ${code}`;
+        const proxiesLeft = children.filter((x) => proxyNames.includes(x.name) && alive(x)).length;
         if (ch.name.startsWith("worker")) {
           const left = children.filter((x) => x.name.startsWith("worker") && alive(x)).length;
           out(`${ch.name} (pid ${ch.proc.pid}) exited (${how}); the network goes on with ${left} worker(s).\n`);
+        } else if (proxyNames.includes(ch.name) && proxiesLeft > 0) {
+          out(`${ch.name} (pid ${ch.proc.pid}) exited (${how}); the network goes on with ${proxiesLeft} prox${proxiesLeft === 1 ? "y" : "ies"} (the client and workers use the others).\n`);
         } else {
           out(`${ch.name} (pid ${ch.proc.pid}) exited (${how}); the devnet cannot work without it and stops.\n`);
           void shutdown(1, "stop");

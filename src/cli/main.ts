@@ -127,15 +127,16 @@ discoveryOptions(securityOptions(
 
 program
   .command("devnet")
-  .description("a whole network on this machine: proxy, two workers with the embedded model, and a client")
+  .description("a whole network on this machine: two proxies registered on a local root, two workers with the embedded model, and a client")
   .option("--port <port>", "client API port", port, DEFAULT_CLIENT_API_PORT)
   .option("--workers <n>", "number of workers", positive, 2)
+  .option("--proxies <n>", "number of proxies, registered on the devnet's root (default 2; 1 with --no-payments)", positive)
   .option("--model-file <path>", "GGUF model for the workers")
   .option("--no-payments", "no chain and no payments: requests are free (only counted)")
   .option("--data-dir <dir>", "where the devnet keeps chain state, ledgers and payments configs (default: a new temporary folder)")
   .option("--drain-timeout <seconds>", "on SIGTERM: how long each role lets running requests finish (Ctrl-C stops at once)", drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
   .action(async (o) => {
-    await runDevnet({ apiPort: o.port, workers: o.workers, modelFile: o.modelFile, payments: o.payments, dataDir: o.dataDir, drainTimeoutS: o.drainTimeout });
+    await runDevnet({ apiPort: o.port, workers: o.workers, proxies: o.proxies, modelFile: o.modelFile, payments: o.payments, dataDir: o.dataDir, drainTimeoutS: o.drainTimeout });
   });
 
 registerAttestCommand(program);

@@ -1,7 +1,9 @@
 /**
  * The devnet's money: starts the local chain in this process (state under `<dir>/chain`), sets up root, proxy
- * contract and client channel (bootstrap.ts) with the embedded model's price and the sim image allow-listed, and
- * writes one payments config per role (`<dir>/<role>.payments.json`) for `--payments`.
+ * contracts and client channels (bootstrap.ts) with the embedded model's price and the sim image allow-listed, and
+ * writes one payments config per role (`<dir>/<role>.payments.json`) for `--payments`: one per proxy
+ * (`proxy.payments.json` for the first, `proxy-2.payments.json`, …), one per worker, the client's (every channel
+ * listed: it pays each proxy from its own), and the root owner's (`owner.payments.json`, for `cocoon proxy register`).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -30,6 +32,8 @@ export const DEVNET_BATCH = {
 export interface DevnetChainOptions {
   dir: string;
   workers: number;
+  /** Proxies to set up (default 1). */
+  proxies?: number;
   modelFile?: string;
   deposit?: bigint;
   progress?: (line: string) => void;
@@ -39,8 +43,8 @@ export interface DevnetChain {
   server: ChainServer;
   boot: BootstrapResult;
   model: { name: string; digest: string };
-  /** Payments config files: proxy, workers (by index), client. */
-  files: { proxy: string; workers: string[]; client: string };
+  /** Payments config files: proxy (the first), every proxy, workers (by index), client, the root owner. */
+  files: { proxy: string; proxies: string[]; workers: string[]; client: string; owner: string };
   close(): Promise<void>;
 }
 
@@ -57,7 +61,7 @@ export async function startDevnetChain(o: DevnetChainOptions): Promise<DevnetCha
     const client = makeTonClient("devnet", server.url, {});
     const boot = await bootstrapDevnetContracts({
       client, endpoint: server.url, models: { [model.name]: digest }, images: [simDefaultImageDigest()],
-      workers: o.workers, deposit: o.deposit ?? toNano("100"), progress: o.progress,
+      workers: o.workers, proxies: o.proxies ?? 1, deposit: o.deposit ?? toNano("100"), progress: o.progress,
     });
     const base = { network: "devnet" as const, endpoint: server.url, root: boot.root.toString(), proxyContract: boot.proxyContract.toString(), models: { [model.name]: digest }, batch: DEVNET_BATCH };
     const write = (name: string, cfg: PaymentsConfigJson) => {
@@ -65,10 +69,19 @@ export async function startDevnetChain(o: DevnetChainOptions): Promise<DevnetCha
       writeFileSync(path, JSON.stringify(cfg, null, 2) + "\n", { mode: 0o600 });
       return path;
     };
+    const proxies = boot.proxies.map((p, i) => {
+      const name = i === 0 ? "proxy" : `proxy-${i + 1}`;
+      return write(name, { ...base, proxyContract: p.contract.toString(), wallet: { seed: p.operatorSeed }, ledger: `${name}.ledger.sqlite` });
+    });
     const files = {
-      proxy: write("proxy", { ...base, wallet: { seed: boot.seeds.operator }, ledger: "proxy.ledger.sqlite" }),
+      proxy: proxies[0]!,
+      proxies,
       workers: boot.seeds.workers.map((seed, i) => write(`worker-${i + 1}`, { ...base, wallet: { seed }, ledger: `worker-${i + 1}.ledger.sqlite` })),
-      client: write("client", { ...base, wallet: { seed: boot.seeds.client }, ledger: "client.ledger.sqlite", channel: boot.channel.toString() }),
+      client: write("client", {
+        ...base, wallet: { seed: boot.seeds.client }, ledger: "client.ledger.sqlite", channel: boot.channel.toString(),
+        ...(boot.proxies.length > 1 ? { channels: boot.proxies.map((p) => p.channel.toString()) } : {}),
+      }),
+      owner: write("owner", { ...base, wallet: { seed: boot.seeds.owner }, ledger: "owner.ledger.sqlite" }),
     };
     return { server, boot, model, files, close: () => server.close() };
   } catch (e) {

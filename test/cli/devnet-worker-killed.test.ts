@@ -9,7 +9,7 @@ import { startDevnet, portListening, processAlive } from "./devnet-process.js";
 test("devnet: a worker SIGKILLed, the network goes on; then Ctrl-C stops everything in under 5 s", async () => {
   const dn = await startDevnet();
   try {
-    assert.deepEqual(Object.keys(dn.pids).sort(), ["client", "proxy", "worker-1", "worker-2"]);
+    assert.deepEqual(Object.keys(dn.pids).sort(), ["client", "proxy", "proxy-2", "worker-1", "worker-2"]);
     assert.ok(dn.dataDir && existsSync(dn.dataDir), `the devnet names its temporary folder:\n${dn.output()}`);
     assert.ok(dn.ports.length >= 5, `API, status pages and chain ports are printed: ${dn.ports}`);
 
