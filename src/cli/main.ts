@@ -69,6 +69,7 @@ const clientCommand = discoveryOptions(securityOptions(
     .option("--port <port>", "API port", port, DEFAULT_CLIENT_API_PORT)
     .option("--proxy <host:port>", `pin one proxy's client port (default without --root: 127.0.0.1:${DEFAULT_CLIENT_PORT})`)
     .option("--max-proxies <n>", "with --root: most proxies to keep links to (default 3)", positive)
+    .option("--max-coefficient <n>", "most this client pays per token, as a price coefficient in thousandths of the root's price (default 4000 = 4x); a request's max_coefficient can only lower it", positive)
     .option("--no-seal", "send requests in clear through the proxy (development only; refused by --policy production)")
     .option("--payments <file>", "payments config JSON: wallet, channel, ledger (cocoon devnet writes one); without it nothing is paid")
     .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
@@ -113,6 +114,7 @@ discoveryOptions(securityOptions(
     .option("--gpu <index|none>", "tdx/sev-snp workers: the GPU whose NVIDIA CC evidence is attested (default 0 when the policy requires a GPU)")
     .option("--model-digest <hex>", "--backend openai: the weights digest to attest when the directory is not readable here (needs --model)")
     .option("--capacity <n>", "max active requests", positive, 4)
+    .option("--price-coefficient <n>", "price asked, in thousandths of the root's base price (1000 = 1x, 1500 = 1.5x); clients cap it", positive)
     .option("--threads <n>", "CPU threads for the embedded engine", positive)
     .option("--name <id>", "worker id shown to the proxy")
     .option("--status-host <host>", "address of the status page", "127.0.0.1")

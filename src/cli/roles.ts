@@ -19,6 +19,7 @@ import { assertNetworkAllowsSim, makeTonClient } from "../chain/network.js";
 import { PayeesByProxy, PayersByProxy, startClientPayments, startProxyPayments, startWorkerPayments } from "../payments/setup.js";
 import { parseNetwork, type NetworkName } from "../chain/network.js";
 import { parseAddress } from "../payments/ton.js";
+import { checkCoefficient } from "../payments/pricing.js";
 import { DISCOVERY_REFRESH_MS, expectRegisteredProxy, ProxyDirectory, type DiscoverySide } from "../client/discovery.js";
 import type { Address } from "@ton/core";
 
@@ -143,6 +144,8 @@ export interface WorkerCliOptions extends SecurityOptions, DiscoveryCliOptions {
   name?: string;
   /** Payments config JSON: payout wallet, proxy contract, ledger. */
   payments?: string;
+  /** Price coefficient asked (thousandths of the base price). */
+  priceCoefficient?: number;
 }
 
 /** The weights digest a worker on --backend openai declares (--model-digest, or --model-dir hashed). */
@@ -203,6 +206,7 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     proxies: directory ? await servable(directory.targets) : pinned.map((p) => parseHostPort(p, DEFAULT_WORKER_PORT)),
     backend,
     capacity: o.capacity,
+    ...(o.priceCoefficient !== undefined ? { priceCoefficient: checkCoefficient(o.priceCoefficient, "--price-coefficient") } : {}),
     identity: () => sec.identity,
     verifyProxy: sec.verifierFor("proxy"),
     workerId: id,
@@ -226,6 +230,8 @@ export interface ClientCliOptions extends SecurityOptions, DiscoveryCliOptions {
   proxy?: string;
   /** Most proxies to keep links to (discovery). */
   maxProxies?: number;
+  /** Price ceiling (coefficient, thousandths of the base price). */
+  maxCoefficient?: number;
   /** commander's --no-seal sets this false. */
   seal?: boolean;
   /** Payments config JSON: the client's wallet, channel and ledger. */
@@ -269,6 +275,7 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     ...(payers ? { payerFor: (t) => payers.get(t.key) } : {}),
     host: o.host,
     port: o.port,
+    ...(o.maxCoefficient !== undefined ? { maxCoefficient: checkCoefficient(o.maxCoefficient, "--max-coefficient") } : {}),
     ...(directory
       ? { directory: view, verifyProxyFor: (t) => expectRegisteredProxy(sec.verifierFor("proxy"), t), ...(o.maxProxies ? { maxProxyLinks: o.maxProxies } : {}) }
       : { proxy: parseHostPort(o.proxy ?? `127.0.0.1:${DEFAULT_CLIENT_PORT}`, DEFAULT_CLIENT_PORT) }),

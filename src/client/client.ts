@@ -21,6 +21,7 @@ import { ATTESTATION_HEADER, attestationHeaderValue } from "../tee/sim.js";
 import type { Payer } from "./payer.js";
 import { judgeReceipt, sealRequest, type SealedRequestResult } from "../crypto/index.js";
 import { OP_PAYMENTS, OP_WORKERS, workersReplySchema, type ModelsReply } from "../protocol/messages.js";
+import { COEFFICIENT_BASE, DEFAULT_MAX_COEFFICIENT, MAX_COEFFICIENT } from "../payments/pricing.js";
 
 export const DEFAULT_CLIENT_API_PORT = 10000;
 /** How long a model's verified candidate list is reused before asking the proxy again. */
@@ -41,6 +42,8 @@ export interface VerifiedWorker {
   /** The worker id and model its attestation binds, when it binds them. */
   nodeId?: string;
   model?: string;
+  /** The price coefficient the proxy lists for it (its receipts must price at it). */
+  priceCoefficient?: number;
 }
 export type WorkerCertVerifier = (certDer: Buffer) => Promise<Omit<VerifiedWorker, "id">>;
 
@@ -79,6 +82,11 @@ export interface ClientOptions {
    * sealed to attested workers so the proxy sees only ciphertext (the default); without it they travel in clear.
    */
   verifyWorkerCert?: WorkerCertVerifier;
+  /**
+   * Most this client pays, as a price coefficient (thousandths of the root's base price; default 4000, the original's):
+   * a ceiling that a request's own `max_coefficient` (field or x-cocoon-max-coefficient header) can only lower.
+   */
+  maxCoefficient?: number;
   /** Payment hook: piggybacks vouchers, signs one after each answer. With several proxies see `payerFor`. */
   payer?: Payer;
   /**
@@ -155,6 +163,18 @@ export class ClientNode {
     return r.link;
   }
 
+  /** The price cap of a request: its `max_coefficient` field, else its header, else none; never above the config's. */
+  private maxCoefficientOf(body: Record<string, unknown>, req: http.IncomingMessage): number {
+    const ceiling = this.opts.maxCoefficient ?? DEFAULT_MAX_COEFFICIENT;
+    const header = req.headers["x-cocoon-max-coefficient"];
+    const given = body.max_coefficient ?? (typeof header === "string" ? (/^\d{1,9}$/.test(header.trim()) ? Number(header.trim()) : header) : undefined);
+    if (given === undefined) return ceiling;
+    if (typeof given !== "number" || !Number.isInteger(given) || given < 1 || given > MAX_COEFFICIENT) {
+      throw invalidRequest(`max_coefficient must be an integer from 1 to ${MAX_COEFFICIENT} (thousandths of the base price: 1000 pays the base price, 1500 up to 1.5x), got ${JSON.stringify(given).slice(0, 40)}.`, "max_coefficient", "invalid_max_coefficient");
+    }
+    return Math.min(given, ceiling);
+  }
+
   /** Payments are on: every proxy used must have its own payer (channel). */
   private get paying(): boolean {
     return !!this.opts.payer || !!this.opts.payerFor;
@@ -213,7 +233,11 @@ export class ClientNode {
       }
       for (const m of rep.value.models) {
         const have = byId.get(m.id);
-        byId.set(m.id, have ? { ...have, workers: have.workers + m.workers, capacity: have.capacity + m.capacity } : m);
+        byId.set(m.id, have ? {
+          ...have, workers: have.workers + m.workers, capacity: have.capacity + m.capacity,
+          ...(m.minCoefficient !== undefined ? { minCoefficient: Math.min(have.minCoefficient ?? m.minCoefficient, m.minCoefficient) } : {}),
+          ...(m.maxCoefficient !== undefined ? { maxCoefficient: Math.max(have.maxCoefficient ?? m.maxCoefficient, m.maxCoefficient) } : {}),
+        } : m);
       }
     }
     if (byId.size === 0 && firstErr) throw firstErr;
@@ -237,7 +261,12 @@ export class ClientNode {
     const models = await this.allModels();
     sendJson(res, 200, {
       object: "list",
-      data: models.map((m) => ({ id: m.id, object: "model", created: m.created, owned_by: "cocoon", workers: m.workers, capacity: m.capacity, ...(m.contextLength ? { context_length: m.contextLength } : {}) })),
+      data: models.map((m) => ({
+        id: m.id, object: "model", created: m.created, owned_by: "cocoon", workers: m.workers, capacity: m.capacity,
+        ...(m.contextLength ? { context_length: m.contextLength } : {}),
+        // The price market: coefficients on offer (thousandths of the root's base price) and this client's ceiling.
+        ...(m.minCoefficient !== undefined ? { price_coefficient: { min: m.minCoefficient, max: m.maxCoefficient, client_max: this.opts.maxCoefficient ?? DEFAULT_MAX_COEFFICIENT } } : {}),
+      })),
     });
   }
 
@@ -263,12 +292,19 @@ export class ClientNode {
 
   private async complete(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint): Promise<void> {
     this.stats.requests++;
-    const raw = await this.readBody(req);
+    let raw = await this.readBody(req);
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(raw.toString("utf8"));
     } catch (err) {
       throw invalidRequest(`We could not parse the JSON body of your request: ${(err as Error).message}. Send a JSON object.`, null, "invalid_json");
+    }
+    // Cocoon's own field (as the original's): read and stripped here, the worker's strict schema never sees it.
+    const isObject = typeof body === "object" && body !== null && !Array.isArray(body);
+    const cap = this.maxCoefficientOf(isObject ? body : {}, req);
+    if (isObject && "max_coefficient" in body) {
+      delete body.max_coefficient;
+      raw = Buffer.from(JSON.stringify(body));
     }
     const gen = parseGenerationRequest(endpoint, body, this.opts.maxTokensLimit ?? MAX_TOKENS_LIMIT);
     const requestId = `${endpoint === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
@@ -304,7 +340,7 @@ export class ClientNode {
         at = { route, tracked: false };
         this.proxies.begin(route);
         try {
-          reply = await this.startOn(at, raw, gen, endpoint, requestId, gone, sendCancel);
+          reply = await this.startOn(at, raw, gen, endpoint, requestId, gone, sendCancel, cap);
         } catch (err) {
           // Ended without an answer this client settled: whether that proxy charged it, reconciliation will tell.
           if (at.tracked) this.payerOf(route)?.abandon?.(requestId);
@@ -354,7 +390,7 @@ export class ClientNode {
    * there, the payer of that proxy's channel gives the voucher to piggyback, the body is sealed to that proxy's
    * attested candidates, and the request goes out. Returns the reply head; `at` holds the stream.
    */
-  private async startOn(at: Attempt, raw: Buffer, gen: GenerationRequest, endpoint: Endpoint, requestId: string, gone: AppGone, sendCancel: () => void): Promise<InferenceReply> {
+  private async startOn(at: Attempt, raw: Buffer, gen: GenerationRequest, endpoint: Endpoint, requestId: string, gone: AppGone, sendCancel: () => void, cap: number): Promise<InferenceReply> {
     const link = at.route.link;
     const { models } = await link.models();
     if (!models.some((m) => m.id === gen.model)) {
@@ -366,7 +402,7 @@ export class ClientNode {
     let reconciled = false;
     // A sealed request names its candidates; if they all left meanwhile, seal again to a fresh list once.
     for (let attempt = 0; ; attempt++) {
-      at.sealed = this.opts.verifyWorkerCert ? await this.seal(at.route, raw, gen.model, requestId, attempt > 0) : undefined;
+      at.sealed = this.opts.verifyWorkerCert ? await this.seal(at.route, raw, gen.model, requestId, attempt > 0, cap) : undefined;
       const sealed = at.sealed;
       const payload = sealed ? sealed.result.bytes : raw;
       at.stream = await link.open({
@@ -378,10 +414,14 @@ export class ClientNode {
         bodyBytes: payload.length,
         ...(sealed ? { sealed: true, candidates: sealed.candidates.map((c) => c.id) } : {}),
         ...(payment ? { payment } : {}),
+        maxCoefficient: cap,
       });
       if (gone.gone) sendCancel();
       if (sealed && payer?.track) {
-        payer.track(requestId, { model: gen.model, maxTokens: gen.maxTokens, requestDigest: sealed.result.requestDigest, receiptKeys: sealed.candidates.map((c) => c.receiptPublicKey) });
+        payer.track(requestId, {
+          model: gen.model, maxTokens: gen.maxTokens, requestDigest: sealed.result.requestDigest,
+          receiptKeys: sealed.candidates.map((c) => c.receiptPublicKey), coefficients: sealed.candidates.map((c) => c.priceCoefficient ?? COEFFICIENT_BASE),
+        });
         at.tracked = true;
       }
       try {
@@ -404,8 +444,8 @@ export class ClientNode {
   }
 
   /** Seals the body to the attested candidates the proxy offers for the model. */
-  private async seal(route: ProxyRoute, raw: Buffer, model: string, requestId: string, refresh: boolean): Promise<SealedExchange> {
-    const candidates = await this.candidates(route, model, refresh);
+  private async seal(route: ProxyRoute, raw: Buffer, model: string, requestId: string, refresh: boolean, cap: number): Promise<SealedExchange> {
+    const candidates = (await this.candidates(route, model, refresh, cap)).filter((c) => (c.priceCoefficient ?? COEFFICIENT_BASE) <= cap);
     if (candidates.length === 0) {
       throw new ApiError(503, `No attested worker for '${model}' is available to seal this request to${this.lastRefusal ? ` (last refusal: ${this.lastRefusal})` : ""}.`, "service_unavailable", "no_worker");
     }
@@ -422,21 +462,21 @@ export class ClientNode {
    * The proxy's candidates for a model, each verified here from its own RA-TLS certificate; cached for
    * CANDIDATES_CACHE_MS (a restarted worker has new keys: a longer-lived list would seal to keys it no longer has).
    */
-  private async candidates(route: ProxyRoute, model: string, refresh: boolean): Promise<VerifiedWorker[]> {
-    // Per proxy: each proxy offers its own workers.
-    const key = `${route.target.key}\n${model}`;
+  private async candidates(route: ProxyRoute, model: string, refresh: boolean, cap: number): Promise<VerifiedWorker[]> {
+    // Per proxy (each offers its own workers) and per price cap.
+    const key = `${route.target.key}\n${model}\n${cap}`;
     const cached = this.candidateCache.get(key);
     if (!refresh && cached && Date.now() - cached.at < CANDIDATES_CACHE_MS) return cached.list;
     let running = this.candidateRefresh.get(key);
     if (!running) {
-      running = this.fetchCandidates(route.link, key, model).finally(() => this.candidateRefresh.delete(key));
+      running = this.fetchCandidates(route.link, key, model, cap).finally(() => this.candidateRefresh.delete(key));
       this.candidateRefresh.set(key, running);
     }
     return running;
   }
 
-  private async fetchCandidates(link: ProxyLink, key: string, model: string): Promise<VerifiedWorker[]> {
-    const head = await link.call({ op: OP_WORKERS, model });
+  private async fetchCandidates(link: ProxyLink, key: string, model: string, cap: number): Promise<VerifiedWorker[]> {
+    const head = await link.call({ op: OP_WORKERS, model, maxCoefficient: cap });
     const { workers } = parseMessage(workersReplySchema, head, "workers reply");
     const verified = await Promise.all(
       workers.map(async (w) => {
@@ -445,7 +485,7 @@ export class ClientNode {
           // The proxy names the candidates; the attestation says who and what they are.
           if (v.nodeId !== undefined && v.nodeId !== w.id) throw new Error(`the proxy lists it under id ${w.id}, but its attestation binds ${v.nodeId}`);
           if (v.model !== undefined && v.model !== model) throw new Error(`it is attested to serve ${v.model}, not ${model}`);
-          return { id: w.id, ...v };
+          return { id: w.id, ...v, ...(w.priceCoefficient !== undefined ? { priceCoefficient: w.priceCoefficient } : {}) };
         } catch (err) {
           this.lastRefusal = `worker ${w.id}: ${(err as Error).message}`;
           this.stats.workersRefused++;
@@ -573,6 +613,7 @@ export class ClientNode {
       cost: trailer.cost,
       receiptOk: !!answer.sealed && !answer.receiptProblem,
       workerId: trailer.worker,
+      ...(answer.sealed ? { coefficient: answer.sealed.candidates.find((c) => c.id === answer.sealed!.result.opener.workerId)?.priceCoefficient ?? COEFFICIENT_BASE } : {}),
     });
     if (answer.appGone) {
       this.stats.cancelledBilled++;

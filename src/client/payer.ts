@@ -13,6 +13,8 @@ export interface AnswerCost {
   /** The worker-signed receipt checked out (always false for an unsealed answer: nothing proves the usage). */
   receiptOk: boolean;
   workerId?: string;
+  /** The answering worker's price coefficient as the proxy listed it (its receipt must price at it). */
+  coefficient?: number;
 }
 
 /** What the client knows about a sealed request it sent, to check a receipt for it later (reconciliation). */
@@ -23,6 +25,8 @@ export interface SentRequest {
   requestDigest: string;
   /** Receipt keys of the workers the request was sealed to (from attestation the client verified). */
   receiptKeys: Uint8Array[];
+  /** Their price coefficients, in the same order (absent: 1000 each). */
+  coefficients?: number[];
 }
 
 export interface Payer {

@@ -250,12 +250,14 @@ export class ClientPayer implements Payer {
       return `no valid worker receipt: ${(e as Error).message}`;
     }
     const r = signed.receipt;
-    if (!t.receiptKeys.some((k) => verifyReceipt(signed, k))) return "the receipt is not signed by a worker the request was sealed to";
+    const signer = t.receiptKeys.findIndex((k) => verifyReceipt(signed, k));
+    if (signer < 0) return "the receipt is not signed by a worker the request was sealed to";
+    const coefficient = t.coefficients?.[signer];
     if (r.requestId !== requestId || r.model !== t.model || r.requestDigest !== t.requestDigest) return "the receipt is for another request";
     if (r.completionTokens > t.maxTokens) return `the receipt reports ${r.completionTokens} completion tokens for max_tokens ${t.maxTokens}`;
     if (r.promptTokens !== a.promptTokens || r.completionTokens !== a.completionTokens) return "the charged usage differs from the worker's receipt";
     if (r.costNano !== "0" && r.costNano !== a.cost) return `the receipt prices it at ${r.costNano}, the proxy charged ${a.cost}`;
-    if (this.o.prices?.has(t.model) && this.o.prices.cost(t.model, r.promptTokens, r.completionTokens).total !== BigInt(a.cost)) return "the charge differs from the network's prices";
+    if (this.o.prices?.has(t.model) && this.o.prices.cost(t.model, r.promptTokens, r.completionTokens, coefficient).total !== BigInt(a.cost)) return "the charge differs from the network's prices at its worker's coefficient";
     return undefined;
   }
 
@@ -343,7 +345,7 @@ export class ClientPayer implements Payer {
       return "this client refused its usage receipt";
     }
     if (this.o.prices) {
-      const own = this.o.prices.cost(a.model, a.usage.prompt_tokens, a.usage.completion_tokens).total;
+      const own = this.o.prices.cost(a.model, a.usage.prompt_tokens, a.usage.completion_tokens, a.coefficient).total;
       if (own !== cost) {
         this.disputes.count++;
         this.disputes.nano += cost > own ? cost - own : own - cost;

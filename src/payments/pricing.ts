@@ -1,11 +1,17 @@
 /**
  * Prices of requests in nanoTON, from the root contract's per-model prices (nanoTON per token, prompt and completion
- * apart) and its proxy fee. Everything is bigint: no float ever touches money.
+ * apart), the serving worker's price coefficient, and the root's proxy fee. Everything is bigint: no float ever
+ * touches money.
  *
- *   cost          = prompt_tokens x prompt_price + completion_tokens x completion_price
+ *   cost          = prompt_tokens x prompt_price x k / 1000 + completion_tokens x completion_price x k / 1000
+ *                   (each part rounded down; k = the worker's price coefficient, 1000 = the root's base price)
  *   worker share  = cost x (10000 - proxyFeeBps) / 10000   (rounded down; the remainder is the proxy's fee)
- *   maximum cost  = prompt_bytes x prompt_price + max_tokens x completion_price
+ *   maximum cost  = (prompt_bytes x prompt_price + max_tokens x completion_price) x k_max / 1000
  *                   (a prompt never has more tokens than its request body has bytes, so this bounds the real cost)
+ *
+ * The price market (as in the original Cocoon): a worker announces its coefficient (`--price-coefficient`, in
+ * thousandths: 1500 = 1.5 x the base price); a client caps it per request (`max_coefficient`) or in its config; the
+ * proxy routes only to workers at or under the cap.
  */
 import type { ModelPrice } from "../chain/contracts/RootContract.js";
 import { BPS_DENOMINATOR } from "../chain/contracts/RootContract.js";
@@ -34,9 +40,24 @@ function checkBps(bps: number): bigint {
   return BigInt(bps);
 }
 
-export function costOf(price: ModelPrice, promptTokens: number, completionTokens: number): RequestCost {
-  const prompt = tokens(promptTokens, "prompt_tokens") * price.promptPrice;
-  const completion = tokens(completionTokens, "completion_tokens") * price.completionPrice;
+/** A price coefficient of 1000 is the root's base price. */
+export const COEFFICIENT_BASE = 1000;
+/** What a client accepts when it says nothing (the original's default max_coefficient). */
+export const DEFAULT_MAX_COEFFICIENT = 4000;
+/** Largest coefficient a worker may announce or a client may allow (100 x the base price). */
+export const MAX_COEFFICIENT = 100_000;
+
+/** Throws unless `k` is a coefficient in 1..MAX_COEFFICIENT. */
+export function checkCoefficient(k: number, what = "price coefficient"): number {
+  if (!Number.isInteger(k) || k < 1 || k > MAX_COEFFICIENT) throw new RangeError(`${what} must be an integer from 1 to ${MAX_COEFFICIENT} (thousandths of the base price: 1000 = 1x), got ${k}`);
+  return k;
+}
+
+export function costOf(price: ModelPrice, promptTokens: number, completionTokens: number, coefficient = COEFFICIENT_BASE): RequestCost {
+  const k = BigInt(checkCoefficient(coefficient));
+  const base = BigInt(COEFFICIENT_BASE);
+  const prompt = (tokens(promptTokens, "prompt_tokens") * price.promptPrice * k) / base;
+  const completion = (tokens(completionTokens, "completion_tokens") * price.completionPrice * k) / base;
   return { prompt, completion, total: prompt + completion };
 }
 
@@ -48,8 +69,10 @@ export function workerShare(cost: bigint, proxyFeeBps: number): bigint {
 }
 
 /** The most a request may cost: admission reserves this much of the client's deposit. */
-export function maxCostOf(price: ModelPrice, maxTokens: number, promptBytes: number): bigint {
-  return tokens(promptBytes, "prompt bytes") * price.promptPrice + tokens(maxTokens, "max_tokens") * price.completionPrice;
+export function maxCostOf(price: ModelPrice, maxTokens: number, promptBytes: number, maxCoefficient = COEFFICIENT_BASE): bigint {
+  const base = tokens(promptBytes, "prompt bytes") * price.promptPrice + tokens(maxTokens, "max_tokens") * price.completionPrice;
+  const k = BigInt(Math.max(COEFFICIENT_BASE, checkCoefficient(maxCoefficient, "max coefficient")));
+  return (base * k + BigInt(COEFFICIENT_BASE) - 1n) / BigInt(COEFFICIENT_BASE);
 }
 
 /** Cost as decimal strings under the `usage` field names (what the proxy puts in the trailer). */
@@ -109,12 +132,12 @@ export class PriceBook {
     return p;
   }
 
-  cost(model: string, promptTokens: number, completionTokens: number): RequestCost {
-    return costOf(this.price(model), promptTokens, completionTokens);
+  cost(model: string, promptTokens: number, completionTokens: number, coefficient = COEFFICIENT_BASE): RequestCost {
+    return costOf(this.price(model), promptTokens, completionTokens, coefficient);
   }
 
-  maxCost(model: string, maxTokens: number, promptBytes: number): bigint {
-    return maxCostOf(this.price(model), maxTokens, promptBytes);
+  maxCost(model: string, maxTokens: number, promptBytes: number, maxCoefficient = COEFFICIENT_BASE): bigint {
+    return maxCostOf(this.price(model), maxTokens, promptBytes, maxCoefficient);
   }
 
   workerShare(cost: bigint): bigint {

@@ -35,7 +35,7 @@ import { PROXY_OP_VALUE, withdrawFeeBody } from "../chain/contracts/ProxyContrac
 import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
 import { encodeSignedVoucher, signVoucher, verifySignedVoucher, voucherCell, type Ed25519Signer } from "../chain/vouchers.js";
 import type { Ledger } from "./ledger.js";
-import { costFields, type PriceBook } from "./pricing.js";
+import { COEFFICIENT_BASE, costFields, type PriceBook } from "./pricing.js";
 import { decodeVoucherBase64, verifyRegistration } from "./messages.js";
 import { parseAddress, type TonAccess } from "./ton.js";
 import { MAX_MESSAGES_PER_TRANSFER, type WalletService } from "../chain/wallet.js";
@@ -393,7 +393,8 @@ export class ProxyMeter implements Meter {
     }
     let max: bigint;
     try {
-      max = this.o.prices.maxCost(head.model, head.maxTokens, head.bodyBytes);
+      // Reserved at the coefficient the proxy says bounds this request (src/proxy/proxy.ts reserveCoefficient).
+      max = this.o.prices.maxCost(head.model, head.maxTokens, head.bodyBytes, head.maxCoefficient ?? COEFFICIENT_BASE);
     } catch (err) {
       throw new MeterRefusal("bad_request", (err as Error).message);
     }
@@ -489,18 +490,18 @@ export class ProxyMeter implements Meter {
     }
   }
 
-  price(model: string, usage: Usage): bigint | undefined {
+  price(model: string, usage: Usage, coefficient?: number): bigint | undefined {
     try {
-      return this.o.prices.cost(model, usage.prompt_tokens, usage.completion_tokens).total;
+      return this.o.prices.cost(model, usage.prompt_tokens, usage.completion_tokens, coefficient).total;
     } catch {
       return undefined;
     }
   }
 
-  async settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage, receipt?: unknown): Promise<SettledUsage> {
+  async settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage, receipt?: unknown, coefficient?: number): Promise<SettledUsage> {
     const e = this.entryOf(client);
     try {
-      const cost = this.o.prices.cost(head.model, usage.prompt_tokens, usage.completion_tokens);
+      const cost = this.o.prices.cost(head.model, usage.prompt_tokens, usage.completion_tokens, coefficient);
       const w = this.workers.get(workerId);
       const earn = w ? this.o.prices.workerShare(cost.total) : 0n;
       if (!w) this.log.warn(`worker ${workerId} announced no payout address; its share of ${head.requestId} stays with the proxy`);

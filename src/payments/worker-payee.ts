@@ -66,9 +66,9 @@ export class WorkerPayee implements Payee {
     return { payoutAddress: this.o.wallet.address.toString() };
   }
 
-  costOf(model: string, promptTokens: number, completionTokens: number): bigint {
+  costOf(model: string, promptTokens: number, completionTokens: number, coefficient?: number): bigint {
     if (!this.o.prices?.has(model)) return 0n;
-    const total = this.o.prices.cost(model, promptTokens, completionTokens).total;
+    const total = this.o.prices.cost(model, promptTokens, completionTokens, coefficient).total;
     this.accrued += this.o.prices.workerShare(total);
     return total;
   }

@@ -57,6 +57,8 @@ export const inferenceHeadSchema = z.object({
   candidates: z.array(z.string().min(1).max(128)).max(16).optional(),
   /** Payment data piggybacked by the client (its latest signed voucher), read by the proxy's meter. */
   payment: requestPaymentSchema.optional(),
+  /** The most this client pays per token, as a price coefficient (thousandths of the base price); default 4000. */
+  maxCoefficient: z.number().int().min(1).max(100_000).optional(),
 });
 export type InferenceHead = z.infer<typeof inferenceHeadSchema>;
 
@@ -147,6 +149,8 @@ export const announceSchema = z.object({
   statusUrl: z.string().max(512).optional(),
   /** Payment details, e.g. the worker's payout address. */
   payments: workerPaymentsSchema.optional(),
+  /** Price coefficient in thousandths of the root's base price (1000 = 1x; src/payments/pricing.ts); absent = 1000. */
+  priceCoefficient: z.number().int().min(1).max(100_000).optional(),
 });
 export type Announce = z.infer<typeof announceSchema>;
 
@@ -158,17 +162,25 @@ export const modelsReplySchema = z.object({
       capacity: z.number().int(),
       contextLength: z.number().int().optional(),
       created: z.number().int(),
+      /** Price coefficients of the workers serving it (thousandths of the base price): the range on offer. */
+      minCoefficient: z.number().int().optional(),
+      maxCoefficient: z.number().int().optional(),
     }),
   ),
 });
 export type ModelsReply = z.infer<typeof modelsReplySchema>;
 
-export const workersRequestSchema = z.object({ op: z.literal(OP_WORKERS), model: z.string().min(1).max(256) });
+export const workersRequestSchema = z.object({
+  op: z.literal(OP_WORKERS),
+  model: z.string().min(1).max(256),
+  /** Only workers whose price coefficient is at most this. */
+  maxCoefficient: z.number().int().min(1).max(100_000).optional(),
+});
 
 /** The proxy's candidates for a model, best first, each with the RA-TLS certificate it presented. */
 export const workersReplySchema = z.object({
   workers: z
-    .array(z.object({ id: z.string().min(1).max(128), cert: z.string().max(64 * 1024) }))
+    .array(z.object({ id: z.string().min(1).max(128), cert: z.string().max(64 * 1024), priceCoefficient: z.number().int().min(1).max(100_000).optional() }))
     .max(64),
 });
 export type WorkersReply = z.infer<typeof workersReplySchema>;

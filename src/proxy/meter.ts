@@ -40,10 +40,16 @@ export interface Meter {
   attach?(host: MeterHost): void;
   /** Called before a worker is chosen; throw MeterRefusal to refuse. `head.payment` carries a piggybacked voucher. */
   admit(client: ClientContext, head: InferenceHead): Promise<void>;
-  /** What this usage costs at the network's prices (nanoTON), when the meter prices at all (receipts are judged by it). */
-  price?(model: string, usage: Usage): bigint | undefined;
-  /** Called once the worker finished and its receipt checked out; returns cost to report. `receipt` is kept for audit. */
-  settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage, receipt?: unknown): Promise<SettledUsage>;
+  /**
+   * What this usage costs at the network's prices (nanoTON) times the serving worker's price coefficient
+   * (thousandths; 1000 = base price), when the meter prices at all (receipts are judged by it).
+   */
+  price?(model: string, usage: Usage, coefficient?: number): bigint | undefined;
+  /**
+   * Called once the worker finished and its receipt checked out; returns cost to report. `receipt` is kept for audit;
+   * `coefficient` is the serving worker's price coefficient (default 1000).
+   */
+  settle(client: ClientContext, head: InferenceHead, workerId: string, usage: Usage, receipt?: unknown, coefficient?: number): Promise<SettledUsage>;
   /** Called when an admitted request ends without usage (failure, cancel). */
   release(client: ClientContext, head: InferenceHead): void;
   /** A client's `payments` request (register a channel, hand over a voucher); the reply goes back as JSON. */

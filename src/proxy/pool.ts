@@ -30,6 +30,13 @@ export interface PoolWorker {
   lastFailure?: string;
   /** The identity this worker presented before it reconnected (renewal): requests sealed to it may still arrive. */
   previousPeer?: PeerInfo;
+  /** Its price coefficient (thousandths of the base price; 1000 when it announced none). */
+  priceCoefficient: number;
+}
+
+/** Whether a worker's price is within a client's cap (no cap: any price). */
+export function withinCap(w: PoolWorker, maxCoefficient: number | undefined): boolean {
+  return maxCoefficient === undefined || w.priceCoefficient <= maxCoefficient;
 }
 
 /** How long a departed worker's identity is remembered, to accept receipts of requests sealed to it. */
@@ -62,6 +69,7 @@ export class WorkerPool {
       reason: a.reason,
       backend: a.backend,
       statusUrl: a.statusUrl,
+      priceCoefficient: a.priceCoefficient ?? 1000,
       active: existing?.conn === conn ? existing.active : 0,
       latencyMs: existing?.latencyMs ?? INITIAL_LATENCY_MS,
       served: existing?.served ?? 0,
@@ -106,11 +114,11 @@ export class WorkerPool {
    * The best worker for a model, skipping those already tried for this request, and, for a sealed request,
    * any worker that is not one of its candidates.
    */
-  pick(model: string, exclude: ReadonlySet<string> = new Set(), only?: ReadonlySet<string>): PoolWorker | undefined {
+  pick(model: string, exclude: ReadonlySet<string> = new Set(), only?: ReadonlySet<string>, maxCoefficient?: number): PoolWorker | undefined {
     let best: PoolWorker | undefined;
     let bestScore = Infinity;
     for (const w of this.workers.values()) {
-      if (exclude.has(w.id) || (only && !only.has(w.id)) || !canTake(w, model)) continue;
+      if (exclude.has(w.id) || (only && !only.has(w.id)) || !canTake(w, model) || !withinCap(w, maxCoefficient)) continue;
       const score = (w.active + 1) * w.latencyMs;
       if (score < bestScore) {
         best = w;
@@ -121,8 +129,13 @@ export class WorkerPool {
   }
 
   /** Why pick() found nothing, as an error code and a sentence for the app. */
-  explainNone(model: string, tried: number): CodedProblem {
-    const serving = [...this.workers.values()].filter((w) => w.models.some((m) => m.id === model));
+  explainNone(model: string, tried: number, maxCoefficient?: number): CodedProblem {
+    const all = [...this.workers.values()].filter((w) => w.models.some((m) => m.id === model));
+    const serving = all.filter((w) => withinCap(w, maxCoefficient));
+    if (all.length > 0 && serving.length === 0) {
+      const cheapest = Math.min(...all.map((w) => w.priceCoefficient));
+      return { code: "no_worker", message: `No worker serves '${model}' at or under your max_coefficient ${maxCoefficient}; the cheapest asks ${cheapest}. Raise max_coefficient (request field, x-cocoon-max-coefficient header or the client's --max-coefficient).` };
+    }
     if (serving.length === 0) {
       const known = this.modelIds();
       return {
@@ -144,9 +157,9 @@ export class WorkerPool {
   }
 
   /** Enabled workers for a model, best first (the candidates a client seals to). */
-  ranked(model: string): PoolWorker[] {
+  ranked(model: string, maxCoefficient?: number): PoolWorker[] {
     return [...this.workers.values()]
-      .filter((w) => w.enabled && !w.conn.closed && w.models.some((m) => m.id === model))
+      .filter((w) => w.enabled && !w.conn.closed && w.models.some((m) => m.id === model) && withinCap(w, maxCoefficient))
       .sort((a, b) => Number(a.active >= a.capacity) - Number(b.active >= b.capacity) || (a.active + 1) * a.latencyMs - (b.active + 1) * b.latencyMs);
   }
 
@@ -176,6 +189,8 @@ export class WorkerPool {
         const e = byId.get(m.id) ?? { id: m.id, workers: 0, capacity: 0, created: this.firstSeen.get(m.id) ?? 0, ...(m.contextLength ? { contextLength: m.contextLength } : {}) };
         e.workers++;
         e.capacity += w.capacity;
+        e.minCoefficient = Math.min(e.minCoefficient ?? w.priceCoefficient, w.priceCoefficient);
+        e.maxCoefficient = Math.max(e.maxCoefficient ?? w.priceCoefficient, w.priceCoefficient);
         byId.set(m.id, e);
       }
     }

@@ -23,6 +23,7 @@ import {
   type InferenceReply,
 } from "../protocol/messages.js";
 import { canTake, WorkerPool, type PoolWorker } from "./pool.js";
+import { DEFAULT_MAX_COEFFICIENT } from "../payments/pricing.js";
 import { DEFAULT_QUEUE_TIMEOUT_MS, QueueFull, SlotQueue, QUEUE_RETRY_AFTER_S, type QueueOptions } from "./queue.js";
 import { judgeReceipt, requestDigest, ResponseDigest } from "../crypto/index.js";
 import { workerIdMismatch } from "../tee/claims.js";
@@ -260,12 +261,12 @@ export class ProxyNode {
     }
     if (op === OP_WORKERS) {
       try {
-        const { model } = parseMessage(workersRequestSchema, stream.head, "workers request");
+        const { model, maxCoefficient } = parseMessage(workersRequestSchema, stream.head, "workers request");
         const workers = this.pool
-          .ranked(model)
+          .ranked(model, maxCoefficient)
           .filter((w) => w.peer.certDer)
           .slice(0, this.opts.maxCandidates ?? DEFAULT_MAX_CANDIDATES)
-          .map((w) => ({ id: w.id, cert: w.peer.certDer!.toString("base64") }));
+          .map((w) => ({ id: w.id, cert: w.peer.certDer!.toString("base64"), priceCoefficient: w.priceCoefficient }));
         stream.reply({ workers });
         stream.end();
       } catch (err) {
@@ -309,7 +310,7 @@ export class ProxyNode {
     client.relays.set(head.requestId, relay);
     const ctx = client.ctx;
     try {
-      await this.meter.admit(ctx, head);
+      await this.meter.admit(ctx, { ...head, maxCoefficient: this.reserveCoefficient(head) });
     } catch (err) {
       client.relays.delete(head.requestId);
       this.stats.rejected++;
@@ -346,6 +347,8 @@ export class ProxyNode {
     const tried = new Set<string>();
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     const only = head.sealed ? new Set(head.candidates ?? []) : undefined;
+    // The price market: only workers at or under the client's cap (the original's default when it names none).
+    const cap = head.maxCoefficient ?? DEFAULT_MAX_COEFFICIENT;
     let staleKeys = false;
     for (;;) {
       if (client.signal.aborted || state.cancelled) {
@@ -353,8 +356,8 @@ export class ProxyNode {
         if (!client.signal.aborted) client.reset("cancelled", "the client cancelled the request before a worker took it");
         return false;
       }
-      const worker = !this.draining && tried.size < maxAttempts ? this.pool.pick(head.model, tried, only) : undefined;
-      const why = worker ? undefined : this.whyNoWorker(head.model, tried.size, only, staleKeys);
+      const worker = !this.draining && tried.size < maxAttempts ? this.pool.pick(head.model, tried, only, cap) : undefined;
+      const why = worker ? undefined : this.whyNoWorker(head.model, tried.size, only, staleKeys, cap);
       if (why?.code === "overloaded" && tried.size < maxAttempts) {
         // Every worker that could take it is busy: wait for a slot (bounded, fair between clients, with a deadline).
         let outcome;
@@ -391,14 +394,25 @@ export class ProxyNode {
     }
   }
 
+  /**
+   * The price coefficient admission reserves at: the dearest worker this request may go to (serving its model, at or
+   * under the client's cap), or the base price when none is known yet.
+   */
+  private reserveCoefficient(head: InferenceHead): number {
+    const cap = head.maxCoefficient ?? DEFAULT_MAX_COEFFICIENT;
+    let k = 0;
+    for (const w of this.pool.list()) if (w.priceCoefficient <= cap && w.models.some((m) => m.id === head.model)) k = Math.max(k, w.priceCoefficient);
+    return k || 1000;
+  }
+
   /** Why no worker takes a request now, as the error code and sentence the app gets. */
-  private whyNoWorker(model: string, tried: number, only: ReadonlySet<string> | undefined, staleKeys: boolean): CodedProblem {
+  private whyNoWorker(model: string, tried: number, only: ReadonlySet<string> | undefined, staleKeys: boolean, cap?: number): CodedProblem {
     if (this.draining) return this.draining;
     if (staleKeys) return { code: "no_worker", message: `the request was sealed to keys its worker(s) no longer hold (restarted since the candidates were fetched); fetch the candidates again and retry` };
-    if (only && tried === 0 && this.pool.pick(model) !== undefined) {
+    if (only && tried === 0 && this.pool.pick(model, undefined, undefined, cap) !== undefined) {
       return { code: "no_worker", message: `none of the ${only.size} worker(s) this request was sealed to is available now; fetch the candidates again and retry` };
     }
-    return this.pool.explainNone(model, tried);
+    return this.pool.explainNone(model, tried, cap);
   }
 
   private async runOn(worker: PoolWorker, ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream, state: RelayState): Promise<boolean> {
@@ -463,7 +477,7 @@ export class ProxyNode {
         client.reset("worker_failed", `worker ${worker.id} sent an invalid trailer: ${(err as Error).message}`);
         return false;
       }
-      const billed = this.meter.price?.(head.model, trailer.usage);
+      const billed = this.meter.price?.(head.model, trailer.usage, worker.priceCoefficient);
       const receiptProblem = digest ? this.checkReceipt(worker, head, body, digest, relayedBytes, billed, trailer) : undefined;
       if (receiptProblem) {
         this.pool.recordFailure(worker, receiptProblem);
@@ -481,7 +495,7 @@ export class ProxyNode {
         return false;
       }
       if (relayedBytes === 0) client.reply(this.replyHead(worker));
-      const settled = await this.meter.settle(ctx, head, worker.id, trailer.usage, trailer.receipt);
+      const settled = await this.meter.settle(ctx, head, worker.id, trailer.usage, trailer.receipt, worker.priceCoefficient);
       const ms = Date.now() - started;
       this.pool.recordSuccess(worker, ms, trailer.usage.prompt_tokens, trailer.usage.completion_tokens);
       this.stats.completed++;

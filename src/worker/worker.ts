@@ -52,6 +52,8 @@ export interface WorkerOptions {
   payee?: Payee;
   /** Extra fields for /status (attestation, payments). */
   statusExtra?: () => Record<string, unknown>;
+  /** Price coefficient it asks (thousandths of the root's base price; default 1000 = base price). */
+  priceCoefficient?: number;
 }
 
 
@@ -71,8 +73,8 @@ export interface Payee {
   announce(): WorkerPayments | undefined;
   /** A proxy's payout voucher (control message `payout`, already checked against its schema). */
   onPayout(proxy: string, message: PayoutMessage): void;
-  /** What this usage costs the client, in nanoTON, written into the signed receipt. */
-  costOf?(model: string, promptTokens: number, completionTokens: number): bigint;
+  /** What this usage costs the client, in nanoTON, at this price coefficient: written into the signed receipt. */
+  costOf?(model: string, promptTokens: number, completionTokens: number, coefficient?: number): bigint;
   status?(): Record<string, unknown>;
   close?(): Promise<void>;
 }
@@ -194,6 +196,7 @@ export class WorkerNode {
     };
     const payments = payee?.announce();
     if (payments) msg.payments = payments;
+    if (this.opts.priceCoefficient !== undefined) msg.priceCoefficient = this.opts.priceCoefficient;
     return parseMessage(announceSchema, msg, "announcement");
   }
 
@@ -347,7 +350,7 @@ export class WorkerNode {
           model: head.model,
           promptTokens: result.usage.prompt_tokens,
           completionTokens: result.usage.completion_tokens,
-          costNano: payee?.costOf?.(head.model, result.usage.prompt_tokens, result.usage.completion_tokens) ?? 0n,
+          costNano: payee?.costOf?.(head.model, result.usage.prompt_tokens, result.usage.completion_tokens, this.opts.priceCoefficient) ?? 0n,
         });
         receipt = signReceipt(r, receiptKey!);
       }
@@ -402,6 +405,7 @@ export class WorkerNode {
       backend: this.opts.backend.kind,
       models: this.opts.backend.models(),
       capacity: this.opts.capacity,
+      priceCoefficient: this.opts.priceCoefficient ?? 1000,
       activeRequests: this.active,
       // The engine's own slot use (embedded: llama.cpp sequences really held), next to the worker's request count.
       ...(this.opts.backend.slots ? { engineSlots: this.opts.backend.slots() } : {}),

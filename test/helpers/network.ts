@@ -34,6 +34,10 @@ export interface TestNetworkOptions {
   payees?: (Payee | undefined)[];
   /** The proxy's wait queue settings. */
   queue?: ProxyOptions["queue"];
+  /** Price coefficient of each worker, by index (default: none announced, i.e. 1000). */
+  priceCoefficients?: (number | undefined)[];
+  /** The client's price ceiling. */
+  maxCoefficient?: number;
 }
 
 export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -72,6 +76,7 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
       sealing: sealingKeysOf(sec.node),
       workerId: `w${i + 1}`,
       ...(o.payees?.[i] ? { payee: o.payees[i] } : {}),
+      ...(o.priceCoefficients?.[i] !== undefined ? { priceCoefficient: o.priceCoefficients[i] } : {}),
       log: silentLogger,
     });
     await w.start();
@@ -88,6 +93,7 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     selfInsecure: true,
     ...(o.payer ? { payer: o.payer } : {}),
     ...(o.clientId ? { clientId: o.clientId } : {}),
+    ...(o.maxCoefficient ? { maxCoefficient: o.maxCoefficient } : {}),
     statusExtra: clientSec.statusExtra,
     log: silentLogger,
   });

@@ -54,11 +54,11 @@ export interface PaidNetwork {
   payer: ClientPayer;
 }
 
-export async function startPaidNetwork(chain: Chain, o: { upstream?: FakeUpstreamOptions; tap?: TestNetworkOptions["tap"]; tamper?: TestNetworkOptions["tamper"] } = {}): Promise<PaidNetwork> {
+export async function startPaidNetwork(chain: Chain, o: { upstream?: FakeUpstreamOptions; tap?: TestNetworkOptions["tap"]; tamper?: TestNetworkOptions["tamper"]; priceCoefficient?: number } = {}): Promise<PaidNetwork> {
   const meter = await startProxyPayments(chain.configs.proxy);
   const payee = await startWorkerPayments(chain.configs.worker, {});
   const payer = await startClientPayments(chain.configs.client, CLIENT_ID);
-  const net = await startTestNetwork([o.upstream ?? {}], { meter, payer, clientId: CLIENT_ID, payees: [payee], ...(o.tap ? { tap: o.tap } : {}), ...(o.tamper ? { tamper: o.tamper } : {}) });
+  const net = await startTestNetwork([o.upstream ?? {}], { meter, payer, clientId: CLIENT_ID, payees: [payee], ...(o.tap ? { tap: o.tap } : {}), ...(o.tamper ? { tamper: o.tamper } : {}), ...(o.priceCoefficient ? { priceCoefficients: [o.priceCoefficient] } : {}) });
   // Ready when the client's channel is registered with the proxy.
   for (let i = 0; i < 250 && (meter.status().channels as unknown[]).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   return { net, meter, payee, payer };
