@@ -156,13 +156,12 @@ export class ProxySet {
         r.downSince ??= now;
       }
     }
-    // Swapping only helps when some registered proxy has no link.
-    if (!this.targets.some((t) => !this.routes.has(t.key))) return;
-    for (const [key, r] of this.routes) {
-      if (r.downSince !== undefined && now - r.downSince >= DROP_AFTER_MS) {
-        this.dropped.add(key);
-        this.unlink(key, `unreachable for ${Math.round((now - r.downSince) / 1000)} s${r.link.lastError ? ` (${r.link.lastError})` : ""}; trying another registered proxy`);
-      }
+    // Swapping only helps when a link stayed down long enough and some registered proxy has no link.
+    const stale = [...this.routes].filter(([, r]) => r.downSince !== undefined && now - r.downSince >= DROP_AFTER_MS);
+    if (stale.length === 0 || !this.targets.some((t) => !this.routes.has(t.key))) return;
+    for (const [key, r] of stale) {
+      this.dropped.add(key);
+      this.unlink(key, `unreachable for ${Math.round((now - r.downSince!) / 1000)} s${r.link.lastError ? ` (${r.link.lastError})` : ""}; trying another registered proxy`);
     }
     this.fill();
   }
