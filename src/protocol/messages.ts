@@ -14,7 +14,7 @@ export const OP_PAYMENTS = "payments";
 export const inferenceHeadSchema = z.object({
   op: z.literal(OP_INFERENCE),
   requestId: z.string().min(1).max(128),
-  endpoint: z.enum(["chat", "completions"]),
+  endpoint: z.enum(["chat", "completions", "embeddings"]),
   model: z.string().min(1).max(256),
   maxTokens: z.number().int().min(1),
   bodyBytes: z.number().int().min(0),
@@ -65,7 +65,7 @@ export const usageSchema = z.object({
 /** Trailer of a finished inference stream (worker -> proxy -> client). */
 export const inferenceTrailerSchema = z.object({
   usage: usageSchema,
-  finishReason: z.enum(["stop", "length", "cancelled"]),
+  finishReason: z.enum(["stop", "length", "cancelled", "tool_calls", "content_filter"]),
   /** Set by the worker: how the tokens were counted. */
   usageSource: z.enum(["backend", "engine", "tokenizer"]).optional(),
   /** Added by the proxy. */
