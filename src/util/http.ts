@@ -163,11 +163,15 @@ export class CorsPolicy {
   }
 }
 
-/** Whether a Content-Type names JSON (application/json, or a +json type), whatever its parameters. */
+/**
+ * Whether a request's Content-Type may carry a JSON body: application/json or a +json type, none at all, or
+ * text/plain (what fetch() sends for a string body, and what a browser sends to skip the CORS preflight). Form and
+ * multipart encodings (curl -d without -H, an HTML form) are refused: their body is not JSON as sent.
+ */
 export function isJsonContentType(value: string | undefined): boolean {
-  if (!value) return true; // curl and some SDKs send none; the body is still checked as JSON
+  if (!value) return true;
   const type = value.split(";")[0]!.trim().toLowerCase();
-  return type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
+  return type === "application/json" || type === "text/plain" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
 }
 
 /** Decodes UTF-8, refusing malformed bytes instead of replacing them with U+FFFD (which would change the prompt). */
