@@ -31,19 +31,23 @@ export interface FakeUpstream extends HttpServerHandle {
   bodies: Record<string, unknown>[];
 }
 
-/** A value that satisfies a (simple) JSON schema, deterministically: what a grammar-constrained engine would emit. */
-export function exampleFor(schema: unknown, seed: string): unknown {
+/**
+ * A value that satisfies a (simple) JSON schema, deterministically: what a grammar-constrained engine would emit.
+ * Strings are the seed, extended with the property path when `nest` (so each field of an answer differs).
+ */
+export function exampleFor(schema: unknown, seed: string, nest = true): unknown {
+  const sub = (s: unknown, key: string) => exampleFor(s, nest ? `${seed}${key}` : seed, nest);
   const sc = (schema ?? {}) as { type?: unknown; properties?: Record<string, unknown>; items?: unknown; enum?: unknown[]; const?: unknown; anyOf?: unknown[]; oneOf?: unknown[]; minItems?: number };
   if (sc.const !== undefined) return sc.const;
   if (Array.isArray(sc.enum) && sc.enum.length) return sc.enum[0];
   const alt = sc.anyOf ?? sc.oneOf;
-  if (Array.isArray(alt) && alt.length) return exampleFor(alt[0], seed);
+  if (Array.isArray(alt) && alt.length) return exampleFor(alt[0], seed, nest);
   const type = Array.isArray(sc.type) ? sc.type[0] : sc.type;
   switch (type) {
     case "object":
-      return Object.fromEntries(Object.entries(sc.properties ?? {}).map(([k, v]) => [k, exampleFor(v, `${seed}.${k}`)]));
+      return Object.fromEntries(Object.entries(sc.properties ?? {}).map(([k, v]) => [k, sub(v, `.${k}`)]));
     case "array":
-      return Array.from({ length: Math.max(1, sc.minItems ?? 1) }, (_, i) => exampleFor(sc.items, `${seed}[${i}]`));
+      return Array.from({ length: Math.max(1, sc.minItems ?? 1) }, (_, i) => sub(sc.items, `[${i}]`));
     case "integer":
     case "number":
       return 42;
@@ -54,7 +58,7 @@ export function exampleFor(schema: unknown, seed: string): unknown {
     case "string":
       return seed;
     default:
-      return sc.properties ? exampleFor({ ...sc, type: "object" }, seed) : seed;
+      return sc.properties ? exampleFor({ ...sc, type: "object" }, seed, nest) : seed;
   }
 }
 
@@ -83,7 +87,7 @@ function toolCallFor(body: Record<string, unknown>): { name: string; arguments: 
   const tool = tools.find((t) => t.function.name === wanted) ?? tools[0]!;
   const user = [...messages].reverse().find((m) => m.role === "user");
   const word = typeof user?.content === "string" ? (user.content.split(/\s+/).filter(Boolean).pop() ?? "x") : "x";
-  return { name: tool.function.name, arguments: JSON.stringify(exampleFor(tool.function.parameters ?? { type: "object" }, word)) };
+  return { name: tool.function.name, arguments: JSON.stringify(exampleFor(tool.function.parameters ?? { type: "object" }, word, false)) };
 }
 
 function messageText(content: unknown): string {
