@@ -133,7 +133,9 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     }
     const chat = path === "/v1/chat/completions";
     const messages = chat ? (body.messages as Msg[]) : [];
-    const prompt = chat ? messages.map((m) => messageText(m.content)).join(" ") : String(body.prompt);
+    // Several prompts (completions) are several answers: n choices for each, in order.
+    const prompts = chat ? [messages.map((m) => messageText(m.content)).join(" ")] : Array.isArray(body.prompt) ? body.prompt.map(String) : [String(body.prompt)];
+    const prompt = prompts.join(" ");
     const cap = Number(body.max_completion_tokens ?? body.max_tokens ?? opts.tokens ?? 16);
     const n = Math.min(cap, opts.tokens ?? 16);
     const call = chat ? toolCallFor(body) : undefined;
@@ -141,7 +143,9 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     // A structured answer (tool arguments, JSON) is one "token" per character, as a character-level engine would emit it.
     const json = format?.type === "json_schema" ? JSON.stringify(exampleFor(format.json_schema?.schema, "value")) : format?.type === "json_object" ? JSON.stringify({ answer: prompt.split(/\s+/)[0] ?? "" }) : undefined;
     const out = call ? [] : json !== undefined ? [json] : words(prompt, n);
-    const choices = typeof body.n === "number" ? body.n : 1;
+    const perPrompt = typeof body.n === "number" ? body.n : 1;
+    const choices = perPrompt * prompts.length;
+    const outOf = (index: number) => (prompts.length > 1 ? words(prompts[Math.floor(index / perPrompt)]!, n) : out);
     const logprobs = chat ? body.logprobs === true : typeof body.logprobs === "number";
     const top = Number(chat ? (body.top_logprobs ?? 0) : (body.logprobs ?? 0));
     const promptTokens = prompt.split(/\s+/).filter(Boolean).length;
@@ -155,12 +159,12 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
         : { tokens: [text], token_logprobs: [-0.25], top_logprobs: top ? [{ [text]: -0.25 }] : null, text_offset: [0] };
     const callOut = call ? { id: "call_fake0", type: "function", function: call } : undefined;
     if (!body.stream) {
-      const text = out.join(" ");
-      const list = Array.from({ length: choices }, (_, index) =>
-        chat
+      const list = Array.from({ length: choices }, (_, index) => {
+        const text = outOf(index).join(" ");
+        return chat
           ? { index, message: { role: "assistant", content: call ? null : text, ...(callOut ? { tool_calls: [callOut] } : {}) }, logprobs: logprobs ? lp(text) : null, finish_reason: finish }
-          : { index, text, logprobs: logprobs ? lp(text) : null, finish_reason: finish },
-      );
+          : { index, text, logprobs: logprobs ? lp(text) : null, finish_reason: finish };
+      });
       return sendJson(res, 200, { id: "fake", object: chat ? "chat.completion" : "text_completion", created: 0, model, choices: list, ...(opts.omitUsage ? {} : { usage }) });
     }
     res.writeHead(200, { "content-type": "text/event-stream" });
@@ -175,8 +179,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       }
     }
     for (let i = 0; i < out.length; i++) {
-      const text = (i ? " " : "") + out[i];
       for (let index = 0; index < choices; index++) {
+        const text = (i ? " " : "") + outOf(index)[i];
         send(chat ? { index, delta: { content: text }, logprobs: logprobs ? lp(text) : null, finish_reason: null } : { index, text, logprobs: logprobs ? lp(text) : null, finish_reason: null });
       }
       if (opts.tokenDelayMs) await new Promise((r) => setTimeout(r, opts.tokenDelayMs));
