@@ -286,7 +286,10 @@ export class EmbeddedBackend implements Backend {
     if (!grammar) {
       const llama = await loadLlama();
       try {
-        grammar = await llama.createGrammarForJsonSchema(plan.schema as never);
+        const fromSchema = await llama.createGrammarForJsonSchema(plan.schema as never);
+        // node-llama-cpp's integer rule allows an exponent ("-9e-6"), which JSON Schema's integer does not.
+        const text = fromSchema.grammar.replaceAll(INTEGER_WITH_EXPONENT, INTEGER);
+        grammar = text === fromSchema.grammar ? fromSchema : await llama.createGrammar({ grammar: text, rootRuleName: fromSchema.rootRuleName });
       } catch (err) {
         throw new BackendError("unsupported_parameter", `Unsupported parameter: '${plan.param}' uses a JSON schema the embedded engine cannot turn into a grammar (${(err as Error).message}). Simplify the schema, or use a worker with --backend openai.`);
       }
@@ -440,6 +443,9 @@ function normalized(v: number[]): number[] {
   const norm = Math.hypot(...v) || 1;
   return v.map((x) => x / norm);
 }
+
+const INTEGER = '"-"? ("0" | [1-9] [0-9]{0,15})';
+const INTEGER_WITH_EXPONENT = `${INTEGER} ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?`;
 
 /** Whether text is one whole JSON value (checked only when it could have just ended: after a closing bracket). */
 function jsonComplete(text: string): boolean {
