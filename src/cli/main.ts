@@ -16,6 +16,7 @@ import { runDevnet } from "./devnet.js";
 import { DEFAULT_DRAIN_TIMEOUT_S, parseDrainTimeout, reportReady, serveUntilSignal } from "./lifecycle.js";
 import { registerAttestCommand } from "./attest.js";
 import { registerClientChannelCommands } from "./channel.js";
+import { REQUEST_TIMEOUT_MS } from "../client/client.js";
 import { registerChainCommand } from "./chain.js";
 import { registerWalletCommand } from "./wallet.js";
 import { registerRootCommand } from "./root-admin.js";
@@ -62,6 +63,8 @@ const clientCommand = securityOptions(
     .option("--proxy <host:port>", "the proxy's client port", `127.0.0.1:${DEFAULT_CLIENT_PORT}`)
     .option("--no-seal", "send requests in clear through the proxy (development only; refused by --policy production)")
     .option("--payments <file>", "payments config JSON: wallet, channel, ledger (cocoon devnet writes one); without it nothing is paid")
+    .option("--cors-origin <origin>", "let browser pages from this origin call the API (repeat for more; * for any); pages on localhost are always allowed", collect, [])
+    .option("--request-timeout <seconds>", "cancel a request that runs longer than this and answer 504", positive, REQUEST_TIMEOUT_MS / 1000)
     .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
 ).action(async (o) => {
   const client = await startClientRole(o);

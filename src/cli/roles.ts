@@ -169,6 +169,10 @@ export interface ClientCliOptions extends SecurityOptions {
   seal?: boolean;
   /** Payments config JSON: the client's wallet, channel and ledger. */
   payments?: string;
+  /** Origins browser apps may call the API from (--cors-origin, repeatable). */
+  corsOrigin?: string[];
+  /** Seconds a request may run before it is cancelled (--request-timeout). */
+  requestTimeout?: number;
 }
 
 export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
@@ -192,6 +196,8 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     selfInsecure: sec.node.insecure,
     ...(seal ? { verifyWorkerCert: sec.workerCertVerifier } : {}),
     statusExtra: sec.statusExtra,
+    ...(o.corsOrigin?.length ? { corsOrigins: o.corsOrigin } : {}),
+    ...(o.requestTimeout ? { requestTimeoutMs: o.requestTimeout * 1000 } : {}),
   });
   await client.start();
   return client;

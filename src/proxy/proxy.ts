@@ -427,7 +427,7 @@ export class ProxyNode {
         // A bad request fails the same way on every worker, and a replayed one was refused as it must be: report
         // it instead of retrying, and do not count a replay against the worker.
         if (e.code !== "replayed") this.pool.recordFailure(worker, e.message);
-        if (e.code === "replayed" || e.code === "bad_request" || e.code === "model_not_found") {
+        if (e.code === "replayed" || e.code === "bad_request" || e.code === "model_not_found" || e.code === "unsupported_parameter" || e.code === "context_length_exceeded") {
           this.stats.failed++;
           client.reset(e.code, e.message);
           return false;

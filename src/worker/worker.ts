@@ -5,8 +5,8 @@ import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
 import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, payoutSchema, type Announce, type PayoutMessage, type WorkerPayments, type WorkerReply } from "../protocol/messages.js";
-import { encodeAnswerChunk } from "../protocol/answer-chunk.js";
-import { ApiError, parseGenerationRequest } from "../protocol/openai.js";
+import { encodeAnswerChunk, type AnswerDelta } from "../protocol/answer-chunk.js";
+import { ApiError, parseEmbeddingRequest, parseGenerationRequest, type EmbeddingRequest } from "../protocol/openai.js";
 import { BackendError, type Backend, type GenerationResult } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
@@ -242,19 +242,21 @@ export class WorkerNode {
       } catch {
         throw new ApiError(400, "request body is not valid JSON", "invalid_request_error");
       }
-      const req = parseGenerationRequest(head.endpoint, body);
+      const req = head.endpoint === "embeddings" ? parseEmbeddingRequest(body) : parseGenerationRequest(head.endpoint, body);
       if (req.model !== head.model) throw new ApiError(400, `body names model ${req.model} but the head says ${head.model}`, "invalid_request_error");
       if (!this.opts.backend.models().some((m) => m.id === req.model)) {
         stream.reset("model_not_found", `worker ${this.id} does not serve ${req.model}`);
         this.stats.rejected++;
         return;
       }
-      if (req.maxTokens > head.maxTokens) throw new ApiError(400, `max_tokens ${req.maxTokens} exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
+      // Every choice may run to max_tokens: the proxy admitted (and reserved payment for) their sum.
+      const budget = "maxTokens" in req ? req.maxTokens * (req.n ?? 1) : 1;
+      if (budget > head.maxTokens) throw new ApiError(400, `max_tokens ${budget} (for all choices) exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
       // The reply goes out with the first chunk (one TLS write, not two), and a request whose engine fails before
       // that can still be retried elsewhere by the proxy, which retries only before a reply. Stream.reply sends once.
       const reply = () => stream.reply({ ok: true, worker: this.id } satisfies WorkerReply);
       // Cancelled before it started: nothing is generated, and the answer still ends properly (zero usage).
-      const gen = stop.signal.aborted ? notStarted() : this.opts.backend.generate(req, stop.signal);
+      const gen = stop.signal.aborted ? notStarted() : "maxTokens" in req ? this.opts.backend.generate(req, stop.signal) : embedAnswer(this.opts.backend, req, stop.signal, this.id);
       let result;
       try {
         for (;;) {
@@ -312,7 +314,7 @@ export class WorkerNode {
         return;
       }
       this.stats.failed++;
-      if (err instanceof ApiError) stream.reset("bad_request", err.message);
+      if (err instanceof ApiError) stream.reset(err.code === "unsupported_parameter" || err.code === "context_length_exceeded" ? err.code : "bad_request", err.message);
       else if (err instanceof BackendError) stream.reset(err.code, err.message);
       else {
         this.log.error(`request ${head.requestId} failed: ${(err as Error).stack ?? err}`);
@@ -400,8 +402,40 @@ export class WorkerNode {
   }
 }
 
+/** Most bytes of embedding data in one answer chunk: a chunk must travel as one frame (protocol/connection.ts). */
+const EMBEDDING_CHUNK_BYTES = 48 * 1024;
+
+/**
+ * An embeddings answer as chunks of deltas, one per input vector, in order: base64 of little-endian float32 on the
+ * wire (a quarter of the size of JSON numbers), turned back into numbers by the client when the app wants floats.
+ */
+async function* embedAnswer(backend: Backend, req: EmbeddingRequest, signal: AbortSignal, workerId: string): AsyncGenerator<AnswerDelta[], GenerationResult> {
+  if (!backend.embed) throw new BackendError("unsupported_parameter", `worker ${workerId} serves no embeddings for ${req.model} (its ${backend.kind} engine has none); use a model served by an embeddings engine.`);
+  const r = await backend.embed(req, signal);
+  let batch: AnswerDelta[] = [];
+  let bytes = 0;
+  for (const [index, vector] of r.embeddings.entries()) {
+    const embedding = typeof vector === "string" ? vector : float32Base64(vector);
+    if (embedding.length > EMBEDDING_CHUNK_BYTES) throw new BackendError("backend_failed", `an embedding of ${vector.length} dimensions is larger than one answer chunk carries; ask for fewer 'dimensions'.`);
+    if (bytes + embedding.length > EMBEDDING_CHUNK_BYTES) {
+      yield batch;
+      batch = [];
+      bytes = 0;
+    }
+    batch.push({ index, embedding });
+    bytes += embedding.length + 32;
+  }
+  if (batch.length) yield batch;
+  return { usage: r.usage, finishReason: "stop", usageSource: r.usageSource };
+}
+
+export function float32Base64(vector: readonly number[]): string {
+  const f = new Float32Array(vector);
+  return Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString("base64");
+}
+
 /** The "generation" of a request cancelled before it reached the backend: no text, zero usage. */
 // eslint-disable-next-line require-yield
-async function* notStarted(): AsyncGenerator<string[], GenerationResult> {
+async function* notStarted(): AsyncGenerator<AnswerDelta[], GenerationResult> {
   return { usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }, finishReason: "cancelled", usageSource: "engine" };
 }

@@ -2,7 +2,7 @@
 // RA-TLS identities, peer verification and sealing, exactly as the CLI wires them.
 import { ProxyNode, type ProxyOptions } from "../../src/proxy/proxy.js";
 import { WorkerNode } from "../../src/worker/worker.js";
-import { ClientNode } from "../../src/client/client.js";
+import { ClientNode, type ClientOptions } from "../../src/client/client.js";
 import { OpenAiBackend } from "../../src/worker/backends/openai.js";
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from "../../src/dev/fake-upstream.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -10,6 +10,7 @@ import { nodeSecurity, sealingKeysOf, type NodeSecurity } from "../../src/cli/se
 import type { Meter } from "../../src/proxy/meter.js";
 import type { Payer } from "../../src/client/payer.js";
 import type { Payee } from "../../src/worker/worker.js";
+import type { Backend } from "../../src/worker/backends/backend.js";
 
 export interface TestNetwork {
   proxy: ProxyNode;
@@ -34,6 +35,10 @@ export interface TestNetworkOptions {
   payees?: (Payee | undefined)[];
   /** The proxy's wait queue settings. */
   queue?: ProxyOptions["queue"];
+  /** Workers on these backends (e.g. the embedded engine) instead of the fake upstreams; upstreamOpts is then []. */
+  backends?: Backend[];
+  /** Extra client settings (CORS origins, request timeout). */
+  client?: Pick<ClientOptions, "corsOrigins" | "requestTimeoutMs" | "maxTokensLimit">;
 }
 
 export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -57,11 +62,15 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
   const workerSecs: NodeSecurity[] = [];
   const upstreams: FakeUpstream[] = [];
   const workers: WorkerNode[] = [];
-  for (const [i, uo] of upstreamOpts.entries()) {
+  const backends: Backend[] = [...(o.backends ?? [])];
+  for (const uo of upstreamOpts) {
     const up = await startFakeUpstream(uo);
     upstreams.push(up);
     const backend = new OpenAiBackend({ upstream: up.url });
     await backend.start();
+    backends.push(backend);
+  }
+  for (const [i, backend] of backends.entries()) {
     const sec = await nodeSecurity("worker", { nodeId: `w${i + 1}` }, silentLogger);
     const w = new WorkerNode({
       proxies: [{ host: "127.0.0.1", port: proxy.workerPort }],
@@ -90,6 +99,7 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     ...(o.clientId ? { clientId: o.clientId } : {}),
     statusExtra: clientSec.statusExtra,
     log: silentLogger,
+    ...o.client,
   });
   await client.start();
   for (let i = 0; i < 300 && proxy.pool.size < workers.length; i++) await new Promise((r) => setTimeout(r, 10));
