@@ -16,6 +16,7 @@ import { TonAccess } from "../payments/ton.js";
 import type { Policy } from "../tee/policy.js";
 import { assertNetworkAllowsSim, makeTonClient } from "../chain/network.js";
 import { startClientPayments, startProxyPayments, startWorkerPayments } from "../payments/setup.js";
+import { enableAdmin, registerProxyControls, registerWorkerControls } from "../observability/controls.js";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
 
@@ -53,6 +54,8 @@ export interface ProxyCliOptions extends SecurityOptions {
   statusPort: number;
   /** Payments config JSON (src/payments/config.ts); without it the proxy only counts tokens. */
   payments?: string;
+  /** Operator controls' token file (made when missing); without it the controls are off. */
+  adminTokenFile?: string;
 }
 
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
@@ -75,6 +78,8 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
     log,
     statusExtra: sec.statusExtra,
   });
+  registerProxyControls(proxy, meter);
+  enableAdmin(proxy.obs.admin, o.adminTokenFile);
   await proxy.start();
   sec.onRotate(() => proxy.setIdentity(sec.identity));
   return proxy;
@@ -94,6 +99,7 @@ export interface WorkerCliOptions extends SecurityOptions {
   name?: string;
   /** Payments config JSON: payout wallet, proxy contract, ledger. */
   payments?: string;
+  adminTokenFile?: string;
 }
 
 export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> {
@@ -135,6 +141,8 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     log,
     statusExtra: sec.statusExtra,
   });
+  registerWorkerControls(worker, payee);
+  enableAdmin(worker.obs.admin, o.adminTokenFile);
   await worker.start();
   sec.onRotate((node) => worker.rotateIdentity(sealingKeysOf(node)));
   return worker;
@@ -148,6 +156,7 @@ export interface ClientCliOptions extends SecurityOptions {
   seal?: boolean;
   /** Payments config JSON: the client's wallet, channel and ledger. */
   payments?: string;
+  adminTokenFile?: string;
 }
 
 export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
@@ -172,6 +181,7 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     ...(seal ? { verifyWorkerCert: sec.workerCertVerifier } : {}),
     statusExtra: sec.statusExtra,
   });
+  enableAdmin(client.obs.admin, o.adminTokenFile);
   await client.start();
   return client;
 }

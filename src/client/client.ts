@@ -12,6 +12,7 @@ import { decodeAnswerChunk } from "../protocol/answer-chunk.js";
 import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { DEFAULT_HTTP_LIMITS, sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
+import { NodeObservability } from "../observability/node.js";
 import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
 import { ATTESTATION_HEADER, attestationHeaderValue } from "../tee/sim.js";
@@ -91,6 +92,8 @@ export class ClientNode {
   readonly id: string;
   readonly link: ProxyLink;
   private readonly log: Logger;
+  /** Metrics, live dashboard and operator controls, served on the API port next to /status. */
+  readonly obs: NodeObservability;
   private http?: HttpServerHandle;
   /** nanoTON of paid answers, by where they went (see `account`); this process's lifetime. */
   private readonly costs = { delivered: { count: 0, nano: 0n }, cancelledByApp: { count: 0, nano: 0n } };
@@ -99,6 +102,7 @@ export class ClientNode {
   constructor(private readonly opts: ClientOptions) {
     this.id = opts.clientId ?? `client-${randomBytes(4).toString("hex")}`;
     this.log = opts.log ?? createLogger("client");
+    this.obs = new NodeObservability("client", this.log);
     const payer = opts.payer;
     this.link = new ProxyLink({
       ...opts.proxy,
@@ -121,13 +125,14 @@ export class ClientNode {
     this.http = await startHttpServer(this.opts.host ?? "127.0.0.1", this.opts.port ?? DEFAULT_CLIENT_API_PORT, (req, res) => {
       this.route(req, res).catch((err) => this.fail(res, err));
     }, { maxConnectionsPerAddress: DEFAULT_HTTP_LIMITS.maxConnections }); // apps on this host all come from one address
+    this.obs.attach(() => this.statusJson());
     this.link.start();
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
-    if (method === "GET" && path === "/status") return sendJson(res, 200, this.statusJson());
+    if (this.obs.handle(req, res)) return; // GET /status, /metrics, / (dashboard), /events; POST /admin/*
     if (method === "GET" && path === "/v1/models") return this.listModels(res);
     if (method === "GET" && path.startsWith("/v1/models/")) return this.getModel(res, decodeURIComponent(path.slice("/v1/models/".length)));
     if (path === "/v1/chat/completions" || path === "/v1/completions") {
@@ -257,8 +262,10 @@ export class ClientNode {
       if (tracked) this.opts.payer?.abandon?.(requestId);
       if (gone.gone || (err instanceof StreamError && err.code === "cancelled" && res.destroyed)) {
         this.stats.cancelled++;
+        this.obs.request({ model: gen.model, requestId, outcome: "cancelled", code: "cancelled" });
         return;
       }
+      this.obs.request({ model: gen.model, requestId, outcome: "failed", code: toApiError(err).code ?? String(toApiError(err).status) });
       throw err;
     } finally {
       res.off("close", cancel);
@@ -413,6 +420,7 @@ export class ClientNode {
       const apiErr = toApiError(err);
       this.count(apiErr.status);
       this.stats.failed++;
+      this.obs.request({ model: gen.model, requestId: id, outcome: "failed", code: apiErr.code ?? String(apiErr.status) });
       res.end(sseData(JSON.stringify(apiErr.toJSON())));
     }
   }
@@ -443,6 +451,7 @@ export class ClientNode {
     }
     this.stats.promptTokens += trailer.usage.prompt_tokens;
     this.stats.completionTokens += trailer.usage.completion_tokens;
+    this.obs.request({ model: gen.model, requestId, outcome: answer.appGone ? "cancelled" : "completed", ttftMs: trailer.timings?.ttftMs, totalMs: trailer.timings?.proxyMs ?? trailer.timings?.totalMs, promptTokens: trailer.usage.prompt_tokens, completionTokens: trailer.usage.completion_tokens, ...evidenceOf(answer, trailer) });
     return trailer;
   }
 
@@ -500,6 +509,7 @@ export class ClientNode {
   }
 
   async stop(): Promise<void> {
+    this.obs.close();
     await this.http?.close();
     // While the proxy link is still up: the payer hands the proxy its newest voucher.
     await this.opts.payer?.close?.();
@@ -605,6 +615,17 @@ class Answer {
       throw new StreamError("worker_failed", "the sealed answer ended without its final chunk: it was cut off on the way");
     }
   }
+}
+
+/** Who served an answer, what it cost and what proved the worker (for the dashboard's recent requests). */
+function evidenceOf(answer: Answer, t: InferenceTrailer): { worker?: string; costNano?: string; evidence?: string } {
+  const w = answer.sealed?.candidates.find((c) => c.id === t.worker);
+  const receipt = answer.sealed ? (answer.receiptProblem ? `receipt refused: ${answer.receiptProblem}` : "receipt verified") : "not sealed";
+  return {
+    ...(t.worker ? { worker: t.worker } : {}),
+    ...(t.cost?.total_cost ? { costNano: t.cost.total_cost } : {}),
+    evidence: w ? `${w.platform}${w.insecure ? " (INSECURE sim stand-in)" : ""}: ${w.description}; ${receipt}` : receipt,
+  };
 }
 
 /** The proxy's total cost of an answer (nanoTON), when its trailer carries a well-formed one. */
