@@ -204,7 +204,7 @@ function renderDetails() {
       var chans = p.channels || [];
       html += "<h3>Settlement</h3>" + dl([["Proxy contract", "<code>" + esc(p.proxyContract) + "</code>"], ["Contract balance", fmtTon((p.contract || {}).balance)], ["Paid out to workers", fmtTon((p.contract || {}).paidOut)], ["Signed, not yet redeemed", fmtTon(String(BigInt(p.signed || "0") - BigInt(p.redeemed || "0") > 0n ? BigInt(p.signed || "0") - BigInt(p.redeemed || "0") : 0n))], ["Redeem batches", fmtInt((p.transactions || {}).redeemBatches)], ["Payout vouchers", fmtInt((p.transactions || {}).payoutVouchers)], ["Written off", fmtTon(p.writtenOff)]]);
       if (p.workers) html += table("Worker earnings", [["worker", "id"], ["earned", function (w) { return fmtTon(w.earned); }, "n"], ["voucher", function (w) { return fmtTon(w.voucher); }, "n"]], p.workers, "no worker earned yet");
-      if (chans.length) html += table("Client channels", [["client", function (c) { return "<code>" + esc(String(c.client).slice(0, 16)) + "…</code>"; }], ["state", function (c) { return esc(c.state || c.status || ""); }]], chans);
+      if (chans.length) html += table("Client channels", [["channel", function (c) { return "<code>" + esc(String(c.channel).slice(0, 16)) + "…</code>"; }], ["deposit", function (c) { return fmtTon(c.capacity); }, "n"], ["charged", function (c) { return fmtTon(c.charged); }, "n"], ["signed", function (c) { return fmtTon(c.signed); }, "n"], ["owed", function (c) { return fmtTon(c.owed); }, "n"], ["redeemed", function (c) { return fmtTon(c.redeemed); }, "n"]], chans);
     }
   } else {
     var link = (s.peers || [])[0] || {};
@@ -226,7 +226,7 @@ function renderAdmin() {
   $("admin-state").textContent = a.state || "serving";
   var box = $("admin-actions");
   if (box.dataset.built !== "1") {
-    box.innerHTML = (a.actions || []).map(function (x) { return '<button type="button" class="secondary" data-action="' + esc(x) + '">' + esc(x) + "</button>"; }).join(" ");
+    box.innerHTML = !(a.actions || []).length ? '<span class="small muted">this node offers no operator controls</span>' : (a.actions || []).map(function (x) { return '<button type="button" class="secondary" data-action="' + esc(x) + '">' + esc(x) + "</button>"; }).join(" ");
     box.dataset.built = "1";
     box.querySelectorAll("button").forEach(function (b) { b.addEventListener("click", function () { runAdmin(b.dataset.action); }); });
   }
