@@ -6,12 +6,13 @@ import { History } from "./history.js";
 import { NodeMetrics, type NodeRole, type RequestObservation, type StatusObject } from "./metrics.js";
 import { dashboardHtml } from "../dashboard/page.js";
 import type { Stream } from "../protocol/connection.js";
+import type { ErrorCode } from "../protocol/errors.js";
 import { silentLogger, type Logger } from "../util/log.js";
 
 /** Requests kept for the dashboard's recent list. */
 export const RECENT_REQUESTS = 20;
 /** Refusals before any work (the request may succeed elsewhere or later), as opposed to failures. */
-const REJECTIONS = new Set(["overloaded", "bad_request", "model_not_found", "replayed", "stale_keys", "voucher_missing", "too_large"]);
+const REJECTIONS: ReadonlySet<string> = new Set<ErrorCode>(["overloaded", "bad_request", "model_not_found", "replayed", "stale_keys", "voucher_missing", "insufficient_funds", "too_large", "no_worker"]);
 
 /** Most dashboards one node feeds at once; more get 503 (each holds a connection open). */
 export const MAX_EVENT_STREAMS = 32;
