@@ -59,7 +59,7 @@ export function sampleOf(role: NodeRole, s: StatusObject, m: NodeMetrics, t = Da
 export class History {
   private readonly samples: Sample[] = [];
   private timer?: NodeJS.Timeout;
-  private readonly listeners = new Set<(s: Sample) => void>();
+  private readonly listeners = new Set<(s: Sample, status: StatusObject) => void>();
 
   constructor(
     private readonly role: NodeRole,
@@ -80,16 +80,17 @@ export class History {
     this.listeners.clear();
   }
 
-  /** Called with every new sample (the dashboard's live feed). */
-  onSample(fn: (s: Sample) => void): () => void {
+  /** Called with every new sample and the status it was read from (the dashboard's live feed). */
+  onSample(fn: (s: Sample, status: StatusObject) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
 
   take(t = Date.now()): Sample {
-    const s = sampleOf(this.role, this.status(), this.metrics, t);
+    const status = this.status();
+    const s = sampleOf(this.role, status, this.metrics, t);
     this.push(s);
-    for (const fn of this.listeners) fn(s);
+    for (const fn of this.listeners) fn(s, status);
     return s;
   }
 

@@ -156,6 +156,12 @@ export class NodeMetrics {
         g.set({ peer_role: peer_role!, platform: platform!, verdict: verdict! }, n);
       }
     });
+    if (role === "client") {
+      gauge("cocoon_attestation_refusals_total", "Candidate workers whose attestation this client refused to seal to.", ["listener", "rule"], (g) => {
+        const n = numberAt(snap(), "sealing.workersRefused");
+        if (n !== undefined) g.set({ listener: "sealing_candidates", rule: "worker_refused" }, n);
+      });
+    }
     gauge("cocoon_receipts_total", "Worker-signed usage receipts checked, by verdict.", ["verdict"], (g) => {
       const s = snap();
       const base = role === "client" ? "sealing.receipts" : "receipts";

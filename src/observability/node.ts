@@ -66,8 +66,8 @@ export class NodeObservability {
   }
 
   /** The node's status with its windowed rates and operator state. */
-  statusJson(): StatusObject {
-    return { ...this.status(), rates: this.history?.rates() ?? {}, recentRequests: this.recent, admin: this.admin.summary() };
+  statusJson(base: StatusObject = this.status()): StatusObject {
+    return { ...base, rates: this.history?.rates() ?? {}, recentRequests: this.recent, admin: this.admin.summary() };
   }
 
   /**
@@ -122,7 +122,7 @@ export class NodeObservability {
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
     const push = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     push("history", { samples: this.history.series(), status: this.statusJson() });
-    const off = this.history.onSample((sample) => push("sample", { sample, status: this.statusJson() }));
+    const off = this.history.onSample((sample, status) => push("sample", { sample, status: this.statusJson(status) }));
     this.streams.add(res);
     res.on("close", () => {
       off();

@@ -35,7 +35,7 @@ after(async () => {
   await browser?.close();
   if (dn) {
     dn.proc.kill("SIGINT");
-    await dn.exit;
+    assert.equal((await dn.exit).code, 0, `the devnet (and its page server) stops cleanly on Ctrl-C:\n${dn.output().slice(-2000)}`);
   }
 });
 
