@@ -17,6 +17,7 @@ import type { Policy } from "../tee/policy.js";
 import { assertNetworkAllowsSim, makeTonClient } from "../chain/network.js";
 import { startClientPayments, startProxyPayments, startWorkerPayments } from "../payments/setup.js";
 import { enableAdmin, registerProxyControls, registerWorkerControls } from "../observability/controls.js";
+import { withOwnEvidence } from "../observability/evidence.js";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
 
@@ -76,7 +77,7 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
     verifyClient: sec.verifierFor("client"),
     requireSealed: sec.production,
     log,
-    statusExtra: sec.statusExtra,
+    statusExtra: withOwnEvidence(sec, "proxy"),
   });
   registerProxyControls(proxy, meter);
   enableAdmin(proxy.obs.admin, o.adminTokenFile);
@@ -139,7 +140,7 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     statusHost: o.statusHost,
     statusPort: o.statusPort,
     log,
-    statusExtra: sec.statusExtra,
+    statusExtra: withOwnEvidence(sec, "worker"),
   });
   registerWorkerControls(worker, payee);
   enableAdmin(worker.obs.admin, o.adminTokenFile);

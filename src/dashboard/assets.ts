@@ -33,7 +33,7 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-
 svg.chart { width: 100%; height: 9rem; display: block; }
 svg.chart .grid { stroke: var(--line); stroke-width: 1; } svg.chart .line { fill: none; stroke: var(--accent); stroke-width: 2; }
 svg.chart .area { fill: var(--accent); opacity: .12; } svg.chart text { fill: var(--muted); font-size: 11px; }
-.charts { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 18rem), 1fr)); }
+.charts { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 16rem), 1fr)); }
 figure { margin: 0; } figcaption { font-size: .85rem; color: var(--muted); margin-bottom: .2rem; }
 a { color: var(--accent); }
 button, input, textarea, select { font: inherit; color: inherit; }
@@ -160,6 +160,7 @@ function renderSummary() {
 }
 
 function renderCharts() {
+  lineChart($("chart-requests"), deltas(samples, "requests", true), function (v) { return fmtRate(v) + " req/s"; }, "Requests per second");
   lineChart($("chart-throughput"), deltas(samples, "completionTokens", true), function (v) { return fmtRate(v) + " tok/s"; }, "Throughput, completion tokens per second");
   lineChart($("chart-latency"), latencySeries(samples), fmtMs, "Mean request latency");
   lineChart($("chart-money"), samples.map(function (p) { return { t: p.t, v: p.nano / 1e9 }; }), function (v) { return v.toFixed(4) + " TON"; }, "TON " + MONEY_LABEL[ROLE] + " over time");
@@ -168,8 +169,16 @@ function renderCharts() {
 function attestationBlock(a) {
   if (!a) return '<p class="muted small">no attestation reported</p>';
   var pairs = [["Verdict", attestationBadge(a.platform, a.insecure)], ["Platform", esc(a.platform)], ["Policy", esc(a.policy)], ["Model (bound)", a.model ? "<code>" + esc(typeof a.model === "object" ? JSON.stringify(a.model) : a.model) + "</code>" : ""], ["Claims expire", esc(a.claimsExpire)]];
+  var ev = a.evidence;
+  if (ev) {
+    pairs.push(["Own evidence", (a.insecure ? badge("insecure", "bad") : ev.verified ? badge("verified", "ok") : badge("not verified", "bad")) + " " + esc(ev.verdict) + (ev.problem ? ' <span class="small">' + esc(ev.problem) + "</span>" : "")]);
+    pairs.push(["TCB status", esc(ev.tcbStatus || (a.insecure ? "none (sim: no hardware)" : "–"))]);
+    pairs.push(["Image digest", "<code>" + esc(ev.imageDigest || "–") + "</code>"]);
+    Object.keys(ev.measurements || {}).forEach(function (m) { var v = ev.measurements[m]; pairs.push([m, "<code>" + esc(Array.isArray(v) ? v.join(" ") : v) + "</code>"]); });
+    if (ev.gpu) pairs.push(["GPU", esc(ev.gpu)]);
+  }
   Object.keys(a).forEach(function (k) {
-    if (["platform", "insecure", "policy", "model", "claimsExpire", "warning"].indexOf(k) >= 0) return;
+    if (["platform", "insecure", "policy", "model", "claimsExpire", "warning", "evidence"].indexOf(k) >= 0) return;
     var v = a[k]; pairs.push([k, "<code>" + esc(typeof v === "object" ? JSON.stringify(v) : v) + "</code>"]);
   });
   return dl(pairs) + (a.warning ? '<p class="small"><span class="badge bad">warning</span> ' + esc(a.warning) + "</p>" : "");

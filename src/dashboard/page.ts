@@ -32,6 +32,7 @@ export function dashboardHtml(role: NodeRole): string {
   <section class="wide" aria-labelledby="h-charts">
     <h2 id="h-charts">Over time</h2>
     <div class="charts">
+      <figure><figcaption id="c0">Requests per second</figcaption><svg id="chart-requests" class="chart" role="img" aria-labelledby="c0"></svg></figure>
       <figure><figcaption id="c1">Throughput (completion tokens/s)</figcaption><svg id="chart-throughput" class="chart" role="img" aria-labelledby="c1"></svg></figure>
       <figure><figcaption id="c2">Mean latency per interval</figcaption><svg id="chart-latency" class="chart" role="img" aria-labelledby="c2"></svg></figure>
       <figure><figcaption id="c3">${MONEY_CHART[role]}</figcaption><svg id="chart-money" class="chart" role="img" aria-labelledby="c3"></svg></figure>

@@ -104,7 +104,7 @@ test("each node's dashboard renders live with what its role shows", { skip }, as
   const expect: Record<string, RegExp[]> = {
     client: [/Spent/, /Remaining/, /Recent requests/, /chatcmpl-/, /receipt verified/, /INSECURE/],
     proxy: [/Workers/, /worker-1/, /worker-2/, /Clients/, /Settlement/, /Fees/],
-    "worker-1": [/Attestation/, /sim · INSECURE/, /Model/, /kjv-char-llama/, /Linked proxies/, /Earned/],
+    "worker-1": [/Attestation/, /sim · INSECURE/, /Own evidence\s*insecure INSECURE-SIM/, /TCB status/, /mrtd\s*[0-9a-f]{96}/, /Image digest\s*[0-9a-f]{64}/, /Model/, /kjv-char-llama/, /Linked proxies/, /Earned/],
   };
   for (const [name, patterns] of Object.entries(expect)) {
     const page = await open(`${dashboards[name]}/`);
