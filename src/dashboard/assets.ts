@@ -140,11 +140,12 @@ var ROLE = document.body.dataset.role;
 var samples = [], nodeStatus = {};
 var MONEY_LABEL = { client: "spent", worker: "earned", proxy: "fees" };
 
-function moneyCards(p) {
+function moneyCards(p, hourly) {
   if (!p) return card("Payments", "off", "no --payments config");
-  if (ROLE === "client") return card("Spent", fmtTon(p.spent), "signed " + fmtTon(p.signed)) + card("Deposit", fmtTon(p.deposited), "channel " + esc(p.channelStatus || "?")) + card("Remaining", fmtTon(p.available), "redeemed by proxy " + fmtTon(p.redeemed));
-  if (ROLE === "worker") return card("Earned", fmtTon(p.earned), "this run " + fmtTon(p.accruedThisRun)) + card("Paid out", fmtTon(p.paid), "claims on chain " + fmtInt(p.claims)) + card("Unclaimed", fmtTon(p.unclaimed), p.walletBalance ? "wallet " + fmtTon(p.walletBalance) : "");
-  return card("Charged clients", fmtTon(p.charged), "signed " + fmtTon(p.signed)) + card("Redeemed", fmtTon(p.redeemed), "batches " + fmtInt((p.transactions || {}).redeemBatches)) + card("Fees", fmtTon(p.fees), "workers earned " + fmtTon(p.workersEarned));
+  var perHour = hourly === undefined ? "" : fmtTon(String(Math.round(hourly))) + " per hour (last hour)";
+  if (ROLE === "client") return card("Spent", fmtTon(p.spent), perHour || "signed " + fmtTon(p.signed)) + card("Deposit", fmtTon(p.deposited), "channel " + esc(p.channelStatus || "?")) + card("Remaining", fmtTon(p.available), "redeemed by proxy " + fmtTon(p.redeemed));
+  if (ROLE === "worker") return card("Earned", fmtTon(p.earned), perHour || "this run " + fmtTon(p.accruedThisRun)) + card("Paid out", fmtTon(p.paid), "claims on chain " + fmtInt(p.claims)) + card("Unclaimed", fmtTon(p.unclaimed), p.walletBalance ? "wallet " + fmtTon(p.walletBalance) : "");
+  return card("Charged clients", fmtTon(p.charged), "signed " + fmtTon(p.signed)) + card("Redeemed", fmtTon(p.redeemed), "batches " + fmtInt((p.transactions || {}).redeemBatches)) + card("Fees", fmtTon(p.fees), perHour || "workers earned " + fmtTon(p.workersEarned));
 }
 
 function renderSummary() {
@@ -156,7 +157,7 @@ function renderSummary() {
     card("Requests/s (1 min)", fmtRate(r.requestsPerSecond), "5 min: " + fmtRate(r5.requestsPerSecond)) +
     card("Tokens in / out", fmtInt(tok.prompt) + " / " + fmtInt(tok.completion), fmtRate(r.completionTokensPerSecond) + " out/s (1 min)") +
     card("Latency (1 min)", fmtMs(r.meanLatencyMs), "first token " + fmtMs(r.meanTtftMs)) +
-    moneyCards(s.payments);
+    moneyCards(s.payments, ((s.rates || {})["1h"] || {}).nanoPerHour);
 }
 
 function renderCharts() {
