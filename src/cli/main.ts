@@ -20,6 +20,7 @@ import { REQUEST_TIMEOUT_MS } from "../client/client.js";
 import { registerChainCommand } from "./chain.js";
 import { registerWalletCommand } from "./wallet.js";
 import { registerRootCommand } from "./root-admin.js";
+import { registerAdminCommand } from "./admin.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -39,6 +40,7 @@ function drainSeconds(value: string): number {
     throw new InvalidArgumentError((err as Error).message);
   }
 }
+const ADMIN_HELP = "operator controls' token file (made with a random token, mode 0600, when missing); without it the status port offers no controls";
 const DRAIN_HELP = "on SIGTERM: how long to let running requests finish before stopping, in seconds";
 const drainMs = (o: { drainTimeout: number }) => ({ drainTimeoutMs: o.drainTimeout * 1000 });
 
@@ -65,7 +67,8 @@ const clientCommand = securityOptions(
     .option("--payments <file>", "payments config JSON: wallet, channel, ledger (cocoon devnet writes one); without it nothing is paid")
     .option("--cors-origin <origin>", "let browser pages from this origin call the API (repeat for more; * for any); pages on localhost are always allowed", collect, [])
     .option("--request-timeout <seconds>", "cancel a request that runs longer than this and answer 504", positive, REQUEST_TIMEOUT_MS / 1000)
-    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
+    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
+    .option("--admin-token-file <file>", ADMIN_HELP),
 ).action(async (o) => {
   const client = await startClientRole(o);
   reportReady({ role: "client", api: `${client.url}/v1`, port: client.port }, `client ready: API at ${client.url}/v1 (status: ${client.url}/status)`);
@@ -82,7 +85,8 @@ securityOptions(
     .option("--client-port <port>", "port for clients", port, DEFAULT_CLIENT_PORT)
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_PROXY_STATUS_PORT)
     .option("--payments <file>", "payments config JSON: operator wallet, proxy contract, root, ledger; without it requests are only counted")
-    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
+    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
+    .option("--admin-token-file <file>", ADMIN_HELP),
 ).action(async (o) => {
   const proxy = await startProxyRole(o);
   reportReady(
@@ -111,7 +115,8 @@ securityOptions(
     .option("--status-host <host>", "address of the status page", "127.0.0.1")
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_WORKER_STATUS_PORT)
     .option("--payments <file>", "payments config JSON: payout wallet, proxy contract, root, ledger; without it the worker earns nothing")
-    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
+    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
+    .option("--admin-token-file <file>", ADMIN_HELP),
 ).action(async (o) => {
   if (o.proxy.length === 0) o.proxy = [`127.0.0.1:${DEFAULT_WORKER_PORT}`];
   const worker = await startWorkerRole(o);
@@ -128,14 +133,16 @@ program
   .option("--no-payments", "no chain and no payments: requests are free (only counted)")
   .option("--data-dir <dir>", "where the devnet keeps chain state, ledgers and payments configs (default: a new temporary folder)")
   .option("--drain-timeout <seconds>", "on SIGTERM: how long each role lets running requests finish (Ctrl-C stops at once)", drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
+  .option("--dashboard-port <port>", "port of the devnet page (every node, balances, a chat box); 0 picks a free one", port, 0)
   .action(async (o) => {
-    await runDevnet({ apiPort: o.port, workers: o.workers, modelFile: o.modelFile, payments: o.payments, dataDir: o.dataDir, drainTimeoutS: o.drainTimeout });
+    await runDevnet({ apiPort: o.port, workers: o.workers, modelFile: o.modelFile, payments: o.payments, dataDir: o.dataDir, drainTimeoutS: o.drainTimeout, dashboardPort: o.dashboardPort });
   });
 
 registerAttestCommand(program);
 registerChainCommand(program);
 registerWalletCommand(program);
 registerRootCommand(program);
+registerAdminCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`cocoon: ${err.message}`);

@@ -17,6 +17,8 @@ import { TonAccess } from "../payments/ton.js";
 import type { Policy } from "../tee/policy.js";
 import { assertNetworkAllowsSim, makeTonClient } from "../chain/network.js";
 import { startClientPayments, startProxyPayments, startWorkerPayments } from "../payments/setup.js";
+import { enableAdmin, registerProxyControls, registerWorkerControls } from "../observability/controls.js";
+import { withOwnEvidence } from "../observability/evidence.js";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
 
@@ -54,6 +56,8 @@ export interface ProxyCliOptions extends SecurityOptions {
   statusPort: number;
   /** Payments config JSON (src/payments/config.ts); without it the proxy only counts tokens. */
   payments?: string;
+  /** Operator controls' token file (made when missing); without it the controls are off. */
+  adminTokenFile?: string;
 }
 
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
@@ -74,8 +78,10 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
     verifyClient: sec.verifierFor("client"),
     requireSealed: sec.production,
     log,
-    statusExtra: sec.statusExtra,
+    statusExtra: withOwnEvidence(sec, "proxy"),
   });
+  registerProxyControls(proxy, meter);
+  enableAdmin(proxy.obs.admin, o.adminTokenFile);
   await proxy.start();
   sec.onRotate(() => proxy.setIdentity(sec.identity));
   return proxy;
@@ -99,6 +105,7 @@ export interface WorkerCliOptions extends SecurityOptions {
   name?: string;
   /** Payments config JSON: payout wallet, proxy contract, ledger. */
   payments?: string;
+  adminTokenFile?: string;
 }
 
 /** The weights digest a worker on --backend openai declares (--model-digest, or --model-dir hashed). */
@@ -154,8 +161,10 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     statusHost: o.statusHost,
     statusPort: o.statusPort,
     log,
-    statusExtra: sec.statusExtra,
+    statusExtra: withOwnEvidence(sec, "worker"),
   });
+  registerWorkerControls(worker, payee);
+  enableAdmin(worker.obs.admin, o.adminTokenFile);
   await worker.start();
   sec.onRotate((node) => worker.rotateIdentity(sealingKeysOf(node)));
   return worker;
@@ -173,6 +182,7 @@ export interface ClientCliOptions extends SecurityOptions {
   corsOrigin?: string[];
   /** Seconds a request may run before it is cancelled (--request-timeout). */
   requestTimeout?: number;
+  adminTokenFile?: string;
 }
 
 export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
@@ -199,6 +209,7 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     ...(o.corsOrigin?.length ? { corsOrigins: o.corsOrigin } : {}),
     ...(o.requestTimeout ? { requestTimeoutMs: o.requestTimeout * 1000 } : {}),
   });
+  enableAdmin(client.obs.admin, o.adminTokenFile);
   await client.start();
   return client;
 }

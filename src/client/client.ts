@@ -13,6 +13,7 @@ import { AnswerCollector, ChunkShaper, EmbeddingCollector, apiFinishReason } fro
 import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { CorsPolicy, DEFAULT_HTTP_LIMITS, decodeUtf8Strict, isJsonContentType, sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
+import { NodeObservability } from "../observability/node.js";
 import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
 import { ATTESTATION_HEADER, attestationHeaderValue } from "../tee/sim.js";
@@ -112,6 +113,8 @@ export class ClientNode {
   readonly id: string;
   readonly link: ProxyLink;
   private readonly log: Logger;
+  /** Metrics, live dashboard and operator controls, served on the API port next to /status. */
+  readonly obs: NodeObservability;
   private http?: HttpServerHandle;
   private readonly cors: CorsPolicy;
   /** nanoTON of paid answers, by where they went (see `account`); this process's lifetime. */
@@ -122,6 +125,7 @@ export class ClientNode {
     this.id = opts.clientId ?? `client-${randomBytes(4).toString("hex")}`;
     this.log = opts.log ?? createLogger("client");
     this.cors = new CorsPolicy(opts.corsOrigins);
+    this.obs = new NodeObservability("client", this.log);
     const payer = opts.payer;
     this.link = new ProxyLink({
       ...opts.proxy,
@@ -146,6 +150,7 @@ export class ClientNode {
       res.setHeader("x-request-id", `req_${randomBytes(12).toString("hex")}`);
       this.route(req, res).catch((err) => this.fail(res, err));
     }, { maxConnectionsPerAddress: DEFAULT_HTTP_LIMITS.maxConnections }); // apps on this host all come from one address
+    this.obs.attach(() => this.statusJson());
     this.link.start();
   }
 
@@ -153,6 +158,7 @@ export class ClientNode {
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
+    if (this.obs.handle(req, res)) return; // GET /status, /metrics, / (dashboard), /events; POST /admin/*
     const route = ROUTES.find((r) => r.match(path));
     if (method === "OPTIONS" && route) return this.cors.preflight(req, res, route.methods);
     if (!this.cors.apply(req, res, EXPOSED_HEADERS)) {
@@ -330,8 +336,10 @@ export class ClientNode {
       if (tracked) this.opts.payer?.abandon?.(requestId);
       if (gone.gone || (err instanceof StreamError && err.code === "cancelled" && res.destroyed)) {
         this.stats.cancelled++;
+        this.obs.request({ model: app.model, requestId, outcome: "cancelled", code: "cancelled" });
         return;
       }
+      this.obs.request({ model: app.model, requestId, outcome: "failed", code: toApiError(err).code ?? String(toApiError(err).status) });
       throw err;
     } finally {
       res.off("close", cancel);
@@ -503,6 +511,7 @@ export class ClientNode {
       const apiErr = toApiError(err);
       this.count(apiErr.status);
       this.stats.failed++;
+      this.obs.request({ model: app.model, requestId: id, outcome: "failed", code: apiErr.code ?? String(apiErr.status) });
       res.end(sseData(JSON.stringify(apiErr.toJSON())));
     }
   }
@@ -533,6 +542,7 @@ export class ClientNode {
     }
     this.stats.promptTokens += trailer.usage.prompt_tokens;
     this.stats.completionTokens += trailer.usage.completion_tokens;
+    this.obs.request({ model: app.model, requestId, outcome: answer.appGone ? "cancelled" : "completed", ttftMs: trailer.timings?.ttftMs, totalMs: trailer.timings?.proxyMs ?? trailer.timings?.totalMs, promptTokens: trailer.usage.prompt_tokens, completionTokens: trailer.usage.completion_tokens, ...evidenceOf(answer, trailer) });
     return trailer;
   }
 
@@ -590,6 +600,7 @@ export class ClientNode {
   }
 
   async stop(): Promise<void> {
+    this.obs.close();
     await this.http?.close();
     // While the proxy link is still up: the payer hands the proxy its newest voucher.
     await this.opts.payer?.close?.();
@@ -697,6 +708,17 @@ class Answer {
       throw new StreamError("worker_failed", "the sealed answer ended without its final chunk: it was cut off on the way");
     }
   }
+}
+
+/** Who served an answer, what it cost and what proved the worker (for the dashboard's recent requests). */
+function evidenceOf(answer: Answer, t: InferenceTrailer): { worker?: string; costNano?: string; evidence?: string } {
+  const w = answer.sealed?.candidates.find((c) => c.id === t.worker);
+  const receipt = answer.sealed ? (answer.receiptProblem ? `receipt refused: ${answer.receiptProblem}` : "receipt verified") : "not sealed";
+  return {
+    ...(t.worker ? { worker: t.worker } : {}),
+    ...(t.cost?.total_cost ? { costNano: t.cost.total_cost } : {}),
+    evidence: w ? `${w.platform}${w.insecure ? " (INSECURE sim stand-in)" : ""}: ${w.description}; ${receipt}` : receipt,
+  };
 }
 
 /** The proxy's total cost of an answer (nanoTON), when its trailer carries a well-formed one. */

@@ -1,6 +1,7 @@
 // Small HTTP helpers shared by the roles' status pages and the client API.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { NodeObservability } from "../observability/node.js";
 
 export interface HttpServerHandle {
   server: http.Server;
@@ -89,13 +90,21 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
   res.end(text);
 }
 
-/** A status page server: GET /status returns status(); everything else 404. */
-export function startStatusServer(host: string, port: number, status: () => unknown): Promise<HttpServerHandle> {
-  return startHttpServer(host, port, (req, res) => {
+/**
+ * A node's status port: GET /status (JSON with windowed rates), /metrics (Prometheus), / (live dashboard), /events
+ * (its feed) and POST /admin/<action> (operator controls), all from `obs` (src/observability/node.ts). Without
+ * `obs`, only GET /status (and / as its alias).
+ */
+export async function startStatusServer(host: string, port: number, status: () => unknown, obs?: NodeObservability): Promise<HttpServerHandle> {
+  obs?.attach(status as () => Record<string, unknown>);
+  const handle = await startHttpServer(host, port, (req, res) => {
+    if (obs?.handle(req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
-    if (req.method === "GET" && (path === "/status" || path === "/")) return sendJson(res, 200, status());
-    sendJson(res, 404, { error: { message: `no such page: ${path}; try GET /status`, type: "not_found" } });
+    if (!obs && req.method === "GET" && (path === "/status" || path === "/")) return sendJson(res, 200, status());
+    sendJson(res, 404, { error: { message: `no such page: ${path}; try GET /status${obs ? ", /metrics or / (dashboard)" : ""}`, type: "not_found" } });
   });
+  if (!obs) return handle;
+  return { ...handle, close: () => (obs.close(), handle.close()) };
 }
 
 export function parseHostPort(value: string, defaultPort: number): { host: string; port: number } {

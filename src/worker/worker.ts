@@ -10,6 +10,7 @@ import { ApiError, parseEmbeddingRequest, parseGenerationRequest, type Embedding
 import { BackendError, type Backend, type GenerationResult } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
+import { NodeObservability } from "../observability/node.js";
 import { VERSION } from "../version.js";
 import { buildReceipt, openRequest, signReceipt, type ResponseSealer } from "../crypto/index.js";
 import { ReplayCache } from "../crypto/replay.js";
@@ -67,6 +68,8 @@ export class WorkerNode {
   readonly id: string;
   readonly startedAt = Date.now();
   private readonly log: Logger;
+  /** Metrics, live dashboard and operator controls on the status port. */
+  readonly obs: NodeObservability;
   private readonly links: PeerLink[] = [];
   private active = 0;
   private stopped = false;
@@ -77,6 +80,8 @@ export class WorkerNode {
   /** Current keys first, then the previous identity's: clients may have sealed to it just before a renewal. */
   private keySets: SealingKeys[] = [];
   private draining: string | undefined;
+  /** An operator's hold (admin drain or disable, src/observability/controls.ts): announced disabled, with this reason. */
+  private held: string | undefined;
   /** Sealed requests opened, per HPKE key while it is held: refuses replays (src/crypto/replay.ts). */
   private readonly replayCache = new ReplayCache();
   /** Running requests per proxy connection, by request id: a proxy's soft cancel names one. */
@@ -86,6 +91,7 @@ export class WorkerNode {
     this.id = opts.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
     if (opts.sealing) this.keySets = [opts.sealing];
     this.log = opts.log ?? createLogger(this.id);
+    this.obs = new NodeObservability("worker", this.log);
   }
 
   get statusUrl(): string | undefined {
@@ -95,7 +101,7 @@ export class WorkerNode {
   async start(): Promise<void> {
     this.opts.backend.subscribe?.(() => void this.reannounce());
     if (this.opts.statusPort !== undefined) {
-      this.status = await startStatusServer(this.opts.statusHost ?? "127.0.0.1", this.opts.statusPort, () => this.statusJson());
+      this.status = await startStatusServer(this.opts.statusHost ?? "127.0.0.1", this.opts.statusPort, () => this.statusJson(), this.obs);
     }
     for (const p of this.opts.proxies) {
       const link: PeerLink = new PeerLink({
@@ -106,7 +112,7 @@ export class WorkerNode {
         verifyPeer: this.opts.verifyProxy,
         log: this.log,
         onConnected: async (conn) => {
-          conn.on("stream", (s) => void this.onStream(s, conn));
+          conn.on("stream", (s) => void this.onStream(s, conn).finally(() => this.obs.streamEnded(s)));
           conn.on("control", (m) => {
             if (m.type === "cancel") this.onCancel(conn, m);
             else if (m.type === "payout") this.onPayout(link.address, m);
@@ -134,9 +140,9 @@ export class WorkerNode {
       workerId: this.id,
       models: this.opts.backend.models(),
       capacity: this.opts.capacity,
-      enabled: health.ok && !this.stopped && !this.draining,
+      enabled: health.ok && !this.stopped && !this.draining && !this.held,
       backend: this.opts.backend.kind,
-      ...(this.draining ? { reason: this.draining } : health.reason ? { reason: health.reason } : {}),
+      ...(this.draining || this.held ? { reason: this.draining ?? this.held } : health.reason ? { reason: health.reason } : {}),
       ...(this.statusUrl ? { statusUrl: this.statusUrl } : {}),
     };
     const payments = this.opts.payee?.announce();
@@ -148,6 +154,12 @@ export class WorkerNode {
     const p = payoutSchema.safeParse(msg);
     if (!p.success) return this.log.warn(`proxy ${proxy} sent a malformed payout message; ignored`);
     this.opts.payee?.onPayout(proxy, p.data);
+  }
+
+  /** Operator hold: with a reason, proxies send nothing new (running requests finish); undefined takes requests again. */
+  async hold(reason: string | undefined): Promise<void> {
+    this.held = reason;
+    await this.reannounce();
   }
 
   /** Soft cancel: stop generating; the answer still ends with its final chunk and a receipt for what was generated. */
@@ -301,6 +313,7 @@ export class WorkerNode {
         receipt = signReceipt(r, receiptKey!);
       }
       reply();
+      this.obs.request({ model: head.model, requestId: head.requestId, outcome: result.finishReason === "cancelled" ? "cancelled" : "completed", ttftMs: (firstByteAt || Date.now()) - started, totalMs: Date.now() - started, promptTokens: result.usage.prompt_tokens, completionTokens: result.usage.completion_tokens });
       stream.end({
         ...(receipt ? { receipt } : {}),
         usage: result.usage,

@@ -5,7 +5,7 @@ import { WorkerNode } from "../../src/worker/worker.js";
 import { ClientNode, type ClientOptions } from "../../src/client/client.js";
 import { OpenAiBackend } from "../../src/worker/backends/openai.js";
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from "../../src/dev/fake-upstream.js";
-import { silentLogger } from "../../src/util/log.js";
+import { silentLogger, type Logger } from "../../src/util/log.js";
 import { nodeSecurity, sealingKeysOf, type NodeSecurity } from "../../src/cli/security.js";
 import type { Meter } from "../../src/proxy/meter.js";
 import type { Payer } from "../../src/client/payer.js";
@@ -39,6 +39,10 @@ export interface TestNetworkOptions {
   backends?: Backend[];
   /** Extra client settings (CORS origins, request timeout). */
   client?: Pick<ClientOptions, "corsOrigins" | "requestTimeoutMs" | "maxTokensLimit">;
+  /** Each node's logger, by node name (proxy, w1, …, client); default silent. */
+  log?: (node: string) => Logger;
+  /** Give each worker a status page on a free port. */
+  workerStatus?: boolean;
 }
 
 export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -55,7 +59,7 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     tamper: o.tamper,
     ...(o.queue ? { queue: o.queue } : {}),
     statusExtra: proxySec.statusExtra,
-    log: silentLogger,
+    log: o.log?.("proxy") ?? silentLogger,
   });
   await proxy.start();
   proxySec.onRotate(() => proxy.setIdentity(proxySec.identity));
@@ -81,7 +85,8 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
       sealing: sealingKeysOf(sec.node),
       workerId: `w${i + 1}`,
       ...(o.payees?.[i] ? { payee: o.payees[i] } : {}),
-      log: silentLogger,
+      ...(o.workerStatus ? { statusPort: 0 } : {}),
+      log: o.log?.(`w${i + 1}`) ?? silentLogger,
     });
     await w.start();
     sec.onRotate((node) => w.rotateIdentity(sealingKeysOf(node), 5_000));
@@ -98,7 +103,7 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     ...(o.payer ? { payer: o.payer } : {}),
     ...(o.clientId ? { clientId: o.clientId } : {}),
     statusExtra: clientSec.statusExtra,
-    log: silentLogger,
+    log: o.log?.("client") ?? silentLogger,
     ...o.client,
   });
   await client.start();
