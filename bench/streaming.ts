@@ -134,3 +134,54 @@ export async function measureStreaming(peers: Peer[], cfg: StreamingConfig, prog
   }
   return cells;
 }
+
+export interface CeilingStep {
+  streams: number;
+  direct: StreamingCell | undefined;
+  cocoon: StreamingCell | undefined;
+  /** RSS of every Cocoon process together with all streams open (MiB). */
+  cocoonRssMiB: number;
+  held: boolean;
+  /** Why the step does not count as held (failures, gaps, memory), if it does not. */
+  why: string[];
+}
+
+export const CEILING_GAP_P99_MS = 50;
+export const CEILING_RSS_MIB = 1024;
+
+/**
+ * The concurrent-stream ceiling: ever more streams at one token per `stepMs`, direct and through Cocoon, until a
+ * step is not held (a stream failed, the added gap p99 passed its bound, or Cocoon's processes outgrew the memory
+ * bound). `startPeers` starts fresh peers for each step so one step's leftovers cannot burden the next.
+ */
+export async function measureCeiling(
+  startPeers: () => Promise<{ direct: Peer; cocoon: Peer; stop: () => Promise<void> }>,
+  cfg: { ladder: number[]; tokens: number; stepMs: number; connectPerSec: number; measureMs: number },
+  progress: Progress,
+): Promise<CeilingStep[]> {
+  const steps: CeilingStep[] = [];
+  for (const n of cfg.ladder) {
+    const { direct, cocoon, stop } = await startPeers();
+    try {
+      progress(`  ${n} streams, one token every ${cfg.stepMs} ms`);
+      const cells = await measureStreaming([direct, cocoon], { streams: n, tokens: cfg.tokens, stepMs: cfg.stepMs, rounds: 1, rampMs: Math.ceil((n / cfg.connectPerSec) * 1000), measureMs: cfg.measureMs }, progress);
+      const d = cells.find((c) => c.peer === "direct");
+      const c = cells.find((x) => x.peer === cocoon.name);
+      const rss = c ? c.processes.reduce((a, p) => a + p.rssMiB.median, 0) : Number.NaN;
+      const why: string[] = [];
+      if (!c || c.ok === 0) why.push(`no stream completed through Cocoon${c?.errors[0] ? `: ${c.errors[0]}` : ""}`);
+      else {
+        if (c.failed) why.push(`${c.failed} of ${c.ok + c.failed} streams failed (${c.errors.join("; ").slice(0, 300)})`);
+        if (!(c.addedGapP99.median <= CEILING_GAP_P99_MS)) why.push(`added gap p99 ${c.addedGapP99.median.toFixed(1)} ms > ${CEILING_GAP_P99_MS} ms`);
+        if (!(rss <= CEILING_RSS_MIB)) why.push(`Cocoon's processes hold ${rss.toFixed(0)} MiB > ${CEILING_RSS_MIB} MiB`);
+      }
+      if (d && d.failed) why.push(`the direct baseline itself failed ${d.failed} streams (${d.errors[0] ?? "?"}): the load generator or engine is the limit`);
+      steps.push({ streams: n, direct: d, cocoon: c, cocoonRssMiB: rss, held: why.length === 0, why });
+      progress(`  ${n} streams: ${why.length ? `NOT held: ${why.join("; ")}` : "held"}`);
+      if (why.length) break;
+    } finally {
+      await stop();
+    }
+  }
+  return steps;
+}
