@@ -351,7 +351,7 @@ export function markdown(r: BenchResults): string {
     "## Rerun",
     "",
     "`npm run bench` (about 10 minutes). Options: `-- --rounds N`, `-- --model-file FILE.gguf`, `-- --streams N` (target 1's open streams),",
-    "`-- --ceiling 1000,2500,5000,10000` (target 2's ladder), `-- --skip overhead,streaming,ceiling,profiles,crypto,chain,embedded`.",
+    "`-- --ceiling 250,500,1000,2500,5000,10000` (target 2's ladder), `-- --skip overhead,streaming,ceiling,profiles,crypto,chain,embedded`.",
     "",
   );
   return L.join("\n");

@@ -1,8 +1,9 @@
 // Summarises a V8 CPU profile (.cpuprofile, as written by `node --cpu-prof`): the frames with the most self
 // time, and the share of the whole sampled time each takes. Used for the profile notes in docs/.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 
 interface CpuNode {
+  parent?: number;
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
@@ -20,6 +21,35 @@ export interface Frame {
   where: string;
   selfMs: number;
   share: number;
+}
+
+/**
+ * Keeps only the samples of a time window, given as ms before the profile's end (a process profiled from its start
+ * until it exits: the window of a load run, without start-up and shutdown), and the call-tree nodes they use.
+ * Rewrites the file; returns the sampled ms kept.
+ */
+export function trimProfile(file: string, fromMsBeforeEnd: number, toMsBeforeEnd: number): number {
+  const p = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+  const from = p.endTime - fromMsBeforeEnd * 1000;
+  const to = p.endTime - toMsBeforeEnd * 1000;
+  const samples: number[] = [];
+  const deltas: number[] = [];
+  let t = p.startTime;
+  let last = from;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0;
+    if (t < from || t > to) continue;
+    samples.push(p.samples[i]!);
+    deltas.push(t - last);
+    last = t;
+  }
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const keep = new Set<number>();
+  for (const id of new Set(samples)) for (let x: number | undefined = id; x !== undefined && !keep.has(x); x = parent.get(x)) keep.add(x);
+  const nodes = p.nodes.filter((n) => keep.has(n.id)).map((n) => ({ ...n, children: (n.children ?? []).filter((c) => keep.has(c)) }));
+  writeFileSync(file, JSON.stringify({ ...p, nodes, samples, timeDeltas: deltas, startTime: from, endTime: Math.min(to, p.endTime) }));
+  return (Math.min(to, p.endTime) - from) / 1000;
 }
 
 /** The frames with the most self time (idle and GC are kept: they say how busy the process was). */

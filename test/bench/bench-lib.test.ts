@@ -14,6 +14,10 @@ import { startFakeUpstream } from "../../src/dev/fake-upstream.js";
 import { startFakeStreamEngine } from "../../bench/fake-stream-engine.js";
 import { runStreams } from "../../bench/lib/stream-load.js";
 import { streamBody, type StreamingCell } from "../../bench/streaming.js";
+import { topFrames, trimProfile } from "../../bench/lib/profile-summary.js";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 describe("stats", () => {
   it("percentile and median by nearest rank", () => {
@@ -232,5 +236,35 @@ describe("target analysis", () => {
     // The critical path's crypto: 150 + 100 + 50 + 2 x 100 µs = 0.5 ms.
     assert.match(lines.find((l) => l.includes("Latency"))!, /0\.50 ms of cryptography/);
     assert.deepEqual(targetAnalysis(fakeResults(2500, 0.5), 2), [], "nothing to explain when the targets are met");
+  });
+});
+
+describe("CPU profile summary", () => {
+  it("keeps only the load window's samples and the nodes they use, and ranks frames by self time", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bench-prof-"));
+    try {
+      const file = join(dir, "p.cpuprofile");
+      const frame = (functionName: string) => ({ functionName, url: "file:///x/dist/a.js", lineNumber: 0 });
+      // root -> start (start-up work), root -> load -> hot; one sample per ms, 10 ms in all.
+      const nodes = [
+        { id: 1, callFrame: frame("(root)"), children: [2, 3] },
+        { id: 2, callFrame: frame("startup"), children: [] },
+        { id: 3, callFrame: frame("load"), children: [4] },
+        { id: 4, callFrame: frame("hot"), children: [] },
+      ];
+      const samples = [2, 2, 2, 2, 3, 4, 4, 4, 3, 2];
+      writeFileSync(file, JSON.stringify({ nodes, samples, timeDeltas: samples.map(() => 1000), startTime: 0, endTime: 10_000 }));
+      // Sample i is taken at i + 1 ms. The window from 5.5 ms to 1.5 ms before the end: samples at 5..8 ms.
+      trimProfile(file, 5.5, 1.5);
+      const p = JSON.parse(readFileSync(file, "utf8")) as { nodes: { id: number }[]; samples: number[] };
+      assert.deepEqual(p.samples, [3, 4, 4, 4]);
+      assert.deepEqual(p.nodes.map((n) => n.id).sort(), [1, 3, 4], "the start-up node is gone");
+      const t = topFrames(file, 5);
+      assert.equal(t.frames[0]!.name, "hot");
+      assert.equal(t.frames[0]!.selfMs, 3);
+      assert.equal(t.idleShare, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
