@@ -2,7 +2,7 @@
 // costs and embedded-model throughput, in one bounded run on loopback. Prints progress and tables, writes
 // BENCHMARKS.md and docs/bench-overhead.svg.
 //   npm run bench [-- --rounds N] [-- --model-file FILE.gguf] [-- --skip overhead,streaming,ceiling,profiles,crypto,chain,embedded]
-//                 [-- --streams N] [-- --ceiling 250,500,1000,2500,5000,10000]
+//                 [-- --streams 100,1000] [-- --ceiling 250,500,1000,2500,5000,10000]
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -32,11 +32,11 @@ const WARMUP_REQUESTS = 32;
 const BATCH_SIZES = [10, 100, 1000, 5000];
 const EMBEDDED_MAX_TOKENS = 200;
 /** Target 1: streams open at once, tokens per answer, time between two decoding steps of the fake engine. */
-const STREAMS = 1000;
+const STREAMS = [100, 1000];
 const STREAM_TOKENS = 128;
 const STREAM_STEP_MS = 20;
 const STREAM_RAMP_MS = 2_000;
-const STREAM_MEASURE_MS = 5_000;
+const STREAM_MEASURE_MS = 6_000;
 /** Target 2: the ladder of open streams, one token per second each, through one client, one proxy, two workers. */
 const CEILING_LADDER = [250, 500, 1000, 2500, 5000, 10000];
 const CEILING_TOKENS = 10;
@@ -52,8 +52,10 @@ const { values: args } = parseArgs({
 const rounds = Number(args.rounds ?? DEFAULT_ROUNDS);
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error("--rounds must be an integer from 1 to 20");
 const skip = new Set((args.skip ?? "").split(",").filter(Boolean));
-const streams = Number(args.streams ?? STREAMS);
-if (!Number.isInteger(streams) || streams < 1 || streams > 20_000) throw new Error("--streams must be an integer from 1 to 20000");
+/** Stream counts of the streaming section; the largest is target 1's. A smaller one stays readable on a busy machine. */
+const streamCounts = args.streams ? args.streams.split(",").map(Number) : STREAMS;
+if (!streamCounts.every((n) => Number.isInteger(n) && n >= 1 && n <= 20_000)) throw new Error("--streams takes a comma-separated list of stream counts (1..20000), e.g. 100,1000");
+const streams = Math.max(...streamCounts);
 const ladder = args.ceiling ? args.ceiling.split(",").map(Number) : CEILING_LADDER;
 if (!ladder.every((n) => Number.isInteger(n) && n >= 1 && n <= 20_000)) throw new Error("--ceiling takes a comma-separated list of stream counts (1..20000), e.g. 1000,2500,5000,10000");
 for (const s of skip) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--skip takes ${SECTIONS.join(",")}; got "${s}"`);
@@ -169,6 +171,12 @@ async function overheadSection(): Promise<void> {
   await stopAll();
 }
 
+/**
+ * The proxy's bound on one channel's unsigned exposure for `n` concurrent streams: n requests in flight at the most
+ * a benchmark request may cost (0.05 TON, above what the devnet prices make of 128 tokens), plus the default 2 TON.
+ */
+const streamsCredit = (n: number) => 2_000_000_000n + BigInt(n) * 50_000_000n;
+
 /** The fake streaming engine as a child process (its CPU is its own); stopped with the run's other children. */
 async function startStreamEngine(tokens: number, stepMs: number): Promise<{ url: string; child: Child }> {
   const { child, ready } = await forkReady("fake stream engine", join(ROOT, "bench/lib/stream-engine-process.ts"), [String(tokens), String(stepMs)]);
@@ -176,7 +184,7 @@ async function startStreamEngine(tokens: number, stepMs: number): Promise<{ url:
 }
 
 async function streamingSection(): Promise<void> {
-  section(`streaming: ${streams} streams open at once, ${STREAM_TOKENS} tokens per answer, one token every ${STREAM_STEP_MS} ms`);
+  section(`streaming: ${streamCounts.join(" and ")} streams open at once, ${STREAM_TOKENS} tokens per answer, one token every ${STREAM_STEP_MS} ms`);
   const engine = await startStreamEngine(STREAM_TOKENS, STREAM_STEP_MS);
   results.config["streaming engine"] = `bench/fake-stream-engine.ts: ${STREAM_TOKENS} tokens per answer, one decoding step for all open streams every ${STREAM_STEP_MS} ms, separate process`;
   const peers: Peer[] = [directPeer(engine.url)];
@@ -192,13 +200,14 @@ async function streamingSection(): Promise<void> {
   await start("portkey", () => startPortkey(engine.url));
   await start("nginx", () => startNginx(engine.url));
   // Capacity above the stream count: the worker must not be what refuses streams here.
-  await start("cocoon", () => startCocoon(engine.url, ["--capacity", String(streams * 2)]));
-  results.streamingPeers = peers.map((p) => ({ name: p.name, label: p.label }));
-  results.streaming = await measureStreaming(
-    peers,
-    { streams, tokens: STREAM_TOKENS, stepMs: STREAM_STEP_MS, rounds: Math.min(rounds, 3), rampMs: STREAM_RAMP_MS, measureMs: STREAM_MEASURE_MS },
-    progress,
-  );
+  await start("cocoon", () => startCocoon(engine.url, ["--capacity", String(streams * 2)], { maxUnsignedNano: streamsCredit(streams) }));
+  results.streamingPeers = peers.map((p) => ({ name: p.name, label: p.notes.length ? `${p.label}: ${p.notes.join("; ")}` : p.label }));
+  results.streaming = [];
+  for (const n of streamCounts) {
+    results.streaming.push(
+      ...(await measureStreaming(peers, { streams: n, tokens: STREAM_TOKENS, stepMs: STREAM_STEP_MS, rounds: Math.min(rounds, 3), rampMs: STREAM_RAMP_MS, measureMs: STREAM_MEASURE_MS }, progress)),
+    );
+  }
   await stopAll();
   for (const p of peers) await p.close?.();
 }
@@ -209,7 +218,7 @@ async function ceilingSection(): Promise<void> {
   const biggest = Math.max(...ladder);
   results.ceiling = await measureCeiling(
     async () => {
-      const cocoon = await startCocoon(engine.url, ["--capacity", String(biggest)], { workers: 2 });
+      const cocoon = await startCocoon(engine.url, ["--capacity", String(biggest)], { workers: 2, maxUnsignedNano: streamsCredit(biggest) });
       return { direct: directPeer(engine.url), cocoon, stop: () => stopPeer(cocoon) };
     },
     { ladder, tokens: CEILING_TOKENS, stepMs: CEILING_STEP_MS, connectPerSec: CEILING_CONNECTS_PER_SEC, measureMs: CEILING_MEASURE_MS },
@@ -227,7 +236,7 @@ async function profilesSection(): Promise<void> {
   process.env.BENCH_PROFILE_DIR = dir;
   let cocoon: Peer;
   try {
-    cocoon = await startCocoon(engine.url, ["--capacity", String(n * 2)]);
+    cocoon = await startCocoon(engine.url, ["--capacity", String(n * 2)], { maxUnsignedNano: streamsCredit(n) });
   } finally {
     delete process.env.BENCH_PROFILE_DIR;
   }

@@ -4,7 +4,7 @@
 //   nginx    Debian nginx as a plain reverse proxy (own temp prefix and config, daemon off), if installed;
 //   cocoon   client -> proxy -> worker as separate CLI processes (sim RA-TLS, attestation, sealing, metering
 //            as the CLI roles do them at the time of the run), worker on --backend openai.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -123,7 +123,7 @@ http {
  * The full Cocoon path as users run it: three CLI processes with sim RA-TLS and sealing, and (unless
  * `payments: false`) billing on a local TON chain, with contracts deployed exactly as `cocoon devnet` does.
  */
-export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = [], opts: { payments?: boolean; cli?: string; workers?: number; name?: Peer["name"] } = {}): Promise<Peer> {
+export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = [], opts: { payments?: boolean; cli?: string; workers?: number; name?: Peer["name"]; maxUnsignedNano?: bigint } = {}): Promise<Peer> {
   const workers = opts.workers ?? 1;
   const cli = opts.cli ?? CLI;
   const env = { COCOON_LOG: "warn" };
@@ -134,6 +134,12 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
     const modelFile = join(dir, `${MODEL}.gguf`);
     writeFileSync(modelFile, "benchmark stand-in: only this file's digest is used, to price the fake model");
     chain = await startDevnetChain({ dir, workers, modelFile, deposit: toNano(BENCH_DEPOSIT_TON) });
+    if (opts.maxUnsignedNano !== undefined) {
+      // The operator's bound on what one channel may owe unsigned (answers not yet paid + the most requests in flight
+      // may cost): thousands of concurrent streams from one client need more than the default.
+      const config = JSON.parse(readFileSync(chain.files.proxy, "utf8")) as Record<string, unknown>;
+      writeFileSync(chain.files.proxy, JSON.stringify({ ...config, maxUnsignedNano: opts.maxUnsignedNano.toString() }, null, 2));
+    }
   }
   const pay = (args: string[], file: string | undefined) => (file ? [...args, "--payments", file] : args);
   const proxy = await forkReady("cocoon proxy", cli, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxy), env);
@@ -170,6 +176,7 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
         chain
           ? `billing on: per-token prices from a devnet root contract, a client-signed voucher per answer (verified lazily by the proxy), receipts and vouchers durable in SQLite ledgers, batched redemption (proxy reports network ${(status.payments as { network?: string } | undefined)?.network ?? "?"})`
           : `billing off (${payments?.mode ?? "counting only"})`,
+        ...(chain && opts.maxUnsignedNano !== undefined ? [`proxy maxUnsignedNano ${opts.maxUnsignedNano} (its credit bound per channel, raised for this many concurrent streams)`] : []),
       ],
       children,
       workerStatus: String(worker!.ready.status),
