@@ -120,7 +120,8 @@ export class OpenAiBackend implements Backend {
 
   /** POSTs with node:http on a keep-alive agent: the hot path, cheaper than fetch's web streams. */
   private post(path: string, body: string, signal: AbortSignal): Promise<http.IncomingMessage> {
-    const url = new URL(`${this.base}${path}`);
+    let url = this.urls.get(path);
+    if (!url) this.urls.set(path, (url = new URL(`${this.base}${path}`)));
     const secure = url.protocol === "https:";
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, {
@@ -135,6 +136,8 @@ export class OpenAiBackend implements Backend {
     });
   }
 
+  /** Parsed once per path: a URL per request is measurable work on the hot path. */
+  private readonly urls = new Map<string, URL>();
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: UPSTREAM_MAX_SOCKETS });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: UPSTREAM_MAX_SOCKETS });
 
