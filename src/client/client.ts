@@ -158,12 +158,12 @@ export class ClientNode {
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
-    if (this.obs.handle(req, res)) return; // GET /status, /metrics, / (dashboard), /events; POST /admin/*
     const route = ROUTES.find((r) => r.match(path));
     if (method === "OPTIONS" && route) return this.cors.preflight(req, res, route.methods);
     if (!this.cors.apply(req, res, EXPOSED_HEADERS)) {
       throw new ApiError(403, `Cross-origin requests from ${req.headers.origin} are not allowed by this Cocoon client. Start it with --cors-origin ${req.headers.origin} to allow them.`, "invalid_request_error", "cors_origin_not_allowed");
     }
+    if (this.obs.handle(req, res)) return; // GET /status, /metrics, / (dashboard), /events; POST /admin/*
     if (route && !route.methods.includes(method)) {
       res.setHeader("allow", route.methods.join(", "));
       throw new ApiError(405, `Method ${method} is not allowed for ${path}; use ${route.methods.filter((m) => m !== "OPTIONS").join(" or ")}.`, "invalid_request_error", "method_not_allowed");
