@@ -218,6 +218,16 @@ export async function runConformance(srv: ChainServer): Promise<StepResult[]> {
     const again = await provider.getTransactions(twAddress, 1, txs[1].transaction_id.lt, txs[1].transaction_id.hash);
     assert.equal(again[0].transaction_id.hash, txs[1].transaction_id.hash);
   });
+  await step("tonweb", ["tryLocateTx", "getConsensusBlock"], "locate the transaction a message caused; consensus block", async () => {
+    const txs = await provider.getTransactions(twAddress, 10);
+    const sent = txs.find((t: { in_msg?: { source: string } }) => t.in_msg?.source === "");
+    const out = sent.out_msgs[0];
+    const tx = await provider.send("tryLocateTx", { source: twAddress, destination: out.destination, created_lt: out.created_lt });
+    assert.equal(tx.in_msg.created_lt, out.created_lt);
+    assert.equal(tx.in_msg.hash, out.hash, "the same message, by hash, on both sides");
+    const c = await provider.send("getConsensusBlock", {});
+    assert.equal(c.consensus_block, (await provider.getMasterchainInfo()).last.seqno);
+  });
   await step("tonweb", ["getMasterchainInfo", "shards", "getBlockTransactions", "getBlockHeader"], "blocks: shards, paged transactions, header", async () => {
     const mc = await provider.getMasterchainInfo();
     const last = mc.last.seqno;
