@@ -2,7 +2,7 @@
  * The TON Center v2 methods the local chain answers, with TON Center's shapes and status codes (see docs/chain.md for
  * the table generated from the conformance suite, and for the few deliberate differences), plus a `faucet`.
  */
-import { Address, beginCell, Cell, Dictionary, external, storeMessage } from "@ton/core";
+import { Address, Cell, Dictionary, external } from "@ton/core";
 import { ChainError, FULL_SHARD, LocalChain } from "./localChain.js";
 import {
   accountInfoJson, BlockIdJson, blockIdJson, feesJson, friendly, Json, normalizedExternalHash, parseExternalBoc,
@@ -10,7 +10,7 @@ import {
 } from "./toncenterFormat.js";
 import {
   cellFromObject, optionalAccountHash, optionalBigInt, optionalBool, optionalCell, optionalHash, optionalInt,
-  optionalString, Params, parseStack, requireAddress, requireBigInt, requireBocBytes, requireHashList, requireMethod,
+  Params, parseStack, requireAddress, requireBigInt, requireBocBytes, requireHashList, requireMethod,
   requireString,
 } from "./rpcParams.js";
 import { walletFields } from "./knownWallets.js";
