@@ -102,7 +102,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   // A worker in a TEE attests its GPU (nonce bound to its claims) when asked, or when the policy requires it.
   const gpuIndex = o.gpu === undefined ? (configured.requireGpu ? 0 : undefined) : o.gpu === "none" ? undefined : Number(o.gpu);
   if (gpuIndex !== undefined && (!Number.isInteger(gpuIndex) || gpuIndex < 0)) throw new Error(`--gpu must be a GPU index (0, 1, ...) or none, got "${o.gpu}"`);
-  const gpu = role === "worker" && platform !== "sim" && gpuIndex !== undefined ? { gpuCollector: (nonce: Buffer) => collectGpuEvidence(nonce, { index: gpuIndex }) } : {};
+  const gpu = role === "worker" && platform !== "sim" && gpuIndex !== undefined ? { gpuCollector: (nonce: Buffer) => collectGpuEvidence(nonce, { index: gpuIndex, onWarning: (l) => log.warn(l) }) } : {};
   let node = await createNodeIdentity({ role, platform, model, nodeId, ...sources, ...gpu });
   const listeners: Array<(n: NodeIdentity) => void | Promise<void>> = [];
   const rotate = async (): Promise<NodeIdentity> => {

@@ -10,7 +10,7 @@ import { X509Certificate, createHash } from "node:crypto";
 import { KNOWN_CRITICAL_EXTENSIONS, readRaTlsExtensions } from "./cert.js";
 import { claimsReportData, decodeClaims, gpuNonce, type Claims, type NodePlatform, type Role } from "./claims.js";
 import { AttestationError, EvidenceFormatError, errorText } from "./errors.js";
-import { decodeEvidenceBundle, decodeGpuEvidence, sha256Hex, type EvidenceBundle } from "./evidence.js";
+import { decodeEvidenceBundle, decodeGpuEvidence, sha256Hex, type EvidenceBundle, type GpuEvidence } from "./evidence.js";
 import { verifyNvidiaEvidence, type NvidiaVerdict } from "./nvidia.js";
 import { checkPolicy, type Policy } from "./policy.js";
 import { verifySnpReport } from "./sevsnp.js";
@@ -183,20 +183,20 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   if (claims.gpuEvidenceDigest !== null) {
     if (!bundle.gpu) refuse("ratls.gpu", "claims name GPU evidence but the bundle carries none", "gpu=none", "the peer must include its GPU evidence");
     if (sha256Hex(bundle.gpu) !== claims.gpuEvidenceDigest) refuse("ratls.gpu", "GPU evidence does not match the digest in the claims", sha256Hex(bundle.gpu), "the peer must include the GPU evidence it attested");
-    let g: { evidence: Buffer; certChain: string };
+    let g: GpuEvidence;
     try {
       g = decodeGpuEvidence(bundle.gpu);
     } catch (e) {
       return refuse("ratls.gpu", errorText(e), "gpu evidence", "the peer must include a valid GPU evidence bundle");
     }
     // The GPU must have signed the nonce derived from these claims (claims.ts gpuNonce): no replay across nodes.
-    gpu = verifyNvidiaEvidence(g.evidence, g.certChain, { now, expectedNonce: gpuNonce(claims) });
+    gpu = verifyNvidiaEvidence(g.evidence, g.certChain, { now, expectedNonce: gpuNonce(claims), ...(g.ocsp ? { ocsp: g.ocsp } : {}) });
     if (!gpu.verified) refuse("evidence.nvidia", `GPU evidence did not verify: ${gpu.errors.join("; ")}`, gpu.status, "check the GPU is in confidential-computing mode and its evidence is current");
   } else if (bundle.gpu) {
     refuse("ratls.gpu", "the bundle carries GPU evidence that the claims do not bind", "gpu=unbound", "the peer must put the GPU evidence digest into its claims");
   }
   const tcbStatus = bundle.platform === "tdx" ? verdict.status : undefined;
-  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true });
+  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true });
   return {
     platform: bundle.platform,
     insecure: verdict.insecure,
