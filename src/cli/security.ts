@@ -99,6 +99,8 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   }
   const nodeId = o.nodeId;
   const sources = platform === "sim" ? {} : evidenceSources(o, log);
+  // With --pccs given, this node also fetches collateral for peers that attached none (any platform of its own).
+  const peerCollateral = o.pccs ? (sources.collateralSource ?? evidenceSources(o, log).collateralSource) : undefined;
   // A worker in a TEE attests its GPU (nonce bound to its claims) when asked, or when the policy requires it.
   const gpuIndex = o.gpu === undefined ? (configured.requireGpu ? 0 : undefined) : o.gpu === "none" ? undefined : Number(o.gpu);
   if (gpuIndex !== undefined && (!Number.isInteger(gpuIndex) || gpuIndex < 0)) throw new Error(`--gpu must be a GPU index (0, 1, ...) or none, got "${o.gpu}"`);
@@ -121,7 +123,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
     }
     return async (der): Promise<PeerInfo> => {
       if (!der) throw new Error(`the ${peerRole} presented no certificate; it must present an RA-TLS certificate`);
-      const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: peerRole });
+      const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: peerRole, ...(peerCollateral ? { collateralSource: peerCollateral } : {}) });
       return {
         description: describePeer(peerRole, v.platform, v.insecure, v.imageDigest),
         insecure: v.insecure,

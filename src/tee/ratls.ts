@@ -40,6 +40,8 @@ export interface VerifyPeerOptions {
   expectedRole?: Role | Role[];
   /** TDX collateral to use when the peer's bundle carries none (e.g. from a local PCCS cache). */
   collateral?: QuoteCollateralV3;
+  /** Fetches TDX collateral for a peer whose bundle carries none (this node's PCCS, through its verified cache). */
+  collateralSource?: (quote: Buffer) => Promise<QuoteCollateralV3>;
   /** Use a private cache instead of the process-wide one (tests). */
   cache?: EvidenceCache;
 }
@@ -169,7 +171,15 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${policy.refuseQuoteTrailingBytes ? "t" : ""}|${opts.collateral ? "c" : ""}`;
   let verdict = cache.get(cacheKey, now.getTime());
   if (!verdict) {
-    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral: opts.collateral });
+    let collateral = opts.collateral;
+    if (bundle.platform === "tdx" && !bundle.collateral && !collateral && opts.collateralSource) {
+      try {
+        collateral = await opts.collateralSource(bundle.quote);
+      } catch (e) {
+        refuse("evidence.tdx", `the peer attached no collateral and this node could not fetch it: ${errorText(e)}`, "NoCollateral", "the peer should attach collateral (--pccs on the peer), or make this node's --pccs reachable");
+      }
+    }
+    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral });
     if (verdict.verified) cache.set(cacheKey, verdict, now.getTime());
   }
   if (!verdict.verified) {
