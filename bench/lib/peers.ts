@@ -4,7 +4,7 @@
 //   nginx    Debian nginx as a plain reverse proxy (own temp prefix and config, daemon off), if installed;
 //   cocoon   client -> proxy -> worker as separate CLI processes (sim RA-TLS, attestation, sealing, metering
 //            as the CLI roles do them at the time of the run), worker on --backend openai.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +23,7 @@ export const BENCH_WORKER_CAPACITY = 128;
 const BENCH_DEPOSIT_TON = "900";
 
 export interface Peer {
-  name: "direct" | "portkey" | "nginx" | "cocoon";
+  name: "direct" | "portkey" | "nginx" | "cocoon" | "cocoon-unbilled";
   label: string;
   baseUrl: string;
   headers: Record<string, string>;
@@ -123,7 +123,8 @@ http {
  * The full Cocoon path as users run it: three CLI processes with sim RA-TLS and sealing, and (unless
  * `payments: false`) billing on a local TON chain, with contracts deployed exactly as `cocoon devnet` does.
  */
-export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = [], opts: { payments?: boolean; cli?: string } = {}): Promise<Peer> {
+export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = [], opts: { payments?: boolean; cli?: string; workers?: number; name?: Peer["name"]; maxUnsignedNano?: bigint } = {}): Promise<Peer> {
+  const workers = opts.workers ?? 1;
   const cli = opts.cli ?? CLI;
   const env = { COCOON_LOG: "warn" };
   let chain: DevnetChain | undefined;
@@ -132,19 +133,29 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
     // The proxy prices a model by the digest the devnet root lists for its name: name a file after the fake model.
     const modelFile = join(dir, `${MODEL}.gguf`);
     writeFileSync(modelFile, "benchmark stand-in: only this file's digest is used, to price the fake model");
-    chain = await startDevnetChain({ dir, workers: 1, modelFile, deposit: toNano(BENCH_DEPOSIT_TON) });
+    chain = await startDevnetChain({ dir, workers, modelFile, deposit: toNano(BENCH_DEPOSIT_TON) });
+    if (opts.maxUnsignedNano !== undefined) {
+      // The operator's bound on what one channel may owe unsigned (answers not yet paid + the most requests in flight
+      // may cost): thousands of concurrent streams from one client need more than the default.
+      const config = JSON.parse(readFileSync(chain.files.proxy, "utf8")) as Record<string, unknown>;
+      writeFileSync(chain.files.proxy, JSON.stringify({ ...config, maxUnsignedNano: opts.maxUnsignedNano.toString() }, null, 2));
+    }
   }
   const pay = (args: string[], file: string | undefined) => (file ? [...args, "--payments", file] : args);
   const proxy = await forkReady("cocoon proxy", cli, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxy), env);
   const children = [proxy.child];
   try {
-    const worker = await forkReady(
-      "cocoon worker",
-      cli,
-      pay(["worker", "--proxy", `127.0.0.1:${proxy.ready.workerPort}`, "--backend", "openai", "--upstream", upstreamUrl, "--capacity", String(BENCH_WORKER_CAPACITY), "--status-port", "0", "--name", "bench-worker", ...extraWorkerArgs], chain?.files.workers[0]),
-      env,
-    );
-    children.push(worker.child);
+    let worker: Awaited<ReturnType<typeof forkReady>> | undefined;
+    for (let i = 0; i < workers; i++) {
+      const w = await forkReady(
+        workers > 1 ? `cocoon worker ${i + 1}` : "cocoon worker",
+        cli,
+        pay(["worker", "--proxy", `127.0.0.1:${proxy.ready.workerPort}`, "--backend", "openai", "--upstream", upstreamUrl, "--capacity", String(BENCH_WORKER_CAPACITY), "--status-port", "0", "--name", `bench-worker${i ? `-${i + 1}` : ""}`, ...extraWorkerArgs], chain?.files.workers[i]),
+        env,
+      );
+      worker ??= w;
+      children.push(w.child);
+    }
     const client = await forkReady("cocoon client", cli, pay(["client", "--port", "0", "--proxy", `127.0.0.1:${proxy.ready.clientPort}`], chain?.files.client), env);
     children.push(client.child);
     const baseUrl = `http://127.0.0.1:${client.ready.port}`;
@@ -155,19 +166,20 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
     const status = (await (await get(String(proxy.ready.status))).json()) as Record<string, unknown>;
     const payments = status.payments as { mode?: string } | undefined;
     return {
-      name: "cocoon",
-      label: "Cocoon client → proxy → worker",
+      name: opts.name ?? "cocoon",
+      label: `Cocoon client → proxy → ${workers > 1 ? `${workers} workers` : "worker"}`,
       baseUrl,
       headers: {},
       notes: [
-        "3 processes of the compiled CLI (client, proxy, worker), sim RA-TLS with attestation verified on every link, requests HPKE-sealed to the worker",
+        `${2 + workers} processes of the compiled CLI (client, proxy, ${workers > 1 ? `${workers} workers` : "worker"}), sim RA-TLS with attestation verified on every link, requests HPKE-sealed to the worker`,
         `worker --backend openai --capacity ${BENCH_WORKER_CAPACITY}`,
         chain
           ? `billing on: per-token prices from a devnet root contract, a client-signed voucher per answer (verified lazily by the proxy), receipts and vouchers durable in SQLite ledgers, batched redemption (proxy reports network ${(status.payments as { network?: string } | undefined)?.network ?? "?"})`
           : `billing off (${payments?.mode ?? "counting only"})`,
+        ...(chain && opts.maxUnsignedNano !== undefined ? [`proxy maxUnsignedNano ${opts.maxUnsignedNano} (its credit bound per channel, raised for this many concurrent streams)`] : []),
       ],
       children,
-      workerStatus: String(worker.ready.status),
+      workerStatus: String(worker!.ready.status),
       proxyStatus: String(proxy.ready.status),
       ...(chain ? { close: () => chain!.close() } : {}),
     };

@@ -2,7 +2,7 @@
  * The TON Center v2 methods the local chain answers, with TON Center's shapes and status codes (see docs/chain.md for
  * the table generated from the conformance suite, and for the few deliberate differences), plus a `faucet`.
  */
-import { Address, beginCell, Cell, Dictionary, external, storeMessage } from "@ton/core";
+import { Address, Cell, Dictionary, external } from "@ton/core";
 import { ChainError, FULL_SHARD, LocalChain } from "./localChain.js";
 import {
   accountInfoJson, BlockIdJson, blockIdJson, feesJson, friendly, Json, normalizedExternalHash, parseExternalBoc,
@@ -10,7 +10,7 @@ import {
 } from "./toncenterFormat.js";
 import {
   cellFromObject, optionalAccountHash, optionalBigInt, optionalBool, optionalCell, optionalHash, optionalInt,
-  optionalString, Params, parseStack, requireAddress, requireBigInt, requireBocBytes, requireHashList, requireMethod,
+  Params, parseStack, requireAddress, requireBigInt, requireBocBytes, requireHashList, requireMethod,
   requireString,
 } from "./rpcParams.js";
 import { walletFields } from "./knownWallets.js";
@@ -45,7 +45,8 @@ function lastTxId(info: { lastTxLt: bigint; lastTxHash: Buffer }): Json {
  * The block a block method names: (workchain, shard, seqno) of an existing block, whose root/file hash must match
  * when given. Masterchain blocks and the single workchain-0 shard block share seqnos here.
  */
-function namedBlock(chain: LocalChain, p: Params): { workchain: number; seqno: number; id: BlockIdJson } {
+/** `workchain` and `shard` of a block method: -1 or 0, and the one shard this chain has (given signed or unsigned). */
+function workchainAndShard(p: Params): number {
   const workchain = optionalInt(p, "workchain", -1, 0);
   if (workchain === undefined) throw new ChainError(422, 'parameter "workchain" is required (-1 or 0)');
   const shard = optionalBigInt(p, "shard", -(2n ** 63n), 2n ** 64n - 1n);
@@ -53,6 +54,11 @@ function namedBlock(chain: LocalChain, p: Params): { workchain: number; seqno: n
   if (BigInt.asIntN(64, shard).toString() !== FULL_SHARD) {
     throw new ChainError(500, `shard ${shard} does not exist: this chain has one shard per workchain, ${FULL_SHARD}`);
   }
+  return workchain;
+}
+
+function namedBlock(chain: LocalChain, p: Params): { workchain: number; seqno: number; id: BlockIdJson } {
+  const workchain = workchainAndShard(p);
   const seqno = optionalInt(p, "seqno", 0, INT32_MAX);
   if (seqno === undefined) throw new ChainError(422, 'parameter "seqno" is required');
   chain.checkBlockSeqno(seqno);
@@ -241,8 +247,7 @@ const handlers: Record<string, Handler> = {
   },
 
   async lookupBlock(chain, p) {
-    const workchain = optionalInt(p, "workchain", -1, 0);
-    if (workchain === undefined) throw new ChainError(422, 'parameter "workchain" is required (-1 or 0)');
+    const workchain = workchainAndShard(p);
     const seqno = optionalInt(p, "seqno", 0, INT32_MAX);
     const lt = optionalBigInt(p, "lt");
     const utime = optionalInt(p, "unixtime", 0, 2 ** 32 - 1);

@@ -241,6 +241,50 @@ function stackCell(value: unknown, name: string): Cell {
   throw new ChainError(422, `${name} must be a base64 BoC`);
 }
 
+/** Deepest nesting of tuples and lists accepted in an input stack. */
+const MAX_STACK_DEPTH = 16;
+/** Most entries in one input tuple (the TVM's own limit on tuple size). */
+const MAX_TUPLE_ITEMS = 255;
+
+/**
+ * An entry inside an input tuple or list, in tonlib's form: `tvm.stackEntryNumber`, `tvm.stackEntryCell`,
+ * `tvm.stackEntrySlice`, `tvm.stackEntryTuple` or `tvm.stackEntryList` (a list becomes a cons list ending in null).
+ */
+function nestedEntry(v: unknown, where: string, depth: number): TupleItem {
+  if (depth > MAX_STACK_DEPTH) throw new ChainError(422, `${where} nests tuples deeper than ${MAX_STACK_DEPTH}`);
+  if (!isPlainObject(v) || typeof v["@type"] !== "string") throw new ChainError(422, `${where} must be a tvm.stackEntry* object`);
+  const inner = (o: unknown, key: string): Params => {
+    if (!isPlainObject(o)) throw new ChainError(422, `${where}.${key} must be an object`);
+    return o;
+  };
+  const elements = (o: Params, key: string): unknown[] => {
+    const e = inner(o[key], key).elements;
+    if (!Array.isArray(e) || e.length > MAX_TUPLE_ITEMS) {
+      throw new ChainError(422, `${where}.${key}.elements must be a list of at most ${MAX_TUPLE_ITEMS} entries`);
+    }
+    return e;
+  };
+  switch (v["@type"]) {
+    case "tvm.stackEntryNumber": {
+      const n = inner(v.number, "number").number;
+      const [item] = parseStack([["num", n]]);
+      return item;
+    }
+    case "tvm.stackEntryCell":
+      return { type: "cell", cell: stackCell(inner(v.cell, "cell"), where) };
+    case "tvm.stackEntrySlice":
+      return { type: "slice", cell: stackCell(inner(v.slice, "slice"), where) };
+    case "tvm.stackEntryTuple":
+      return { type: "tuple", items: elements(v, "tuple").map((e, i) => nestedEntry(e, `${where}[${i}]`, depth + 1)) };
+    case "tvm.stackEntryList": {
+      const items = elements(v, "list").map((e, i) => nestedEntry(e, `${where}[${i}]`, depth + 1));
+      return items.reduceRight<TupleItem>((tail, head) => ({ type: "tuple", items: [head, tail] }), { type: "null" });
+    }
+    default:
+      throw new ChainError(422, `${where} has unsupported entry type "${String(v["@type"])}"`);
+  }
+}
+
 /** Parses the input stack: `[["num","123"|"0x7b"], ["tvm.Cell", b64], ["tvm.Slice", b64], ...]` (or its JSON text). */
 export function parseStack(raw: unknown): TupleItem[] {
   let v = raw;
@@ -261,7 +305,7 @@ export function parseStack(raw: unknown): TupleItem[] {
     }
     const [type, value] = entry as [string, unknown];
     switch (type) {
-      case "num": case "number": case "int": {
+      case "num": case "number": case "int": case "integer": {
         const s = typeof value === "number" && Number.isSafeInteger(value) ? String(value) : value;
         if (typeof s !== "string") throw new ChainError(422, `${where} number must be a decimal or 0x-hex string`);
         const t = s.trim();
@@ -270,9 +314,12 @@ export function parseStack(raw: unknown): TupleItem[] {
         if (!/^(0x[0-9a-fA-F]{1,64}|\d{1,78})$/.test(body)) {
           throw new ChainError(422, `${where} number must be a decimal or 0x-hex string of at most 257 bits`);
         }
-        const n = BigInt(body);
-        return { type: "int", value: neg ? -n : n };
+        const n = neg ? -BigInt(body) : BigInt(body);
+        if (n < -(2n ** 256n) || n >= 2n ** 256n) throw new ChainError(422, `${where} number is outside the TVM's 257-bit range`);
+        return { type: "int", value: n };
       }
+      case "tuple": case "list":
+        return nestedEntry({ "@type": type === "tuple" ? "tvm.stackEntryTuple" : "tvm.stackEntryList", [type]: value }, where, 0);
       case "tvm.Cell": case "cell":
         return { type: "cell", cell: stackCell(value, where) };
       case "tvm.Slice": case "slice":
@@ -282,7 +329,7 @@ export function parseStack(raw: unknown): TupleItem[] {
       case "null":
         return { type: "null" };
       default:
-        throw new ChainError(422, `${where} has unsupported type "${type}" (use num, tvm.Cell, tvm.Slice, tvm.Builder or null)`);
+        throw new ChainError(422, `${where} has unsupported type "${type}" (use num, tvm.Cell, tvm.Slice, tvm.Builder, null, tuple or list)`);
     }
   });
 }

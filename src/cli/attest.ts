@@ -292,7 +292,13 @@ export function runAttestMeasure(file: string | undefined, o: MeasureOptions): M
       mrOwnerConfig: register48(o.mrownerconfig, "mrownerconfig", false),
     });
   } else {
-    const det = detectEvidence(readFileSync(file));
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch (e) {
+      throw new Error(`cannot read ${file}: ${errorText(e)} (give an evidence file: TDX quote, SEV-SNP report, sim evidence or RA-TLS certificate)`);
+    }
+    const det = detectEvidence(bytes);
     source = `${KIND_NAMES[det.kind]} ${file}`;
     let quote = det.data;
     let p: string = det.kind;

@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { startDevnetChain, type DevnetChain } from "../payments/devnet.js";
 import { DEFAULT_DRAIN_TIMEOUT_S, STOP_GRACE_MS } from "./lifecycle.js";
 import { registerProxyCommand } from "./proxy-admin.js";
+import { startDevnetPage, type DevnetNode } from "../dashboard/devnet-server.js";
+import type { HttpServerHandle } from "../util/http.js";
 
 export interface DevnetOptions {
   apiPort: number;
@@ -21,6 +23,8 @@ export interface DevnetOptions {
   dataDir?: string;
   /** On SIGTERM, how long each role may let running requests finish (seconds; default 30). */
   drainTimeoutS?: number;
+  /** Port of the devnet page (every node, balances, a chat box); 0 picks a free one (the default). */
+  dashboardPort?: number;
 }
 
 interface Child {
@@ -64,7 +68,10 @@ async function stopChild(c: Child, signal: NodeJS.Signals, ms: number): Promise<
 function startChild(name: string, args: string[]): Child {
   // Its own process group: a Ctrl-C in the terminal reaches only the devnet, which stops the children in order
   // (a child that got the terminal's SIGINT and then ours would take the second one as "force").
-  const proc = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env }, detached: true });
+  // Children log to a pipe (JSON by default); on a terminal the devnet asks them for readable lines instead.
+  const format = process.env.COCOON_LOG_FORMAT ?? (process.stderr.isTTY ? "pretty" : undefined);
+  const env = { ...process.env, ...(format ? { COCOON_LOG_FORMAT: format } : {}) };
+  const proc = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ["ignore", "pipe", "pipe", "ipc"], env, detached: true });
   // Children's logs go to our stderr with their name; their own "ready" lines are replaced by our report.
   createInterface({ input: proc.stderr! }).on("line", (l) => process.stderr.write(`  ${l}\n`));
   createInterface({ input: proc.stdout! }).on("line", () => {});
@@ -87,6 +94,7 @@ async function step<T>(label: string, n: number, total: number, work: Promise<T>
 export async function runDevnet(o: DevnetOptions): Promise<void> {
   const children: Child[] = [];
   let chain: DevnetChain | undefined;
+  let page: HttpServerHandle | undefined;
   /** A temporary folder made for this run: removed at exit (with --data-dir the state stays). */
   let tempDir: string | undefined;
   const drainMs = (o.drainTimeoutS ?? DEFAULT_DRAIN_TIMEOUT_S) * 1000;
@@ -97,6 +105,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
 
   /** The chain (in this process) goes last: roles still settle on it while they stop. */
   const cleanUp = async () => {
+    await page?.close();
     if (chain && !(await within(chain.close().catch(() => undefined), 3_000))) out("the local chain did not close within 3 s; exiting anyway\n");
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   };
@@ -169,8 +178,10 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       chain = await startDevnetChain({ dir, workers: o.workers, proxies: nProxies, modelFile: o.modelFile, progress: (l) => out(`[chain]    ${l}\n`) });
       out(`[chain]    ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${chain.server.url}; state and ledgers in ${dir})\n`);
     }
-    // Every role gets the payments file (if any) and the drain bound this devnet waits for on SIGTERM.
-    const pay = (args: string[], file: string | undefined) => [...args, ...(file ? ["--payments", file] : []), "--drain-timeout", String(drainMs / 1000)];
+    // Every role gets the payments file (if any), the drain bound this devnet waits for on SIGTERM, and one admin
+    // token file for the operator controls (cocoon admin …, or the dashboards' buttons).
+    const adminToken = join(o.dataDir ?? (tempDir ??= mkdtempSync(join(tmpdir(), "cocoon-devnet-"))), "admin-token");
+    const pay = (args: string[], file: string | undefined) => [...args, ...(file ? ["--payments", file] : []), "--drain-timeout", String(drainMs / 1000), "--admin-token-file", adminToken];
     const proxyNames = Array.from({ length: nProxies }, (_, i) => (i === 0 ? "proxy" : `proxy-${i + 1}`));
     const proxies = proxyNames.map((name, i) => {
       const c = startChild(name, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxies[i]));
@@ -216,6 +227,13 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const model = models[0] ?? "kjv-char-llama";
+    const base = (url: unknown) => String(url).replace(/\/(status|v1)$/, "");
+    const nodes: DevnetNode[] = [
+      { name: "client", role: "client", base: base(api) },
+      ...ps.map((p, i): DevnetNode => ({ name: proxyNames[i]!, role: "proxy", base: base(p.status) })),
+      ...ws.map((w, i): DevnetNode => ({ name: `worker-${i + 1}`, role: "worker", base: base(w.status) })),
+    ];
+    page = await startDevnetPage({ host: "127.0.0.1", port: o.dashboardPort ?? 0, api, models, nodes });
     out(`
 Network ready. Send OpenAI-compatible requests to:
 
@@ -225,10 +243,11 @@ Try:
   curl ${api}/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"${model}","messages":[{"role":"user","content":"And God said"}],"max_tokens":60}'
 
-Status pages:
-  client   ${api.replace(/\/v1$/, "")}/status
-${ps.map((p, i) => `  ${proxyNames[i]!.padEnd(9)}${p.status}`).join("\n")}
-${ws.map((w, i) => `  ${`worker-${i + 1}`.padEnd(9)}${w.status}`).join("\n")}
+Dashboard (every node, balances, a chat box): ${page.url}/
+
+Dashboards (/status JSON, /metrics for Prometheus on the same ports):
+${nodes.map((n) => `  ${n.name.padEnd(9)}${n.base}/`).join("\n")}
+Operator controls: cocoon admin drain|enable|disable|payout|redeem --status URL --token-file ${adminToken}
 
 ${chain ? `Payments (devnet TON, per token; costs in usage.total_cost, nanoTON):
   chain    ${chain.server.url}

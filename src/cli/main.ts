@@ -16,10 +16,12 @@ import { runDevnet } from "./devnet.js";
 import { DEFAULT_DRAIN_TIMEOUT_S, parseDrainTimeout, reportReady, serveUntilSignal } from "./lifecycle.js";
 import { registerAttestCommand } from "./attest.js";
 import { registerClientChannelCommands } from "./channel.js";
+import { REQUEST_TIMEOUT_MS } from "../client/client.js";
 import { registerChainCommand } from "./chain.js";
 import { registerWalletCommand } from "./wallet.js";
 import { registerRootCommand } from "./root-admin.js";
 import { registerProxyAdminCommands } from "./proxy-admin.js";
+import { registerAdminCommand } from "./admin.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -39,6 +41,7 @@ function drainSeconds(value: string): number {
     throw new InvalidArgumentError((err as Error).message);
   }
 }
+const ADMIN_HELP = "operator controls' token file (made with a random token, mode 0600, when missing); without it the status port offers no controls";
 const DRAIN_HELP = "on SIGTERM: how long to let running requests finish before stopping, in seconds";
 const drainMs = (o: { drainTimeout: number }) => ({ drainTimeoutMs: o.drainTimeout * 1000 });
 
@@ -72,7 +75,10 @@ const clientCommand = discoveryOptions(securityOptions(
     .option("--max-coefficient <n>", "most this client pays per token, as a price coefficient in thousandths of the root's price (default 4000 = 4x); a request's max_coefficient can only lower it", positive)
     .option("--no-seal", "send requests in clear through the proxy (development only; refused by --policy production)")
     .option("--payments <file>", "payments config JSON: wallet, channel, ledger (cocoon devnet writes one); without it nothing is paid")
-    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
+    .option("--cors-origin <origin>", "let browser pages from this origin call the API (repeat for more; * for any); pages on localhost are always allowed", collect, [])
+    .option("--request-timeout <seconds>", "cancel a request that runs longer than this and answer 504", positive, REQUEST_TIMEOUT_MS / 1000)
+    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
+    .option("--admin-token-file <file>", ADMIN_HELP),
 )).action(async (o) => {
   const client = await startClientRole(o);
   reportReady({ role: "client", api: `${client.url}/v1`, port: client.port }, `client ready: API at ${client.url}/v1 (status: ${client.url}/status)`);
@@ -89,7 +95,8 @@ const proxyCommand = securityOptions(
     .option("--client-port <port>", "port for clients", port, DEFAULT_CLIENT_PORT)
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_PROXY_STATUS_PORT)
     .option("--payments <file>", "payments config JSON: operator wallet, proxy contract, root, ledger; without it requests are only counted")
-    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
+    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
+    .option("--admin-token-file <file>", ADMIN_HELP),
 ).action(async (o) => {
   const proxy = await startProxyRole(o);
   reportReady(
@@ -111,8 +118,8 @@ discoveryOptions(securityOptions(
     .option("--model <name>", "model name to announce (embedded) or to serve from the engine (openai)")
     .option("--model-file <path>", "GGUF file for --backend embedded (default: the shipped KJV model)")
     .option("--model-dir <dir>", "--backend openai: directory the engine loads the weights from; its Merkle digest is attested (needs --model)")
-    .option("--gpu <index|none>", "tdx/sev-snp workers: the GPU whose NVIDIA CC evidence is attested (default 0 when the policy requires a GPU)")
     .option("--model-digest <hex>", "--backend openai: the weights digest to attest when the directory is not readable here (needs --model)")
+    .option("--gpu <index|none>", "tdx/sev-snp workers: the GPU whose NVIDIA CC evidence is attested (default 0 when the policy requires a GPU)")
     .option("--capacity <n>", "max active requests", positive, 4)
     .option("--price-coefficient <n>", "price asked, in thousandths of the root's base price (1000 = 1x, 1500 = 1.5x); clients cap it", positive)
     .option("--threads <n>", "CPU threads for the embedded engine", positive)
@@ -120,7 +127,8 @@ discoveryOptions(securityOptions(
     .option("--status-host <host>", "address of the status page", "127.0.0.1")
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_WORKER_STATUS_PORT)
     .option("--payments <file>", "payments config JSON: payout wallet, proxy contract, root, ledger; without it the worker earns nothing")
-    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S),
+    .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
+    .option("--admin-token-file <file>", ADMIN_HELP),
 )).action(async (o) => {
   const worker = await startWorkerRole(o);
   reportReady({ role: "worker", id: worker.id, status: worker.statusUrl }, `worker ${worker.id} ready: dialing ${worker.proxyAddresses.join(", ") || "no proxy yet (waiting for the root to register one)"}; status at ${worker.statusUrl}`);
@@ -137,14 +145,16 @@ program
   .option("--no-payments", "no chain and no payments: requests are free (only counted)")
   .option("--data-dir <dir>", "where the devnet keeps chain state, ledgers and payments configs (default: a new temporary folder)")
   .option("--drain-timeout <seconds>", "on SIGTERM: how long each role lets running requests finish (Ctrl-C stops at once)", drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
+  .option("--dashboard-port <port>", "port of the devnet page (every node, balances, a chat box); 0 picks a free one", port, 0)
   .action(async (o) => {
-    await runDevnet({ apiPort: o.port, workers: o.workers, proxies: o.proxies, modelFile: o.modelFile, payments: o.payments, dataDir: o.dataDir, drainTimeoutS: o.drainTimeout });
+    await runDevnet({ apiPort: o.port, workers: o.workers, proxies: o.proxies, modelFile: o.modelFile, payments: o.payments, dataDir: o.dataDir, drainTimeoutS: o.drainTimeout, dashboardPort: o.dashboardPort });
   });
 
 registerAttestCommand(program);
 registerChainCommand(program);
 registerWalletCommand(program);
 registerRootCommand(program);
+registerAdminCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`cocoon: ${err.message}`);

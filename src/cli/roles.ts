@@ -22,6 +22,8 @@ import { parseAddress } from "../payments/ton.js";
 import { checkCoefficient } from "../payments/pricing.js";
 import { DISCOVERY_REFRESH_MS, expectRegisteredProxy, ProxyDirectory, type DiscoverySide } from "../client/discovery.js";
 import type { Address } from "@ton/core";
+import { enableAdmin, registerProxyControls, registerWorkerControls } from "../observability/controls.js";
+import { withOwnEvidence } from "../observability/evidence.js";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
 
@@ -96,6 +98,8 @@ export interface ProxyCliOptions extends SecurityOptions {
   statusPort: number;
   /** Payments config JSON (src/payments/config.ts); without it the proxy only counts tokens. */
   payments?: string;
+  /** Operator controls' token file (made when missing); without it the controls are off. */
+  adminTokenFile?: string;
 }
 
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
@@ -118,8 +122,10 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
     verifyClient: sec.verifierFor("client"),
     requireSealed: sec.production,
     log,
-    statusExtra: sec.statusExtra,
+    statusExtra: withOwnEvidence(sec, "proxy"),
   });
+  registerProxyControls(proxy, meter);
+  enableAdmin(proxy.obs.admin, o.adminTokenFile);
   await proxy.start();
   sec.onRotate(() => proxy.setIdentity(sec.identity));
   return proxy;
@@ -146,6 +152,7 @@ export interface WorkerCliOptions extends SecurityOptions, DiscoveryCliOptions {
   payments?: string;
   /** Price coefficient asked (thousandths of the base price). */
   priceCoefficient?: number;
+  adminTokenFile?: string;
 }
 
 /** The weights digest a worker on --backend openai declares (--model-digest, or --model-dir hashed). */
@@ -215,8 +222,10 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     statusHost: o.statusHost,
     statusPort: o.statusPort,
     log,
-    statusExtra: sec.statusExtra,
+    statusExtra: withOwnEvidence(sec, "worker"),
   });
+  registerWorkerControls(worker, payee);
+  enableAdmin(worker.obs.admin, o.adminTokenFile);
   await worker.start();
   sec.onRotate((node) => worker.rotateIdentity(sealingKeysOf(node)));
   directory?.onChange((targets) => void servable(targets).then((t) => worker.setProxies(t)).catch((err: Error) => log.warn(`could not follow the root's proxy list: ${err.message}`)));
@@ -236,6 +245,11 @@ export interface ClientCliOptions extends SecurityOptions, DiscoveryCliOptions {
   seal?: boolean;
   /** Payments config JSON: the client's wallet, channel and ledger. */
   payments?: string;
+  /** Origins browser apps may call the API from (--cors-origin, repeatable). */
+  corsOrigin?: string[];
+  /** Seconds a request may run before it is cancelled (--request-timeout). */
+  requestTimeout?: number;
+  adminTokenFile?: string;
 }
 
 export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
@@ -285,7 +299,10 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     selfInsecure: sec.node.insecure,
     ...(seal ? { verifyWorkerCert: sec.workerCertVerifier } : {}),
     statusExtra: sec.statusExtra,
+    ...(o.corsOrigin?.length ? { corsOrigins: o.corsOrigin } : {}),
+    ...(o.requestTimeout ? { requestTimeoutMs: o.requestTimeout * 1000 } : {}),
   });
+  enableAdmin(client.obs.admin, o.adminTokenFile);
   await client.start();
   return client;
 }

@@ -99,10 +99,12 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   }
   const nodeId = o.nodeId;
   const sources = platform === "sim" ? {} : evidenceSources(o, log);
+  // With --pccs given, this node also fetches collateral for peers that attached none (any platform of its own).
+  const peerCollateral = o.pccs ? (sources.collateralSource ?? evidenceSources(o, log).collateralSource) : undefined;
   // A worker in a TEE attests its GPU (nonce bound to its claims) when asked, or when the policy requires it.
   const gpuIndex = o.gpu === undefined ? (configured.requireGpu ? 0 : undefined) : o.gpu === "none" ? undefined : Number(o.gpu);
   if (gpuIndex !== undefined && (!Number.isInteger(gpuIndex) || gpuIndex < 0)) throw new Error(`--gpu must be a GPU index (0, 1, ...) or none, got "${o.gpu}"`);
-  const gpu = role === "worker" && platform !== "sim" && gpuIndex !== undefined ? { gpuCollector: (nonce: Buffer) => collectGpuEvidence(nonce, { index: gpuIndex }) } : {};
+  const gpu = role === "worker" && platform !== "sim" && gpuIndex !== undefined ? { gpuCollector: (nonce: Buffer) => collectGpuEvidence(nonce, { index: gpuIndex, onWarning: (l) => log.warn(l) }) } : {};
   let node = await createNodeIdentity({ role, platform, model, nodeId, ...sources, ...gpu });
   const listeners: Array<(n: NodeIdentity) => void | Promise<void>> = [];
   const rotate = async (): Promise<NodeIdentity> => {
@@ -121,7 +123,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
     }
     return async (der): Promise<PeerInfo> => {
       if (!der) throw new Error(`the ${peerRole} presented no certificate; it must present an RA-TLS certificate`);
-      const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: peerRole });
+      const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: peerRole, ...(peerCollateral ? { collateralSource: peerCollateral } : {}) });
       return {
         description: describePeer(peerRole, v.platform, v.insecure, v.imageDigest),
         insecure: v.insecure,

@@ -1,27 +1,28 @@
 // The client role: an OpenAI-compatible HTTP API for apps (chat completions, completions, models; SSE
-// streaming) in front of links to one or several proxies (src/client/proxy-set.ts decides which takes each
-// request; a request no answer byte came back for moves to another proxy). Apps use the official SDKs unchanged.
+// streaming) in front of one proxy connection. Apps use the official SDKs unchanged.
 import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { Stream } from "../protocol/connection.js";
 import { StreamError } from "../protocol/connection.js";
 import { CocoonError, type ErrorCode } from "../protocol/errors.js";
 import { inferenceReplySchema, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceReply, type InferenceTrailer } from "../protocol/messages.js";
-import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseGenerationRequest, wantsStreamUsage, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
+import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseEmbeddingRequest, parseGenerationRequest, wantsStreamUsage, type EmbeddingRequest, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
 import { sseData } from "../protocol/sse.js";
-import { decodeAnswerChunk } from "../protocol/answer-chunk.js";
+import { decodeAnswerChunk, type AnswerDelta } from "../protocol/answer-chunk.js";
+import { AnswerCollector, ChunkShaper, EmbeddingCollector, apiFinishReason } from "./openai-answer.js";
 import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.js";
-import { DEFAULT_HTTP_LIMITS, sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
+import { CorsPolicy, DEFAULT_HTTP_LIMITS, decodeUtf8Strict, isJsonContentType, sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
+import { NodeObservability } from "../observability/node.js";
 import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
 import { DEFAULT_MAX_LINKS, describeTarget, ProxySet, type ProxyRoute, type ProxyTarget } from "./proxy-set.js";
 import type { ProxyDirectory } from "./discovery.js";
+import { COEFFICIENT_BASE, DEFAULT_MAX_COEFFICIENT, MAX_COEFFICIENT } from "../payments/pricing.js";
 import { ATTESTATION_HEADER, attestationHeaderValue } from "../tee/sim.js";
 import type { Payer } from "./payer.js";
 import { judgeReceipt, sealRequest, type SealedRequestResult } from "../crypto/index.js";
 import { OP_PAYMENTS, OP_WORKERS, workersReplySchema, type ModelsReply } from "../protocol/messages.js";
-import { COEFFICIENT_BASE, DEFAULT_MAX_COEFFICIENT, MAX_COEFFICIENT } from "../payments/pricing.js";
 
 export const DEFAULT_CLIENT_API_PORT = 10000;
 /** How long a model's verified candidate list is reused before asking the proxy again. */
@@ -70,6 +71,7 @@ export interface ClientOptions {
    */
   verifyProxy: PeerVerifier;
   verifyProxyFor?: (target: ProxyTarget) => PeerVerifier;
+
   identity?: TlsIdentity;
   clientId?: string;
   maxBodyBytes?: number;
@@ -94,8 +96,29 @@ export interface ClientOptions {
    * Without it, `payer` serves every proxy.
    */
   payerFor?: (target: ProxyTarget) => Payer | undefined;
+
   statusExtra?: () => Record<string, unknown>;
+  /** Origins browser apps may call this API from ("*" for any); pages on this machine are always allowed. */
+  corsOrigins?: string[];
+  /** Longest a request may run before it is cancelled and answered 504 (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
+
+/** Default of ClientOptions.requestTimeoutMs: long enough for a long answer from a slow engine. */
+export const REQUEST_TIMEOUT_MS = 10 * 60_000;
+/** Response headers a browser app may read (CORS). */
+const EXPOSED_HEADERS = ["x-request-id", "x-cocoon-worker", "x-cocoon-proxy", "x-cocoon-attestation", "x-cocoon-sealed", "x-cocoon-receipt", "x-cocoon-ttft-ms", "x-cocoon-total-ms", "retry-after"];
+
+/** The routes of the API and the methods each takes (for Allow and CORS preflight). */
+const ROUTES: { match: (path: string) => boolean; methods: string[] }[] = [
+  { match: (p) => p === "/status" || p === "/v1/models" || p.startsWith("/v1/models/"), methods: ["GET", "HEAD", "OPTIONS"] },
+  { match: (p) => p === "/v1/chat/completions" || p === "/v1/completions" || p === "/v1/embeddings", methods: ["POST", "OPTIONS"] },
+];
+
+/** One parsed app request: a generation (chat, completions) or an embeddings request. */
+type AppRequest =
+  | { endpoint: "chat" | "completions"; gen: GenerationRequest; model: string; budget: number; stream: boolean; includeUsage: boolean }
+  | { endpoint: "embeddings"; emb: EmbeddingRequest; model: string; budget: number; stream: false; includeUsage: false };
 
 interface Counters {
   /** Requests the app cancelled whose answers still ended with a receipt and were paid for what was produced. */
@@ -121,7 +144,10 @@ export class ClientNode {
   private readonly log: Logger;
   private readonly payers = new Map<string, Payer>();
   private tendTimer: NodeJS.Timeout | undefined;
+  /** Metrics, live dashboard and operator controls, served on the API port next to /status. */
+  readonly obs: NodeObservability;
   private http?: HttpServerHandle;
+  private readonly cors: CorsPolicy;
   /** nanoTON of paid answers, by where they went (see `account`); this process's lifetime. */
   private readonly costs = { delivered: { count: 0, nano: 0n }, cancelledByApp: { count: 0, nano: 0n } };
   private readonly stats: Counters = { cancelledBilled: 0, receiptsVerified: 0, receiptsRefused: 0, workersRefused: 0, requests: 0, proxyRetries: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
@@ -129,6 +155,8 @@ export class ClientNode {
   constructor(private readonly opts: ClientOptions) {
     this.id = opts.clientId ?? `client-${randomBytes(4).toString("hex")}`;
     this.log = opts.log ?? createLogger("client");
+    this.cors = new CorsPolicy(opts.corsOrigins);
+    this.obs = new NodeObservability("client", this.log);
     if (!opts.proxy && !opts.directory) throw new Error("a client needs a proxy: pin one (--proxy HOST:PORT) or read them from the root (--root ADDRESS)");
     this.proxies = new ProxySet({ makeLink: (t) => this.makeLink(t), maxLinks: opts.maxProxyLinks, log: this.log });
     if (opts.directory) {
@@ -184,6 +212,7 @@ export class ClientNode {
     return this.payers.get(route.target.key);
   }
 
+
   get url(): string {
     return this.http!.url;
   }
@@ -193,8 +222,11 @@ export class ClientNode {
 
   async start(): Promise<void> {
     this.http = await startHttpServer(this.opts.host ?? "127.0.0.1", this.opts.port ?? DEFAULT_CLIENT_API_PORT, (req, res) => {
+      // Every response names its request (errors included), so an app's report can be matched to the logs.
+      res.setHeader("x-request-id", `req_${randomBytes(12).toString("hex")}`);
       this.route(req, res).catch((err) => this.fail(res, err));
     }, { maxConnectionsPerAddress: DEFAULT_HTTP_LIMITS.maxConnections }); // apps on this host all come from one address
+    this.obs.attach(() => this.statusJson());
     this.proxies.start();
     this.tendTimer = setInterval(() => this.proxies.tend(), 1_000);
     this.tendTimer.unref();
@@ -244,17 +276,30 @@ export class ClientNode {
     return [...byId.values()];
   }
 
+
+
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
-    if (method === "GET" && path === "/status") return sendJson(res, 200, this.statusJson());
-    if (method === "GET" && path === "/v1/models") return this.listModels(res);
-    if (method === "GET" && path.startsWith("/v1/models/")) return this.getModel(res, decodeURIComponent(path.slice("/v1/models/".length)));
-    if (path === "/v1/chat/completions" || path === "/v1/completions") {
-      if (method !== "POST") throw new ApiError(405, `Use POST for ${path}.`, "invalid_request_error", "method_not_allowed");
-      return this.complete(req, res, path === "/v1/chat/completions" ? "chat" : "completions");
+    const route = ROUTES.find((r) => r.match(path));
+    if (method === "OPTIONS" && route) return this.cors.preflight(req, res, route.methods);
+    if (!this.cors.apply(req, res, EXPOSED_HEADERS)) {
+      throw new ApiError(403, `Cross-origin requests from ${req.headers.origin} are not allowed by this Cocoon client. Start it with --cors-origin ${req.headers.origin} to allow them.`, "invalid_request_error", "cors_origin_not_allowed");
     }
-    throw new ApiError(404, `Unknown path ${method} ${path}. This server offers POST /v1/chat/completions, POST /v1/completions, GET /v1/models and GET /status.`, "invalid_request_error", "unknown_url");
+    if (this.obs.handle(req, res)) return; // GET /status, /metrics, / (dashboard), /events; POST /admin/*
+    if (route && !route.methods.includes(method)) {
+      res.setHeader("allow", route.methods.join(", "));
+      throw new ApiError(405, `Method ${method} is not allowed for ${path}; use ${route.methods.filter((m) => m !== "OPTIONS").join(" or ")}.`, "invalid_request_error", "method_not_allowed");
+    }
+    // HEAD is answered like GET; Node sends the headers and leaves the body out.
+    const get = method === "GET" || method === "HEAD";
+    if (get && path === "/status") return sendJson(res, 200, this.statusJson());
+    if (get && path === "/v1/models") return this.listModels(res);
+    if (get && path.startsWith("/v1/models/")) return this.getModel(res, decodeURIComponent(path.slice("/v1/models/".length)));
+    if (method === "POST" && path === "/v1/chat/completions") return this.complete(req, res, "chat");
+    if (method === "POST" && path === "/v1/completions") return this.complete(req, res, "completions");
+    if (method === "POST" && path === "/v1/embeddings") return this.complete(req, res, "embeddings");
+    throw new ApiError(404, `Unknown path ${method} ${path}. This server offers POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models and GET /status.`, "invalid_request_error", "unknown_url");
   }
 
   private async listModels(res: http.ServerResponse): Promise<void> {
@@ -269,6 +314,7 @@ export class ClientNode {
       })),
     });
   }
+
 
   private async getModel(res: http.ServerResponse, id: string): Promise<void> {
     const m = (await this.allModels()).find((x) => x.id === id);
@@ -290,24 +336,47 @@ export class ClientNode {
     return Buffer.concat(parts);
   }
 
-  private async complete(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint): Promise<void> {
-    this.stats.requests++;
-    let raw = await this.readBody(req);
-    let body: Record<string, unknown>;
+  /** Reads a JSON body: the right content type, well-formed UTF-8, a JSON value (the schema checks the rest). */
+  private async readJson(req: http.IncomingMessage): Promise<{ raw: Buffer; body: unknown }> {
+    const type = req.headers["content-type"];
+    if (!isJsonContentType(type)) {
+      throw new ApiError(415, `Unsupported Content-Type '${type}': send the body as JSON with 'Content-Type: application/json'.`, "invalid_request_error", "unsupported_media_type");
+    }
+    const raw = await this.readBody(req);
+    const text = decodeUtf8Strict(raw);
+    if (text === undefined) throw invalidRequest("The request body is not valid UTF-8. Encode the JSON body as UTF-8.", null, "invalid_encoding");
     try {
-      body = JSON.parse(raw.toString("utf8"));
+      return { raw, body: JSON.parse(text) };
     } catch (err) {
       throw invalidRequest(`We could not parse the JSON body of your request: ${(err as Error).message}. Send a JSON object.`, null, "invalid_json");
     }
-    // Cocoon's own field (as the original's): read and stripped here, the worker's strict schema never sees it.
-    const isObject = typeof body === "object" && body !== null && !Array.isArray(body);
-    const cap = this.maxCoefficientOf(isObject ? body : {}, req);
-    if (isObject && "max_coefficient" in body) {
-      delete body.max_coefficient;
-      raw = Buffer.from(JSON.stringify(body));
+  }
+
+  /** Validates an app's request for its endpoint. */
+  private parseApp(endpoint: Endpoint, body: unknown): AppRequest {
+    if (endpoint === "embeddings") {
+      const emb = parseEmbeddingRequest(body);
+      return { endpoint, emb, model: emb.model, budget: 1, stream: false, includeUsage: false };
     }
     const gen = parseGenerationRequest(endpoint, body, this.opts.maxTokensLimit ?? MAX_TOKENS_LIMIT);
-    const requestId = `${endpoint === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
+    const stream = gen.body?.stream === true;
+    // Every choice may run to max_tokens: the proxy admits, and the payer reserves, their sum.
+    return { endpoint, gen, model: gen.model, budget: gen.maxTokens * (gen.n ?? 1), stream, includeUsage: stream && !!gen.body && wantsStreamUsage(gen.body) };
+  }
+
+  private async complete(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint): Promise<void> {
+    this.stats.requests++;
+    let { raw, body } = await this.readJson(req);
+    // Cocoon's own field (as the original's): read and stripped here, the worker's strict schema never sees it.
+    const isObject = typeof body === "object" && body !== null && !Array.isArray(body);
+    const cap = this.maxCoefficientOf(isObject ? (body as Record<string, unknown>) : {}, req);
+    if (isObject && "max_coefficient" in (body as Record<string, unknown>)) {
+      const { max_coefficient: _omit, ...rest } = body as Record<string, unknown>;
+      body = rest;
+      raw = Buffer.from(JSON.stringify(rest));
+    }
+    const app = this.parseApp(endpoint, body);
+    const requestId = `${endpoint === "chat" ? "chatcmpl" : endpoint === "embeddings" ? "emb" : "cmpl"}-${randomBytes(12).toString("hex")}`;
     // The attempt in progress: which proxy, its stream, what was sealed (a retry on another proxy replaces it).
     let at: Attempt | undefined;
     // The app going away is a soft cancel: the worker stops generating but still ends the answer with its receipt, and
@@ -328,6 +397,20 @@ export class ClientNode {
       sendCancel();
     };
     res.on("close", cancel);
+    // The per-request timeout: cancelled like an app that left, then answered 504 (or ended in-band when streaming).
+    const timeoutMs = this.opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      if (res.writableFinished || gone.gone) return;
+      gone.gone = true;
+      gone.timedOut = true;
+      sendCancel();
+      const err = new ApiError(504, `The request ran longer than this client's limit of ${Math.round(timeoutMs / 1000)} s and was cancelled; ask for fewer tokens or raise --request-timeout.`, "api_error", "timeout");
+      this.count(504);
+      this.stats.failed++;
+      if (!res.headersSent) sendJson(res, 504, err.toJSON());
+      else res.end(sseData(JSON.stringify(err.toJSON())));
+    }, timeoutMs);
+    timer.unref();
     let outcome: { ok: true } | { ok: false; refusal?: string } = { ok: false };
     try {
       // Each proxy gets one try; one that refuses before any answer byte ("not now") passes the request on.
@@ -340,7 +423,7 @@ export class ClientNode {
         at = { route, tracked: false };
         this.proxies.begin(route);
         try {
-          reply = await this.startOn(at, raw, gen, endpoint, requestId, gone, sendCancel, cap);
+          reply = await this.startOn(at, raw, app, endpoint, requestId, gone, sendCancel, cap);
         } catch (err) {
           // Ended without an answer this client settled: whether that proxy charged it, reconciliation will tell.
           if (at.tracked) this.payerOf(route)?.abandon?.(requestId);
@@ -367,20 +450,24 @@ export class ClientNode {
       };
       if (sealed) sealed.result.opener.preferWorker(reply.worker);
       const answer = new Answer(at!.stream!, sealed, gone, this.payerOf(route));
-      if (body.stream === true) await this.streamAnswer(res, answer, gen, requestId, wantsStreamUsage(body), headers);
-      else await this.collectAnswer(res, answer, gen, requestId, headers);
+      if (app.endpoint === "embeddings") await this.collectEmbeddings(res, answer, app, requestId, headers);
+      else if (app.stream) await this.streamAnswer(res, answer, app, requestId, headers);
+      else await this.collectAnswer(res, answer, app, requestId, headers);
       outcome = { ok: true };
     } catch (err) {
       // Ended without an answer this client settled: whether the proxy charged it, reconciliation will tell.
       if (at?.tracked) this.payerOf(at.route)?.abandon?.(requestId);
       if (gone.gone || (err instanceof StreamError && err.code === "cancelled" && res.destroyed)) {
         this.stats.cancelled++;
+        this.obs.request({ model: app.model, requestId, outcome: "cancelled", code: "cancelled" });
         return;
       }
+      this.obs.request({ model: app.model, requestId, outcome: "failed", code: toApiError(err).code ?? String(toApiError(err).status) });
       throw err;
     } finally {
       if (at) this.proxies.end(at.route, outcome);
       res.off("close", cancel);
+      clearTimeout(timer);
       if (hardStop) clearTimeout(hardStop);
     }
   }
@@ -388,29 +475,29 @@ export class ClientNode {
   /**
    * One attempt on one proxy, up to the reply head (nothing has reached the app yet): the model must be offered
    * there, the payer of that proxy's channel gives the voucher to piggyback, the body is sealed to that proxy's
-   * attested candidates, and the request goes out. Returns the reply head; `at` holds the stream.
+   * attested candidates under the price cap, and the request goes out. Returns the reply head; `at` holds the stream.
    */
-  private async startOn(at: Attempt, raw: Buffer, gen: GenerationRequest, endpoint: Endpoint, requestId: string, gone: AppGone, sendCancel: () => void, cap: number): Promise<InferenceReply> {
+  private async startOn(at: Attempt, raw: Buffer, app: AppRequest, endpoint: Endpoint, requestId: string, gone: AppGone, sendCancel: () => void, cap: number): Promise<InferenceReply> {
     const link = at.route.link;
     const { models } = await link.models();
-    if (!models.some((m) => m.id === gen.model)) {
+    if (!models.some((m) => m.id === app.model)) {
       const available = models.map((m) => m.id).join(", ") || "none right now";
-      throw new ApiError(404, `The model '${gen.model}' does not exist or no worker serves it now. Available: ${available}.`, "invalid_request_error", "model_not_found", "model");
+      throw new ApiError(404, `The model '${app.model}' does not exist or no worker serves it now. Available: ${available}.`, "invalid_request_error", "model_not_found", "model");
     }
     const payer = this.payerOf(at.route);
-    let payment = await payer?.beforeRequest(gen.model, gen.maxTokens);
+    let payment = await payer?.beforeRequest(app.model, app.budget, raw.length);
     let reconciled = false;
     // A sealed request names its candidates; if they all left meanwhile, seal again to a fresh list once.
     for (let attempt = 0; ; attempt++) {
-      at.sealed = this.opts.verifyWorkerCert ? await this.seal(at.route, raw, gen.model, requestId, attempt > 0, cap) : undefined;
+      at.sealed = this.opts.verifyWorkerCert ? await this.seal(at.route, raw, app.model, requestId, attempt > 0, cap) : undefined;
       const sealed = at.sealed;
       const payload = sealed ? sealed.result.bytes : raw;
       at.stream = await link.open({
         op: OP_INFERENCE,
         requestId,
         endpoint,
-        model: gen.model,
-        maxTokens: gen.maxTokens,
+        model: app.model,
+        maxTokens: app.budget,
         bodyBytes: payload.length,
         ...(sealed ? { sealed: true, candidates: sealed.candidates.map((c) => c.id) } : {}),
         ...(payment ? { payment } : {}),
@@ -419,7 +506,7 @@ export class ClientNode {
       if (gone.gone) sendCancel();
       if (sealed && payer?.track) {
         payer.track(requestId, {
-          model: gen.model, maxTokens: gen.maxTokens, requestDigest: sealed.result.requestDigest,
+          model: app.model, maxTokens: app.budget, requestDigest: sealed.result.requestDigest,
           receiptKeys: sealed.candidates.map((c) => c.receiptPublicKey), coefficients: sealed.candidates.map((c) => c.priceCoefficient ?? COEFFICIENT_BASE),
         });
         at.tracked = true;
@@ -435,7 +522,7 @@ export class ClientNode {
         if (code === "voucher_missing" && !reconciled && payer?.reconcile) {
           reconciled = true;
           await payer.reconcile();
-          payment = await payer.beforeRequest(gen.model, gen.maxTokens);
+          payment = await payer.beforeRequest(app.model, app.budget, raw.length);
           continue;
         }
         if (!(sealed && attempt === 0 && code === "no_worker")) throw err;
@@ -500,7 +587,7 @@ export class ClientNode {
   }
 
   /** Checks the worker-signed receipt of a sealed answer before anything is paid for it. */
-  private checkReceipt(answer: Answer, gen: GenerationRequest, trailer: InferenceTrailer, requestId: string): string | undefined {
+  private checkReceipt(answer: Answer, app: AppRequest, trailer: InferenceTrailer, requestId: string): string | undefined {
     const sealed = answer.sealed;
     if (!sealed) return undefined;
     const worker = sealed.candidates.find((c) => c.id === sealed.result.opener.workerId);
@@ -510,8 +597,8 @@ export class ClientNode {
       trailer.receipt,
       {
         requestId,
-        model: gen.model,
-        maxTokens: gen.maxTokens,
+        model: app.model,
+        maxTokens: app.budget,
         requestDigest: sealed.result.requestDigest,
         responseDigest: sealed.result.opener.responseDigest,
         workerId: worker.id,
@@ -528,19 +615,40 @@ export class ClientNode {
     return { "x-request-id": requestId };
   }
 
-  private async collectAnswer(res: http.ServerResponse, answer: Answer, gen: GenerationRequest, id: string, headers: Record<string, string>): Promise<void> {
-    let text = "";
-    for await (const delta of answer) text += delta;
-    const trailer = await this.finish(answer, gen, id);
+  private async collectAnswer(res: http.ServerResponse, answer: Answer, app: AppRequest & { endpoint: "chat" | "completions" }, id: string, headers: Record<string, string>): Promise<void> {
+    const collector = new AnswerCollector();
+    for await (const delta of answer) collector.add(delta);
+    const trailer = await this.finish(answer, app, id);
     if (answer.appGone || res.destroyed) return this.account(trailer, false);
     const created = Math.floor(Date.now() / 1000);
-    const finish = trailer.finishReason === "length" ? "length" : "stop";
     const usage = usageOf(trailer);
+    const model = app.model;
     const out =
-      gen.endpoint === "chat"
-        ? { id, object: "chat.completion", created, model: gen.model, choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }], usage }
-        : { id, object: "text_completion", created, model: gen.model, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage };
+      app.endpoint === "chat"
+        ? { id, object: "chat.completion", created, model, choices: collector.chatChoices(trailer.finishReason), usage, ...serviceTier(app.gen) }
+        : { id, object: "text_completion", created, model, choices: collector.textChoices(trailer.finishReason), usage };
     sendJson(res, 200, out, { ...headers, ...timingHeaders(trailer), ...(answer.sealed ? { "x-cocoon-receipt": answer.receiptProblem ? `refused: ${answer.receiptProblem}` : "verified" } : {}) });
+    this.account(trailer, !res.destroyed);
+  }
+
+  private async collectEmbeddings(res: http.ServerResponse, answer: Answer, app: AppRequest & { endpoint: "embeddings" }, id: string, headers: Record<string, string>): Promise<void> {
+    const collector = new EmbeddingCollector();
+    try {
+      for await (const delta of answer) collector.add(delta);
+    } catch (err) {
+      if (err instanceof StreamError) throw err;
+      throw new StreamError("worker_failed", (err as Error).message);
+    }
+    const trailer = await this.finish(answer, app, id);
+    if (answer.appGone || res.destroyed) return this.account(trailer, false);
+    let data;
+    try {
+      data = collector.data(app.emb.encodingFormat, app.emb.input.length);
+    } catch (err) {
+      throw new StreamError("worker_failed", (err as Error).message);
+    }
+    const usage = { prompt_tokens: trailer.usage.prompt_tokens, total_tokens: trailer.usage.prompt_tokens, ...costsOf(trailer) };
+    sendJson(res, 200, { object: "list", data, model: app.model, usage }, { ...headers, ...timingHeaders(trailer), ...(answer.sealed ? { "x-cocoon-receipt": answer.receiptProblem ? `refused: ${answer.receiptProblem}` : "verified" } : {}) });
     this.account(trailer, !res.destroyed);
   }
 
@@ -556,34 +664,29 @@ export class ClientNode {
     c.nano += cost;
   }
 
-  private async streamAnswer(res: http.ServerResponse, answer: Answer, gen: GenerationRequest, id: string, includeUsage: boolean, headers: Record<string, string>): Promise<void> {
+  private async streamAnswer(res: http.ServerResponse, answer: Answer, app: AppRequest & { endpoint: "chat" | "completions" }, id: string, headers: Record<string, string>): Promise<void> {
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", ...headers });
     res.flushHeaders();
     const created = Math.floor(Date.now() / 1000);
-    const usageField = includeUsage ? { usage: null } : {};
-    const chunk = (choice: Record<string, unknown>) =>
-      gen.endpoint === "chat"
-        ? { id, object: "chat.completion.chunk", created, model: gen.model, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }], ...usageField }
-        : { id, object: "text_completion", created, model: gen.model, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }], ...usageField };
+    const shaper = new ChunkShaper(app.endpoint, { id, created, model: app.model, ...(app.endpoint === "chat" ? serviceTier(app.gen) : {}) }, app.includeUsage);
     // Once the app is gone, the answer is still read to its end (and paid), just not written anywhere.
     const write = async (obj: unknown) => {
       if (answer.appGone || res.destroyed) return;
       if (!res.write(sseData(JSON.stringify(obj)))) await drainOrClose(res);
     };
     try {
-      if (gen.endpoint === "chat") await write(chunk({ delta: { role: "assistant", content: "" } }));
-      for await (const text of answer) {
-        await write(chunk(gen.endpoint === "chat" ? { delta: { content: text } } : { text }));
+      for (const c of shaper.opening()) await write(c);
+      for await (const delta of answer) {
+        for (const c of shaper.chunks(delta)) await write(c);
       }
-      const trailer = await this.finish(answer, gen, id);
-      const finish = trailer.finishReason === "length" ? "length" : "stop";
-      await write(chunk(gen.endpoint === "chat" ? { delta: {}, finish_reason: finish } : { text: "", finish_reason: finish }));
-      if (includeUsage) {
-        const base = gen.endpoint === "chat" ? "chat.completion.chunk" : "text_completion";
-        await write({ id, object: base, created, model: gen.model, choices: [], usage: usageOf(trailer) });
+      const trailer = await this.finish(answer, app, id);
+      for (const c of shaper.closing(trailer.finishReason)) await write(c);
+      if (app.includeUsage) {
+        const object = app.endpoint === "chat" ? "chat.completion.chunk" : "text_completion";
+        await write({ id, object, created, model: app.model, choices: [], usage: usageOf(trailer) });
       }
       this.account(trailer, !answer.appGone && !res.destroyed);
-      if (!res.destroyed) res.end("data: [DONE]\n\n");
+      if (!res.destroyed && !answer.appGone) res.end("data: [DONE]\n\n");
     } catch (err) {
       if (res.destroyed || answer.appGone) throw err;
       // This answer ended without one this client could settle (the proxy may have charged it): reconciliation decides.
@@ -592,15 +695,16 @@ export class ClientNode {
       const apiErr = toApiError(err);
       this.count(apiErr.status);
       this.stats.failed++;
+      this.obs.request({ model: app.model, requestId: id, outcome: "failed", code: apiErr.code ?? String(apiErr.status) });
       res.end(sseData(JSON.stringify(apiErr.toJSON())));
     }
   }
 
   /** Validates the end of an answer: trailer, and for sealed answers the worker's signed receipt. */
-  private async finish(answer: Answer, gen: GenerationRequest, requestId: string): Promise<InferenceTrailer> {
+  private async finish(answer: Answer, app: AppRequest, requestId: string): Promise<InferenceTrailer> {
     const trailer = parseMessage(inferenceTrailerSchema, answer.stream.trailer, "proxy trailer");
     if (answer.sealed) {
-      answer.receiptProblem = this.checkReceipt(answer, gen, trailer, requestId);
+      answer.receiptProblem = this.checkReceipt(answer, app, trailer, requestId);
       if (answer.receiptProblem) {
         this.stats.receiptsRefused++;
         this.log.warn(`refusing the usage receipt of worker ${answer.sealed.result.opener.workerId} for ${requestId}: ${answer.receiptProblem}; this request will not be paid`);
@@ -608,7 +712,7 @@ export class ClientNode {
     }
     await answer.payer?.afterAnswer({
       requestId,
-      model: gen.model,
+      model: app.model,
       usage: trailer.usage,
       cost: trailer.cost,
       receiptOk: !!answer.sealed && !answer.receiptProblem,
@@ -623,6 +727,7 @@ export class ClientNode {
     }
     this.stats.promptTokens += trailer.usage.prompt_tokens;
     this.stats.completionTokens += trailer.usage.completion_tokens;
+    this.obs.request({ model: app.model, requestId, outcome: answer.appGone ? "cancelled" : "completed", ttftMs: trailer.timings?.ttftMs, totalMs: trailer.timings?.proxyMs ?? trailer.timings?.totalMs, promptTokens: trailer.usage.prompt_tokens, completionTokens: trailer.usage.completion_tokens, ...evidenceOf(answer, trailer) });
     return trailer;
   }
 
@@ -701,6 +806,7 @@ export class ClientNode {
   }
 
   async stop(): Promise<void> {
+    this.obs.close();
     clearInterval(this.tendTimer);
     await this.http?.close();
     // While the proxy links are still up: each payer hands its proxy the newest voucher.
@@ -779,6 +885,8 @@ const MOVE_TO_ANOTHER_PROXY: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["no_wo
 /** Whether the app closed its HTTP connection before the answer was complete. */
 interface AppGone {
   gone: boolean;
+  /** Gone because the request ran past the client's timeout (the 504 is already sent). */
+  timedOut?: boolean;
 }
 
 /** Resolves when a response can take more data, or when it closed (an app that left never drains). */
@@ -812,7 +920,7 @@ class Answer {
     return this.app.gone;
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<string> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<AnswerDelta> {
     const opener = this.sealed?.result.opener;
     for await (const chunk of this.stream) {
       this.receivedBytes += chunk.length;
@@ -825,8 +933,8 @@ class Answer {
           throw new StreamError("worker_failed", `a sealed answer chunk failed its integrity check (${(err as Error).message}); the answer was tampered with on the way`);
         }
       }
-      for (const text of decodeAnswerChunk(data)) {
-        if (text) yield text;
+      for (const delta of decodeAnswerChunk(data)) {
+        if (delta !== "") yield delta;
       }
     }
     if (opener && !opener.finished) {
@@ -835,17 +943,35 @@ class Answer {
   }
 }
 
+/** Who served an answer, what it cost and what proved the worker (for the dashboard's recent requests). */
+function evidenceOf(answer: Answer, t: InferenceTrailer): { worker?: string; costNano?: string; evidence?: string } {
+  const w = answer.sealed?.candidates.find((c) => c.id === t.worker);
+  const receipt = answer.sealed ? (answer.receiptProblem ? `receipt refused: ${answer.receiptProblem}` : "receipt verified") : "not sealed";
+  return {
+    ...(t.worker ? { worker: t.worker } : {}),
+    ...(t.cost?.total_cost ? { costNano: t.cost.total_cost } : {}),
+    evidence: w ? `${w.platform}${w.insecure ? " (INSECURE sim stand-in)" : ""}: ${w.description}; ${receipt}` : receipt,
+  };
+}
+
 /** The proxy's total cost of an answer (nanoTON), when its trailer carries a well-formed one. */
 function totalCostOf(t: InferenceTrailer): bigint | undefined {
   const c = t.cost?.total_cost;
   return c !== undefined && /^[0-9]+$/.test(c) ? BigInt(c) : undefined;
 }
 
-function usageOf(t: InferenceTrailer): Record<string, unknown> {
-  const usage: Record<string, unknown> = { ...t.usage };
-  // Costs in nanoTON as integers, named as the original Cocoon names them.
-  for (const [k, v] of Object.entries(t.cost ?? {})) usage[k] = Number(v);
-  return usage;
+function usageOf(t: InferenceTrailer): Record<string, number> {
+  return { ...t.usage, ...costsOf(t) };
+}
+
+/** Costs in nanoTON as integers, named as the original Cocoon names them. */
+function costsOf(t: InferenceTrailer): Record<string, number> {
+  return Object.fromEntries(Object.entries(t.cost ?? {}).map(([k, v]) => [k, Number(v)]));
+}
+
+/** OpenAI echoes the service tier that served a chat request; every request here is served on the one tier. */
+function serviceTier(gen: GenerationRequest): { service_tier?: string } {
+  return gen.body && "service_tier" in gen.body && gen.body.service_tier ? { service_tier: "default" } : {};
 }
 
 function timingHeaders(t: InferenceTrailer): Record<string, string> {
@@ -861,7 +987,9 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof CocoonError) {
     const status = err.status;
     const type = status === 400 || status === 404 || status === 413 ? "invalid_request_error" : status === 429 ? "rate_limit_error" : status === 402 ? "insufficient_quota" : "api_error";
-    return new ApiError(status, err.message, type, err.code);
+    // The worker names the parameter it could not honour ("Unsupported parameter: 'logit_bias' ..."): so does the error.
+    const param = err.code === "unsupported_parameter" ? (/'([^']+)'/.exec(err.message)?.[1] ?? null) : null;
+    return new ApiError(status, err.message, type, err.code, param);
   }
   return new ApiError(500, `Internal error in the Cocoon client: ${(err as Error)?.message ?? String(err)}`, "api_error", "internal_error");
 }

@@ -46,9 +46,10 @@ export interface Payer {
   onConnected?(request: PaymentsRequest, session: string): Promise<void>;
   /**
    * Before a request: returns what to piggyback in the request head (the latest signed voucher), or throws an
-   * ApiError (402) when the channel cannot cover max_tokens.
+   * ApiError (402) when the channel cannot cover the request's most it may cost: its prompt (promptBytes, priced as
+   * the proxy prices it) and max_tokens.
    */
-  beforeRequest(model: string, maxTokens: number): Promise<Record<string, unknown> | undefined>;
+  beforeRequest(model: string, maxTokens: number, promptBytes?: number): Promise<Record<string, unknown> | undefined>;
   /** After a complete answer: record the cost and sign the next cumulative voucher (on disk before it is sent). */
   afterAnswer(answer: AnswerCost): Promise<void>;
   status?(): Record<string, unknown>;

@@ -65,9 +65,17 @@ export class ProxyLink extends PeerLink {
     return reply;
   }
 
+  /** The refresh in flight: requests that find the cache expired share it instead of each asking the proxy. */
+  private modelsRefresh: Promise<ModelsReply> | undefined;
+
   async models(): Promise<ModelsReply> {
+    if (this.modelsCache && Date.now() - this.modelsCache.at < MODELS_CACHE_MS) return this.modelsCache.value;
+    this.modelsRefresh ??= this.fetchModels().finally(() => (this.modelsRefresh = undefined));
+    return this.modelsRefresh;
+  }
+
+  private async fetchModels(): Promise<ModelsReply> {
     const now = Date.now();
-    if (this.modelsCache && now - this.modelsCache.at < MODELS_CACHE_MS) return this.modelsCache.value;
     try {
       const head = await this.call({ op: OP_MODELS });
       const value = parseMessage(modelsReplySchema, head, "models reply");

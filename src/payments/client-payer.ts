@@ -290,17 +290,18 @@ export class ClientPayer implements Payer {
     return capacity - this.signed;
   }
 
-  async beforeRequest(model: string, maxTokens: number): Promise<Record<string, unknown> | undefined> {
+  async beforeRequest(model: string, maxTokens: number, promptBytes = 0): Promise<Record<string, unknown> | undefined> {
     await this.waitRegistered();
     await this.chain;
     const left = this.available();
     if (left !== undefined && this.o.prices?.has(model)) {
-      const min = BigInt(maxTokens) * this.o.prices.price(model).completionPrice;
+      // What the proxy reserves for it: the prompt, priced by its size, and every token it may produce.
+      const min = this.o.prices.maxCost(model, maxTokens, promptBytes);
       if (left < min) {
         await this.refreshState(true);
         const again = this.available() ?? 0n;
         if (again < min) {
-          throw new ApiError(402, `Insufficient funds: max_tokens ${maxTokens} may cost ${min} nanoTON and the payment channel has ${again > 0n ? again : 0n} left. Deposit more with "cocoon client deposit --amount <TON>" or lower max_tokens.`, "insufficient_quota", "insufficient_funds");
+          throw new ApiError(402, `Insufficient funds: this request (a ${promptBytes}-byte prompt and max_tokens ${maxTokens}) may cost up to ${min} nanoTON and the payment channel has ${again > 0n ? again : 0n} left. Deposit more with "cocoon client deposit --amount <TON>", shorten the prompt or lower max_tokens.`, "insufficient_quota", "insufficient_funds");
         }
       }
     }

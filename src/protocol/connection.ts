@@ -504,11 +504,16 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   sendRaw(frame: Buffer): boolean {
     if (this.closed) return true;
     this.tap?.("out", frame);
-    // Frames written in one tick leave as one TLS write: far fewer records and syscalls when streaming.
+    // Frames written in one turn of the event loop leave as one TLS write: far fewer records and syscalls when
+    // streaming. setImmediate, not nextTick: a relay writes from promise continuations, each of which would otherwise
+    // flush on its own, and every socket read of one poll phase (the tokens of many streams arriving together, as
+    // a batching engine emits them) is answered by one write. The check phase follows the poll phase at once, so a
+    // lone frame leaves as soon as the work it came from is done. Backpressure is unchanged: write() still returns
+    // false once the corked bytes pass the socket's high-water mark.
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(this.uncork);
+      setImmediate(this.uncork);
     }
     return this.socket.write(frame);
   }

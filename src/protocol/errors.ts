@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   timeout: { status: 504, retryable: true, meaning: "a peer did not answer in time" },
   cancelled: { status: 499, retryable: false, meaning: "the app or client cancelled the request" },
   replayed: { status: 400, retryable: false, meaning: "a worker already opened this sealed request once; a replay is never answered twice" },
+  unsupported_parameter: { status: 400, retryable: false, meaning: "the worker's engine cannot honour a parameter at the value asked (docs/openai.md); the message names it" },
+  context_length_exceeded: { status: 400, retryable: false, meaning: "the prompt does not fit the model's context; shorten it" },
   too_many_streams: { status: 429, retryable: true, meaning: "a connection holds as many streams as its peer allows" },
   frame_too_large: { status: 413, retryable: false, meaning: "a frame exceeds the protocol's size limit" },
   version_mismatch: { status: 502, retryable: false, meaning: "the two nodes share no protocol version; upgrade the older one" },

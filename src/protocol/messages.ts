@@ -48,7 +48,7 @@ export type PayoutMessage = z.infer<typeof payoutSchema>;
 export const inferenceHeadSchema = z.object({
   op: z.literal(OP_INFERENCE),
   requestId: requestIdSchema,
-  endpoint: z.enum(["chat", "completions"]),
+  endpoint: z.enum(["chat", "completions", "embeddings"]),
   model: z.string().min(1).max(256),
   maxTokens: z.number().int().min(1),
   bodyBytes: z.number().int().min(0),
@@ -113,7 +113,7 @@ export const usageSchema = z.object({
 /** Trailer of a finished inference stream (worker -> proxy -> client). */
 export const inferenceTrailerSchema = z.object({
   usage: usageSchema,
-  finishReason: z.enum(["stop", "length", "cancelled"]),
+  finishReason: z.enum(["stop", "length", "cancelled", "tool_calls", "content_filter"]),
   /** Set by the worker: how the tokens were counted. */
   usageSource: z.enum(["backend", "engine", "tokenizer"]).optional(),
   /** Added by the proxy. */

@@ -31,6 +31,7 @@ import { sessionBinding } from "../protocol/session-binding.js";
 import { CountingMeter, MeterRefusal, type ClientContext, type Meter } from "./meter.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
+import { NodeObservability } from "../observability/node.js";
 import { VERSION } from "../version.js";
 
 export const DEFAULT_WORKER_PORT = 11001;
@@ -116,6 +117,8 @@ export class ProxyNode {
   readonly startedAt = Date.now();
   readonly id: string;
   private readonly log: Logger;
+  /** Metrics, live dashboard and operator controls on the status port. */
+  readonly obs: NodeObservability;
   private readonly meter: Meter;
   private workerListener?: Listener;
   private clientListener?: Listener;
@@ -130,6 +133,7 @@ export class ProxyNode {
       this.pool.list().map((w) => ({ id: w.id, hasSlotFor: (m: string) => canTake(w, m) })),
     );
     this.log = opts.log ?? createLogger("proxy");
+    this.obs = new NodeObservability("proxy", this.log);
     this.meter = opts.meter ?? new CountingMeter();
     this.meter.attach?.({
       sendToWorker: (workerId, message) => {
@@ -180,7 +184,7 @@ export class ProxyNode {
       onRejected: onRejected("client"),
     });
     if (this.opts.statusPort !== undefined) {
-      this.status = await startStatusServer(host, this.opts.statusPort, () => this.statusJson());
+      this.status = await startStatusServer(host, this.opts.statusPort, () => this.statusJson(), this.obs);
     }
   }
 
@@ -225,7 +229,7 @@ export class ProxyNode {
     const state: ClientState = { conn, peer, id, ctx: { clientId: id, session: sessionBinding(conn), insecure: peer.insecure }, since: Date.now(), requests: 0, relays: new Map() };
     this.clients.add(state);
     this.log.info(`client connected: ${state.id}`);
-    conn.on("stream", (s) => void this.onClientStream(state, s));
+    conn.on("stream", (s) => void this.onClientStream(state, s).finally(() => this.obs.streamEnded(s)));
     conn.on("control", (msg) => {
       if (msg.type !== "cancel") return;
       try {
@@ -441,7 +445,7 @@ export class ProxyNode {
         // A bad request fails the same way on every worker, and a replayed one was refused as it must be: report
         // it instead of retrying, and do not count a replay against the worker.
         if (e.code !== "replayed") this.pool.recordFailure(worker, e.message);
-        if (e.code === "replayed" || e.code === "bad_request" || e.code === "model_not_found") {
+        if (e.code === "replayed" || e.code === "bad_request" || e.code === "model_not_found" || e.code === "unsupported_parameter" || e.code === "context_length_exceeded") {
           this.stats.failed++;
           client.reset(e.code, e.message);
           return false;
@@ -503,6 +507,7 @@ export class ProxyNode {
       this.stats.completionTokens += trailer.usage.completion_tokens;
       const out = { ...trailer, worker: worker.id, timings: { ...trailer.timings, proxyMs: ms }, ...(settled.cost ? { cost: settled.cost } : {}) };
       client.end(this.opts.tamper?.trailer ? this.opts.tamper.trailer(out) : out);
+      this.obs.request({ model: head.model, requestId: head.requestId, outcome: trailer.finishReason === "cancelled" ? "cancelled" : "completed", ttftMs: trailer.timings?.ttftMs, totalMs: ms, promptTokens: trailer.usage.prompt_tokens, completionTokens: trailer.usage.completion_tokens, worker: worker.id, ...(settled.cost?.total_cost ? { costNano: settled.cost.total_cost } : {}) });
       return true;
     } finally {
       worker.active--;
@@ -530,6 +535,15 @@ export class ProxyNode {
     );
     if (!problem) this.stats.receiptsVerified++;
     return problem;
+  }
+
+  /** Operator hold: with a message, new requests are refused with it (running ones go on); undefined serves again. */
+  hold(message: string | undefined): void {
+    this.draining = message ? { code: "no_worker", message } : undefined;
+  }
+
+  get held(): boolean {
+    return this.draining !== undefined;
   }
 
   /** Serves a renewed certificate to new handshakes (identity rotation). */

@@ -66,14 +66,23 @@ export function decodeEvidenceBundle(bytes: Buffer): EvidenceBundle {
   };
 }
 
-// GPU evidence bundle: { "v": 1, "evidence": hex SPDM transcript, "certChain": PEM } (UTF-8 JSON).
-const GpuSchema = z.object({ v: z.literal(1), evidence: z.string().regex(/^[0-9a-fA-F]*$/), certChain: z.string() }).strict();
+// GPU evidence bundle: { "v": 1, "evidence": hex SPDM transcript, "certChain": PEM, "ocsp"?: [hex OCSP response, one
+// per certificate below the root, leaf first] } (UTF-8 JSON). The OCSP answers are stapled by the worker (ocsp.ts).
+const GpuSchema = z
+  .object({ v: z.literal(1), evidence: z.string().regex(/^[0-9a-fA-F]*$/), certChain: z.string(), ocsp: z.array(z.string().regex(/^[0-9a-fA-F]*$/)).max(16).optional() })
+  .strict();
 
-export function encodeGpuEvidence(g: { evidence: Buffer; certChain: string }): Buffer {
-  return Buffer.from(JSON.stringify({ v: 1, evidence: g.evidence.toString("hex"), certChain: g.certChain }), "utf8");
+export interface GpuEvidence {
+  evidence: Buffer;
+  certChain: string;
+  ocsp?: Buffer[];
 }
 
-export function decodeGpuEvidence(bytes: Buffer): { evidence: Buffer; certChain: string } {
+export function encodeGpuEvidence(g: GpuEvidence): Buffer {
+  return Buffer.from(JSON.stringify({ v: 1, evidence: g.evidence.toString("hex"), certChain: g.certChain, ...(g.ocsp ? { ocsp: g.ocsp.map((b) => b.toString("hex")) } : {}) }), "utf8");
+}
+
+export function decodeGpuEvidence(bytes: Buffer): GpuEvidence {
   let obj: unknown;
   try {
     obj = JSON.parse(bytes.toString("utf8"));
@@ -81,8 +90,8 @@ export function decodeGpuEvidence(bytes: Buffer): { evidence: Buffer; certChain:
     throw new EvidenceFormatError("GPU evidence bundle is not valid JSON");
   }
   const r = GpuSchema.safeParse(obj);
-  if (!r.success) throw new EvidenceFormatError('GPU evidence bundle must be {"v":1,"evidence":hex,"certChain":PEM}');
-  return { evidence: Buffer.from(r.data.evidence, "hex"), certChain: r.data.certChain };
+  if (!r.success) throw new EvidenceFormatError('GPU evidence bundle must be {"v":1,"evidence":hex,"certChain":PEM,"ocsp"?:[hex]}');
+  return { evidence: Buffer.from(r.data.evidence, "hex"), certChain: r.data.certChain, ...(r.data.ocsp ? { ocsp: r.data.ocsp.map((h) => Buffer.from(h, "hex")) } : {}) };
 }
 
 export const sha256Hex = (b: Buffer): string => createHash("sha256").update(b).digest("hex");

@@ -10,6 +10,12 @@ import { execFile } from "node:child_process";
 import { encodeGpuEvidence } from "./evidence.js";
 import { parseNvidiaEvidence } from "./nvidia.js";
 import { toHex } from "../crypto/bytes.js";
+import { X509Certificate } from "node:crypto";
+import { errorText } from "./errors.js";
+import { NVIDIA_OCSP_URL, fetchOcspStaples } from "./ocsp.js";
+import { NVIDIA_DEVICE_IDENTITY_CA_PEM } from "./roots/index.js";
+import { testNvidiaRootFor } from "./roots/test-roots.js";
+import { splitPem } from "./x509.js";
 
 const TOOL_TIMEOUT_MS = 60_000;
 
@@ -25,6 +31,11 @@ export interface GpuCollectOptions {
   index?: number;
   nvidiaSmi?: string;
   python?: string;
+  /** OCSP service whose answers are stapled to the evidence (default NVIDIA's); null: offline, staple nothing. */
+  ocspUrl?: string | null;
+  fetchImpl?: typeof fetch;
+  /** Told when the OCSP service cannot be reached (the evidence then carries no answers). */
+  onWarning?: (line: string) => void;
 }
 
 /** The Python side: prints {"report": hex, "certChain": PEM} for GPU `index` over the nonce (hex) in argv. */
@@ -98,5 +109,22 @@ export async function collectGpuEvidence(nonce: Buffer, o: GpuCollectOptions = {
   // The transcript must be over our nonce, or peers will refuse it; say so here rather than at every peer.
   const got = parseNvidiaEvidence(evidence).requesterNonce;
   if (!got.equals(nonce)) throw new GpuEvidenceError(`the GPU signed nonce ${toHex(got)}, not the requested ${toHex(nonce)}`);
-  return encodeGpuEvidence({ evidence, certChain: j.certChain });
+  let ocsp: Buffer[] | undefined;
+  if (o.ocspUrl !== null) {
+    try {
+      ocsp = await fetchOcspStaples(fullChain(j.certChain), o.ocspUrl ?? NVIDIA_OCSP_URL, o.fetchImpl);
+    } catch (e) {
+      o.onWarning?.(`GPU evidence carries no OCSP answers: ${errorText(e)}; peers whose policy requires OCSP will refuse this worker`);
+    }
+  }
+  return encodeGpuEvidence({ evidence, certChain: j.certChain, ...(ocsp ? { ocsp } : {}) });
+}
+
+/** The GPU's chain with the root it ends at (NVML may leave the root out). */
+function fullChain(pem: string): X509Certificate[] {
+  const ders = splitPem(pem);
+  const certs = ders.map((d) => new X509Certificate(d));
+  const last = certs[certs.length - 1];
+  if (last && !(last.checkIssued(last) && last.verify(last.publicKey))) certs.push(new X509Certificate(testNvidiaRootFor(ders) ?? NVIDIA_DEVICE_IDENTITY_CA_PEM));
+  return certs;
 }

@@ -18,6 +18,7 @@ import { toHex as hex } from "../crypto/bytes.js";
 import { EvidenceFormatError, errorText, EvidenceReader } from "./errors.js";
 import { NVIDIA_DEVICE_IDENTITY_CA_PEM } from "./roots/index.js";
 import { testNvidiaRootFor } from "./roots/test-roots.js";
+import { checkOcsp } from "./ocsp.js";
 import { CheckList, type Verdict } from "./verdict.js";
 import { splitPem, verifyChainToRoot } from "./x509.js";
 
@@ -146,6 +147,8 @@ export interface NvidiaVerifyOptions {
   reference?: ReferenceMeasurements;
   /** Override the pinned root (tests show that a wrong root fails). */
   rootPem?: string;
+  /** Stapled OCSP answers (one per certificate below the root, leaf first), checked offline. */
+  ocsp?: Buffer[];
 }
 
 export interface NvidiaVerdict extends Verdict {
@@ -173,6 +176,15 @@ export function verifyNvidiaEvidence(evidenceBytes: Uint8Array, certChainPem: st
       throw new Error("GPU measurement signature does not verify with the device certificate (evidence altered or chain of another GPU)");
     }
   });
+  if (opts.ocsp) {
+    const staples = opts.ocsp;
+    cl.run("ocspGood", () => {
+      if (!chain) throw new Error("OCSP answers not checked: the certificate chain is not trusted");
+      const below = chain.length - 1; // the pinned root has no OCSP answer
+      if (staples.length < below) throw new Error(`GPU evidence carries ${staples.length} OCSP answer(s) for ${below} certificate(s)`);
+      for (let i = 0; i < below; i++) checkOcsp(staples[i], chain[i], chain[i + 1], opts.rootPem ?? testRoot ?? NVIDIA_DEVICE_IDENTITY_CA_PEM, now);
+    });
+  }
   if (opts.expectedNonce !== undefined) {
     const want = typeof opts.expectedNonce === "string" ? opts.expectedNonce.toLowerCase() : hex(opts.expectedNonce);
     cl.run("nonceMatches", () => {
@@ -194,7 +206,7 @@ export function verifyNvidiaEvidence(evidenceBytes: Uint8Array, certChainPem: st
       if (bad.length) throw new Error(`GPU measurements differ from the reference (RIM): ${bad.join("; ")}`);
     });
   } else notes.push("no reference measurements (RIM) given: measurement values were not compared");
-  notes.push("OCSP revocation status was not checked (network check, off by default)");
+  if (!opts.ocsp) notes.push("no stapled OCSP answers: revocation status was not checked (offline mode)");
   const verified = cl.allPassed;
   return {
     platform: "nvidia",

@@ -31,6 +31,8 @@ export const PolicySchema = z
     models: z.array(hexDigest).default([]),
     /** Workers must present verified NVIDIA GPU evidence (default: true in production, false in dev). */
     requireGpu: z.boolean().optional(),
+    /** GPU evidence must carry good, fresh stapled OCSP answers (default: true in production). false = offline mode. */
+    requireGpuOcsp: z.boolean().optional(),
     /** Empty allow-lists mean "nothing allowed" even in dev mode (set when the lists come from the root contract). */
     strictAllowLists: z.boolean().default(false),
     /** Refuse TDX quotes with non-zero bytes after the signature data (default: ignore them with a warning). */
@@ -39,7 +41,7 @@ export const PolicySchema = z
     attestedRoles: z.array(z.enum(ROLES)).default(["proxy", "worker"]),
   })
   .strict()
-  .transform((p) => ({ ...p, requireGpu: p.requireGpu ?? p.mode === "production" }));
+  .transform((p) => ({ ...p, requireGpu: p.requireGpu ?? p.mode === "production", requireGpuOcsp: p.requireGpuOcsp ?? p.mode === "production" }));
 export type Policy = z.output<typeof PolicySchema>;
 
 /** Development policy: accepts sim evidence, debug guests and any measurement or model. Never in production. */
@@ -53,6 +55,7 @@ export const DEV_POLICY: Policy = Object.freeze({
   measurements: { client: [], proxy: [], worker: [] },
   models: [],
   requireGpu: false,
+  requireGpuOcsp: false,
   attestedRoles: ["proxy", "worker"],
   refuseQuoteTrailingBytes: false,
 }) as Policy;
@@ -68,6 +71,7 @@ export const PRODUCTION_POLICY: Policy = Object.freeze({
   models: [],
   strictAllowLists: false,
   requireGpu: true,
+  requireGpuOcsp: true,
   attestedRoles: ["proxy", "worker"],
   refuseQuoteTrailingBytes: false,
 }) as Policy;
@@ -106,6 +110,8 @@ export interface PolicySubject {
   testRoot?: boolean;
   claims?: Claims;
   hasVerifiedGpu?: boolean;
+  /** The GPU evidence carried good, fresh OCSP answers for its chain. */
+  hasGpuOcsp?: boolean;
 }
 
 /** Applies the policy; throws AttestationError naming the failed rule. */
@@ -190,6 +196,14 @@ function checkWorkerPolicy(policy: Policy, s: PolicySubject): void {
     }
     if (policy.requireGpu && s.platform !== "sim" && !s.hasVerifiedGpu) {
       throw new AttestationError("policy.gpu", "the worker presents no verified GPU evidence", "gpu=none", "run the worker on a GPU in confidential-computing mode and include its evidence");
+    }
+    if (policy.requireGpu && policy.requireGpuOcsp && s.platform !== "sim" && s.hasVerifiedGpu && !s.hasGpuOcsp) {
+      throw new AttestationError(
+        "policy.gpu-ocsp",
+        "the worker's GPU evidence carries no OCSP answers, so the revocation of its certificates is unknown",
+        "ocsp=none",
+        "let the worker reach NVIDIA's OCSP service when it collects its evidence, or set requireGpuOcsp: false (offline mode) in the policy",
+      );
     }
   }
 }

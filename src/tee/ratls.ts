@@ -10,7 +10,7 @@ import { X509Certificate, createHash } from "node:crypto";
 import { KNOWN_CRITICAL_EXTENSIONS, readRaTlsExtensions } from "./cert.js";
 import { claimsReportData, decodeClaims, gpuNonce, type Claims, type NodePlatform, type Role } from "./claims.js";
 import { AttestationError, EvidenceFormatError, errorText } from "./errors.js";
-import { decodeEvidenceBundle, decodeGpuEvidence, sha256Hex, type EvidenceBundle } from "./evidence.js";
+import { decodeEvidenceBundle, decodeGpuEvidence, sha256Hex, type EvidenceBundle, type GpuEvidence } from "./evidence.js";
 import { verifyNvidiaEvidence, type NvidiaVerdict } from "./nvidia.js";
 import { checkPolicy, type Policy } from "./policy.js";
 import { verifySnpReport } from "./sevsnp.js";
@@ -40,6 +40,8 @@ export interface VerifyPeerOptions {
   expectedRole?: Role | Role[];
   /** TDX collateral to use when the peer's bundle carries none (e.g. from a local PCCS cache). */
   collateral?: QuoteCollateralV3;
+  /** Fetches TDX collateral for a peer whose bundle carries none (this node's PCCS, through its verified cache). */
+  collateralSource?: (quote: Buffer) => Promise<QuoteCollateralV3>;
   /** Use a private cache instead of the process-wide one (tests). */
   cache?: EvidenceCache;
 }
@@ -169,7 +171,15 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${policy.refuseQuoteTrailingBytes ? "t" : ""}|${opts.collateral ? "c" : ""}`;
   let verdict = cache.get(cacheKey, now.getTime());
   if (!verdict) {
-    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral: opts.collateral });
+    let collateral = opts.collateral;
+    if (bundle.platform === "tdx" && !bundle.collateral && !collateral && opts.collateralSource) {
+      try {
+        collateral = await opts.collateralSource(bundle.quote);
+      } catch (e) {
+        refuse("evidence.tdx", `the peer attached no collateral and this node could not fetch it: ${errorText(e)}`, "NoCollateral", "the peer should attach collateral (--pccs on the peer), or make this node's --pccs reachable");
+      }
+    }
+    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral });
     if (verdict.verified) cache.set(cacheKey, verdict, now.getTime());
   }
   if (!verdict.verified) {
@@ -183,20 +193,20 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   if (claims.gpuEvidenceDigest !== null) {
     if (!bundle.gpu) refuse("ratls.gpu", "claims name GPU evidence but the bundle carries none", "gpu=none", "the peer must include its GPU evidence");
     if (sha256Hex(bundle.gpu) !== claims.gpuEvidenceDigest) refuse("ratls.gpu", "GPU evidence does not match the digest in the claims", sha256Hex(bundle.gpu), "the peer must include the GPU evidence it attested");
-    let g: { evidence: Buffer; certChain: string };
+    let g: GpuEvidence;
     try {
       g = decodeGpuEvidence(bundle.gpu);
     } catch (e) {
       return refuse("ratls.gpu", errorText(e), "gpu evidence", "the peer must include a valid GPU evidence bundle");
     }
     // The GPU must have signed the nonce derived from these claims (claims.ts gpuNonce): no replay across nodes.
-    gpu = verifyNvidiaEvidence(g.evidence, g.certChain, { now, expectedNonce: gpuNonce(claims) });
+    gpu = verifyNvidiaEvidence(g.evidence, g.certChain, { now, expectedNonce: gpuNonce(claims), ...(g.ocsp ? { ocsp: g.ocsp } : {}) });
     if (!gpu.verified) refuse("evidence.nvidia", `GPU evidence did not verify: ${gpu.errors.join("; ")}`, gpu.status, "check the GPU is in confidential-computing mode and its evidence is current");
   } else if (bundle.gpu) {
     refuse("ratls.gpu", "the bundle carries GPU evidence that the claims do not bind", "gpu=unbound", "the peer must put the GPU evidence digest into its claims");
   }
   const tcbStatus = bundle.platform === "tdx" ? verdict.status : undefined;
-  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true });
+  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true });
   return {
     platform: bundle.platform,
     insecure: verdict.insecure,

@@ -1,34 +1,85 @@
-// Human-readable logs: one line per event, time, role, message. COCOON_LOG=debug shows more; quiet mutes info.
+// Structured logs (pino): one JSON object per line when stderr is not a terminal (or COCOON_LOG_FORMAT=json), for
+// log collectors; a readable line (time, role, message, request id) on a terminal or with COCOON_LOG_FORMAT=pretty.
+// COCOON_LOG=debug|info|warn|error|quiet sets the detail. A request's logs carry its id in `requestId`, the same id
+// in every role (client, proxy, worker) and in the app's `x-request-id` response header.
+import { pino, type Logger as PinoLogger, type DestinationStream } from "pino";
+
 export type Level = "debug" | "info" | "warn" | "error";
-const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** Structured fields of one log line (requestId, workerId, …). */
+export type LogFields = Record<string, string | number | boolean | undefined>;
 
 export interface Logger {
-  debug(msg: string): void;
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  /** A logger whose lines all carry these fields (e.g. one request's id). */
+  child?(fields: LogFields): Logger;
 }
 
-function threshold(): number {
+/** `log` with `fields` on every line; a logger without child() (a test's) is returned as it is. */
+export function withFields(log: Logger, fields: LogFields): Logger {
+  return log.child ? log.child(fields) : log;
+}
+
+function level(): string {
   const env = (process.env.COCOON_LOG ?? "info").toLowerCase();
-  if (env === "quiet" || env === "silent") return 100;
-  return ORDER[env as Level] ?? ORDER.info;
+  if (env === "quiet" || env === "silent") return "silent";
+  return ["debug", "info", "warn", "error"].includes(env) ? env : "info";
 }
 
-export function createLogger(name: string, sink: (line: string) => void = (l) => process.stderr.write(l + "\n")): Logger {
-  const min = threshold();
-  const emit = (level: Level, msg: string) => {
-    if (ORDER[level] < min) return;
-    const time = new Date().toISOString().slice(11, 23);
-    const tag = level === "info" ? "" : ` ${level.toUpperCase()}`;
-    sink(`${time} [${name}]${tag} ${msg}`);
-  };
-  return {
-    debug: (m) => emit("debug", m),
-    info: (m) => emit("info", m),
-    warn: (m) => emit("warn", m),
-    error: (m) => emit("error", m),
-  };
+/** json when asked, or when stderr is not a terminal (a pipe, a file, a collector); pretty otherwise. */
+export function logFormat(): "json" | "pretty" {
+  const env = (process.env.COCOON_LOG_FORMAT ?? "").toLowerCase();
+  if (env === "json" || env === "pretty") return env;
+  return process.stderr.isTTY ? "pretty" : "json";
+}
+
+/**
+ * The readable line, as before pino: `12:03:04.567 [proxy] WARN message (request chatcmpl-…) key=value`. Formatted
+ * here from pino's own JSON line (synchronously, one write per line) instead of through a transport thread.
+ */
+export function prettyLine(json: string): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json.replace(/\n$/, "");
+  }
+  const { level: lvl, time, name, msg, requestId, ...rest } = o;
+  const clock = typeof time === "string" ? time.slice(11, 23) : new Date().toISOString().slice(11, 23);
+  const tag = lvl === "info" ? "" : ` ${String(lvl).toUpperCase()}`;
+  const extra = Object.entries(rest).map(([k, v]) => ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join("");
+  return `${clock} [${String(name ?? "")}]${tag} ${String(msg ?? "")}${requestId ? ` (request ${String(requestId)})` : ""}${extra}`;
+}
+
+const roots = new Map<string, PinoLogger>();
+function rootLogger(sink?: (line: string) => void): PinoLogger {
+  const lvl = level();
+  const format = logFormat();
+  const options = { level: lvl, base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label: string) => ({ level: label }) } };
+  if (sink) {
+    const dest: DestinationStream = { write: (s: string) => sink(format === "pretty" ? prettyLine(s) : s.replace(/\n$/, "")) };
+    return pino(options, dest);
+  }
+  const key = `${lvl}|${format}`;
+  let root = roots.get(key);
+  if (!root) {
+    const fd2 = pino.destination({ fd: 2, sync: true });
+    root = pino(options, format === "pretty" ? { write: (s: string) => fd2.write(prettyLine(s) + "\n") } : fd2);
+    roots.set(key, root);
+  }
+  return root;
+}
+
+function wrap(p: PinoLogger): Logger {
+  const at = (lvl: Level) => (msg: string, fields?: LogFields) => (fields ? p[lvl](fields, msg) : p[lvl](msg));
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: (fields) => wrap(p.child(fields)) };
+}
+
+/** A logger for one node or component; `sink` takes each finished line instead of stderr (tests). */
+export function createLogger(name: string, sink?: (line: string) => void): Logger {
+  return wrap(rootLogger(sink).child({ name }));
 }
 
 /** A logger that drops everything, for tests and embedded use. */

@@ -5,11 +5,12 @@ import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
 import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, payoutSchema, type Announce, type PayoutMessage, type WorkerPayments, type WorkerReply } from "../protocol/messages.js";
-import { encodeAnswerChunk } from "../protocol/answer-chunk.js";
-import { ApiError, parseGenerationRequest } from "../protocol/openai.js";
+import { encodeAnswerChunk, type AnswerDelta } from "../protocol/answer-chunk.js";
+import { ApiError, parseEmbeddingRequest, parseGenerationRequest, type EmbeddingRequest } from "../protocol/openai.js";
 import { BackendError, type Backend, type GenerationResult } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
+import { NodeObservability } from "../observability/node.js";
 import { VERSION } from "../version.js";
 import { buildReceipt, openRequest, signReceipt, type ResponseSealer } from "../crypto/index.js";
 import { ReplayCache } from "../crypto/replay.js";
@@ -88,6 +89,8 @@ export class WorkerNode {
   private started = false;
   /** Every payee used so far (a proxy that left may still owe vouchers being claimed): closed at stop. */
   private readonly payeesUsed = new Set<Payee>();
+  /** Metrics, live dashboard and operator controls on the status port. */
+  readonly obs: NodeObservability;
   private active = 0;
   private stopped = false;
   private status?: HttpServerHandle;
@@ -97,6 +100,8 @@ export class WorkerNode {
   /** Current keys first, then the previous identity's: clients may have sealed to it just before a renewal. */
   private keySets: SealingKeys[] = [];
   private draining: string | undefined;
+  /** An operator's hold (admin drain or disable, src/observability/controls.ts): announced disabled, with this reason. */
+  private held: string | undefined;
   /** Sealed requests opened, per HPKE key while it is held: refuses replays (src/crypto/replay.ts). */
   private readonly replayCache = new ReplayCache();
   /** Running requests per proxy connection, by request id: a proxy's soft cancel names one. */
@@ -106,6 +111,7 @@ export class WorkerNode {
     this.id = opts.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
     if (opts.sealing) this.keySets = [opts.sealing];
     this.log = opts.log ?? createLogger(this.id);
+    this.obs = new NodeObservability("worker", this.log);
   }
 
   get statusUrl(): string | undefined {
@@ -115,7 +121,7 @@ export class WorkerNode {
   async start(): Promise<void> {
     this.opts.backend.subscribe?.(() => void this.reannounce());
     if (this.opts.statusPort !== undefined) {
-      this.status = await startStatusServer(this.opts.statusHost ?? "127.0.0.1", this.opts.statusPort, () => this.statusJson());
+      this.status = await startStatusServer(this.opts.statusHost ?? "127.0.0.1", this.opts.statusPort, () => this.statusJson(), this.obs);
     }
     this.started = true;
     this.setProxies(this.opts.proxies);
@@ -154,7 +160,7 @@ export class WorkerNode {
         verifyPeer: this.opts.verifyProxyFor ? this.opts.verifyProxyFor(t) : this.opts.verifyProxy,
         log: this.log,
         onConnected: async (conn) => {
-          conn.on("stream", (s) => void this.onStream(s, conn, payee));
+          conn.on("stream", (s) => void this.onStream(s, conn, payee).finally(() => this.obs.streamEnded(s)));
           conn.on("control", (m) => {
             if (m.type === "cancel") this.onCancel(conn, m);
             else if (m.type === "payout") this.onPayout(link.address, m, payee);
@@ -189,9 +195,9 @@ export class WorkerNode {
       workerId: this.id,
       models: this.opts.backend.models(),
       capacity: this.opts.capacity,
-      enabled: health.ok && !this.stopped && !this.draining,
+      enabled: health.ok && !this.stopped && !this.draining && !this.held,
       backend: this.opts.backend.kind,
-      ...(this.draining ? { reason: this.draining } : health.reason ? { reason: health.reason } : {}),
+      ...(this.draining || this.held ? { reason: this.draining ?? this.held } : health.reason ? { reason: health.reason } : {}),
       ...(this.statusUrl ? { statusUrl: this.statusUrl } : {}),
     };
     const payments = payee?.announce();
@@ -204,6 +210,12 @@ export class WorkerNode {
     const p = payoutSchema.safeParse(msg);
     if (!p.success) return this.log.warn(`proxy ${proxy} sent a malformed payout message; ignored`);
     payee?.onPayout(proxy, p.data);
+  }
+
+  /** Operator hold: with a reason, proxies send nothing new (running requests finish); undefined takes requests again. */
+  async hold(reason: string | undefined): Promise<void> {
+    this.held = reason;
+    await this.reannounce();
   }
 
   /** Soft cancel: stop generating; the answer still ends with its final chunk and a receipt for what was generated. */
@@ -298,19 +310,21 @@ export class WorkerNode {
       } catch {
         throw new ApiError(400, "request body is not valid JSON", "invalid_request_error");
       }
-      const req = parseGenerationRequest(head.endpoint, body);
+      const req = head.endpoint === "embeddings" ? parseEmbeddingRequest(body) : parseGenerationRequest(head.endpoint, body);
       if (req.model !== head.model) throw new ApiError(400, `body names model ${req.model} but the head says ${head.model}`, "invalid_request_error");
       if (!this.opts.backend.models().some((m) => m.id === req.model)) {
         stream.reset("model_not_found", `worker ${this.id} does not serve ${req.model}`);
         this.stats.rejected++;
         return;
       }
-      if (req.maxTokens > head.maxTokens) throw new ApiError(400, `max_tokens ${req.maxTokens} exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
+      // Every choice may run to max_tokens: the proxy admitted (and reserved payment for) their sum.
+      const budget = "maxTokens" in req ? req.maxTokens * (req.n ?? 1) : 1;
+      if (budget > head.maxTokens) throw new ApiError(400, `max_tokens ${budget} (for all choices) exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
       // The reply goes out with the first chunk (one TLS write, not two), and a request whose engine fails before
       // that can still be retried elsewhere by the proxy, which retries only before a reply. Stream.reply sends once.
       const reply = () => stream.reply({ ok: true, worker: this.id } satisfies WorkerReply);
       // Cancelled before it started: nothing is generated, and the answer still ends properly (zero usage).
-      const gen = stop.signal.aborted ? notStarted() : this.opts.backend.generate(req, stop.signal);
+      const gen = stop.signal.aborted ? notStarted() : "maxTokens" in req ? this.opts.backend.generate(req, stop.signal) : embedAnswer(this.opts.backend, req, stop.signal, this.id);
       let result;
       try {
         for (;;) {
@@ -355,6 +369,7 @@ export class WorkerNode {
         receipt = signReceipt(r, receiptKey!);
       }
       reply();
+      this.obs.request({ model: head.model, requestId: head.requestId, outcome: result.finishReason === "cancelled" ? "cancelled" : "completed", ttftMs: (firstByteAt || Date.now()) - started, totalMs: Date.now() - started, promptTokens: result.usage.prompt_tokens, completionTokens: result.usage.completion_tokens });
       stream.end({
         ...(receipt ? { receipt } : {}),
         usage: result.usage,
@@ -368,7 +383,7 @@ export class WorkerNode {
         return;
       }
       this.stats.failed++;
-      if (err instanceof ApiError) stream.reset("bad_request", err.message);
+      if (err instanceof ApiError) stream.reset(err.code === "unsupported_parameter" || err.code === "context_length_exceeded" ? err.code : "bad_request", err.message);
       else if (err instanceof BackendError) stream.reset(err.code, err.message);
       else {
         this.log.error(`request ${head.requestId} failed: ${(err as Error).stack ?? err}`);
@@ -459,8 +474,40 @@ export class WorkerNode {
   }
 }
 
+/** Most bytes of embedding data in one answer chunk: a chunk must travel as one frame (protocol/connection.ts). */
+const EMBEDDING_CHUNK_BYTES = 48 * 1024;
+
+/**
+ * An embeddings answer as chunks of deltas, one per input vector, in order: base64 of little-endian float32 on the
+ * wire (a quarter of the size of JSON numbers), turned back into numbers by the client when the app wants floats.
+ */
+async function* embedAnswer(backend: Backend, req: EmbeddingRequest, signal: AbortSignal, workerId: string): AsyncGenerator<AnswerDelta[], GenerationResult> {
+  if (!backend.embed) throw new BackendError("unsupported_parameter", `worker ${workerId} serves no embeddings for ${req.model} (its ${backend.kind} engine has none); use a model served by an embeddings engine.`);
+  const r = await backend.embed(req, signal);
+  let batch: AnswerDelta[] = [];
+  let bytes = 0;
+  for (const [index, vector] of r.embeddings.entries()) {
+    const embedding = typeof vector === "string" ? vector : float32Base64(vector);
+    if (embedding.length > EMBEDDING_CHUNK_BYTES) throw new BackendError("backend_failed", `an embedding of ${vector.length} dimensions is larger than one answer chunk carries; ask for fewer 'dimensions'.`);
+    if (bytes + embedding.length > EMBEDDING_CHUNK_BYTES) {
+      yield batch;
+      batch = [];
+      bytes = 0;
+    }
+    batch.push({ index, embedding });
+    bytes += embedding.length + 32;
+  }
+  if (batch.length) yield batch;
+  return { usage: r.usage, finishReason: "stop", usageSource: r.usageSource };
+}
+
+export function float32Base64(vector: readonly number[]): string {
+  const f = new Float32Array(vector);
+  return Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString("base64");
+}
+
 /** The "generation" of a request cancelled before it reached the backend: no text, zero usage. */
 // eslint-disable-next-line require-yield
-async function* notStarted(): AsyncGenerator<string[], GenerationResult> {
+async function* notStarted(): AsyncGenerator<AnswerDelta[], GenerationResult> {
   return { usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }, finishReason: "cancelled", usageSource: "engine" };
 }

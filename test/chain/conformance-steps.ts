@@ -218,6 +218,16 @@ export async function runConformance(srv: ChainServer): Promise<StepResult[]> {
     const again = await provider.getTransactions(twAddress, 1, txs[1].transaction_id.lt, txs[1].transaction_id.hash);
     assert.equal(again[0].transaction_id.hash, txs[1].transaction_id.hash);
   });
+  await step("tonweb", ["tryLocateTx", "getConsensusBlock"], "locate the transaction a message caused; consensus block", async () => {
+    const txs = await provider.getTransactions(twAddress, 10);
+    const sent = txs.find((t: { in_msg?: { source: string } }) => t.in_msg?.source === "");
+    const out = sent.out_msgs[0];
+    const tx = await provider.send("tryLocateTx", { source: twAddress, destination: out.destination, created_lt: out.created_lt });
+    assert.equal(tx.in_msg.created_lt, out.created_lt);
+    assert.equal(tx.in_msg.hash, out.hash, "the same message, by hash, on both sides");
+    const c = await provider.send("getConsensusBlock", {});
+    assert.equal(c.consensus_block, (await provider.getMasterchainInfo()).last.seqno);
+  });
   await step("tonweb", ["getMasterchainInfo", "shards", "getBlockTransactions", "getBlockHeader"], "blocks: shards, paged transactions, header", async () => {
     const mc = await provider.getMasterchainInfo();
     const last = mc.last.seqno;
@@ -274,6 +284,19 @@ export async function runConformance(srv: ChainServer): Promise<StepResult[]> {
     assert.equal(r2["@type"], "ok");
     await waitFor("seqno +2", async () => (await twWallet.methods.seqno().call()) === seqno + 2);
   });
+  /** Puts a tonweb contract's code and data straight into the emulator (a stand-in for its deploy message). */
+  const installTonweb = async (contract: { createStateInit(): Promise<{ stateInit: any; address: any }> }): Promise<Address> => {
+    const { stateInit, address } = await contract.createStateInit();
+    const at = Address.parse(address.toString(true, true, true));
+    const init = Cell.fromBoc(Buffer.from(await stateInit.toBoc(false)))[0].beginParse();
+    init.loadBit(); init.loadBit(); init.loadBit(); // no split_depth, no special, code present
+    const code = init.loadRef();
+    init.loadBit();
+    const data = init.loadRef();
+    const { createShardAccount } = await import("@ton/sandbox");
+    await srv.blockchain.setShardAccount(at, createShardAccount({ address: at, code, data, balance: toNano("1") }));
+    return at;
+  };
   let jetton: { minter: Address; walletCode: Cell } | undefined;
   await step("tonweb", ["runGetMethod", "getTokenData"], "a Jetton (tonweb's standard minter and wallet): data, wallet address, token data", async () => {
     const { JettonMinter, JettonWallet } = TonWeb.token.jetton;
@@ -282,15 +305,7 @@ export async function runConformance(srv: ChainServer): Promise<StepResult[]> {
       adminAddress: new TonWeb.utils.Address(admin.address.toString()),
       jettonContentUri: "https://example.org/jetton.json", jettonWalletCodeHex: JettonWallet.codeHex,
     });
-    const { stateInit, address } = await minter.createStateInit();
-    const minterAddress = Address.parse(address.toString(true, true, true));
-    const init = Cell.fromBoc(Buffer.from(await stateInit.toBoc(false))).at(0)!.beginParse();
-    init.loadBit(); init.loadBit(); init.loadBit(); // no split_depth, no special, code present
-    const code = init.loadRef();
-    init.loadBit();
-    const data = init.loadRef();
-    const { createShardAccount } = await import("@ton/sandbox");
-    await srv.blockchain.setShardAccount(minterAddress, createShardAccount({ address: minterAddress, code, data, balance: toNano("1") }));
+    const minterAddress = await installTonweb(minter);
     // Mint 1000 units to the tonweb wallet from the admin (emulator-direct: the faucet treasury is not the admin).
     const mintBody = minter.createMintBody({
       destination: new TonWeb.utils.Address(twAddress), amount: TonWeb.utils.toNano("0.05"), jettonAmount: new TonWeb.utils.BN(1000),
@@ -314,6 +329,41 @@ export async function runConformance(srv: ChainServer): Promise<StepResult[]> {
     assert.equal(tw.balance, "1000");
     assert.equal(tw.jetton, minterAddress.toRawString());
     jetton = { minter: minterAddress, walletCode: Cell.fromBoc(Buffer.from(await wd.jettonWalletCode.toBoc(false)))[0] };
+  });
+  await step("tonweb", ["runGetMethod", "getTokenData"], "an NFT collection and item (tonweb's standard contracts): data, item address, content", async () => {
+    const { NftCollection, NftItem } = TonWeb.token.nft;
+    const owner = await srv.blockchain.treasury("conformance-nft-owner");
+    const ownerTw = new TonWeb.utils.Address(owner.address.toString());
+    const collection = new NftCollection(provider, {
+      ownerAddress: ownerTw, royalty: 0.05, royaltyAddress: ownerTw, nftItemCodeHex: NftItem.codeHex,
+      collectionContentUri: "https://example.org/collection.json", nftItemContentBaseUri: "https://example.org/nft/",
+    });
+    const collectionAddress = await installTonweb(collection);
+    const mint = collection.createMintBody({
+      itemIndex: 0, amount: TonWeb.utils.toNano("0.05"), itemOwnerAddress: new TonWeb.utils.Address(twAddress), itemContentUri: "item0.json",
+    });
+    await owner.send({ to: collectionAddress, value: toNano("0.1"), body: Cell.fromBoc(Buffer.from(await mint.toBoc(false)))[0] });
+    const cd = await collection.getCollectionData();
+    assert.equal(cd.nextItemIndex, 1);
+    assert.equal(cd.collectionContentUri, "https://example.org/collection.json");
+    assert.equal(cd.ownerAddress.toString(false), owner.address.toRawString());
+    const itemAddress = await collection.getNftItemAddressByIndex(0); // a slice answer
+    const item = new NftItem(provider, { address: itemAddress });
+    const data = await collection.getNftItemContent(item); // get_nft_data, then get_nft_content with a tvm.Cell argument
+    assert.equal(data.isInitialized, true);
+    assert.equal(data.ownerAddress.toString(false), Address.parse(twAddress).toRawString());
+    assert.equal(data.contentUri, "https://example.org/nft/item0.json");
+    const tc = await provider.send("getTokenData", { address: collectionAddress.toString() });
+    assert.equal(tc.contract_type, "nft_collection");
+    assert.equal(tc.next_item_index, "1");
+    assert.deepEqual(tc.collection_content, { type: "offchain", data: "https://example.org/collection.json" });
+    const ti = await provider.send("getTokenData", { address: itemAddress.toString(true, true, true) });
+    assert.equal(ti.contract_type, "nft_item");
+    assert.equal(ti.index, "0");
+    assert.equal(ti.init, true);
+    assert.equal(ti.collection_address, collectionAddress.toRawString());
+    assert.equal(ti.owner_address, Address.parse(twAddress).toRawString());
+    assert.deepEqual(ti.content, { type: "offchain", data: "https://example.org/nft/item0.json" });
   });
   await step("tonweb", ["getLibraries"], "unknown libraries are absent from the answer", async () => {
     const l = await provider.send("getLibraries", { libraries: [Buffer.alloc(32, 1).toString("base64")] });

@@ -103,3 +103,27 @@ test("token content: off-chain URI and on-chain dictionary (TEP-64)", () => {
   assert.deepEqual(tokenContent(on), { type: "onchain", data: { name: "Cocoon Test", decimals: "9" } });
   assert.throws(() => tokenContent(beginCell().storeUint(7, 8).endCell()), /unknown prefix/);
 });
+
+test("input stacks take TON Center's tuple and list forms: what runGetMethod prints parses back", async () => {
+  const { parseStack } = await import("../../src/chain/rpcParams.js");
+  const cellItem: TupleItem = { type: "cell", cell: addrCell };
+  const samples: TupleItem[] = [
+    { type: "tuple", items: [int(1), cellItem, { type: "tuple", items: [int(-3), int(4), int(5)] }] },
+    pair(int(1), pair(cellItem, NULL)),
+    NULL,
+  ];
+  for (const item of samples) {
+    const [back] = parseStack([stackItemJson(item)]);
+    assert.deepEqual(stackItemJson(back), stackItemJson(item));
+  }
+  // A list comes back as the cons list it stands for.
+  const [list] = parseStack([["list", { "@type": "tvm.list", elements: [
+    { "@type": "tvm.stackEntryNumber", number: { "@type": "tvm.numberDecimal", number: "7" } },
+  ] }]]);
+  assert.deepEqual(list, pair(int(7), NULL));
+  assert.throws(() => parseStack([["num", (2n ** 256n).toString()]]), /257-bit/);
+  assert.equal(parseStack([["num", (-(2n ** 256n)).toString()]])[0].type, "int");
+  let deep: unknown = { "@type": "tvm.stackEntryTuple", tuple: { elements: [] } };
+  for (let i = 0; i < 20; i++) deep = { "@type": "tvm.stackEntryTuple", tuple: { elements: [deep] } };
+  assert.throws(() => parseStack([["tuple", (deep as { tuple: unknown }).tuple]]), (e: unknown) => e instanceof ChainError && e.code === 422);
+});

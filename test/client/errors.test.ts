@@ -26,11 +26,12 @@ test("unknown paths and methods get OpenAI-style errors", async () => {
   const client = new ClientNode({ port: 0, proxy: { host: "127.0.0.1", port: 1 }, verifyProxy: acceptAnyPeer, log: silentLogger });
   await client.start();
   try {
-    let res = await fetch(`${client.url}/v1/embeddings`, { method: "POST", body: "{}" });
+    let res = await fetch(`${client.url}/v1/images/generations`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     assert.equal(res.status, 404);
     assert.equal(((await res.json()) as any).error.code, "unknown_url");
     res = await fetch(`${client.url}/v1/chat/completions`);
     assert.equal(res.status, 405);
+    assert.equal(res.headers.get("allow"), "POST, OPTIONS");
   } finally {
     await client.stop();
   }

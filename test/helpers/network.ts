@@ -2,14 +2,15 @@
 // RA-TLS identities, peer verification and sealing, exactly as the CLI wires them.
 import { ProxyNode, type ProxyOptions } from "../../src/proxy/proxy.js";
 import { WorkerNode } from "../../src/worker/worker.js";
-import { ClientNode } from "../../src/client/client.js";
+import { ClientNode, type ClientOptions } from "../../src/client/client.js";
 import { OpenAiBackend } from "../../src/worker/backends/openai.js";
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from "../../src/dev/fake-upstream.js";
-import { silentLogger } from "../../src/util/log.js";
+import { silentLogger, type Logger } from "../../src/util/log.js";
 import { nodeSecurity, sealingKeysOf, type NodeSecurity } from "../../src/cli/security.js";
 import type { Meter } from "../../src/proxy/meter.js";
 import type { Payer } from "../../src/client/payer.js";
 import type { Payee } from "../../src/worker/worker.js";
+import type { Backend } from "../../src/worker/backends/backend.js";
 
 export interface TestNetwork {
   proxy: ProxyNode;
@@ -38,6 +39,14 @@ export interface TestNetworkOptions {
   priceCoefficients?: (number | undefined)[];
   /** The client's price ceiling. */
   maxCoefficient?: number;
+  /** Workers on these backends (e.g. the embedded engine) instead of the fake upstreams; upstreamOpts is then []. */
+  backends?: Backend[];
+  /** Extra client settings (CORS origins, request timeout). */
+  client?: Pick<ClientOptions, "corsOrigins" | "requestTimeoutMs" | "maxTokensLimit">;
+  /** Each node's logger, by node name (proxy, w1, …, client); default silent. */
+  log?: (node: string) => Logger;
+  /** Give each worker a status page on a free port. */
+  workerStatus?: boolean;
 }
 
 export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -54,18 +63,22 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     tamper: o.tamper,
     ...(o.queue ? { queue: o.queue } : {}),
     statusExtra: proxySec.statusExtra,
-    log: silentLogger,
+    log: o.log?.("proxy") ?? silentLogger,
   });
   await proxy.start();
   proxySec.onRotate(() => proxy.setIdentity(proxySec.identity));
   const workerSecs: NodeSecurity[] = [];
   const upstreams: FakeUpstream[] = [];
   const workers: WorkerNode[] = [];
-  for (const [i, uo] of upstreamOpts.entries()) {
+  const backends: Backend[] = [...(o.backends ?? [])];
+  for (const uo of upstreamOpts) {
     const up = await startFakeUpstream(uo);
     upstreams.push(up);
     const backend = new OpenAiBackend({ upstream: up.url });
     await backend.start();
+    backends.push(backend);
+  }
+  for (const [i, backend] of backends.entries()) {
     const sec = await nodeSecurity("worker", { nodeId: `w${i + 1}` }, silentLogger);
     const w = new WorkerNode({
       proxies: [{ host: "127.0.0.1", port: proxy.workerPort }],
@@ -77,7 +90,8 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
       workerId: `w${i + 1}`,
       ...(o.payees?.[i] ? { payee: o.payees[i] } : {}),
       ...(o.priceCoefficients?.[i] !== undefined ? { priceCoefficient: o.priceCoefficients[i] } : {}),
-      log: silentLogger,
+      ...(o.workerStatus ? { statusPort: 0 } : {}),
+      log: o.log?.(`w${i + 1}`) ?? silentLogger,
     });
     await w.start();
     sec.onRotate((node) => w.rotateIdentity(sealingKeysOf(node), 5_000));
@@ -95,7 +109,8 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     ...(o.clientId ? { clientId: o.clientId } : {}),
     ...(o.maxCoefficient ? { maxCoefficient: o.maxCoefficient } : {}),
     statusExtra: clientSec.statusExtra,
-    log: silentLogger,
+    log: o.log?.("client") ?? silentLogger,
+    ...o.client,
   });
   await client.start();
   for (let i = 0; i < 300 && proxy.pool.size < workers.length; i++) await new Promise((r) => setTimeout(r, 10));

@@ -154,6 +154,7 @@ describe("cocoon attest measure", () => {
     assert.throws(() => runAttestMeasure(undefined, { mrtd: "zz", rtmr0: "", rtmr1: "", rtmr2: "", rtmr3: "" }), /--mrtd must be 96 hex/);
     assert.throws(() => runAttestMeasure(VECTORS + TDX_V4.quote, { mrtd: "00".repeat(48) }), /not both/);
     assert.throws(() => runAttestMeasure(VECTORS + TDX_V4.quote, { kind: "client" }), /--kind must be/);
+    assert.throws(() => runAttestMeasure(tmp, {}), /cannot read .*EISDIR.*give an evidence file/);
   });
 });
 

@@ -9,9 +9,12 @@ import { join } from "node:path";
 import { CollateralUnavailableError, REFRESH_MARGIN_MS, TdxCollateralStore, collateralKeyOfQuote, fetchTdxCollateral, rawJsonMember } from "../../src/tee/tdx/pcs.js";
 import { parseCollateral, type QuoteCollateralV3 } from "../../src/tee/tdx/collateral.js";
 import { verifyTdxQuote } from "../../src/tee/tdx/verify.js";
-import { installTestIntelRootForTestsOnly, uninstallTestRoots } from "../../src/tee/roots/test-roots.js";
+import { installTestAmdRootsForTestsOnly, installTestIntelRootForTestsOnly, uninstallTestRoots } from "../../src/tee/roots/test-roots.js";
+import { VcekStore, vcekUrl } from "../../src/tee/kds.js";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { TDX_V4, vec, vecText } from "./helpers.js";
-import { TestIntel, servePcs } from "./test-tee.js";
+import { TestAmd, TestIntel, servePcs } from "./test-tee.js";
 
 const real = (): QuoteCollateralV3 => parseCollateral(vecText(TDX_V4.collateral));
 const quote = vec(TDX_V4.quote);
@@ -127,5 +130,40 @@ describe("collateral signed by an installed test root", () => {
     const bad = verifyTdxQuote(revoked.quote(rd), { collateral: revoked.collateral, now });
     assert.equal(bad.verified, false);
     assert.match(bad.errors.join(" "), /PCK Certificate.*is revoked/);
+  });
+});
+
+describe("SEV-SNP VCEK from a KDS stand-in", () => {
+  after(() => uninstallTestRoots());
+  it("by chip id and TCB; a forged cache is refetched, an unreachable or refusing KDS gives a clear error", async () => {
+    const amd = new TestAmd();
+    installTestAmdRootsForTestsOnly({ ark: amd.ark, ask: amd.ask });
+    const report = amd.report(Buffer.alloc(64, 9));
+    let status = 200;
+    const kds = createServer((req, res) => (status === 200 && req.url === new URL(vcekUrl(report, "http://x")).pathname + new URL(vcekUrl(report, "http://x")).search ? res.writeHead(200).end(amd.vcek) : res.writeHead(status === 200 ? 404 : status).end()));
+    await new Promise<void>((r) => kds.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(kds.address() as AddressInfo).port}`;
+    const dir = mkdtempSync(join(tmpdir(), "vcek-"));
+    try {
+      assert.match(vcekUrl(report, url), /\/vcek\/v1\/Milan\/[0-9a-f]{128}\?blSPL=\d+&teeSPL=\d+&snpSPL=\d+&ucodeSPL=\d+$/);
+      const logs: string[] = [];
+      const store = new VcekStore({ baseUrl: url, cacheDir: dir, log: (l) => logs.push(l) });
+      assert.deepEqual(await store.forReport(report), amd.vcek);
+      const [file] = readdirSync(dir);
+      writeFileSync(join(dir, file), Buffer.concat([amd.vcek.subarray(0, 100), Buffer.alloc(50, 1), amd.vcek.subarray(150)]));
+      assert.deepEqual(await store.forReport(report), amd.vcek, "the forged file was replaced by the KDS's VCEK");
+      assert.match(logs.join("\n"), /cached VCEK .* is not usable/);
+      status = 429;
+      writeFileSync(join(dir, file), "forged");
+      await assert.rejects(store.forReport(report), /answered 429.*rate limited/);
+      await assert.rejects(new VcekStore({ baseUrl: "http://127.0.0.1:9", cacheDir: dir }).forReport(report), /AMD KDS unreachable at http:\/\/127\.0\.0\.1:9/);
+      const late = new VcekStore({ baseUrl: "http://127.0.0.1:9", cacheDir: dir, now: () => new Date("2040-01-01T00:00:00Z") });
+      status = 200;
+      await store.forReport(report);
+      await assert.rejects(late.forReport(report), /unreachable/, "an expired cached VCEK is not used");
+    } finally {
+      await new Promise((r) => kds.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { CollateralUnavailableError, fetchTdxCollateral, rawJsonMember, verifyCollateralSignatures } from "../../src/tee/tdx/pcs.js";
 import { verifyVcekChain } from "../../src/tee/kds.js";
+import { parseOcspResponse } from "../../src/tee/ocsp.js";
+import { EvidenceFormatError } from "../../src/tee/errors.js";
 import { parseCollateral } from "../../src/tee/tdx/collateral.js";
 import { TDX_V4, snpVcek, vecText } from "./helpers.js";
 
@@ -45,6 +47,19 @@ describe("collateral parsers under random input", () => {
         }
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it("OCSP responses: random bytes give a clear format error", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (a) => {
+        try {
+          parseOcspResponse(Buffer.from(a));
+        } catch (e) {
+          assert.ok(e instanceof EvidenceFormatError, String(e));
+        }
+      }),
+      { numRuns: RUNS },
     );
   });
 

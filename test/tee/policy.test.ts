@@ -41,7 +41,7 @@ describe("policy", () => {
     assert.throws(() => parsePolicy({ mode: "production", minTcbStatus: "Great" }), /minTcbStatus/);
   });
   it("production refuses sim and empty allow-lists; dev accepts anything but still checks given lists", () => {
-    const subj = { role: "worker" as const, platform: "tdx" as const, imageDigest: D, tcbStatus: "UpToDate", claims: { nodeId: "w1", model: { name: "m", digest: M } } as never, hasVerifiedGpu: true };
+    const subj = { role: "worker" as const, platform: "tdx" as const, imageDigest: D, tcbStatus: "UpToDate", claims: { nodeId: "w1", model: { name: "m", digest: M } } as never, hasVerifiedGpu: true, hasGpuOcsp: true };
     assert.equal(ruleOf(() => checkPolicy(PRODUCTION_POLICY, { ...subj, platform: "sim" })), "policy.sim");
     assert.equal(ruleOf(() => checkPolicy(PRODUCTION_POLICY, subj)), "policy.measurement");
     assert.equal(ruleOf(() => checkPolicy(DEV_POLICY, subj)), undefined);

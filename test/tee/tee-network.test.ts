@@ -19,6 +19,8 @@ import { silentLogger } from "../../src/util/log.js";
 import { verifyPeerCertificate, EvidenceCache } from "../../src/tee/ratls.js";
 import { DEV_POLICY, PRODUCTION_POLICY } from "../../src/tee/policy.js";
 import { decodeEvidenceBundle } from "../../src/tee/evidence.js";
+import { createNodeIdentity } from "../../src/tee/identity.js";
+import { TdxCollateralStore } from "../../src/tee/tdx/pcs.js";
 import { readRaTlsExtensions } from "../../src/tee/cert.js";
 import { installTestAmdRootsForTestsOnly, installTestIntelRootForTestsOnly, uninstallTestRoots } from "../../src/tee/roots/test-roots.js";
 import { FakeTsm, TestAmd, TestIntel, servePcs } from "./test-tee.js";
@@ -94,6 +96,18 @@ describe("a TDX network on stand-ins, through the real verifier", () => {
     } finally {
       installTestIntelRootForTestsOnly(intel.rootPem);
     }
+  });
+
+  it("a peer that attached no collateral is verified with this node's PCCS, or refused as NoCollateral without one", async () => {
+    const bare = await createNodeIdentity({ role: "proxy", platform: "tdx", tsmRoot: tsm.root });
+    assert.equal(decodeEvidenceBundle(readRaTlsExtensions(bare.tls.certDer).evidence).collateral, undefined);
+    await assert.rejects(verifyPeerCertificate(bare.tls.certDer, DEV_POLICY, { cache: new EvidenceCache() }), /evidence\.tdx.*no collateral given/);
+    const store = new TdxCollateralStore({ baseUrl: pcs.url, cacheDir: cache });
+    const peer = await verifyPeerCertificate(bare.tls.certDer, DEV_POLICY, { cache: new EvidenceCache(), collateralSource: (q) => store.forQuote(q) });
+    assert.equal(peer.platform, "tdx");
+    const clientSec = await nodeSecurity("client", { pccs: pcs.url, collateralCache: cache }, silentLogger);
+    assert.match((await clientSec.verifierFor("proxy")(bare.tls.certDer)).description, /proxy on tdx/);
+    await assert.rejects(verifyPeerCertificate(bare.tls.certDer, DEV_POLICY, { cache: new EvidenceCache(), collateralSource: () => Promise.reject(new Error("PCCS down")) }), /could not fetch it: PCCS down/);
   });
 
   it("a node whose collateral service is unreachable and has no cache does not start, and says why", async () => {

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { parseTdxQuote } from "../../src/tee/tdx/quote.js";
 import type { QuoteCollateralV3 } from "../../src/tee/tdx/collateral.js";
 import { certFields, splitPem, toPem } from "../../src/tee/x509.js";
-import { TAG, bitString, children, oid, parseDer, raw, seq, time, tlv, uint } from "../../src/tee/der.js";
+import { TAG, bitString, children, explicit, intHex, oid, parseDer, raw, seq, time, tlv, uint } from "../../src/tee/der.js";
 import { SNP_SIGNED_LEN } from "../../src/tee/sevsnp.js";
 import { TDX_V4, nvChain, nvEvidence, snpReport, snpVcek, vec, vecText } from "./helpers.js";
 import { encodeGpuEvidence } from "../../src/tee/evidence.js";
@@ -183,6 +183,9 @@ export class TestAmd {
 export class TestNvidia {
   readonly rootPem: string;
   readonly chainPem: string;
+  /** Leaf first, root last, with the private keys that go with them. */
+  readonly ders: Buffer[];
+  readonly keys: KeyObject[];
   private readonly leafKey: KeyObject;
 
   constructor(now = new Date()) {
@@ -198,6 +201,27 @@ export class TestNvidia {
     this.rootPem = toPem(out[out.length - 1]);
     this.chainPem = out.map((d) => toPem(d)).join("");
     this.leafKey = keys[0].privateKey;
+    this.ders = out;
+    this.keys = keys.map((k) => k.privateKey);
+  }
+
+  /**
+   * An OCSP answer (RFC 6960, signed by the issuer) for the certificate a request's CertID names. `revoked` lists
+   * chain indexes to answer REVOKED; `validDays` sets nextUpdate; `signWith` forges the signature with another key.
+   */
+  ocspAnswer(request: Buffer, o: { revoked?: number[]; validDays?: number; now?: Date; signWith?: KeyObject } = {}): Buffer {
+    const now = o.now ?? new Date();
+    const certIdRaw = Buffer.from(raw(children(children(children(children(parseDer(request))[0])[0])[0])[0]));
+    const serial = intHex(children(parseDer(certIdRaw))[3]);
+    const idx = this.ders.findIndex((d) => certFields(d).serialHex === serial);
+    const gen = (d: Date) => tlv(TAG.GENERALIZED_TIME, Buffer.from(d.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:T]/g, ""), "latin1"));
+    const status = o.revoked?.includes(idx) ? tlv(0xa1, gen(now)) : tlv(0x80, Buffer.alloc(0));
+    const single = seq(certIdRaw, status, gen(new Date(now.getTime() - DAY)), explicit(0, gen(new Date(now.getTime() + (o.validDays ?? 7) * DAY))));
+    const issuer = this.ders[Math.min(idx + 1, this.ders.length - 1)];
+    const data = seq(explicit(1, certFields(issuer).subjectRaw), gen(now), seq(single));
+    const key = o.signWith ?? this.keys[Math.min(idx + 1, this.keys.length - 1)];
+    const basic = seq(data, ECDSA_SHA384, bitString(sign("sha384", data, key)));
+    return seq(tlv(0x0a, Buffer.from([0])), explicit(0, seq(oid("1.3.6.1.5.5.7.48.1.1"), tlv(TAG.OCTET_STRING, basic))));
   }
 
   /** The real Hopper transcript with `nonce` as requester nonce, signed by the test leaf. */

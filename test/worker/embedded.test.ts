@@ -28,7 +28,7 @@ async function run(r: GenerationRequest, signal = new AbortController().signal) 
     const step = await gen.next();
     if (step.done) return { deltas, text: deltas.join(""), result: step.value };
     assert.ok(step.value.length > 0, "never an empty batch");
-    deltas.push(...step.value);
+    deltas.push(...step.value.map((d) => (typeof d === "string" ? d : (d.content ?? ""))));
   }
 }
 
@@ -103,5 +103,5 @@ test("abort stops generation and frees the sequence", async () => {
 });
 
 test("a prompt longer than the context is refused with a clear message", async () => {
-  await assert.rejects(run(req({ prompt: "In the beginning ".repeat(100) })), /context holds \d+/);
+  await assert.rejects(run(req({ prompt: "In the beginning ".repeat(100) })), (e: any) => e.code === "context_length_exceeded" && /maximum context length is \d+ tokens/.test(e.message));
 });

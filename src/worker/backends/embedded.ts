@@ -9,10 +9,12 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
-import type { GenerationRequest } from "../../protocol/openai.js";
+import type { Llama, LlamaContext, LlamaContextSequence, LlamaEmbeddingContext, LlamaGrammar, LlamaGrammarEvaluationState, LlamaModel, Token, TokenBias } from "node-llama-cpp";
+import type { EmbeddingRequest, GenerationEndpoint, GenerationRequest } from "../../protocol/openai.js";
+import type { AnswerDelta, Logprobs } from "../../protocol/answer-chunk.js";
+import { checkEmbeddedSupport, readToolAnswer, structuredPlan, toolsInstruction, type StructuredPlan } from "./structured.js";
 import type { ModelInfo } from "../../protocol/messages.js";
-import { BackendError, type Backend, type BackendHealth, type GenerationResult } from "./backend.js";
+import { BackendError, type Backend, type BackendHealth, type EmbeddingResult, type GenerationResult } from "./backend.js";
 import { renderTranscript } from "./transcript.js";
 
 /** The model this project trains and ships (models/README.md). */
@@ -146,17 +148,22 @@ export class EmbeddedBackend implements Backend {
     }
   }
 
-  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string[], GenerationResult> {
+  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<AnswerDelta[], GenerationResult> {
     if (req.model !== this.info.id) throw new BackendError("bad_request", `this worker serves ${this.info.id}, not ${req.model}`);
     if (this.closed) throw new BackendError("backend_failed", "the embedded backend is closed (the worker is shutting down); send the request to another worker.");
-    // Only chat models need the async preparation; skipping the await otherwise keeps validation and slot taking in
-    // the caller's first next() call, so requests arriving together are admitted in arrival order.
+    checkEmbeddedSupport(req);
+    const plan = structuredPlan(req);
+    // Only chat models and constrained answers need async preparation; skipping the await otherwise keeps validation
+    // and slot taking in the caller's first next() call, so requests arriving together are admitted in arrival order.
     if (this.hasChatTemplate && !this.chatWrapper) await this.prepare();
-    const prompt = this.tokenizePrompt(req);
+    const grammar = plan ? await this.grammarFor(plan) : undefined;
+    // A chat model reads what tools it has; a plain-transcript model (the shipped one) could not, so it gets only the grammar.
+    const prompt = this.tokenizePrompt(plan?.kind === "tools" && this.hasChatTemplate ? { ...req, messages: [{ role: "system", content: toolsInstruction(plan) }, ...req.messages!] } : req);
     const ctxLen = this.info.contextLength ?? 0;
     if (prompt.length >= ctxLen) {
-      throw new BackendError("bad_request", `the prompt is ${prompt.length} tokens; this model's context holds ${ctxLen}. Shorten the prompt.`);
+      throw new BackendError("context_length_exceeded", `This model's maximum context length is ${ctxLen} tokens. However, your messages resulted in ${prompt.length} tokens. Please reduce the length of the messages or prompt.`);
     }
+    const bias = req.logitBias ? await this.tokenBias(req.logitBias) : undefined;
     const usage = (completion: number) => ({ prompt_tokens: prompt.length, completion_tokens: completion, total_tokens: prompt.length + completion });
     // Cancelled before it started: nothing to run, so it needs no slot (and is never refused as overloaded).
     if (signal.aborted) return { usage: usage(0), finishReason: "cancelled", usageSource: "engine" };
@@ -171,6 +178,11 @@ export class EmbeddedBackend implements Backend {
     let emittedChars = 0;
     let text = "";
     let finishReason: GenerationResult["finishReason"] = "length";
+    // Logprobs of tokens whose text has not gone out yet: they travel with it.
+    const pending: TokenLogprob[] = [];
+    const withLogprobs = (chunk: string): AnswerDelta => (req.logprobs ? { content: chunk, logprobs: logprobsDelta(req.endpoint, pending.splice(0)) } : chunk);
+    // A tool call is read back whole from the finished JSON; JSON content streams as it comes.
+    const holdBack = plan?.kind === "tools";
     // Everything after taking the slot is inside try/finally, so every way out (end, abort, the consumer's early
     // return() or throw(), an engine error) gives it back before the generator completes.
     try {
@@ -185,7 +197,7 @@ export class EmbeddedBackend implements Backend {
       if (signal.aborted) {
         finishReason = "cancelled";
       } else {
-        const evaluation = sequence.evaluate(prompt, {
+        const options = {
           temperature: req.temperature,
           topK: req.topK,
           topP: req.topP,
@@ -195,8 +207,15 @@ export class EmbeddedBackend implements Backend {
             req.presencePenalty || req.frequencyPenalty
               ? { punishTokens: () => generated, presencePenalty: req.presencePenalty, frequencyPenalty: req.frequencyPenalty }
               : undefined,
-        });
-        for await (const token of evaluation) {
+          ...(grammar ? { grammarEvaluationState: grammar } : {}),
+          ...(bias ? { tokenBias: bias } : {}),
+        };
+        const evaluation = req.logprobs
+          ? sequence.evaluateWithMetadata(prompt, { probabilities: true }, options)
+          : (async function* () {
+              for await (const token of sequence.evaluate(prompt, options)) yield { token, probabilities: undefined };
+            })();
+        for await (const { token, probabilities } of evaluation) {
           if (signal.aborted) {
             finishReason = "cancelled";
             break;
@@ -206,25 +225,50 @@ export class EmbeddedBackend implements Backend {
             break;
           }
           generated.push(token);
+          const offset = text.length;
           text = this.model.detokenize(generated);
+          if (probabilities) pending.push({ ...this.logprobOf(token, probabilities, req.logprobs!.top), offset });
+          // A grammar allows whitespace after the JSON value, and a model that never learnt JSON may not end there:
+          // the answer is complete once the value is.
+          const complete = grammar !== undefined && jsonComplete(text);
+          if (complete) finishReason = "stop";
+          if (holdBack) {
+            if (complete || generated.length >= budget) break;
+            continue;
+          }
+          if (complete) {
+            if (text.length > emittedChars) yield [withLogprobs(text.slice(emittedChars))];
+            emittedChars = text.length;
+            break;
+          }
           // Hold back an incomplete UTF-8 sequence and any text that may be the start of a stop string.
           let safeEnd = text.endsWith("\uFFFD") ? text.length - 1 : text.length;
           const stopHit = findStop(text, req.stop);
           if (stopHit !== undefined) {
-            if (stopHit > emittedChars) yield [text.slice(emittedChars, stopHit)];
+            if (stopHit > emittedChars) yield [withLogprobs(text.slice(emittedChars, stopHit))];
             emittedChars = stopHit;
             finishReason = "stop";
             break;
           }
           safeEnd = Math.min(safeEnd, text.length - partialStopSuffix(text, req.stop));
           if (safeEnd > emittedChars) {
-            yield [text.slice(emittedChars, safeEnd)];
+            yield [withLogprobs(text.slice(emittedChars, safeEnd))];
             emittedChars = safeEnd;
           }
           if (generated.length >= budget) break;
         }
-        if (finishReason !== "stop" && finishReason !== "cancelled" && text.length > emittedChars) {
-          yield [text.slice(emittedChars)];
+        if (holdBack && finishReason !== "cancelled") {
+          const answer = readToolAnswer(text);
+          if (answer && "toolCalls" in answer) {
+            yield [{ tool_calls: answer.toolCalls }];
+            finishReason = "tool_calls";
+          } else if (answer) {
+            if (answer.content) yield [withLogprobs(answer.content)];
+          } else if (text) {
+            yield [withLogprobs(text)]; // cut off before the JSON closed: the raw text, with finish_reason "length"
+          }
+        } else if (finishReason !== "stop" && finishReason !== "cancelled" && text.length > emittedChars) {
+          yield [withLogprobs(text.slice(emittedChars))];
         }
       }
     } finally {
@@ -234,6 +278,92 @@ export class EmbeddedBackend implements Backend {
     }
     return { usage: usage(generated.length), finishReason, usageSource: "engine" };
   }
+
+  /** A fresh grammar state for a constrained answer (grammars are compiled once per schema and kept). */
+  private async grammarFor(plan: StructuredPlan): Promise<LlamaGrammarEvaluationState> {
+    const key = JSON.stringify(plan.schema);
+    let grammar = this.grammars.get(key);
+    if (!grammar) {
+      const llama = await loadLlama();
+      try {
+        const fromSchema = await llama.createGrammarForJsonSchema(plan.schema as never);
+        // node-llama-cpp's integer rule allows an exponent ("-9e-6"), which JSON Schema's integer does not.
+        const text = fromSchema.grammar.replaceAll(INTEGER_WITH_EXPONENT, INTEGER);
+        grammar = text === fromSchema.grammar ? fromSchema : await llama.createGrammar({ grammar: text, rootRuleName: fromSchema.rootRuleName });
+      } catch (err) {
+        throw new BackendError("unsupported_parameter", `Unsupported parameter: '${plan.param}' uses a JSON schema the embedded engine cannot turn into a grammar (${(err as Error).message}). Simplify the schema, or use a worker with --backend openai.`);
+      }
+      if (this.grammars.size >= 64) this.grammars.delete(this.grammars.keys().next().value!);
+      this.grammars.set(key, grammar);
+    }
+    const { LlamaGrammarEvaluationState } = await import("node-llama-cpp");
+    return new LlamaGrammarEvaluationState({ model: this.model, grammar });
+  }
+
+  private readonly grammars = new Map<string, LlamaGrammar>();
+
+  /** OpenAI's logit_bias (token id -> -100..100, -100 bans) as llama.cpp's token bias. */
+  private async tokenBias(bias: Record<string, number>): Promise<TokenBias> {
+    const vocab = this.model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? Number.MAX_SAFE_INTEGER;
+    const { TokenBias } = await import("node-llama-cpp");
+    const tb = new TokenBias(this.model.tokenizer);
+    for (const [id, v] of Object.entries(bias)) {
+      const token = Number(id);
+      if (token >= vocab) throw new BackendError("bad_request", `Invalid 'logit_bias': token id ${id} is outside this model's vocabulary of ${vocab} tokens.`);
+      tb.set(token as Token, v <= -100 ? "never" : { logit: v });
+    }
+    return tb;
+  }
+
+  private logprobOf(token: Token, probabilities: Map<Token, number>, top: number): Omit<TokenLogprob, "offset"> {
+    const entry = (t: Token, p: number) => {
+      const text = this.model.detokenize([t]);
+      return { token: text, logprob: p > 0 ? Math.log(p) : -9999, bytes: [...Buffer.from(text, "utf8")] };
+    };
+    const tops: TokenLogprob["top_logprobs"] = [];
+    for (const [t, p] of probabilities) {
+      if (tops.length >= top) break;
+      tops.push(entry(t, p));
+    }
+    return { ...entry(token, probabilities.get(token) ?? 0), top_logprobs: tops };
+  }
+
+  /**
+   * Embeddings from the same model file, on an embedding context created at the first request. The shipped model
+   * is a tiny character-level one: its vectors are real (the model's own hidden state) but not meaningful ones.
+   */
+  async embed(req: EmbeddingRequest, signal: AbortSignal): Promise<EmbeddingResult> {
+    if (req.model !== this.info.id) throw new BackendError("bad_request", `this worker serves ${this.info.id}, not ${req.model}`);
+    if (this.closed) throw new BackendError("backend_failed", "the embedded backend is closed (the worker is shutting down); send the request to another worker.");
+    const ctxLen = this.info.contextLength ?? 0;
+    this.embeddingContext ??= this.model.createEmbeddingContext({ contextSize: ctxLen, threads: this.context.currentThreads });
+    let context: LlamaEmbeddingContext;
+    try {
+      context = await this.embeddingContext;
+    } catch (err) {
+      this.embeddingContext = undefined;
+      throw new BackendError("backend_failed", `this model cannot make embeddings: ${(err as Error).message}`);
+    }
+    const inputs = req.input.map((x) => (typeof x === "string" ? this.model.tokenize(x) : (x as Token[])));
+    const embeddings: number[][] = [];
+    let promptTokens = 0;
+    for (const [i, tokens] of inputs.entries()) {
+      if (signal.aborted) throw new BackendError("backend_failed", "cancelled");
+      if (tokens.length > ctxLen) {
+        throw new BackendError("context_length_exceeded", `This model's maximum context length is ${ctxLen} tokens, however input[${i}] is ${tokens.length} tokens. Shorten the input.`);
+      }
+      promptTokens += tokens.length;
+      let vector = [...(await context.getEmbeddingFor(tokens)).vector];
+      if (req.dimensions !== undefined) {
+        if (req.dimensions > vector.length) throw new BackendError("unsupported_parameter", `Unsupported parameter: 'dimensions' is ${req.dimensions}; this model's embeddings have ${vector.length}.`);
+        vector = normalized(vector.slice(0, req.dimensions));
+      }
+      embeddings.push(vector);
+    }
+    return { embeddings, usage: { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens }, usageSource: "engine" };
+  }
+
+  private embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
 
   /** Replaces a sequence whose state could not be reset; the slot stays counted as busy until the new one is ready. */
   private async retire(sequence: LlamaContextSequence): Promise<void> {
@@ -256,6 +386,9 @@ export class EmbeddedBackend implements Backend {
 
   async close(): Promise<void> {
     this.closed = true;
+    const embedding = this.embeddingContext;
+    this.embeddingContext = undefined;
+    await embedding?.then((c) => c.dispose()).catch(() => undefined);
     await this.context.dispose();
     await this.model.dispose();
   }
@@ -283,4 +416,45 @@ export function partialStopSuffix(text: string, stops: string[]): number {
     }
   }
   return longest;
+}
+
+/** One token's logprob as OpenAI's chat API shapes it. */
+interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+  /** Where the token's text starts in the answer (completions' text_offset). */
+  offset: number;
+}
+
+/** Logprobs of some tokens in the shape of the endpoint: chat's token list, or completions' parallel arrays. */
+function logprobsDelta(endpoint: GenerationEndpoint, entries: TokenLogprob[]): Logprobs {
+  if (endpoint === "chat") return { content: entries.map(({ offset: _o, ...e }) => e) };
+  return {
+    tokens: entries.map((e) => e.token),
+    token_logprobs: entries.map((e) => e.logprob),
+    top_logprobs: entries.map((e) => Object.fromEntries(e.top_logprobs.map((t) => [t.token, t.logprob]))),
+    text_offset: entries.map((e) => e.offset),
+  };
+}
+
+function normalized(v: number[]): number[] {
+  const norm = Math.hypot(...v) || 1;
+  return v.map((x) => x / norm);
+}
+
+const INTEGER = '"-"? ("0" | [1-9] [0-9]{0,15})';
+const INTEGER_WITH_EXPONENT = `${INTEGER} ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?`;
+
+/** Whether text is one whole JSON value (checked only when it could have just ended: after a closing bracket). */
+function jsonComplete(text: string): boolean {
+  const t = text.trimEnd();
+  if (!t.endsWith("}") && !t.endsWith("]")) return false;
+  try {
+    JSON.parse(t);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,16 +3,19 @@
 // real BPE tokenizer when the engine reports none. Probes /v1/models and reports itself down meanwhile.
 import http from "node:http";
 import https from "node:https";
-import type { GenerationRequest } from "../../protocol/openai.js";
+import type { EmbeddingRequest, FinishReason, GenerationRequest } from "../../protocol/openai.js";
+import type { AnswerDelta, StructuredDelta } from "../../protocol/answer-chunk.js";
 import type { ModelInfo } from "../../protocol/messages.js";
 import { parseSseBatches } from "../../protocol/sse.js";
-import { BackendError, type Backend, type BackendHealth, type GenerationResult } from "./backend.js";
+import { BackendError, type Backend, type BackendHealth, type EmbeddingResult, type GenerationResult } from "./backend.js";
 import { countTokens } from "./tokenizer.js";
 
 export const PROBE_INTERVAL_MS = 5_000;
 /** Concurrent connections to the engine (one per streaming request in flight). */
 const UPSTREAM_MAX_SOCKETS = 1024;
 const PROBE_TIMEOUT_MS = 3_000;
+/** Largest non-streamed answer read from the engine (an embeddings list). */
+const MAX_UPSTREAM_ANSWER_BYTES = 64 * 1024 * 1024;
 
 export interface OpenAiBackendOptions {
   /** Base URL of the engine, with or without a trailing /v1. */
@@ -88,6 +91,14 @@ export class OpenAiBackend implements Backend {
   }
 
   private body(req: GenerationRequest): Record<string, unknown> {
+    if (req.body) {
+      // The app's own fields go to the engine unchanged (tools, response_format, logprobs, n, ...): only streaming
+      // with usage is ours, and the token budget the proxy admitted when the app left it to the default.
+      const { stream_options: _so, stream: _s, ...app } = req.body;
+      const body: Record<string, unknown> = { ...app, model: req.model, stream: true, stream_options: { include_usage: true } };
+      if (body.max_tokens == null && body.max_completion_tokens == null) body.max_tokens = req.maxTokens;
+      return body;
+    }
     const body: Record<string, unknown> = {
       model: req.model,
       max_tokens: req.maxTokens,
@@ -109,7 +120,8 @@ export class OpenAiBackend implements Backend {
 
   /** POSTs with node:http on a keep-alive agent: the hot path, cheaper than fetch's web streams. */
   private post(path: string, body: string, signal: AbortSignal): Promise<http.IncomingMessage> {
-    const url = new URL(`${this.base}${path}`);
+    let url = this.urls.get(path);
+    if (!url) this.urls.set(path, (url = new URL(`${this.base}${path}`)));
     const secure = url.protocol === "https:";
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, {
@@ -124,10 +136,47 @@ export class OpenAiBackend implements Backend {
     });
   }
 
+  /** Parsed once per path: a URL per request is measurable work on the hot path. */
+  private readonly urls = new Map<string, URL>();
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: UPSTREAM_MAX_SOCKETS });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: UPSTREAM_MAX_SOCKETS });
 
-  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<string[], GenerationResult> {
+  /** Embeddings, passed through to the engine's /v1/embeddings (as floats; the worker packs them for the way back). */
+  async embed(req: EmbeddingRequest, signal: AbortSignal): Promise<EmbeddingResult> {
+    let res: http.IncomingMessage;
+    try {
+      res = await this.post("/embeddings", JSON.stringify({ ...req.body, encoding_format: "float" }), signal);
+    } catch (err) {
+      void this.probe();
+      throw new BackendError("backend_failed", `upstream ${this.base} unreachable: ${(err as Error).message}`);
+    }
+    const text = await readCapped(res, MAX_UPSTREAM_ANSWER_BYTES);
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) throw upstreamStatusError(status, text);
+    let body: { data?: { index?: unknown; embedding?: unknown }[]; usage?: { prompt_tokens?: unknown } };
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new BackendError("backend_failed", `upstream sent an embeddings answer that is not JSON: ${text.slice(0, 200)}`);
+    }
+    const data = Array.isArray(body.data) ? body.data : [];
+    const embeddings: number[][] = [];
+    for (const d of data) {
+      const i = typeof d.index === "number" ? d.index : embeddings.length;
+      if (!Array.isArray(d.embedding) || !d.embedding.every((x) => typeof x === "number") || i < 0 || i >= req.input.length) {
+        throw new BackendError("backend_failed", "upstream sent a malformed embeddings answer (expected data[].embedding as arrays of numbers, one per input)");
+      }
+      embeddings[i] = d.embedding as number[];
+    }
+    if (embeddings.length !== req.input.length || embeddings.some((e) => e === undefined)) {
+      throw new BackendError("backend_failed", `upstream sent ${data.length} embeddings for ${req.input.length} inputs`);
+    }
+    const reported = body.usage?.prompt_tokens;
+    const prompt = typeof reported === "number" && Number.isInteger(reported) && reported >= 0 ? reported : req.input.reduce((n, s) => n + (typeof s === "string" ? countTokens(s) : s.length), 0);
+    return { embeddings, usage: { prompt_tokens: prompt, completion_tokens: 0, total_tokens: prompt }, usageSource: typeof reported === "number" ? "backend" : "tokenizer" };
+  }
+
+  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<AnswerDelta[], GenerationResult> {
     const path = req.endpoint === "chat" ? "/chat/completions" : "/completions";
     let res: http.IncomingMessage;
     try {
@@ -138,38 +187,45 @@ export class OpenAiBackend implements Backend {
       throw new BackendError("backend_failed", `upstream ${this.base} unreachable: ${(err as Error).message}`);
     }
     const status = res.statusCode ?? 0;
-    if (status < 200 || status >= 300) {
-      let detail = "";
-      for await (const c of res) if (detail.length < 500) detail += String(c);
-      const code = status === 429 ? "overloaded" : status >= 400 && status < 500 ? "bad_request" : "backend_failed";
-      throw new BackendError(code, `upstream answered HTTP ${status}: ${detail.slice(0, 500)}`);
-    }
+    if (status < 200 || status >= 300) throw upstreamStatusError(status, await readCapped(res, 500));
     let usage: GenerationResult["usage"] | undefined;
-    let finish: GenerationResult["finishReason"] = "stop";
+    let finish: FinishReason = "stop";
     let completionText = "";
     let sawDone = false;
-    // One event's JSON: a delta to keep, usage or finish reason to note, or an error to raise.
-    const take = (data: string, batch: string[]): void => {
-      let chunk: { choices?: { delta?: { content?: string | null }; text?: string; finish_reason?: string | null }[]; usage?: Record<string, number> | null; error?: { message?: string } };
+    // One event's JSON: the deltas to keep (text of choice 0 as plain strings, the rest structured), usage or finish
+    // reasons to note, or an error to raise.
+    const severalChoices = (req.n ?? 1) > 1;
+    const take = (data: string, batch: AnswerDelta[]): void => {
+      let chunk: UpstreamChunk;
       try {
         chunk = JSON.parse(data);
       } catch {
         throw new BackendError("backend_failed", `upstream sent an SSE event that is not JSON: ${data.slice(0, 200)}`);
       }
       if (chunk.error) throw new BackendError("backend_failed", `upstream error mid-stream: ${chunk.error.message ?? "unknown"}`);
-      const choice = chunk.choices?.[0];
-      const delta = choice?.delta?.content ?? choice?.text ?? "";
-      if (delta) {
-        completionText += delta;
-        batch.push(delta);
+      for (const choice of Array.isArray(chunk.choices) ? chunk.choices : []) {
+        const index = typeof choice.index === "number" && Number.isInteger(choice.index) && choice.index >= 0 ? choice.index : 0;
+        const text = typeof choice.delta?.content === "string" ? choice.delta.content : typeof choice.text === "string" ? choice.text : "";
+        const reason = finishOf(choice.finish_reason);
+        if (index === 0) {
+          completionText += text;
+          if (reason) finish = reason;
+        }
+        const d: StructuredDelta = {};
+        if (index) d.index = index;
+        if (text) d.content = text;
+        if (typeof choice.delta?.refusal === "string" && choice.delta.refusal) d.refusal = choice.delta.refusal;
+        const calls = toolCallDeltas(choice.delta?.tool_calls);
+        if (calls.length) d.tool_calls = calls;
+        if (choice.logprobs && typeof choice.logprobs === "object") d.logprobs = choice.logprobs as StructuredDelta["logprobs"];
+        if (reason && (severalChoices || index > 0)) d.finish_reason = reason;
+        const keys = Object.keys(d);
+        if (keys.length === 1 && keys[0] === "content") batch.push(text);
+        else if (keys.length && !(keys.length === 1 && keys[0] === "index")) batch.push(d);
       }
-      if (choice?.finish_reason === "length") finish = "length";
-      if (chunk.usage && typeof chunk.usage.prompt_tokens === "number" && typeof chunk.usage.completion_tokens === "number") {
-        usage = {
-          prompt_tokens: chunk.usage.prompt_tokens,
-          completion_tokens: chunk.usage.completion_tokens,
-          total_tokens: chunk.usage.prompt_tokens + chunk.usage.completion_tokens,
-        };
+      const u = chunk.usage;
+      if (u && typeof u.prompt_tokens === "number" && typeof u.completion_tokens === "number") {
+        usage = { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.prompt_tokens + u.completion_tokens };
       }
     };
     try {
@@ -177,7 +233,7 @@ export class OpenAiBackend implements Backend {
       // end of the body) drains below and the socket goes back to the keep-alive pool instead of being closed.
       for await (const events of parseSseBatches(res.iterator({ destroyOnReturn: false }))) {
         // Every delta of one read goes out as one batch (one sealed chunk), in order.
-        const batch: string[] = [];
+        const batch: AnswerDelta[] = [];
         for (const ev of events) {
           if (ev.data === "[DONE]") {
             sawDone = true;
@@ -203,6 +259,7 @@ export class OpenAiBackend implements Backend {
     const p = countTokens(promptText);
     const c = Math.min(countTokens(completionText), req.maxTokens);
     return { usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c }, finishReason: finish, usageSource: "tokenizer" };
+    // (A stream's logprobs and other choices are relayed as the engine sent them; without usage only choice 0's text is counted.)
 
     // Cancelled mid-answer: the engine read the prompt and produced what was delivered so far; that is what is billed
     // (docs/payments.md, "cancelled requests"), counted by our tokenizer since the engine never sent its usage.
@@ -219,4 +276,59 @@ export class OpenAiBackend implements Backend {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/** One streamed event from an OpenAI-compatible engine (untrusted: every field is checked before use). */
+interface UpstreamChunk {
+  choices?: {
+    index?: unknown;
+    delta?: { content?: unknown; refusal?: unknown; tool_calls?: unknown };
+    text?: unknown;
+    logprobs?: unknown;
+    finish_reason?: unknown;
+  }[];
+  usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null;
+  error?: { message?: string };
+}
+
+function finishOf(r: unknown): FinishReason | undefined {
+  if (r === "function_call") return "tool_calls";
+  return r === "stop" || r === "length" || r === "tool_calls" || r === "content_filter" ? r : undefined;
+}
+
+/** Tool-call fragments of a stream delta, keeping only well-formed fields. */
+function toolCallDeltas(v: unknown): NonNullable<StructuredDelta["tool_calls"]> {
+  if (!Array.isArray(v)) return [];
+  return v.flatMap((t: { index?: unknown; id?: unknown; function?: { name?: unknown; arguments?: unknown } }, i) => {
+    if (!t || typeof t !== "object") return [];
+    const fn = t.function && typeof t.function === "object" ? t.function : undefined;
+    return [
+      {
+        index: typeof t.index === "number" && Number.isInteger(t.index) && t.index >= 0 ? t.index : i,
+        ...(typeof t.id === "string" ? { id: t.id, type: "function" as const } : {}),
+        ...(fn ? { function: { ...(typeof fn.name === "string" ? { name: fn.name } : {}), ...(typeof fn.arguments === "string" ? { arguments: fn.arguments } : {}) } } : {}),
+      },
+    ];
+  });
+}
+
+/** An engine's refusal as the error the app should see: its 4xx are the request's fault (not retried elsewhere). */
+function upstreamStatusError(status: number, detail: string): BackendError {
+  const code = status === 429 ? "overloaded" : status >= 400 && status < 500 ? "bad_request" : "backend_failed";
+  return new BackendError(code, `upstream answered HTTP ${status}: ${detail.slice(0, 500)}`);
+}
+
+async function readCapped(res: http.IncomingMessage, limit: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const c of res) {
+    total += (c as Buffer).length;
+    if (total > limit) {
+      res.destroy();
+      if (limit <= 500) break;
+      throw new BackendError("backend_failed", `upstream answer exceeds ${limit} bytes`);
+    }
+    parts.push(c as Buffer);
+  }
+  return Buffer.concat(parts).toString("utf8").slice(0, total > limit ? limit : undefined);
 }
