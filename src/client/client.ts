@@ -6,7 +6,9 @@ import type { Stream } from "../protocol/connection.js";
 import { StreamError } from "../protocol/connection.js";
 import { CocoonError } from "../protocol/errors.js";
 import { inferenceReplySchema, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceReply, type InferenceTrailer } from "../protocol/messages.js";
-import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseEmbeddingRequest, parseGenerationRequest, wantsStreamUsage, type EmbeddingRequest, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
+import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseEmbeddingRequest, parseGenerationRequest, parseTranscriptionRequest, wantsStreamUsage, type EmbeddingRequest, type Endpoint, type GenerationRequest, type TranscriptionRequest } from "../protocol/openai.js";
+import { boundaryOf, parseMultipart } from "../util/multipart.js";
+import { MAX_REQUEST_BODY } from "../worker/worker.js";
 import { sseData } from "../protocol/sse.js";
 import { decodeAnswerChunk, type AnswerDelta } from "../protocol/answer-chunk.js";
 import { AnswerCollector, ChunkShaper, EmbeddingCollector, apiFinishReason } from "./openai-answer.js";
@@ -85,13 +87,17 @@ const EXPOSED_HEADERS = ["x-request-id", "x-cocoon-worker", "x-cocoon-attestatio
 /** The routes of the API and the methods each takes (for Allow and CORS preflight). */
 const ROUTES: { match: (path: string) => boolean; methods: string[] }[] = [
   { match: (p) => p === "/status" || p === "/v1/models" || p.startsWith("/v1/models/"), methods: ["GET", "HEAD", "OPTIONS"] },
-  { match: (p) => p === "/v1/chat/completions" || p === "/v1/completions" || p === "/v1/embeddings", methods: ["POST", "OPTIONS"] },
+  { match: (p) => p === "/v1/chat/completions" || p === "/v1/completions" || p === "/v1/embeddings" || p === "/v1/audio/transcriptions", methods: ["POST", "OPTIONS"] },
 ];
 
 /** One parsed app request: a generation (chat, completions) or an embeddings request. */
 type AppRequest =
   | { endpoint: "chat" | "completions"; gen: GenerationRequest; model: string; budget: number; stream: boolean; includeUsage: boolean }
-  | { endpoint: "embeddings"; emb: EmbeddingRequest; model: string; budget: number; stream: false; includeUsage: false };
+  | { endpoint: "embeddings"; emb: EmbeddingRequest; model: string; budget: number; stream: false; includeUsage: false }
+  | { endpoint: "transcriptions"; tr: TranscriptionRequest; model: string; budget: number; stream: false; includeUsage: false };
+
+/** Largest audio upload: what a worker accepts as a request body, less room for the sealing envelope. */
+const TRANSCRIPTION_MAX_BODY = MAX_REQUEST_BODY - 64 * 1024;
 
 interface Counters {
   /** Requests the app cancelled whose answers still ended with a receipt and were paid for what was produced. */
@@ -176,7 +182,8 @@ export class ClientNode {
     if (method === "POST" && path === "/v1/chat/completions") return this.complete(req, res, "chat");
     if (method === "POST" && path === "/v1/completions") return this.complete(req, res, "completions");
     if (method === "POST" && path === "/v1/embeddings") return this.complete(req, res, "embeddings");
-    throw new ApiError(404, `Unknown path ${method} ${path}. This server offers POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models and GET /status.`, "invalid_request_error", "unknown_url");
+    if (method === "POST" && path === "/v1/audio/transcriptions") return this.complete(req, res, "transcriptions");
+    throw new ApiError(404, `Unknown path ${method} ${path}. This server offers POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/audio/transcriptions, GET /v1/models and GET /status.`, "invalid_request_error", "unknown_url");
   }
 
   private async listModels(res: http.ServerResponse): Promise<void> {
@@ -193,8 +200,7 @@ export class ClientNode {
     sendJson(res, 200, { id: m.id, object: "model", created: m.created, owned_by: "cocoon" });
   }
 
-  private async readBody(req: http.IncomingMessage): Promise<Buffer> {
-    const limit = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  private async readBody(req: http.IncomingMessage, limit = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY): Promise<Buffer> {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > limit) throw new ApiError(413, `Request body is ${declared} bytes; the limit is ${limit}. Send a shorter prompt.`, "invalid_request_error", "request_too_large");
     const parts: Buffer[] = [];
@@ -223,8 +229,28 @@ export class ClientNode {
     }
   }
 
+  /**
+   * Reads an audio transcription upload (multipart/form-data, up to what a worker accepts) and validates its fields.
+   * The form travels sealed to the worker byte for byte.
+   */
+  private async readTranscription(req: http.IncomingMessage): Promise<{ raw: Buffer; app: AppRequest }> {
+    const boundary = boundaryOf(req.headers["content-type"]);
+    if (!boundary) {
+      throw new ApiError(415, `Unsupported Content-Type '${req.headers["content-type"] ?? "none"}': send the audio as multipart/form-data (a 'file' field and a 'model' field), as the OpenAI SDKs do.`, "invalid_request_error", "unsupported_media_type");
+    }
+    const raw = await this.readBody(req, TRANSCRIPTION_MAX_BODY);
+    let parts;
+    try {
+      parts = parseMultipart(raw, boundary);
+    } catch (err) {
+      throw invalidRequest(`We could not read the multipart form of your request: ${(err as Error).message}.`, null, "invalid_body");
+    }
+    const tr = parseTranscriptionRequest(parts);
+    return { raw, app: { endpoint: "transcriptions", tr, model: tr.model, budget: this.opts.maxTokensLimit ?? MAX_TOKENS_LIMIT, stream: false, includeUsage: false } };
+  }
+
   /** Validates an app's request for its endpoint. */
-  private parseApp(endpoint: Endpoint, body: unknown): AppRequest {
+  private parseApp(endpoint: Exclude<Endpoint, "transcriptions">, body: unknown): AppRequest {
     if (endpoint === "embeddings") {
       const emb = parseEmbeddingRequest(body);
       return { endpoint, emb, model: emb.model, budget: 1, stream: false, includeUsage: false };
@@ -237,14 +263,13 @@ export class ClientNode {
 
   private async complete(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint): Promise<void> {
     this.stats.requests++;
-    const { raw, body } = await this.readJson(req);
-    const app = this.parseApp(endpoint, body);
+    const { raw, app } = endpoint === "transcriptions" ? await this.readTranscription(req) : await this.readJson(req).then(({ raw, body }) => ({ raw, app: this.parseApp(endpoint, body) }));
     const { models } = await this.link.models();
     if (!models.some((m) => m.id === app.model)) {
       const available = models.map((m) => m.id).join(", ") || "none right now";
       throw new ApiError(404, `The model '${app.model}' does not exist or no worker serves it now. Available: ${available}.`, "invalid_request_error", "model_not_found", "model");
     }
-    const requestId = `${endpoint === "chat" ? "chatcmpl" : endpoint === "embeddings" ? "emb" : "cmpl"}-${randomBytes(12).toString("hex")}`;
+    const requestId = `${{ chat: "chatcmpl", completions: "cmpl", embeddings: "emb", transcriptions: "tr" }[endpoint]}-${randomBytes(12).toString("hex")}`;
     let stream: Stream | undefined;
     let sealed: SealedExchange | undefined;
     // The app going away is a soft cancel: the worker stops generating but still ends the answer with its receipt, and
@@ -329,6 +354,7 @@ export class ClientNode {
       if (sealed) sealed.result.opener.preferWorker(reply.worker);
       const answer = new Answer(stream!, sealed, gone);
       if (app.endpoint === "embeddings") await this.collectEmbeddings(res, answer, app, requestId, headers);
+      else if (app.endpoint === "transcriptions") await this.collectTranscription(res, answer, app, requestId, headers);
       else if (app.stream) await this.streamAnswer(res, answer, app, requestId, headers);
       else await this.collectAnswer(res, answer, app, requestId, headers);
     } catch (err) {
@@ -444,6 +470,18 @@ export class ClientNode {
         ? { id, object: "chat.completion", created, model, choices: collector.chatChoices(trailer.finishReason), usage, ...serviceTier(app.gen) }
         : { id, object: "text_completion", created, model, choices: collector.textChoices(trailer.finishReason), usage };
     sendJson(res, 200, out, { ...headers, ...timingHeaders(trailer), ...(answer.sealed ? { "x-cocoon-receipt": answer.receiptProblem ? `refused: ${answer.receiptProblem}` : "verified" } : {}) });
+    this.account(trailer, !res.destroyed);
+  }
+
+  /** A transcription goes back as the engine wrote it: JSON for the JSON formats, text for text, srt and vtt. */
+  private async collectTranscription(res: http.ServerResponse, answer: Answer, app: AppRequest & { endpoint: "transcriptions" }, id: string, headers: Record<string, string>): Promise<void> {
+    let body = "";
+    for await (const delta of answer) body += typeof delta === "string" ? delta : (delta.content ?? "");
+    const trailer = await this.finish(answer, app, id);
+    if (answer.appGone || res.destroyed) return this.account(trailer, false);
+    const json = app.tr.responseFormat.endsWith("json");
+    res.writeHead(200, { ...headers, ...timingHeaders(trailer), ...(answer.sealed ? { "x-cocoon-receipt": answer.receiptProblem ? `refused: ${answer.receiptProblem}` : "verified" } : {}), "content-type": json ? "application/json" : "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body) });
+    res.end(body);
     this.account(trailer, !res.destroyed);
   }
 
