@@ -198,8 +198,8 @@ export interface GenerationRequest {
   tools?: ToolDef[];
   toolChoice?: ToolChoice;
   responseFormat?: ResponseFormat;
-  /** Content parts the embedded engine cannot read (image, audio, file), named for its refusal. */
-  nonTextParts?: string[];
+  /** Content parts the embedded engine cannot read (image, audio, file): where each is and its type, for its refusal. */
+  nonTextParts?: { param: string; type: string }[];
   /** Fields that change the answer in ways only a real remote engine implements (audio output, web search...). */
   engineOnly?: string[];
   /** The app's validated body, unchanged: the openai backend forwards it so every field reaches the engine. */
@@ -366,12 +366,12 @@ function sharedFields(r: ChatRequest | CompletionRequest) {
   };
 }
 
-function chatMessages(r: ChatRequest): { messages: ChatMessage[]; nonTextParts: string[] } {
-  const nonTextParts: string[] = [];
+function chatMessages(r: ChatRequest): { messages: ChatMessage[]; nonTextParts: { param: string; type: string }[] } {
+  const nonTextParts: { param: string; type: string }[] = [];
   const messages = r.messages.map((m, i): ChatMessage => {
     if (m.role === "user" && Array.isArray(m.content)) {
       m.content.forEach((p, j) => {
-        if (p.type !== "text") nonTextParts.push(`messages[${i}].content[${j}] (${p.type})`);
+        if (p.type !== "text") nonTextParts.push({ param: `messages[${i}].content[${j}]`, type: p.type });
       });
     }
     const content = text(m.content as Parameters<typeof text>[0]);
