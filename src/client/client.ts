@@ -793,7 +793,8 @@ export function toApiError(err: unknown): ApiError {
     const status = err.status;
     const type = status === 400 || status === 404 || status === 413 ? "invalid_request_error" : status === 429 ? "rate_limit_error" : status === 402 ? "insufficient_quota" : "api_error";
     // The worker names the parameter it could not honour ("Unsupported parameter: 'logit_bias' ..."): so does the error.
-    const param = err.code === "unsupported_parameter" ? (/'([^']+)'/.exec(err.message)?.[1] ?? null) : null;
+    const param =
+      err.code === "unsupported_parameter" ? (/'([^']+)'/.exec(err.message)?.[1] ?? null) : err.code === "context_length_exceeded" ? (/your (messages|prompt)\b/.exec(err.message)?.[1] ?? null) : null;
     return new ApiError(status, err.message, type, err.code, param);
   }
   return new ApiError(500, `Internal error in the Cocoon client: ${(err as Error)?.message ?? String(err)}`, "api_error", "internal_error");

@@ -136,5 +136,5 @@ test("what the embedded engine cannot do is refused by name; defaults never are"
 });
 
 test("a prompt longer than the context is context_length_exceeded, and is not retried on other workers", async () => {
-  await assert.rejects(sdk.chat.completions.create({ model: MODEL, messages: user("In the beginning ".repeat(40)), max_tokens: 2 }), (e: any) => e.status === 400 && e.code === "context_length_exceeded" && /maximum context length is 256 tokens/.test(e.message));
+  await assert.rejects(sdk.chat.completions.create({ model: MODEL, messages: user("In the beginning ".repeat(40)), max_tokens: 2 }), (e: any) => e.status === 400 && e.code === "context_length_exceeded" && e.param === "messages" && /maximum context length is 256 tokens/.test(e.message));
 });
