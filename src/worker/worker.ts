@@ -251,7 +251,16 @@ export class WorkerNode {
       }
       const req = head.endpoint === "transcriptions" ? parseTranscriptionForm(raw) : parseBody(head.endpoint, raw);
       if (req.model !== head.model) throw new ApiError(400, `body names model ${req.model} but the head says ${head.model}`, "invalid_request_error");
-      if (!this.opts.backend.models().some((m) => m.id === req.model)) {
+      const served = this.opts.backend.models();
+      if (served.length === 0) {
+        // The engine's last health probe failed (it lists nothing until it answers again): not the request's fault,
+        // so a retryable code — the proxy tries another worker — rather than model_not_found, which it would not.
+        const health = await this.opts.backend.health();
+        this.stats.rejected++;
+        stream.reset("backend_failed", `worker ${this.id}'s engine is not answering now${health.reason ? ` (${health.reason})` : ""}; try another worker`);
+        return;
+      }
+      if (!served.some((m) => m.id === req.model)) {
         stream.reset("model_not_found", `worker ${this.id} does not serve ${req.model}`);
         this.stats.rejected++;
         return;
