@@ -8,7 +8,7 @@ import { CocoonError } from "../protocol/errors.js";
 import { inferenceReplySchema, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceReply, type InferenceTrailer } from "../protocol/messages.js";
 import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseEmbeddingRequest, parseGenerationRequest, parseTranscriptionRequest, wantsStreamUsage, type EmbeddingRequest, type Endpoint, type GenerationRequest, type TranscriptionRequest } from "../protocol/openai.js";
 import { boundaryOf, parseMultipart } from "../util/multipart.js";
-import { MAX_REQUEST_BODY } from "../worker/worker.js";
+import { MAX_APP_JSON_BODY, MAX_AUDIO_UPLOAD } from "../protocol/limits.js";
 import { sseData } from "../protocol/sse.js";
 import { decodeAnswerChunk, type AnswerDelta } from "../protocol/answer-chunk.js";
 import { AnswerCollector, ChunkShaper, EmbeddingCollector, apiFinishReason } from "./openai-answer.js";
@@ -50,8 +50,6 @@ interface SealedExchange {
   result: SealedRequestResult;
   candidates: VerifiedWorker[];
 }
-/** Largest request body an app may send. */
-export const DEFAULT_MAX_BODY = 1024 * 1024;
 
 export interface ClientOptions {
   host?: string;
@@ -96,8 +94,6 @@ type AppRequest =
   | { endpoint: "embeddings"; emb: EmbeddingRequest; model: string; budget: number; stream: false; includeUsage: false }
   | { endpoint: "transcriptions"; tr: TranscriptionRequest; model: string; budget: number; stream: false; includeUsage: false };
 
-/** Largest audio upload: what a worker accepts as a request body, less room for the sealing envelope. */
-const TRANSCRIPTION_MAX_BODY = MAX_REQUEST_BODY - 64 * 1024;
 
 interface Counters {
   /** Requests the app cancelled whose answers still ended with a receipt and were paid for what was produced. */
@@ -200,7 +196,7 @@ export class ClientNode {
     sendJson(res, 200, { id: m.id, object: "model", created: m.created, owned_by: "cocoon" });
   }
 
-  private async readBody(req: http.IncomingMessage, limit = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY): Promise<Buffer> {
+  private async readBody(req: http.IncomingMessage, limit = this.opts.maxBodyBytes ?? MAX_APP_JSON_BODY): Promise<Buffer> {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > limit) throw new ApiError(413, `Request body is ${declared} bytes; the limit is ${limit}. Send a shorter prompt.`, "invalid_request_error", "request_too_large");
     const parts: Buffer[] = [];
@@ -238,7 +234,7 @@ export class ClientNode {
     if (!boundary) {
       throw new ApiError(415, `Unsupported Content-Type '${req.headers["content-type"] ?? "none"}': send the audio as multipart/form-data (a 'file' field and a 'model' field), as the OpenAI SDKs do.`, "invalid_request_error", "unsupported_media_type");
     }
-    const raw = await this.readBody(req, TRANSCRIPTION_MAX_BODY);
+    const raw = await this.readBody(req, MAX_AUDIO_UPLOAD);
     let parts;
     try {
       parts = parseMultipart(raw, boundary);

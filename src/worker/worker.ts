@@ -1,5 +1,6 @@
 // The worker role: dials out to proxies (so it may sit behind NAT), announces its models and capacity,
 // validates each request against the field allow-list, runs it on its backend and streams the answer back.
+import { MAX_SEALED_REQUEST } from "../protocol/limits.js";
 import { randomUUID } from "node:crypto";
 import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
@@ -17,8 +18,6 @@ import { buildReceipt, openRequest, signReceipt, type ResponseSealer } from "../
 import { ReplayCache } from "../crypto/replay.js";
 import type { KeyObject } from "node:crypto";
 
-/** Largest request body a worker accepts (prompt JSON). */
-export const MAX_REQUEST_BODY = 4 * 1024 * 1024;
 
 export interface WorkerOptions {
   proxies: { host: string; port: number }[];
@@ -208,7 +207,7 @@ export class WorkerNode {
     stream.signal.addEventListener("abort", hardStop, { once: true });
     jobs.set(head.requestId, stop);
     try {
-      let raw: Uint8Array = await stream.readAll(MAX_REQUEST_BODY);
+      let raw: Uint8Array = await stream.readAll(MAX_SEALED_REQUEST);
       let responder: ResponseSealer | undefined;
       let receiptKey: KeyObject | undefined;
       if (head.sealed) {
