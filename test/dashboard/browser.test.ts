@@ -101,14 +101,18 @@ test("devnet page: a chat streams in, shows its cost and the worker's attestatio
 });
 
 test("each node's dashboard renders live with what its role shows", { skip }, async () => {
+  // The worker that served the chat (its dashboard has numbers to show).
+  const proxy = (await (await fetch(`${dashboards.proxy}/status`)).json()) as { peers: { workers: { id: string; served: number }[] } };
+  const served = proxy.peers.workers.find((w) => w.served > 0)?.id ?? "worker-1";
   const expect: Record<string, RegExp[]> = {
     client: [/Spent/, /Remaining/, /Recent requests/, /chatcmpl-/, /receipt verified/, /INSECURE/],
     proxy: [/Workers/, /worker-1/, /worker-2/, /Clients/, /Settlement/, /Fees/],
-    "worker-1": [/Attestation/, /sim · INSECURE/, /Own evidence\s*insecure INSECURE-SIM/, /TCB status/, /mrtd\s*[0-9a-f]{96}/, /Image digest\s*[0-9a-f]{64}/, /Model/, /kjv-char-llama/, /Linked proxies/, /Earned/],
+    [served]: [/Attestation/, /sim · INSECURE/, /Own evidence\s*insecure INSECURE-SIM/, /TCB status/, /mrtd\s*[0-9a-f]{96}/, /Image digest\s*[0-9a-f]{64}/, /Model/, /kjv-char-llama/, /Linked proxies/, /Earned/],
   };
   for (const [name, patterns] of Object.entries(expect)) {
     const page = await open(`${dashboards[name]}/`);
     await page.waitForSelector("#live.ok", { timeout: 10_000 });
+    if (name === served) assert.match((await page.locator("#summary").textContent()) ?? "", /Requests[^0-9]*[1-9]/, "the serving worker counted the chat");
     const text = (await page.locator("main").textContent()) ?? "";
     for (const re of patterns) assert.match(text, re, `${name} dashboard shows ${re}`);
     assert.ok(Number(await page.locator("#chart-money").getAttribute("data-points")) >= 1, `${name}: the money chart has data`);
