@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { startDevnet, type Devnet } from "../cli/devnet-process.js";
+import { runAdminAction } from "../../src/cli/admin.js";
 
 const CHROMIUM = process.env.COCOON_CHROMIUM ?? "/usr/bin/chromium";
 const shots = process.env.COCOON_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), "cocoon-shots-"));
@@ -123,7 +124,7 @@ test("each node's dashboard renders live with what its role shows", { skip }, as
   }
 });
 
-test("an operator drains a worker from its dashboard with the admin token; a wrong token is refused", { skip }, async () => {
+test("an operator drains a worker from its dashboard with the admin token (a wrong one is refused), and redeems and pays out from the CLI", { skip }, async () => {
   const page = await open(`${dashboards["worker-2"]}/`);
   await page.waitForSelector("#admin-actions button");
   await page.fill("#admin-token", "not-the-token-0000000000");
@@ -142,4 +143,12 @@ test("an operator drains a worker from its dashboard with the admin token; a wro
   await page.click("#admin-actions button[data-action='enable']");
   await page.waitForFunction(() => document.getElementById("admin-state")?.textContent === "serving");
   await page.close();
+  // The money controls, from the command line: the proxy redeems its clients' vouchers on chain and sends payout
+  // vouchers now; a worker claims what it holds.
+  const proxyStatus = async () => ((await (await fetch(`${dashboards.proxy}/status`)).json()) as { payments: { redeemed: string; signed: string } }).payments;
+  assert.match(await runAdminAction("redeem", { status: dashboards.proxy!, tokenFile }), /redeemed so far/);
+  const after = await proxyStatus();
+  assert.equal(after.redeemed, after.signed, "everything the client signed is redeemed on chain");
+  assert.match(await runAdminAction("payout", { status: dashboards.proxy!, tokenFile }), /payout vouchers sent/);
+  assert.match(await runAdminAction("payout", { status: dashboards["worker-1"]!, tokenFile }), /claimed on chain|nothing to claim/);
 });
