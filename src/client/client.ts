@@ -174,8 +174,6 @@ export class ClientNode {
       res.setHeader("allow", route.methods.join(", "));
       throw new ApiError(405, `Method ${method} is not allowed for ${path}; use ${route.methods.filter((m) => m !== "OPTIONS").join(" or ")}.`, "invalid_request_error", "method_not_allowed");
     }
-    // GET /status (with rates), /metrics, / (dashboard), /events; POST /admin/*: src/observability/node.ts.
-    if (this.obs.handle(req, res)) return;
     // HEAD is answered like GET; Node sends the headers and leaves the body out.
     const get = method === "GET" || method === "HEAD";
     if (get && path === "/status") return sendJson(res, 200, this.statusJson());
