@@ -172,7 +172,8 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
       headers: {},
       notes: [
         `${2 + workers} processes of the compiled CLI (client, proxy, ${workers > 1 ? `${workers} workers` : "worker"}), sim RA-TLS with attestation verified on every link, requests HPKE-sealed to the worker`,
-        `worker --backend openai --capacity ${BENCH_WORKER_CAPACITY}`,
+        // The last --capacity wins (commander), so the extra arguments say what really ran.
+        `worker --backend openai --capacity ${BENCH_WORKER_CAPACITY}${extraWorkerArgs.length ? ` ${extraWorkerArgs.join(" ")}` : ""}`,
         chain
           ? `billing on: per-token prices from a devnet root contract, a client-signed voucher per answer (verified lazily by the proxy), receipts and vouchers durable in SQLite ledgers, batched redemption (proxy reports network ${(status.payments as { network?: string } | undefined)?.network ?? "?"})`
           : `billing off (${payments?.mode ?? "counting only"})`,

@@ -40,7 +40,8 @@ export async function runAdminAction(action: string, o: AdminCliOptions): Promis
 export function registerAdminCommand(program: Command): void {
   program
     .command("admin")
-    .description("operator controls of a running node: " + ADMIN_ACTIONS.map((a) => `${a} (${ADMIN_HELP[a]})`).join("; "))
+    .description("operator controls of a running node, with the token from its --admin-token-file")
+    .addHelpText("after", `\nActions:\n${ADMIN_ACTIONS.map((a) => `  ${a.padEnd(9)}${ADMIN_HELP[a]}`).join("\n")}\n\nExample: cocoon admin drain --status http://127.0.0.1:12000 --token-file ~/.cocoon/admin-token`)
     .argument("<action>", ADMIN_ACTIONS.join("|"))
     .requiredOption("--status <url>", "the node's status port, e.g. http://127.0.0.1:12000 (the client's: its API port)")
     .requiredOption("--token-file <file>", "the node's --admin-token-file")

@@ -6,7 +6,9 @@ import type { Stream } from "../protocol/connection.js";
 import { StreamError } from "../protocol/connection.js";
 import { CocoonError, type ErrorCode } from "../protocol/errors.js";
 import { inferenceReplySchema, inferenceTrailerSchema, OP_INFERENCE, parseMessage, type InferenceReply, type InferenceTrailer } from "../protocol/messages.js";
-import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseEmbeddingRequest, parseGenerationRequest, wantsStreamUsage, type EmbeddingRequest, type Endpoint, type GenerationRequest } from "../protocol/openai.js";
+import { ApiError, invalidRequest, MAX_TOKENS_LIMIT, parseEmbeddingRequest, parseGenerationRequest, parseTranscriptionRequest, wantsStreamUsage, type EmbeddingRequest, type Endpoint, type GenerationRequest, type TranscriptionRequest } from "../protocol/openai.js";
+import { boundaryOf, parseMultipart } from "../util/multipart.js";
+import { MAX_APP_JSON_BODY, MAX_AUDIO_UPLOAD } from "../protocol/limits.js";
 import { sseData } from "../protocol/sse.js";
 import { decodeAnswerChunk, type AnswerDelta } from "../protocol/answer-chunk.js";
 import { AnswerCollector, ChunkShaper, EmbeddingCollector, apiFinishReason } from "./openai-answer.js";
@@ -53,8 +55,6 @@ interface SealedExchange {
   result: SealedRequestResult;
   candidates: VerifiedWorker[];
 }
-/** Largest request body an app may send. */
-export const DEFAULT_MAX_BODY = 1024 * 1024;
 
 export interface ClientOptions {
   host?: string;
@@ -112,13 +112,15 @@ const EXPOSED_HEADERS = ["x-request-id", "x-cocoon-worker", "x-cocoon-proxy", "x
 /** The routes of the API and the methods each takes (for Allow and CORS preflight). */
 const ROUTES: { match: (path: string) => boolean; methods: string[] }[] = [
   { match: (p) => p === "/status" || p === "/v1/models" || p.startsWith("/v1/models/"), methods: ["GET", "HEAD", "OPTIONS"] },
-  { match: (p) => p === "/v1/chat/completions" || p === "/v1/completions" || p === "/v1/embeddings", methods: ["POST", "OPTIONS"] },
+  { match: (p) => p === "/v1/chat/completions" || p === "/v1/completions" || p === "/v1/embeddings" || p === "/v1/audio/transcriptions", methods: ["POST", "OPTIONS"] },
 ];
 
 /** One parsed app request: a generation (chat, completions) or an embeddings request. */
 type AppRequest =
   | { endpoint: "chat" | "completions"; gen: GenerationRequest; model: string; budget: number; stream: boolean; includeUsage: boolean }
-  | { endpoint: "embeddings"; emb: EmbeddingRequest; model: string; budget: number; stream: false; includeUsage: false };
+  | { endpoint: "embeddings"; emb: EmbeddingRequest; model: string; budget: number; stream: false; includeUsage: false }
+  | { endpoint: "transcriptions"; tr: TranscriptionRequest; model: string; budget: number; stream: false; includeUsage: false };
+
 
 interface Counters {
   /** Requests the app cancelled whose answers still ended with a receipt and were paid for what was produced. */
@@ -299,7 +301,8 @@ export class ClientNode {
     if (method === "POST" && path === "/v1/chat/completions") return this.complete(req, res, "chat");
     if (method === "POST" && path === "/v1/completions") return this.complete(req, res, "completions");
     if (method === "POST" && path === "/v1/embeddings") return this.complete(req, res, "embeddings");
-    throw new ApiError(404, `Unknown path ${method} ${path}. This server offers POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models and GET /status.`, "invalid_request_error", "unknown_url");
+    if (method === "POST" && path === "/v1/audio/transcriptions") return this.complete(req, res, "transcriptions");
+    throw new ApiError(404, `Unknown path ${method} ${path}. This server offers POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/audio/transcriptions, GET /v1/models and GET /status.`, "invalid_request_error", "unknown_url");
   }
 
   private async listModels(res: http.ServerResponse): Promise<void> {
@@ -322,8 +325,7 @@ export class ClientNode {
     sendJson(res, 200, { id: m.id, object: "model", created: m.created, owned_by: "cocoon" });
   }
 
-  private async readBody(req: http.IncomingMessage): Promise<Buffer> {
-    const limit = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  private async readBody(req: http.IncomingMessage, limit = this.opts.maxBodyBytes ?? MAX_APP_JSON_BODY): Promise<Buffer> {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > limit) throw new ApiError(413, `Request body is ${declared} bytes; the limit is ${limit}. Send a shorter prompt.`, "invalid_request_error", "request_too_large");
     const parts: Buffer[] = [];
@@ -352,8 +354,28 @@ export class ClientNode {
     }
   }
 
+  /**
+   * Reads an audio transcription upload (multipart/form-data, up to what a worker accepts) and validates its fields.
+   * The form travels sealed to the worker byte for byte.
+   */
+  private async readTranscription(req: http.IncomingMessage): Promise<{ raw: Buffer; app: AppRequest }> {
+    const boundary = boundaryOf(req.headers["content-type"]);
+    if (!boundary) {
+      throw new ApiError(415, `Unsupported Content-Type '${req.headers["content-type"] ?? "none"}': send the audio as multipart/form-data (a 'file' field and a 'model' field), as the OpenAI SDKs do.`, "invalid_request_error", "unsupported_media_type");
+    }
+    const raw = await this.readBody(req, MAX_AUDIO_UPLOAD);
+    let parts;
+    try {
+      parts = parseMultipart(raw, boundary);
+    } catch (err) {
+      throw invalidRequest(`We could not read the multipart form of your request: ${(err as Error).message}.`, null, "invalid_body");
+    }
+    const tr = parseTranscriptionRequest(parts);
+    return { raw, app: { endpoint: "transcriptions", tr, model: tr.model, budget: this.opts.maxTokensLimit ?? MAX_TOKENS_LIMIT, stream: false, includeUsage: false } };
+  }
+
   /** Validates an app's request for its endpoint. */
-  private parseApp(endpoint: Endpoint, body: unknown): AppRequest {
+  private parseApp(endpoint: Exclude<Endpoint, "transcriptions">, body: unknown): AppRequest {
     if (endpoint === "embeddings") {
       const emb = parseEmbeddingRequest(body);
       return { endpoint, emb, model: emb.model, budget: 1, stream: false, includeUsage: false };
@@ -366,17 +388,26 @@ export class ClientNode {
 
   private async complete(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint): Promise<void> {
     this.stats.requests++;
-    let { raw, body } = await this.readJson(req);
-    // Cocoon's own field (as the original's): read and stripped here, the worker's strict schema never sees it.
-    const isObject = typeof body === "object" && body !== null && !Array.isArray(body);
-    const cap = this.maxCoefficientOf(isObject ? (body as Record<string, unknown>) : {}, req);
-    if (isObject && "max_coefficient" in (body as Record<string, unknown>)) {
-      const { max_coefficient: _omit, ...rest } = body as Record<string, unknown>;
-      body = rest;
-      raw = Buffer.from(JSON.stringify(rest));
+    let raw: Buffer;
+    let app: AppRequest;
+    // Cocoon's own field (as the original's): read here and stripped, so the worker's strict schema never sees it.
+    let capField: unknown;
+    if (endpoint === "transcriptions") {
+      ({ raw, app } = await this.readTranscription(req));
+    } else {
+      const json = await this.readJson(req);
+      raw = json.raw;
+      let body = json.body;
+      if (typeof body === "object" && body !== null && !Array.isArray(body) && "max_coefficient" in body) {
+        const { max_coefficient, ...rest } = body as Record<string, unknown>;
+        capField = max_coefficient;
+        body = rest;
+        raw = Buffer.from(JSON.stringify(rest));
+      }
+      app = this.parseApp(endpoint, body);
     }
-    const app = this.parseApp(endpoint, body);
-    const requestId = `${endpoint === "chat" ? "chatcmpl" : endpoint === "embeddings" ? "emb" : "cmpl"}-${randomBytes(12).toString("hex")}`;
+    const cap = this.maxCoefficientOf(capField === undefined ? {} : { max_coefficient: capField }, req);
+    const requestId = `${{ chat: "chatcmpl", completions: "cmpl", embeddings: "emb", transcriptions: "tr" }[endpoint]}-${randomBytes(12).toString("hex")}`;
     // The attempt in progress: which proxy, its stream, what was sealed (a retry on another proxy replaces it).
     let at: Attempt | undefined;
     // The app going away is a soft cancel: the worker stops generating but still ends the answer with its receipt, and
@@ -451,6 +482,7 @@ export class ClientNode {
       if (sealed) sealed.result.opener.preferWorker(reply.worker);
       const answer = new Answer(at!.stream!, sealed, gone, this.payerOf(route));
       if (app.endpoint === "embeddings") await this.collectEmbeddings(res, answer, app, requestId, headers);
+      else if (app.endpoint === "transcriptions") await this.collectTranscription(res, answer, app, requestId, headers);
       else if (app.stream) await this.streamAnswer(res, answer, app, requestId, headers);
       else await this.collectAnswer(res, answer, app, requestId, headers);
       outcome = { ok: true };
@@ -628,6 +660,18 @@ export class ClientNode {
         ? { id, object: "chat.completion", created, model, choices: collector.chatChoices(trailer.finishReason), usage, ...serviceTier(app.gen) }
         : { id, object: "text_completion", created, model, choices: collector.textChoices(trailer.finishReason), usage };
     sendJson(res, 200, out, { ...headers, ...timingHeaders(trailer), ...(answer.sealed ? { "x-cocoon-receipt": answer.receiptProblem ? `refused: ${answer.receiptProblem}` : "verified" } : {}) });
+    this.account(trailer, !res.destroyed);
+  }
+
+  /** A transcription goes back as the engine wrote it: JSON for the JSON formats, text for text, srt and vtt. */
+  private async collectTranscription(res: http.ServerResponse, answer: Answer, app: AppRequest & { endpoint: "transcriptions" }, id: string, headers: Record<string, string>): Promise<void> {
+    let body = "";
+    for await (const delta of answer) body += typeof delta === "string" ? delta : (delta.content ?? "");
+    const trailer = await this.finish(answer, app, id);
+    if (answer.appGone || res.destroyed) return this.account(trailer, false);
+    const json = app.tr.responseFormat.endsWith("json");
+    res.writeHead(200, { ...headers, ...timingHeaders(trailer), ...(answer.sealed ? { "x-cocoon-receipt": answer.receiptProblem ? `refused: ${answer.receiptProblem}` : "verified" } : {}), "content-type": json ? "application/json" : "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body) });
+    res.end(body);
     this.account(trailer, !res.destroyed);
   }
 
@@ -988,7 +1032,8 @@ export function toApiError(err: unknown): ApiError {
     const status = err.status;
     const type = status === 400 || status === 404 || status === 413 ? "invalid_request_error" : status === 429 ? "rate_limit_error" : status === 402 ? "insufficient_quota" : "api_error";
     // The worker names the parameter it could not honour ("Unsupported parameter: 'logit_bias' ..."): so does the error.
-    const param = err.code === "unsupported_parameter" ? (/'([^']+)'/.exec(err.message)?.[1] ?? null) : null;
+    const param =
+      err.code === "unsupported_parameter" ? (/'([^']+)'/.exec(err.message)?.[1] ?? null) : err.code === "context_length_exceeded" ? (/your (messages|prompt)\b/.exec(err.message)?.[1] ?? null) : null;
     return new ApiError(status, err.message, type, err.code, param);
   }
   return new ApiError(500, `Internal error in the Cocoon client: ${(err as Error)?.message ?? String(err)}`, "api_error", "internal_error");

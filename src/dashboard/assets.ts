@@ -87,14 +87,14 @@ function attestationBadge(platform, insecure) {
 }
 /** Draws a line chart of points [{t, v}] (v null = gap) into an <svg>, with its min/max and a text summary. */
 function lineChart(svg, points, unitFmt, label) {
-  var W = 320, H = 120, L = 4, R = 4, T = 14, B = 16;
+  // Drawn at the element's own pixel size, so that text is never stretched; redrawn with every update.
+  var W = Math.max(120, Math.round(svg.clientWidth || 320)), H = Math.max(60, Math.round(svg.clientHeight || 120)), L = 4, R = 4, T = 14, B = 16;
   svg.setAttribute("viewBox", "0 0 " + W + " " + H);
-  svg.setAttribute("preserveAspectRatio", "none");
   var pts = points.filter(function (p) { return p.v !== null && isFinite(p.v); });
   var last = pts.length ? pts[pts.length - 1].v : null;
   svg.setAttribute("aria-label", label + ": " + (last === null ? "no data yet" : "latest " + unitFmt(last) + ", " + pts.length + " points"));
   svg.dataset.points = String(pts.length);
-  if (pts.length < 1) { svg.innerHTML = '<text x="8" y="64">no data yet</text>'; return; }
+  if (pts.length < 1) { svg.innerHTML = '<text x="8" y="' + Math.round(H / 2) + '">no data yet</text>'; return; }
   var t0 = points[0].t, t1 = points[points.length - 1].t; if (t1 === t0) t1 = t0 + 1;
   var max = Math.max.apply(null, pts.map(function (p) { return p.v; })), min = Math.min(0, Math.min.apply(null, pts.map(function (p) { return p.v; })));
   if (max === min) max = min + 1;
@@ -140,9 +140,9 @@ var ROLE = document.body.dataset.role;
 var samples = [], nodeStatus = {};
 var MONEY_LABEL = { client: "spent", worker: "earned", proxy: "fees" };
 
-function moneyCards(p, hourly) {
+function moneyCards(p, r1h) {
   if (!p) return card("Payments", "off", "no --payments config");
-  var perHour = hourly === undefined ? "" : fmtTon(String(Math.round(hourly))) + " per hour (last hour)";
+  var perHour = !r1h || !r1h.seconds ? "" : fmtTon(String(Math.round(r1h.nanoPerHour))) + "/h at the rate of the last " + fmtAge(r1h.seconds);
   if (ROLE === "client") return card("Spent", fmtTon(p.spent), perHour || "signed " + fmtTon(p.signed)) + card("Deposit", fmtTon(p.deposited), "channel " + esc(p.channelStatus || "?")) + card("Remaining", fmtTon(p.available), "redeemed by proxy " + fmtTon(p.redeemed));
   if (ROLE === "worker") return card("Earned", fmtTon(p.earned), perHour || "this run " + fmtTon(p.accruedThisRun)) + card("Paid out", fmtTon(p.paid), "claims on chain " + fmtInt(p.claims)) + card("Unclaimed", fmtTon(p.unclaimed), p.walletBalance ? "wallet " + fmtTon(p.walletBalance) : "");
   return card("Charged clients", fmtTon(p.charged), "signed " + fmtTon(p.signed)) + card("Redeemed", fmtTon(p.redeemed), "batches " + fmtInt((p.transactions || {}).redeemBatches)) + card("Fees", fmtTon(p.fees), perHour || "workers earned " + fmtTon(p.workersEarned));
@@ -157,7 +157,7 @@ function renderSummary() {
     card("Requests/s (1 min)", fmtRate(r.requestsPerSecond), "5 min: " + fmtRate(r5.requestsPerSecond)) +
     card("Tokens in / out", fmtInt(tok.prompt) + " / " + fmtInt(tok.completion), fmtRate(r.completionTokensPerSecond) + " out/s (1 min)") +
     card("Latency (1 min)", fmtMs(r.meanLatencyMs), "first token " + fmtMs(r.meanTtftMs)) +
-    moneyCards(s.payments, ((s.rates || {})["1h"] || {}).nanoPerHour);
+    moneyCards(s.payments, (s.rates || {})["1h"]);
 }
 
 function renderCharts() {

@@ -42,6 +42,8 @@ function chat(ev) {
   var btn = $("send"); btn.disabled = true;
   $("answer").textContent = ""; $("chat-meta").innerHTML = ""; $("chat-state").textContent = "sending…";
   var t0 = performance.now(), first = 0, usage = null, headers = null, text = "";
+  // How the answer arrived (network reads that carried text, SSE deltas): the browser test checks it streamed.
+  var stats = window.cocoonChat = { reads: 0, deltas: 0 };
   fetch("/api/chat", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: $("model").value, max_tokens: num($("max-tokens").value) || 60, stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: prompt }] }) })
     .then(function (res) {
       headers = res.headers;
@@ -52,7 +54,7 @@ function chat(ev) {
         return reader.read().then(function (r) {
           if (r.done) return;
           buf += dec.decode(r.value, { stream: true });
-          var parts = buf.split("\n\n"); buf = parts.pop();
+          var parts = buf.split("\n\n"), before = stats.deltas; buf = parts.pop();
           parts.forEach(function (part) {
             var line = part.split("\n").filter(function (l) { return l.indexOf("data: ") === 0; }).map(function (l) { return l.slice(6); }).join("");
             if (!line || line === "[DONE]") return;
@@ -60,8 +62,9 @@ function chat(ev) {
             if (o.error) throw new Error(o.error.message);
             if (o.usage) usage = o.usage;
             var d = o.choices && o.choices[0] && o.choices[0].delta && o.choices[0].delta.content;
-            if (d) { if (!first) first = performance.now(); text += d; $("answer").textContent = text; }
+            if (d) { if (!first) first = performance.now(); text += d; stats.deltas++; $("answer").textContent = text; }
           });
+          if (stats.deltas > before) stats.reads++;
           return pump();
         });
       }

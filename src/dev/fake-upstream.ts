@@ -6,6 +6,7 @@
 import type http from "node:http";
 import { createHash } from "node:crypto";
 import { sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
+import { boundaryOf, parseMultipart } from "../util/multipart.js";
 
 export interface FakeUpstreamOptions {
   host?: string;
@@ -29,6 +30,8 @@ export interface FakeUpstream extends HttpServerHandle {
   aborted: number;
   /** Bodies received, newest last (bounded). */
   bodies: Record<string, unknown>[];
+  /** Transcription forms received: field values, and {filename, bytes} for files. */
+  forms: Record<string, unknown>[];
 }
 
 /**
@@ -105,16 +108,34 @@ function words(prompt: string, n: number): string[] {
 
 export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
   const model = opts.model ?? "fake-model";
-  const state = { requests: 0, aborted: 0, bodies: [] as Record<string, unknown>[] };
+  const state = { requests: 0, aborted: 0, bodies: [] as Record<string, unknown>[], forms: [] as Record<string, unknown>[] };
   const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = (req.url ?? "").split("?")[0];
     if (req.method === "GET" && path === "/v1/models") {
       return sendJson(res, 200, { object: "list", data: [{ id: model, object: "model", created: 0, owned_by: "fake" }] });
     }
-    const known = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
+    const known = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/audio/transcriptions"];
     if (req.method !== "POST" || !known.includes(path ?? "")) return sendJson(res, 404, { error: { message: "not found" } });
     const parts: Buffer[] = [];
     for await (const c of req) parts.push(c as Buffer);
+    if (path === "/v1/audio/transcriptions") {
+      // "Hears" the file: says how many bytes of which file and what language it was told, as text or JSON.
+      state.requests++;
+      const boundary = boundaryOf(req.headers["content-type"]);
+      if (!boundary) return sendJson(res, 400, { error: { message: "expected multipart/form-data" } });
+      const form = parseMultipart(Buffer.concat(parts), boundary);
+      const file = form.find((f) => f.name === "file");
+      const field = (n: string) => form.find((f) => f.name === n)?.data.toString("utf8");
+      state.forms.push(Object.fromEntries(form.map((f) => [f.name, f.filename !== undefined ? { filename: f.filename, bytes: f.data.length } : f.data.toString("utf8")])));
+      const text = `heard ${file?.data.length ?? 0} bytes of ${file?.filename ?? "nothing"}${field("language") ? ` in ${field("language")}` : ""}`;
+      const format = field("response_format") ?? "json";
+      if (format === "text" || format === "srt" || format === "vtt") {
+        res.writeHead(200, { "content-type": "text/plain" });
+        return res.end(text);
+      }
+      const words = text.split(" ").length;
+      return sendJson(res, 200, { text, ...(opts.omitUsage ? {} : { usage: { type: "tokens", input_tokens: 10, output_tokens: words, total_tokens: 10 + words } }) });
+    }
     const body = JSON.parse(Buffer.concat(parts).toString("utf8")) as Record<string, unknown>;
     state.requests++;
     state.bodies.push(body);
@@ -203,6 +224,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   return {
     ...server,
     bodies: state.bodies,
+    forms: state.forms,
     get requests() {
       return state.requests;
     },

@@ -88,6 +88,15 @@ export class NodeMetrics {
     const snap = () => this.snapshot;
     const gauge = (name: string, help: string, labelNames: string[], collect: (g: Gauge<string>) => void) =>
       new Gauge({ name, help, labelNames, registers, collect(this: Gauge<string>) { this.reset(); collect(this); } });
+    /** A count the node keeps itself (cumulative, only grows): exported as a counter set at scrape time. */
+    const counter = (name: string, help: string, labelNames: string[], collect: (g: { set(labels: Record<string, string>, v: number): void }) => void) =>
+      new Counter({
+        name, help, labelNames, registers,
+        collect(this: Counter<string>) {
+          this.reset();
+          collect({ set: (labels, v) => v > 0 && this.inc(labels, v) });
+        },
+      });
 
     gauge("cocoon_build_info", "Always 1; the version is a label.", ["version"], (g) => g.set({ version: VERSION }, 1));
     gauge("cocoon_uptime_seconds", "Seconds since this node started.", [], (g) => g.set(numberAt(snap(), "uptimeSeconds") ?? 0));
@@ -111,7 +120,7 @@ export class NodeMetrics {
         const cap = numberAt(snap(), "capacity") ?? 0;
         g.set(cap > 0 ? (numberAt(snap(), "activeRequests") ?? 0) / cap : 0);
       });
-      gauge("cocoon_settlement_total", "Settlement operations so far, by kind.", ["kind"], (g) => {
+      counter("cocoon_settlement_total", "Settlement operations so far, by kind.", ["kind"], (g) => {
         const claims = numberAt(snap(), "payments.claims");
         if (claims !== undefined) g.set({ kind: "payout_claim" }, claims);
         const refused = numberAt(snap(), "payments.refusedVouchers");
@@ -128,13 +137,13 @@ export class NodeMetrics {
         const waiting = (snap().queue as { waiting?: Record<string, number> } | undefined)?.waiting ?? {};
         for (const [model, n] of Object.entries(waiting)) g.set({ model }, Number(n) || 0);
       });
-      gauge("cocoon_attestation_refusals_total", "Peers refused at the proxy's listeners, by listener and rule (tls, peer_refused = attestation or policy, pow, busy, …).", ["listener", "rule"], (g) => {
+      counter("cocoon_attestation_refusals_total", "Peers refused at the proxy's listeners, by listener and rule (tls, peer_refused = attestation or policy, pow, busy, …).", ["listener", "rule"], (g) => {
         for (const listener of ["workers", "clients"]) {
           const refused = (snap().listeners as Record<string, { refused?: Record<string, number> }> | undefined)?.[listener]?.refused ?? {};
           for (const [rule, n] of Object.entries(refused)) g.set({ listener, rule }, Number(n) || 0);
         }
       });
-      gauge("cocoon_settlement_total", "Settlement operations so far, by kind.", ["kind"], (g) => {
+      counter("cocoon_settlement_total", "Settlement operations so far, by kind.", ["kind"], (g) => {
         const s = snap();
         const put = (kind: string, path: string) => {
           const v = numberAt(s, path);
@@ -157,12 +166,12 @@ export class NodeMetrics {
       }
     });
     if (role === "client") {
-      gauge("cocoon_attestation_refusals_total", "Candidate workers whose attestation this client refused to seal to.", ["listener", "rule"], (g) => {
+      counter("cocoon_attestation_refusals_total", "Candidate workers whose attestation this client refused to seal to.", ["listener", "rule"], (g) => {
         const n = numberAt(snap(), "sealing.workersRefused");
         if (n !== undefined) g.set({ listener: "sealing_candidates", rule: "worker_refused" }, n);
       });
     }
-    gauge("cocoon_receipts_total", "Worker-signed usage receipts checked, by verdict.", ["verdict"], (g) => {
+    counter("cocoon_receipts_total", "Worker-signed usage receipts checked, by verdict.", ["verdict"], (g) => {
       const s = snap();
       const base = role === "client" ? "sealing.receipts" : "receipts";
       for (const verdict of ["verified", "refused"]) {

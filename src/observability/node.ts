@@ -67,7 +67,9 @@ export class NodeObservability {
 
   /** The node's status with its windowed rates and operator state. */
   statusJson(base: StatusObject = this.status()): StatusObject {
-    return { ...base, rates: this.history?.rates() ?? {}, recentRequests: this.recent, admin: this.admin.summary() };
+    // Recent requests only on the client (the app developer's own page): a proxy's or worker's status port may be
+    // public, and per-request ids, timings and costs are no one else's business.
+    return { ...base, rates: this.history?.rates() ?? {}, ...(this.role === "client" ? { recentRequests: this.recent } : {}), admin: this.admin.summary() };
   }
 
   /**

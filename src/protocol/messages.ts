@@ -48,7 +48,7 @@ export type PayoutMessage = z.infer<typeof payoutSchema>;
 export const inferenceHeadSchema = z.object({
   op: z.literal(OP_INFERENCE),
   requestId: requestIdSchema,
-  endpoint: z.enum(["chat", "completions", "embeddings"]),
+  endpoint: z.enum(["chat", "completions", "embeddings", "transcriptions"]),
   model: z.string().min(1).max(256),
   maxTokens: z.number().int().min(1),
   bodyBytes: z.number().int().min(0),

@@ -155,7 +155,7 @@ export type ChatRequest = z.infer<typeof chatRequestSchema>;
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 export type EmbeddingRequestBody = z.infer<typeof embeddingRequestSchema>;
 export type GenerationEndpoint = "chat" | "completions";
-export type Endpoint = GenerationEndpoint | "embeddings";
+export type Endpoint = GenerationEndpoint | "embeddings" | "transcriptions";
 export type ToolDef = z.infer<typeof tool>;
 export type ToolCall = z.infer<typeof toolCall>;
 export type ResponseFormat = z.infer<typeof responseFormat>;
@@ -198,8 +198,8 @@ export interface GenerationRequest {
   tools?: ToolDef[];
   toolChoice?: ToolChoice;
   responseFormat?: ResponseFormat;
-  /** Content parts the embedded engine cannot read (image, audio, file), named for its refusal. */
-  nonTextParts?: string[];
+  /** Content parts the embedded engine cannot read (image, audio, file): where each is and its type, for its refusal. */
+  nonTextParts?: { param: string; type: string }[];
   /** Fields that change the answer in ways only a real remote engine implements (audio output, web search...). */
   engineOnly?: string[];
   /** The app's validated body, unchanged: the openai backend forwards it so every field reaches the engine. */
@@ -366,12 +366,12 @@ function sharedFields(r: ChatRequest | CompletionRequest) {
   };
 }
 
-function chatMessages(r: ChatRequest): { messages: ChatMessage[]; nonTextParts: string[] } {
-  const nonTextParts: string[] = [];
+function chatMessages(r: ChatRequest): { messages: ChatMessage[]; nonTextParts: { param: string; type: string }[] } {
+  const nonTextParts: { param: string; type: string }[] = [];
   const messages = r.messages.map((m, i): ChatMessage => {
     if (m.role === "user" && Array.isArray(m.content)) {
       m.content.forEach((p, j) => {
-        if (p.type !== "text") nonTextParts.push(`messages[${i}].content[${j}] (${p.type})`);
+        if (p.type !== "text") nonTextParts.push({ param: `messages[${i}].content[${j}]`, type: p.type });
       });
     }
     const content = text(m.content as Parameters<typeof text>[0]);
@@ -523,4 +523,42 @@ export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
 /** Whether the app asked for the usage chunk at the end of a stream. */
 export function wantsStreamUsage(body: { stream_options?: { include_usage?: boolean } | null }): boolean {
   return body.stream_options?.include_usage === true;
+}
+
+/** Fields of OpenAI's POST /v1/audio/transcriptions form (array fields are sent as `name[]`). */
+const TRANSCRIPTION_FIELDS = new Set(["file", "model", "language", "prompt", "response_format", "stream", "temperature", "chunking_strategy", "include", "include[]", "timestamp_granularities", "timestamp_granularities[]", "known_speaker_names", "known_speaker_names[]", "known_speaker_references", "known_speaker_references[]"]);
+const TRANSCRIPTION_FORMATS = ["json", "text", "srt", "verbose_json", "vtt", "diarized_json"] as const;
+
+/** An audio transcription request (multipart): the form travels sealed as it came; these are what routing needs. */
+export interface TranscriptionRequest {
+  model: string;
+  /** How the engine answers: JSON (json, verbose_json, diarized_json) or text (text, srt, vtt). */
+  responseFormat: (typeof TRANSCRIPTION_FORMATS)[number];
+}
+
+/** Validates the fields of a transcription form (parts from src/util/multipart.ts). */
+export function parseTranscriptionRequest(parts: readonly { name: string; filename?: string; data: Buffer }[]): TranscriptionRequest {
+  const field = (name: string) => parts.find((p) => p.name === name)?.data.toString("utf8");
+  for (const p of parts) {
+    if (!TRANSCRIPTION_FIELDS.has(p.name)) throw invalidRequest(`Unrecognized request argument supplied: ${p.name}. Check the spelling against the OpenAI API reference.`, p.name, "unknown_parameter");
+  }
+  const file = parts.find((p) => p.name === "file");
+  if (!file || file.filename === undefined) throw invalidRequest("Missing required parameter: 'file' (the audio, sent as a file field).", "file", "missing_required_parameter");
+  if (file.data.length === 0) throw invalidRequest("Invalid 'file': the audio file is empty.", "file", "invalid_value");
+  const model = field("model");
+  if (!model) throw invalidRequest("Missing required parameter: 'model'.", "model", "missing_required_parameter");
+  if (model.length > 256) throw invalidRequest("Invalid 'model': string too long. Expected at most 256 characters.", "model", "string_above_max_length");
+  const format = field("response_format") ?? "json";
+  if (!(TRANSCRIPTION_FORMATS as readonly string[]).includes(format)) {
+    throw invalidRequest(`Invalid value for 'response_format': ${JSON.stringify(format)}. Supported values are: ${TRANSCRIPTION_FORMATS.map((f) => `"${f}"`).join(", ")}.`, "response_format", "invalid_value");
+  }
+  const stream = field("stream");
+  if (stream !== undefined && stream !== "false") {
+    throw unsupportedParameter("stream", "is not available for transcriptions yet: the whole transcript comes back in one answer. Leave it out.");
+  }
+  const temperature = field("temperature");
+  if (temperature !== undefined && !(Number(temperature) >= 0 && Number(temperature) <= 1)) {
+    throw invalidRequest(`Invalid 'temperature': expected a number from 0 to 1, but got ${JSON.stringify(temperature)}.`, "temperature", "invalid_value");
+  }
+  return { model, responseFormat: format as TranscriptionRequest["responseFormat"] };
 }

@@ -4,6 +4,7 @@
 import type { Connection, Stream } from "../protocol/connection.js";
 import { StreamError } from "../protocol/connection.js";
 import type { CodedProblem } from "../protocol/errors.js";
+import { MAX_SEALED_REQUEST } from "../protocol/limits.js";
 import { listen, type Listener, type PeerInfo, type PeerVerifier, type TlsIdentity } from "../protocol/transport.js";
 import {
   announceSchema,
@@ -43,8 +44,6 @@ export const DEFAULT_MAX_ATTEMPTS = 3;
 export const DEFAULT_MAX_CANDIDATES = 3;
 /** Requests one client connection may have in flight (running or waiting for a worker) before it gets 429. */
 export const DEFAULT_MAX_IN_FLIGHT_PER_CLIENT = 2_048;
-/** Largest request body a client may send (sealed or not). */
-export const MAX_CLIENT_BODY = 4 * 1024 * 1024;
 
 export interface ProxyOptions {
   host?: string;
@@ -323,7 +322,7 @@ export class ProxyNode {
     }
     let settled = false;
     try {
-      const body = await stream.readAll(MAX_CLIENT_BODY);
+      const body = await stream.readAll(MAX_SEALED_REQUEST);
       settled = await this.relay(ctx, head, body, stream, relay);
     } catch (err) {
       if (!stream.error) stream.reset("bad_request", (err as Error).message);

@@ -1,12 +1,14 @@
 // The worker role: dials out to proxies (so it may sit behind NAT), announces its models and capacity,
 // validates each request against the field allow-list, runs it on its backend and streams the answer back.
+import { MAX_SEALED_REQUEST } from "../protocol/limits.js";
 import { randomUUID } from "node:crypto";
 import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
 import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, payoutSchema, type Announce, type PayoutMessage, type WorkerPayments, type WorkerReply } from "../protocol/messages.js";
 import { encodeAnswerChunk, type AnswerDelta } from "../protocol/answer-chunk.js";
-import { ApiError, parseEmbeddingRequest, parseGenerationRequest, type EmbeddingRequest } from "../protocol/openai.js";
+import { ApiError, parseEmbeddingRequest, parseGenerationRequest, parseTranscriptionRequest, type EmbeddingRequest, type GenerationEndpoint } from "../protocol/openai.js";
+import { boundaryFromBody, parseMultipart } from "../util/multipart.js";
 import { BackendError, type Backend, type GenerationResult } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
@@ -16,8 +18,6 @@ import { buildReceipt, openRequest, signReceipt, type ResponseSealer } from "../
 import { ReplayCache } from "../crypto/replay.js";
 import type { KeyObject } from "node:crypto";
 
-/** Largest request body a worker accepts (prompt JSON). */
-export const MAX_REQUEST_BODY = 4 * 1024 * 1024;
 
 /** A proxy a worker dials; `key` names it (its contract address when discovered on the root). */
 export interface WorkerProxyTarget {
@@ -263,7 +263,7 @@ export class WorkerNode {
     stream.signal.addEventListener("abort", hardStop, { once: true });
     jobs.set(head.requestId, stop);
     try {
-      let raw: Uint8Array = await stream.readAll(MAX_REQUEST_BODY);
+      let raw: Uint8Array = await stream.readAll(MAX_SEALED_REQUEST);
       let responder: ResponseSealer | undefined;
       let receiptKey: KeyObject | undefined;
       if (head.sealed) {
@@ -304,27 +304,37 @@ export class WorkerNode {
       } else if (this.opts.requireSealed) {
         throw new ApiError(400, `worker ${this.id} only serves sealed requests (production policy)`, "invalid_request_error");
       }
-      let body: unknown;
-      try {
-        body = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8"));
-      } catch {
-        throw new ApiError(400, "request body is not valid JSON", "invalid_request_error");
-      }
-      const req = head.endpoint === "embeddings" ? parseEmbeddingRequest(body) : parseGenerationRequest(head.endpoint, body);
+      const req = head.endpoint === "transcriptions" ? parseTranscriptionForm(raw) : parseBody(head.endpoint, raw);
       if (req.model !== head.model) throw new ApiError(400, `body names model ${req.model} but the head says ${head.model}`, "invalid_request_error");
-      if (!this.opts.backend.models().some((m) => m.id === req.model)) {
+      const served = this.opts.backend.models();
+      if (served.length === 0) {
+        // The engine's last health probe failed (it lists nothing until it answers again): not the request's fault,
+        // so a retryable code — the proxy tries another worker — rather than model_not_found, which it would not.
+        const health = await this.opts.backend.health();
+        this.stats.rejected++;
+        stream.reset("backend_failed", `worker ${this.id}'s engine is not answering now${health.reason ? ` (${health.reason})` : ""}; try another worker`);
+        return;
+      }
+      if (!served.some((m) => m.id === req.model)) {
         stream.reset("model_not_found", `worker ${this.id} does not serve ${req.model}`);
         this.stats.rejected++;
         return;
       }
       // Every choice may run to max_tokens: the proxy admitted (and reserved payment for) their sum.
       const budget = "maxTokens" in req ? req.maxTokens * (req.n ?? 1) : 1;
-      if (budget > head.maxTokens) throw new ApiError(400, `max_tokens ${budget} (for all choices) exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
+      const backend = this.opts.backend;
+      if ("maxTokens" in req && budget > head.maxTokens) throw new ApiError(400, `max_tokens ${budget} (for all choices) exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
       // The reply goes out with the first chunk (one TLS write, not two), and a request whose engine fails before
       // that can still be retried elsewhere by the proxy, which retries only before a reply. Stream.reply sends once.
       const reply = () => stream.reply({ ok: true, worker: this.id } satisfies WorkerReply);
       // Cancelled before it started: nothing is generated, and the answer still ends properly (zero usage).
-      const gen = stop.signal.aborted ? notStarted() : "maxTokens" in req ? this.opts.backend.generate(req, stop.signal) : embedAnswer(this.opts.backend, req, stop.signal, this.id);
+      const gen = stop.signal.aborted
+        ? notStarted()
+        : "maxTokens" in req
+          ? backend.generate(req, stop.signal)
+          : "input" in req
+            ? embedAnswer(backend, req, stop.signal, this.id)
+            : transcribeAnswer(backend, raw, req.boundary, head.maxTokens, stop.signal, this.id);
       let result;
       try {
         for (;;) {
@@ -472,6 +482,39 @@ export class WorkerNode {
     if (this.active > 0) this.log.warn(`drain timeout: ${this.active} running request(s) will be cut off`);
     else this.log.info("drained: no request is running");
   }
+}
+
+/** A JSON request body (chat, completions, embeddings), validated against the endpoint's allow-list. */
+function parseBody(endpoint: GenerationEndpoint | "embeddings", raw: Uint8Array) {
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8"));
+  } catch {
+    throw new ApiError(400, "request body is not valid JSON", "invalid_request_error");
+  }
+  return endpoint === "embeddings" ? parseEmbeddingRequest(body) : parseGenerationRequest(endpoint, body);
+}
+
+/** A transcription form (multipart), validated as the client did; its boundary is on its first line. */
+function parseTranscriptionForm(raw: Uint8Array): { model: string; boundary: string } {
+  const boundary = boundaryFromBody(raw);
+  if (!boundary) throw new ApiError(400, "the transcription request is not a multipart form", "invalid_request_error");
+  let parts;
+  try {
+    parts = parseMultipart(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), boundary);
+  } catch (err) {
+    throw new ApiError(400, `the transcription form is malformed: ${(err as Error).message}`, "invalid_request_error");
+  }
+  return { model: parseTranscriptionRequest(parts).model, boundary };
+}
+
+/** A transcription answer: the engine's body as text deltas, in chunks that each fit one frame. */
+async function* transcribeAnswer(backend: Backend, form: Uint8Array, boundary: string, maxTokens: number, signal: AbortSignal, workerId: string): AsyncGenerator<AnswerDelta[], GenerationResult> {
+  if (!backend.transcribe) throw new BackendError("unsupported_parameter", `Unsupported parameter: 'file': worker ${workerId}'s ${backend.kind} engine serves no audio transcriptions; use a model served by --backend openai in front of an engine that has /v1/audio/transcriptions.`);
+  const r = await backend.transcribe(form, boundary, maxTokens, signal);
+  // 8 Ki characters is at most 48 KiB of JSON even if every one needs escaping: one frame.
+  for (let i = 0; i < r.body.length; i += 8192) yield [r.body.slice(i, i + 8192)];
+  return { usage: r.usage, finishReason: "stop", usageSource: r.usageSource };
 }
 
 /** Most bytes of embedding data in one answer chunk: a chunk must travel as one frame (protocol/connection.ts). */

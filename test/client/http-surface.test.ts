@@ -207,7 +207,8 @@ describe("HTTP", () => {
       const client = new ClientNode({ port: 0, proxy: { host: "127.0.0.1", port: 1 }, verifyProxy: acceptAnyPeer, log: silentLogger, corsOrigins: [...origins] });
       await client.start();
       try {
-        const res = await fetch(`${client.url}/status`, { headers: { origin } });
+        // No proxy behind this client: the 503 still carries the CORS answer (a page can read why it failed).
+        const res = await fetch(`${client.url}/v1/models`, { headers: { origin } });
         assert.equal(res.headers.get("access-control-allow-origin"), allowed, `${origins} / ${origin}`);
       } finally {
         await client.stop();
@@ -242,4 +243,42 @@ test("a request that runs past the client's timeout is cancelled and answered 50
   } finally {
     await slow.close();
   }
+});
+
+describe("audio transcriptions", () => {
+  test("the official SDK uploads a file; it travels sealed, the engine's answer comes back as it wrote it", async () => {
+    const { default: OpenAI, toFile } = await import("openai");
+    const sdk = new OpenAI({ baseURL: `${net.client.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    const audio = Buffer.alloc(3000, 7);
+    const { data, response } = await sdk.audio.transcriptions.create({ model: MODEL, file: await toFile(audio, "speech.wav"), language: "fr" }).withResponse();
+    assert.equal(data.text, "heard 3000 bytes of speech.wav in fr");
+    assert.equal(response.headers.get("x-cocoon-sealed"), "true");
+    assert.equal(response.headers.get("x-cocoon-receipt"), "verified");
+    assert.deepEqual(net.upstreams[0]!.forms.at(-1), { file: { filename: "speech.wav", bytes: 3000 }, model: MODEL, language: "fr" });
+    const text = await sdk.audio.transcriptions.create({ model: MODEL, file: await toFile(audio, "a.wav"), response_format: "text" });
+    assert.equal(String(text).trim(), "heard 3000 bytes of a.wav");
+  });
+
+  test("bad forms are named: no file, unknown field, wrong format, streaming, not multipart", async () => {
+    const post = (form: FormData) => fetch(`${net.client.url}/v1/audio/transcriptions`, { method: "POST", body: form });
+    const form = (fields: Record<string, string>, file = true) => {
+      const f = new FormData();
+      for (const [k, v] of Object.entries(fields)) f.append(k, v);
+      if (file) f.append("file", new Blob([new Uint8Array(10)]), "a.wav");
+      return f;
+    };
+    const cases: [FormData, number, string, string][] = [
+      [form({ model: MODEL }, false), 400, "file", "missing_required_parameter"],
+      [form({}), 400, "model", "missing_required_parameter"],
+      [form({ model: MODEL, colour: "red" }), 400, "colour", "unknown_parameter"],
+      [form({ model: MODEL, response_format: "mp3" }), 400, "response_format", "invalid_value"],
+      [form({ model: MODEL, stream: "true" }), 400, "stream", "unsupported_parameter"],
+    ];
+    for (const [f, status, param, code] of cases) {
+      const e = await error(await post(f));
+      assert.deepEqual([e.status, e.param, e.code], [status, param, code]);
+    }
+    const json = await fetch(`${net.client.url}/v1/audio/transcriptions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    assert.deepEqual([(await error(json)).code, json.status], ["unsupported_media_type", 415]);
+  });
 });

@@ -4,7 +4,7 @@
 // by name (never a default value).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 import { EmbeddedBackend } from "../../src/worker/backends/embedded.js";
 import { OPEN_STRING_MAX } from "../../src/worker/backends/structured.js";
 import { startTestNetwork, type TestNetwork } from "../helpers/network.js";
@@ -130,10 +130,11 @@ test("what the embedded engine cannot do is refused by name; defaults never are"
     );
   }
   await assert.rejects(sdk.completions.create({ model: MODEL, prompt: ["a", "b"], max_tokens: 2 }), (e: any) => e.code === "unsupported_parameter" && e.param === "prompt");
+  await assert.rejects(sdk.audio.transcriptions.create({ model: MODEL, file: await toFile(Buffer.alloc(100), "a.wav") }), (e: any) => e.status === 400 && e.code === "unsupported_parameter" && /serves no audio transcriptions/.test(e.message));
   const ok = await sdk.chat.completions.create({ model: MODEL, messages: user("x"), max_tokens: 2, n: 1, logprobs: false, tools: [], parallel_tool_calls: false, store: false, metadata: {}, logit_bias: {}, response_format: { type: "text" }, reasoning_effort: "low", service_tier: "auto", modalities: ["text"] });
   assert.equal(ok.usage!.completion_tokens, 2);
 });
 
 test("a prompt longer than the context is context_length_exceeded, and is not retried on other workers", async () => {
-  await assert.rejects(sdk.chat.completions.create({ model: MODEL, messages: user("In the beginning ".repeat(40)), max_tokens: 2 }), (e: any) => e.status === 400 && e.code === "context_length_exceeded" && /maximum context length is 256 tokens/.test(e.message));
+  await assert.rejects(sdk.chat.completions.create({ model: MODEL, messages: user("In the beginning ".repeat(40)), max_tokens: 2 }), (e: any) => e.status === 400 && e.code === "context_length_exceeded" && e.param === "messages" && /maximum context length is 256 tokens/.test(e.message));
 });

@@ -90,3 +90,28 @@ test("generations reuse one keep-alive connection to the engine; a generation th
     await up.close();
   }
 });
+
+test("a request that reaches a worker whose engine just stopped answering goes to another worker, not a 404", async () => {
+  // The engine fails a probe and the worker's announcement of it has not reached the proxy yet (under load the probe
+  // times out while requests are on their way): the worker must answer with a retryable code, never model_not_found.
+  const net = await startTestNetwork([{ model: "m" }, { model: "m" }]);
+  try {
+    const down = (net.workers[0] as any).opts.backend as OpenAiBackend;
+    (down as any).state = { ok: false, reason: "the engine's health probe timed out" }; // listeners not told: the proxy still routes to it
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${net.client.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 3 }) });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(res.headers.get("x-cocoon-worker"), "w2");
+      await res.text();
+    }
+    // With no other worker, the app hears a retryable 502 that names the engine, not "does not serve".
+    await net.workers[1]!.stop();
+    await waitFor("w2 gone", async () => (net.proxy.pool.size === 1 ? true : undefined));
+    const res = await fetch(`${net.client.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 3 }) });
+    const body = (await res.json()) as any;
+    assert.notEqual(res.status, 404, JSON.stringify(body));
+    assert.ok(res.status >= 500, `${res.status} ${JSON.stringify(body)}`);
+  } finally {
+    await net.close();
+  }
+});

@@ -20,6 +20,13 @@ export interface EmbeddingResult {
   usageSource: GenerationResult["usageSource"];
 }
 
+/** A transcription: the engine's answer body, and usage (audio tokens as prompt, transcript tokens as completion). */
+export interface TranscriptionResult {
+  body: string;
+  usage: Usage;
+  usageSource: GenerationResult["usageSource"];
+}
+
 export interface BackendHealth {
   ok: boolean;
   /** Why it is not ok, and what to do, for the status page and the proxy. */
@@ -39,6 +46,11 @@ export interface Backend {
    * event per delta. Returns usage. Stops early (finishReason "cancelled") when signal aborts.
    */
   generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<AnswerDelta[], GenerationResult>;
+  /**
+   * Transcribes audio: `form` is the app's multipart form as it came (sealed end to end), `boundary` its boundary.
+   * Returns the engine's answer as it is (JSON or text, per the form's response_format). Absent: no transcriptions.
+   */
+  transcribe?(form: Uint8Array, boundary: string, maxTokens: number, signal: AbortSignal): Promise<TranscriptionResult>;
   /** Embeds the inputs (absent: this backend serves no embeddings, and the worker says so). */
   embed?(req: EmbeddingRequest, signal: AbortSignal): Promise<EmbeddingResult>;
   /**

@@ -161,7 +161,7 @@ export class EmbeddedBackend implements Backend {
     const prompt = this.tokenizePrompt(plan?.kind === "tools" && this.hasChatTemplate ? { ...req, messages: [{ role: "system", content: toolsInstruction(plan) }, ...req.messages!] } : req);
     const ctxLen = this.info.contextLength ?? 0;
     if (prompt.length >= ctxLen) {
-      throw new BackendError("context_length_exceeded", `This model's maximum context length is ${ctxLen} tokens. However, your messages resulted in ${prompt.length} tokens. Please reduce the length of the messages or prompt.`);
+      throw new BackendError("context_length_exceeded", `This model's maximum context length is ${ctxLen} tokens. However, your ${req.endpoint === "chat" ? "messages" : "prompt"} resulted in ${prompt.length} tokens. Please reduce the length of the ${req.endpoint === "chat" ? "messages" : "prompt"}.`);
     }
     const bias = req.logitBias ? await this.tokenBias(req.logitBias) : undefined;
     const usage = (completion: number) => ({ prompt_tokens: prompt.length, completion_tokens: completion, total_tokens: prompt.length + completion });

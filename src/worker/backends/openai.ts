@@ -7,7 +7,7 @@ import type { EmbeddingRequest, FinishReason, GenerationRequest } from "../../pr
 import type { AnswerDelta, StructuredDelta } from "../../protocol/answer-chunk.js";
 import type { ModelInfo } from "../../protocol/messages.js";
 import { parseSseBatches } from "../../protocol/sse.js";
-import { BackendError, type Backend, type BackendHealth, type EmbeddingResult, type GenerationResult } from "./backend.js";
+import { BackendError, type Backend, type BackendHealth, type EmbeddingResult, type GenerationResult, type TranscriptionResult } from "./backend.js";
 import { countTokens } from "./tokenizer.js";
 
 export const PROBE_INTERVAL_MS = 5_000;
@@ -118,15 +118,48 @@ export class OpenAiBackend implements Backend {
     return body;
   }
 
+  /**
+   * Audio transcription, passed through: the app's multipart form goes to the engine byte for byte. Usage is the
+   * engine's (audio tokens as prompt, transcript tokens as completion) or, when it reports none, the transcript
+   * counted by our tokenizer; never more than the budget the proxy admitted.
+   */
+  async transcribe(form: Uint8Array, boundary: string, maxTokens: number, signal: AbortSignal): Promise<TranscriptionResult> {
+    let res: http.IncomingMessage;
+    try {
+      res = await this.post("/audio/transcriptions", form, signal, `multipart/form-data; boundary=${boundary}`);
+    } catch (err) {
+      void this.probe();
+      throw new BackendError("backend_failed", `upstream ${this.base} unreachable: ${(err as Error).message}`);
+    }
+    const body = await readCapped(res, MAX_UPSTREAM_ANSWER_BYTES);
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) throw upstreamStatusError(status, body);
+    let reported: { input_tokens?: unknown; output_tokens?: unknown } | undefined;
+    let text = body;
+    try {
+      const j = JSON.parse(body) as { text?: unknown; usage?: typeof reported };
+      if (typeof j.text === "string") text = j.text;
+      reported = j.usage ?? undefined;
+    } catch {
+      // text, srt or vtt: the body is the transcript
+    }
+    const int = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : undefined);
+    const input = int(reported?.input_tokens);
+    const output = int(reported?.output_tokens);
+    const prompt = input ?? 0;
+    const completion = Math.min(output ?? countTokens(text), maxTokens);
+    return { body, usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }, usageSource: output !== undefined ? "backend" : "tokenizer" };
+  }
+
   /** POSTs with node:http on a keep-alive agent: the hot path, cheaper than fetch's web streams. */
-  private post(path: string, body: string, signal: AbortSignal): Promise<http.IncomingMessage> {
+  private post(path: string, body: string | Uint8Array, signal: AbortSignal, contentType = "application/json"): Promise<http.IncomingMessage> {
     let url = this.urls.get(path);
     if (!url) this.urls.set(path, (url = new URL(`${this.base}${path}`)));
     const secure = url.protocol === "https:";
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, {
         method: "POST",
-        headers: { ...this.headers(), "content-length": Buffer.byteLength(body) },
+        headers: { ...this.headers(), "content-type": contentType, "content-length": typeof body === "string" ? Buffer.byteLength(body) : body.byteLength },
         agent: secure ? this.httpsAgent : this.httpAgent,
         signal,
       });

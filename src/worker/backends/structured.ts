@@ -22,7 +22,8 @@ function unsupported(param: string, why: string): BackendError {
 export function checkEmbeddedSupport(req: GenerationRequest): void {
   if ((req.n ?? 1) > 1) throw unsupported(req.endpoint === "completions" && req.engineOnly?.includes("prompt") ? "prompt" : "n", `asks for ${req.n} answers; the embedded engine gives one per request.`);
   if (req.engineOnly?.length) throw unsupported(req.engineOnly[0]!, "is not implemented by the embedded engine at the value asked.");
-  if (req.nonTextParts?.length) throw unsupported(req.nonTextParts[0]!.replace(/ \(.*$/, ""), `holds ${req.nonTextParts[0]!.replace(/^.* \((.*)\)$/, "$1")} content; the embedded engine reads text only.`);
+  const part = req.nonTextParts?.[0];
+  if (part) throw unsupported(part.param, `holds ${part.type} content; the embedded engine reads text only.`);
 }
 
 /** A JSON schema with every open string and array bounded (see OPEN_STRING_MAX), and OpenAI-only keywords dropped. */
