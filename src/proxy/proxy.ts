@@ -58,11 +58,6 @@ export interface ProxyOptions {
   requireClientCert?: boolean;
   /** Sees every decrypted byte of every connection (audits). */
   tap?: (direction: "in" | "out", data: Buffer) => void;
-  /**
-   * TEST SEAM, never set by the CLI: rewrites relayed answer chunks and trailers, to prove that clients
-   * detect a malicious proxy that tampers with sealed answers or receipts.
-   */
-  tamper?: { chunk?: (data: Buffer, index: number) => Buffer; trailer?: (t: Record<string, unknown>) => Record<string, unknown> };
   /** Refuse requests that are not sealed to attested workers (production). */
   requireSealed?: boolean;
   /** How many candidates the proxy offers a client to seal to. */
@@ -456,7 +451,7 @@ export class ProxyNode {
           if (relayedBytes === 0) client.reply(this.replyHead(worker));
           relayedBytes += chunk.length;
           digest?.update(chunk);
-          await client.write(this.opts.tamper?.chunk ? this.opts.tamper.chunk(chunk, chunks) : chunk);
+          await client.write(this.relayedChunk(chunk, chunks));
           chunks++;
         }
       } catch (err) {
@@ -505,7 +500,7 @@ export class ProxyNode {
       this.stats.promptTokens += trailer.usage.prompt_tokens;
       this.stats.completionTokens += trailer.usage.completion_tokens;
       const out = { ...trailer, worker: worker.id, timings: { ...trailer.timings, proxyMs: ms }, ...(settled.cost ? { cost: settled.cost } : {}) };
-      client.end(this.opts.tamper?.trailer ? this.opts.tamper.trailer(out) : out);
+      client.end(this.relayedTrailer(out));
       this.obs.request({ model: head.model, requestId: head.requestId, outcome: trailer.finishReason === "cancelled" ? "cancelled" : "completed", ttftMs: trailer.timings?.ttftMs, totalMs: ms, promptTokens: trailer.usage.prompt_tokens, completionTokens: trailer.usage.completion_tokens, worker: worker.id, ...(settled.cost?.total_cost ? { costNano: settled.cost.total_cost } : {}) });
       return true;
     } finally {
@@ -549,6 +544,18 @@ export class ProxyNode {
   setIdentity(identity: TlsIdentity): void {
     this.workerListener?.setIdentity(identity);
     this.clientListener?.setIdentity(identity);
+  }
+
+  /**
+   * What goes to the client for each relayed answer chunk and for the trailer: exactly what the worker sent. Only
+   * tests override these (test/helpers/network.ts TamperingProxy), to play a malicious proxy and prove that clients
+   * detect tampered answers and receipts; no option or flag reaches them.
+   */
+  protected relayedChunk(chunk: Buffer, _index: number): Buffer {
+    return chunk;
+  }
+  protected relayedTrailer(trailer: Record<string, unknown>): Record<string, unknown> {
+    return trailer;
   }
 
   /** What the client learns about the worker that serves it. */

@@ -22,12 +22,30 @@ export interface TestNetwork {
   close(): Promise<void>;
 }
 
+export interface Tamper {
+  chunk?: (data: Buffer, index: number) => Buffer;
+  trailer?: (t: Record<string, unknown>) => Record<string, unknown>;
+}
+
+/** A proxy that rewrites what it relays: the malicious proxy of the tamper tests (a subclass; production has no such hook). */
+function tamperingProxy(t: Tamper): typeof ProxyNode {
+  return class TamperingProxy extends ProxyNode {
+    protected override relayedChunk(chunk: Buffer, index: number): Buffer {
+      return t.chunk ? t.chunk(chunk, index) : chunk;
+    }
+    protected override relayedTrailer(trailer: Record<string, unknown>): Record<string, unknown> {
+      return t.trailer ? t.trailer(trailer) : trailer;
+    }
+  };
+}
+
 export interface TestNetworkOptions {
   /** Seal requests to attested workers (default true). */
   seal?: boolean;
   meter?: Meter;
   tap?: ProxyOptions["tap"];
-  tamper?: ProxyOptions["tamper"];
+  /** Play a malicious proxy: rewrite relayed answer chunks and trailers (see TamperingProxy). */
+  tamper?: Tamper;
   /** Client payment hook (and the client id it registers under). */
   payer?: Payer;
   clientId?: string;
@@ -51,7 +69,7 @@ export interface TestNetworkOptions {
 
 export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: TestNetworkOptions = {}): Promise<TestNetwork> {
   const proxySec = await nodeSecurity("proxy", {}, silentLogger);
-  const proxy = new ProxyNode({
+  const proxy = new (o.tamper ? tamperingProxy(o.tamper) : ProxyNode)({
     identity: proxySec.identity,
     workerPort: 0,
     clientPort: 0,
@@ -60,7 +78,6 @@ export async function startTestNetwork(upstreamOpts: FakeUpstreamOptions[], o: T
     verifyClient: proxySec.verifierFor("client"),
     meter: o.meter,
     tap: o.tap,
-    tamper: o.tamper,
     ...(o.queue ? { queue: o.queue } : {}),
     statusExtra: proxySec.statusExtra,
     log: o.log?.("proxy") ?? silentLogger,
