@@ -196,6 +196,12 @@ test("admission: a client that stops paying is refused after one request; an emp
       await assert.rejects(meter.admit(ctx, head("big", 10_000_000)), /insufficient funds/);
       // An unregistered client gets a 402 that explains what to do.
       await assert.rejects(meter.admit({ clientId: "stranger", session: "11".repeat(32), insecure: false }, head("x")), /no payment channel is registered/);
+      // The app hears a 402 that counts the prompt too (here it alone is worth more than the deposit), before anything is sent.
+      const big = await fetch(`${p.net.client.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "fake-model", messages: [{ role: "user", content: "x".repeat(900_000) }], max_tokens: 5 }) });
+      const err = ((await big.json()) as { error: { message: string; code: string } }).error;
+      assert.equal(big.status, 402, err.message);
+      assert.equal(err.code, "insufficient_funds");
+      assert.match(err.message, /a 9\d{5}-byte prompt and max_tokens 5\) may cost up to \d+ nanoTON/);
     } finally {
       await p.net.close();
     }
