@@ -28,7 +28,7 @@ function collect(dir) {
  * Files that load the whole machine for a while (a paid network of real processes under full load, or beside a browser): they run after the
  * others, alone, so that neither they nor the files beside them time out on a 2-core machine.
  */
-const EXCLUSIVE = ["test/bench/soak-short.test.ts", "test/payments/kill-restart.test.ts", "test/dashboard/browser.test.ts"];
+const EXCLUSIVE = ["test/bench/soak-short.test.ts", "test/payments/kill-restart.test.ts", "test/payments/two-proxies-kill.test.ts", "test/dashboard/browser.test.ts"];
 
 /** Runs the files, streaming the TAP output; resolves with the exit code and the output. */
 function run(files, concurrency = 2) {

@@ -224,7 +224,7 @@ export async function startWorkerRole(o: WorkerCliOptions): Promise<WorkerNode> 
     log,
     statusExtra: withOwnEvidence(sec, "worker"),
   });
-  registerWorkerControls(worker, payee);
+  registerWorkerControls(worker, payee ? () => [payee] : payees ? () => payees.all() : undefined);
   enableAdmin(worker.obs.admin, o.adminTokenFile);
   await worker.start();
   sec.onRotate((node) => worker.rotateIdentity(sealingKeysOf(node)));

@@ -1,5 +1,6 @@
 // The client role: an OpenAI-compatible HTTP API for apps (chat completions, completions, models; SSE
 // streaming) in front of one proxy connection. Apps use the official SDKs unchanged.
+import { sumPaymentViews } from "../payments/summary.js";
 import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { Stream } from "../protocol/connection.js";
@@ -833,6 +834,8 @@ export class ClientNode {
       ...(this.paying ? { costs: { delivered: { count: this.costs.delivered.count, nano: this.costs.delivered.nano.toString() }, cancelledByApp: { count: this.costs.cancelledByApp.count, nano: this.costs.cancelledByApp.nano.toString() } } } : {}),
       // One payer: its status as before. Several (a channel per proxy): each under its proxy contract too.
       ...(payers.length === 1 && payers[0]!.payer.status ? { payments: payers[0]!.payer.status() } : {}),
+      // Several: the sum over the channels (deposited, spent, signed, …) for dashboards, and each under its proxy.
+      ...(payers.length > 1 ? { payments: sumPaymentViews(payers.map(({ payer }) => payer.status?.() ?? {})) } : {}),
       ...(this.opts.payerFor ? { paymentsByProxy: Object.fromEntries(payers.map(({ key, payer }) => [key, payer.status?.() ?? {}])) } : {}),
       ...(this.opts.statusExtra?.() ?? {}),
     };

@@ -11,7 +11,8 @@ export function enableAdmin(admin: AdminControls, file: string | undefined): voi
   if (file) admin.setToken(loadOrCreateAdminToken(file));
 }
 
-export function registerWorkerControls(worker: WorkerNode, payee: WorkerPayee | undefined): void {
+/** `payees`: the worker's payees now (one, or one per proxy it serves when it found its proxies on the root). */
+export function registerWorkerControls(worker: WorkerNode, payees: (() => WorkerPayee[]) | undefined): void {
   const admin = worker.obs.admin;
   const hold = async (state: string, reason: string | undefined, said: string) => {
     await worker.hold(reason);
@@ -21,11 +22,16 @@ export function registerWorkerControls(worker: WorkerNode, payee: WorkerPayee | 
   admin.register("drain", () => hold("draining", "draining by its operator: finishing running requests, taking no new ones", "draining: proxies send no new requests; running ones finish (enable to undo)"));
   admin.register("disable", () => hold("disabled", "disabled by its operator", "disabled: announced to proxies as disabled (enable to undo)"));
   admin.register("enable", () => hold("serving", undefined, "enabled: announced to proxies as taking requests"));
-  if (payee) {
+  if (payees) {
     admin.register("payout", async () => {
-      const before = payee.claims;
-      await payee.claim(true);
-      return payee.claims > before ? `claimed on chain: ${payee.status().paid} nanoTON paid so far` : `nothing to claim now (unclaimed: ${payee.status().unclaimed} nanoTON)`;
+      const said: string[] = [];
+      for (const payee of payees()) {
+        const before = payee.claims;
+        await payee.claim(true);
+        const s = payee.status();
+        said.push(payee.claims > before ? `claimed on chain: ${s.paid} nanoTON paid so far` : `nothing to claim now (unclaimed: ${s.unclaimed} nanoTON)`);
+      }
+      return said.length ? said.join("; ") : "nothing to claim now (no proxy pays this worker yet)";
     });
   }
 }

@@ -120,6 +120,11 @@ export class PayeesByProxy {
   readonly problems = new Map<string, string>();
   constructor(private readonly c: PaymentsConfig, private readonly digests: Record<string, string>, private readonly log?: Logger) {}
 
+  /** Every payee, one per proxy contract this worker is paid by. */
+  all(): WorkerPayee[] {
+    return [...this.payees.values()];
+  }
+
   get(contractRaw: string): WorkerPayee | undefined {
     return this.payees.get(contractRaw);
   }

@@ -153,9 +153,9 @@ export const SIM_WARNING = "INSECURE: running on the sim attestation platform (d
  */
 export function simWarning(policy: { name: string; allowSim: boolean; attestedRoles: readonly string[] }, role: string): string {
   const why = policy.allowSim
-    ? `Policy "${policy.name}" accepts sim for development; a production policy refuses sim ${role}s.`
+    ? `Policy "${policy.name}" accepts sim for development; a production policy refuses sim ${role === "proxy" ? "proxies" : `${role}s`}.`
     : policy.attestedRoles.includes(role)
-      ? `Policy "${policy.name}" refuses sim ${role}s: peers will refuse this node.`
+      ? `Policy "${policy.name}" refuses sim ${role === "proxy" ? "proxies" : `${role}s`}: peers will refuse this node.`
       : `Policy "${policy.name}" does not require hardware evidence from a ${role}.`;
   return `${SIM_WARNING} ${why}`;
 }

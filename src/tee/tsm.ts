@@ -55,15 +55,24 @@ async function readGeneration(entry: string): Promise<number> {
   return n;
 }
 
-async function waitForProvider(entry: string, dir: string, platform: TeePlatform): Promise<string> {
+/** A new entry's `provider` attribute (configfs creates it with the entry; a slower emulation gets ENTRY_READY_MS). */
+async function readProvider(entry: string): Promise<string> {
   const deadline = Date.now() + ENTRY_READY_MS;
   for (;;) {
     try {
       return (await readFile(join(entry, "provider"), "utf8")).trim();
     } catch (e) {
-      if (Date.now() > deadline) throw new NoTeeError(platform, `${dir} is not a configfs-tsm report directory (${(e as Error).message})`);
+      if (Date.now() > deadline) throw e;
       await new Promise((r) => setTimeout(r, ENTRY_POLL_MS));
     }
+  }
+}
+
+async function waitForProvider(entry: string, dir: string, platform: TeePlatform): Promise<string> {
+  try {
+    return await readProvider(entry);
+  } catch (e) {
+    throw new NoTeeError(platform, `${dir} is not a configfs-tsm report directory (${(e as Error).message})`);
   }
 }
 
@@ -132,7 +141,7 @@ export async function detectTee(dir = TSM_REPORT_DIR, devices: Record<TeePlatfor
     try {
       await mkdir(entry);
       try {
-        const provider = (await readFile(join(entry, "provider"), "utf8")).trim();
+        const provider = await readProvider(entry);
         const platform = PLATFORM_BY_PROVIDER[provider];
         if (platform) {
           findings.push(`${dir}: configfs-tsm with provider ${provider}`);

@@ -1,5 +1,6 @@
 // The worker role: dials out to proxies (so it may sit behind NAT), announces its models and capacity,
 // validates each request against the field allow-list, runs it on its backend and streams the answer back.
+import { sumPaymentViews } from "../payments/summary.js";
 import { MAX_SEALED_REQUEST } from "../protocol/limits.js";
 import { randomUUID } from "node:crypto";
 import type { Connection, Stream } from "../protocol/connection.js";
@@ -216,6 +217,12 @@ export class WorkerNode {
   async hold(reason: string | undefined): Promise<void> {
     this.held = reason;
     await this.reannounce();
+  }
+
+  /** Money per proxy this worker serves (each pays it through its own contract), and their sum for dashboards. */
+  private paymentsByProxy(): { payments: Record<string, unknown>; paymentsByProxy: Record<string, Record<string, unknown>> } {
+    const byProxy = Object.fromEntries([...this.linked.values()].flatMap((e) => (e.payee?.status ? [[e.target.contract ?? e.link.address, e.payee.status()]] : [])));
+    return { payments: sumPaymentViews(Object.values(byProxy)), paymentsByProxy: byProxy };
   }
 
   /** Soft cancel: stop generating; the answer still ends with its final chunk and a receipt for what was generated. */
@@ -448,7 +455,7 @@ export class WorkerNode {
       tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
       errors: this.stats.failed,
       ...(this.opts.payee?.status && !this.opts.payeeFor ? { payments: this.opts.payee.status() } : {}),
-      ...(this.opts.payeeFor ? { paymentsByProxy: Object.fromEntries([...this.linked.values()].flatMap((e) => (e.payee?.status ? [[e.target.contract ?? e.link.address, e.payee.status()]] : []))) } : {}),
+      ...(this.opts.payeeFor ? this.paymentsByProxy() : {}),
       ...(this.opts.statusExtra?.() ?? {}),
     };
   }

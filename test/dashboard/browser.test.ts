@@ -61,7 +61,7 @@ async function unlabelled(page: Page): Promise<string[]> {
 test("devnet page: a chat streams in, shows its cost and the worker's attestation, balances and charts update", { skip }, async () => {
   const page = await open(devnetPage);
   await page.waitForSelector("#nodes table");
-  assert.equal(await page.locator("#nodes tbody tr").count(), 4, "client, proxy and two workers are listed");
+  assert.equal(await page.locator("#nodes tbody tr").count(), 5, "client, two proxies and two workers are listed");
   const spentBefore = await page.locator("#balances .card:nth-child(2) .v").textContent();
   // Keyboard only: focus the prompt, type, submit with the button reached by Tab.
   await page.focus("#prompt");
