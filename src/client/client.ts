@@ -269,7 +269,9 @@ export class ClientNode {
       for (const m of rep.value.models) {
         const have = byId.get(m.id);
         byId.set(m.id, have ? {
-          ...have, workers: have.workers + m.workers, capacity: have.capacity + m.capacity,
+          // A worker serves every proxy it is linked to within one capacity, so the same workers appear in each
+          // proxy's list: the largest count is the best estimate (a sum would count each worker once per proxy).
+          ...have, workers: Math.max(have.workers, m.workers), capacity: Math.max(have.capacity, m.capacity),
           ...(m.minCoefficient !== undefined ? { minCoefficient: Math.min(have.minCoefficient ?? m.minCoefficient, m.minCoefficient) } : {}),
           ...(m.maxCoefficient !== undefined ? { maxCoefficient: Math.max(have.maxCoefficient ?? m.maxCoefficient, m.maxCoefficient) } : {}),
         } : m);
