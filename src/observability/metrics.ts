@@ -143,6 +143,12 @@ export class NodeMetrics {
           for (const [rule, n] of Object.entries(refused)) g.set({ listener, rule }, Number(n) || 0);
         }
       });
+      counter("cocoon_attestation_refusals_by_rule_total", "Peers refused at the proxy's listeners by their attestation or policy, by the rule that refused them (policy.measurement, ratls.reportdata, evidence.format, …).", ["listener", "rule"], (g) => {
+        for (const listener of ["workers", "clients"]) {
+          const byRule = (snap().listeners as Record<string, { refusedByRule?: Record<string, number> }> | undefined)?.[listener]?.refusedByRule ?? {};
+          for (const [rule, n] of Object.entries(byRule)) g.set({ listener, rule }, Number(n) || 0);
+        }
+      });
       counter("cocoon_settlement_total", "Settlement operations so far, by kind.", ["kind"], (g) => {
         const s = snap();
         const put = (kind: string, path: string) => {

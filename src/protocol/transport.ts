@@ -115,6 +115,12 @@ export interface ListenerStats {
   bufferedBytes: number;
   /** Refusals since start, by kind (tls, handshake_timeout, too_many_connections, listener_full, pow, busy, peer_refused). */
   refused: Record<string, number>;
+  /**
+   * The peer_refused ones by the verifier's rule: an attestation or policy refusal names its rule (e.g.
+   * `policy.measurement`, `ratls.reportdata`; tee/errors.ts AttestationError.rule); evidence that did not parse is
+   * `evidence.format`, anything else `other`.
+   */
+  refusedByRule: Record<string, number>;
 }
 
 export interface Listener {
@@ -188,6 +194,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   const gate = new Gate(opts.maxConcurrentVerifications ?? DEFAULT_MAX_CONCURRENT_VERIFICATIONS, opts.maxQueuedVerifications ?? DEFAULT_MAX_QUEUED_VERIFICATIONS);
   const budget = new ByteBudget(opts.maxBufferedBytes ?? DEFAULT_LISTENER_BUFFER_BYTES);
   const refused: Record<string, number> = {};
+  const refusedByRule: Record<string, number> = {};
   const reporter = new RateLimitedReporter(opts.rejectLogIntervalMs ?? DEFAULT_REJECT_LOG_INTERVAL_MS, (reason, remote, count) =>
     opts.onRejected?.(reason, remote, count),
   );
@@ -286,6 +293,8 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
       } catch (err) {
         if (p.done || socket.destroyed) return;
         refuse("peer_refused", (err as Error).message, remote);
+        const rule = ruleOf(err);
+        refusedByRule[rule] = (refusedByRule[rule] ?? 0) + 1;
         // Tell the peer why before closing, so its operator sees the failed rule too.
         return goAway("peer_refused", (err as Error).message);
       } finally {
@@ -339,6 +348,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
       queuedVerifications: gate.queued,
       bufferedBytes: budget.used,
       refused: { ...refused },
+      refusedByRule: { ...refusedByRule },
     }),
     close: () =>
       new Promise<void>((resolve) => {
@@ -517,4 +527,11 @@ function answerProofOfWork(socket: tls.TLSSocket, where: string, deadline: numbe
     socket.on("data", onData);
     socket.once("close", onClose);
   });
+}
+
+/** The rule a verifier's refusal names (duck-typed: the transport does not depend on the attestation code). */
+function ruleOf(err: unknown): string {
+  const e = err as { rule?: unknown; name?: unknown } | undefined;
+  if (typeof e?.rule === "string" && /^[\w.-]{1,64}$/.test(e.rule)) return e.rule;
+  return e?.name === "EvidenceFormatError" ? "evidence.format" : "other";
 }

@@ -23,7 +23,7 @@ async function attempt(allowedWorkerImages: (sim: string) => string[]) {
   const self = await verifyPeerCertificate(workerSec.node.tls.certDer, DEV_POLICY);
   writeFileSync(file, JSON.stringify({ name: "test-allowlist", mode: "dev", allowSim: true, measurements: { worker: allowedWorkerImages(self.imageDigest) } }));
   const proxySec = await nodeSecurity("proxy", { policy: file }, silentLogger);
-  const proxy = new ProxyNode({ identity: proxySec.identity, workerPort: 0, clientPort: 0, verifyWorker: proxySec.verifierFor("worker"), verifyClient: proxySec.verifierFor("client"), log: silentLogger });
+  const proxy = new ProxyNode({ identity: proxySec.identity, workerPort: 0, clientPort: 0, statusPort: 0, verifyWorker: proxySec.verifierFor("worker"), verifyClient: proxySec.verifierFor("client"), log: silentLogger });
   await proxy.start();
   const backend = new OpenAiBackend({ upstream: upstream.url });
   await backend.start();
@@ -54,6 +54,11 @@ test("a worker image outside the allow-list is refused; both sides say which rul
     assert.match(workerSide, /policy\.measurement/);
     assert.match(workerSide, /add ".*" to measurements\.worker/);
     assert.equal(net.proxy.pool.size, 0);
+    // Counted by the rule that refused it (what /metrics exports as cocoon_attestation_refusals_by_rule_total).
+    const byRule = (net.proxy.statusJson() as any).listeners.workers.refusedByRule as Record<string, number>;
+    assert.ok(byRule["policy.measurement"]! >= 1, JSON.stringify(byRule));
+    const metrics = await (await fetch(`${net.proxy.statusUrl!.replace(/\/status$/, "")}/metrics`)).text();
+    assert.match(metrics, /cocoon_attestation_refusals_by_rule_total\{[^}]*listener="workers"[^}]*rule="policy\.measurement"[^}]*\} [1-9]/);
   } finally {
     await net.close();
   }
