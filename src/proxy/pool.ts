@@ -28,6 +28,11 @@ export interface PoolWorker {
   completionTokens: number;
   connectedAt: number;
   lastFailure?: string;
+  /**
+   * Until then the worker counts as full: it refused a request as at capacity although this proxy's own count had
+   * room (its capacity is shared with the other proxies it serves, whose requests this proxy does not see).
+   */
+  fullUntil?: number;
   /** The identity this worker presented before it reconnected (renewal): requests sealed to it may still arrive. */
   previousPeer?: PeerInfo;
   /** Its price coefficient (thousandths of the base price; 1000 when it announced none). */
@@ -44,8 +49,11 @@ export const PREVIOUS_IDENTITY_MS = 10 * 60 * 1000;
 
 /** Whether a worker can take one more request for a model now (enabled, connected, a free slot, serves it). */
 export function canTake(w: PoolWorker, model: string): boolean {
-  return w.enabled && !w.conn.closed && w.active < w.capacity && w.models.some((m) => m.id === model);
+  return w.enabled && !w.conn.closed && w.active < w.capacity && !(w.fullUntil !== undefined && w.fullUntil > Date.now()) && w.models.some((m) => m.id === model);
 }
+
+/** How long a worker that refused as full counts as full before this proxy tries it again. */
+export const WORKER_FULL_BACKOFF_MS = 100;
 
 export class WorkerPool {
   private readonly workers = new Map<string, PoolWorker>();

@@ -23,7 +23,7 @@ import {
   type InferenceHead,
   type InferenceReply,
 } from "../protocol/messages.js";
-import { canTake, WorkerPool, type PoolWorker } from "./pool.js";
+import { canTake, WORKER_FULL_BACKOFF_MS, WorkerPool, type PoolWorker } from "./pool.js";
 import { DEFAULT_MAX_COEFFICIENT } from "../payments/pricing.js";
 import { DEFAULT_QUEUE_TIMEOUT_MS, QueueFull, SlotQueue, QUEUE_RETRY_AFTER_S, type QueueOptions } from "./queue.js";
 import { judgeReceipt, requestDigest, ResponseDigest } from "../crypto/index.js";
@@ -97,8 +97,12 @@ interface RelayState {
 
 /** Raised inside the relay to say "try the next worker". */
 class RetryableFailure extends Error {
-  /** The worker could not open the sealed request (the client's candidate list was stale): not the worker's fault. */
-  constructor(message: string, readonly staleKeys = false) {
+  /**
+   * staleKeys: the worker could not open the sealed request (the client's candidate list was stale).
+   * busy: the worker was at capacity (shared with its other proxies): not a failure and not an attempt; wait for a slot.
+   * Neither is the worker's fault.
+   */
+  constructor(message: string, readonly staleKeys = false, readonly busy = false) {
     super(message);
   }
 }
@@ -348,6 +352,7 @@ export class ProxyNode {
     // The price market: only workers at or under the client's cap (the original's default when it names none).
     const cap = head.maxCoefficient ?? DEFAULT_MAX_COEFFICIENT;
     let staleKeys = false;
+    let busySince: number | undefined;
     for (;;) {
       if (client.signal.aborted || state.cancelled) {
         this.stats.cancelled++;
@@ -383,6 +388,17 @@ export class ProxyNode {
         return await this.runOn(worker, ctx, head, body, client, state);
       } catch (err) {
         if (err instanceof RetryableFailure) {
+          if (err.busy) {
+            // Not an attempt: the queue holds the request until a slot frees, within one queue deadline in all.
+            tried.delete(worker.id);
+            busySince ??= Date.now();
+            if (Date.now() - busySince > (this.opts.queue?.timeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS)) {
+              this.stats.failed++;
+              client.reset("overloaded", `every worker serving '${head.model}' stayed at capacity; retry shortly (retry-after ${QUEUE_RETRY_AFTER_S})`);
+              return false;
+            }
+            continue;
+          }
           staleKeys ||= err.staleKeys;
           this.log.warn(`request ${head.requestId}: worker ${worker.id} failed before answering (${err.message}); trying another`);
           continue;
@@ -436,6 +452,12 @@ export class ProxyNode {
         const e = err as StreamError;
         if (client.signal.aborted) throw e;
         if (e.code === "stale_keys") throw new RetryableFailure(e.message, true);
+        if (e.code === "overloaded") {
+          // Full with other proxies' requests: count it as full for a moment, then let waiting requests try again.
+          worker.fullUntil = Date.now() + WORKER_FULL_BACKOFF_MS;
+          setTimeout(() => this.queue.kick(), WORKER_FULL_BACKOFF_MS).unref();
+          throw new RetryableFailure(e.message, false, true);
+        }
         // A bad request fails the same way on every worker, and a replayed one was refused as it must be: report
         // it instead of retrying, and do not count a replay against the worker.
         if (e.code !== "replayed") this.pool.recordFailure(worker, e.message);

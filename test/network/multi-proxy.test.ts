@@ -128,3 +128,18 @@ test("a worker linked to two proxies never runs more than its one capacity", asy
     await net.close();
   }
 });
+
+test("a worker's capacity is shared by its proxies: a burst through both waits for slots instead of failing", async () => {
+  // One worker with 2 slots, linked to two proxies that each believe it has 2 free: under a burst it refuses some as
+  // at capacity; those are busy, not failed — they wait in the proxy's queue and all succeed.
+  const net = await startMultiProxyNetwork(2, [{ model: "m", tokens: 3, tokenDelayMs: 20 }], { capacity: 2 });
+  try {
+    const res = await Promise.all(Array.from({ length: 16 }, () => chat(net.client.url, { model: "m", messages: msg("x y") })));
+    const statuses = res.map((r) => r.status);
+    assert.deepEqual(statuses, statuses.map(() => 200), JSON.stringify(await Promise.all(res.filter((r) => r.status !== 200).map((r) => r.text()))));
+    assert.equal(new Set(res.map((r) => r.headers.get("x-cocoon-proxy"))).size, 2, "both proxies served some");
+    await Promise.all(res.map((r) => r.text()));
+  } finally {
+    await net.close();
+  }
+});
