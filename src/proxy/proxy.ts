@@ -454,8 +454,14 @@ export class ProxyNode {
         if (e.code === "stale_keys") throw new RetryableFailure(e.message, true);
         if (e.code === "overloaded") {
           // Full with other proxies' requests: count it as full for a moment, then let waiting requests try again.
-          worker.fullUntil = Date.now() + WORKER_FULL_BACKOFF_MS;
-          setTimeout(() => this.queue.kick(), WORKER_FULL_BACKOFF_MS).unref();
+          // The timer ends the back-off itself: a timer may fire a millisecond before Date.now() passes fullUntil,
+          // and a kick that still saw the worker full would leave its waiters asleep until their deadline (nothing
+          // else on this proxy wakes them: the requests that fill the worker came through other proxies).
+          const until = (worker.fullUntil = Date.now() + WORKER_FULL_BACKOFF_MS);
+          setTimeout(() => {
+            if (worker.fullUntil === until) worker.fullUntil = undefined;
+            this.queue.kick();
+          }, WORKER_FULL_BACKOFF_MS).unref();
           throw new RetryableFailure(e.message, false, true);
         }
         // A bad request fails the same way on every worker, and a replayed one was refused as it must be: report

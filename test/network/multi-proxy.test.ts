@@ -120,6 +120,7 @@ test("a worker linked to two proxies never runs more than its one capacity", asy
     const sampler = setInterval(() => (peak = Math.max(peak, (w.statusJson() as any).activeRequests)), 2);
     const results = await Promise.all(Array.from({ length: 10 }, () => chat(net.client.url, { model: "m", messages: msg("z") })));
     clearInterval(sampler);
+    await Promise.all(results.map((r) => r.text()));
     assert.ok(results.filter((r) => r.status === 200).length >= 2);
     assert.ok(peak <= 2, `peak ${peak} active requests on a worker of capacity 2`);
     const st = w.statusJson() as any;
@@ -135,10 +136,10 @@ test("a worker's capacity is shared by its proxies: a burst through both waits f
   const net = await startMultiProxyNetwork(2, [{ model: "m", tokens: 3, tokenDelayMs: 20 }], { capacity: 2 });
   try {
     const res = await Promise.all(Array.from({ length: 16 }, () => chat(net.client.url, { model: "m", messages: msg("x y") })));
+    await Promise.all(res.map((r) => r.clone().text()));
     const statuses = res.map((r) => r.status);
     assert.deepEqual(statuses, statuses.map(() => 200), JSON.stringify(await Promise.all(res.filter((r) => r.status !== 200).map((r) => r.text()))));
     assert.equal(new Set(res.map((r) => r.headers.get("x-cocoon-proxy"))).size, 2, "both proxies served some");
-    await Promise.all(res.map((r) => r.text()));
   } finally {
     await net.close();
   }
