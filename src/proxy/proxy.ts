@@ -1,8 +1,9 @@
 // The proxy role: accepts workers (11001) and clients (11002) over TLS 1.3, keeps the worker pool,
 // picks a worker per request, relays the streamed answer with backpressure, retries on another worker
 // while no byte reached the client, cancels upstream when the client goes away, and meters each request.
+// One attempt on one worker (relay, receipt check, billing) is a WorkerRelay (relay.ts); this file keeps the
+// listeners, admission and the retry loop.
 import type { Connection, Stream } from "../protocol/connection.js";
-import { StreamError } from "../protocol/connection.js";
 import type { CodedProblem } from "../protocol/errors.js";
 import { MAX_SEALED_REQUEST } from "../protocol/limits.js";
 import { listen, type Listener, type PeerInfo, type PeerVerifier, type TlsIdentity } from "../protocol/transport.js";
@@ -10,7 +11,6 @@ import {
   announceSchema,
   cancelSchema,
   inferenceHeadSchema,
-  inferenceTrailerSchema,
   OP_INFERENCE,
   OP_MODELS,
   OP_WORKERS,
@@ -18,17 +18,14 @@ import {
   parseMessage,
   paymentsRequestSchema,
   workersRequestSchema,
-  workerHeadOf,
-  workerReplySchema,
   type InferenceHead,
-  type InferenceReply,
 } from "../protocol/messages.js";
-import { canTake, WORKER_FULL_BACKOFF_MS, WorkerPool, type PoolWorker } from "./pool.js";
+import { canTake, WorkerPool } from "./pool.js";
 import { DEFAULT_MAX_COEFFICIENT } from "../payments/pricing.js";
 import { DEFAULT_QUEUE_TIMEOUT_MS, QueueFull, SlotQueue, QUEUE_RETRY_AFTER_S, type QueueOptions } from "./queue.js";
-import { judgeReceipt, requestDigest, ResponseDigest } from "../crypto/index.js";
 import { workerIdMismatch } from "../tee/claims.js";
 import { sessionBinding } from "../protocol/session-binding.js";
+import { RetryableFailure, WorkerRelay, type ProxyRequestStats, type RelayHost, type RelayState } from "./relay.js";
 import { CountingMeter, MeterRefusal, type ClientContext, type Meter } from "./meter.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
@@ -85,28 +82,6 @@ interface ClientState {
   relays: Map<string, RelayState>;
 }
 
-/** One client request while the proxy relays it. */
-interface RelayState {
-  /** The worker running it now, once one was picked. */
-  worker?: PoolWorker;
-  /** The client asked to stop generating (soft cancel): the worker still ends the answer with its receipt. */
-  cancelled: boolean;
-  /** Aborts on a soft cancel or when the client's stream goes away (ends a wait in the queue). */
-  stop: AbortController;
-}
-
-/** Raised inside the relay to say "try the next worker". */
-class RetryableFailure extends Error {
-  /**
-   * staleKeys: the worker could not open the sealed request (the client's candidate list was stale).
-   * busy: the worker was at capacity (shared with its other proxies): not a failure and not an attempt; wait for a slot.
-   * Neither is the worker's fault.
-   */
-  constructor(message: string, readonly staleKeys = false, readonly busy = false) {
-    super(message);
-  }
-}
-
 export class ProxyNode {
   readonly pool = new WorkerPool();
   private readonly queue: SlotQueue;
@@ -122,7 +97,9 @@ export class ProxyNode {
   private clientListener?: Listener;
   private status?: HttpServerHandle;
   private readonly clients = new Set<ClientState>();
-  private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, retried: 0, rejected: 0, promptTokens: 0, completionTokens: 0, refusedPeers: 0, receiptsVerified: 0, receiptsRefused: 0 };
+  private readonly stats: ProxyRequestStats & { refusedPeers: number } = { requests: 0, completed: 0, failed: 0, cancelled: 0, retried: 0, rejected: 0, promptTokens: 0, completionTokens: 0, refusedPeers: 0, receiptsVerified: 0, receiptsRefused: 0 };
+  /** What each WorkerRelay (one attempt on one worker) uses of this proxy. */
+  private readonly relayHost: RelayHost;
   private lastRefusal: string | undefined;
 
   constructor(private readonly opts: ProxyOptions) {
@@ -133,6 +110,16 @@ export class ProxyNode {
     this.log = opts.log ?? createLogger("proxy");
     this.obs = new NodeObservability("proxy", this.log);
     this.meter = opts.meter ?? new CountingMeter();
+    this.relayHost = {
+      pool: this.pool,
+      meter: this.meter,
+      stats: this.stats,
+      log: this.log,
+      obs: this.obs,
+      kickQueue: () => this.queue.kick(),
+      relayedChunk: (chunk, index) => this.relayedChunk(chunk, index),
+      relayedTrailer: (trailer) => this.relayedTrailer(trailer),
+    };
     this.meter.attach?.({
       sendToWorker: (workerId, message) => {
         const w = this.pool.list().find((x) => x.id === workerId);
@@ -344,7 +331,10 @@ export class ProxyNode {
     if (w && !w.conn.closed) w.conn.sendControl({ type: "cancel", requestId });
   }
 
-  /** Runs the request on one worker after another until one answers; true when usage was settled. */
+  /**
+   * Runs the request on one worker after another (each attempt a WorkerRelay) until one answers, waiting in the queue
+   * while every worker that could take it is busy; true when usage was settled.
+   */
   private async relay(ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream, state: RelayState): Promise<boolean> {
     const tried = new Set<string>();
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
@@ -360,52 +350,64 @@ export class ProxyNode {
         return false;
       }
       const worker = !this.draining && tried.size < maxAttempts ? this.pool.pick(head.model, tried, only, cap) : undefined;
-      const why = worker ? undefined : this.whyNoWorker(head.model, tried.size, only, staleKeys, cap);
-      if (why?.code === "overloaded" && tried.size < maxAttempts) {
-        // Every worker that could take it is busy: wait for a slot (bounded, fair between clients, with a deadline).
-        let outcome;
-        try {
-          outcome = await this.queue.wait(head.model, ctx.session, only, state.stop.signal);
-        } catch (err) {
-          if (!(err instanceof QueueFull)) throw err;
-          this.stats.failed++;
-          client.reset("overloaded", `${err.message} (retry-after ${QUEUE_RETRY_AFTER_S})`);
+      if (!worker) {
+        const why = this.whyNoWorker(head.model, tried.size, only, staleKeys, cap);
+        if (why.code === "overloaded" && tried.size < maxAttempts) {
+          if (await this.waitForSlot(ctx, head, only, client, state)) continue;
           return false;
         }
-        if (outcome === "slot" || outcome === "cancelled") continue; // cancelled: the loop's first check ends it
         this.stats.failed++;
-        client.reset("overloaded", `every worker serving '${head.model}' stayed busy for the ${Math.round((this.opts.queue?.timeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS) / 1000)} s this request may wait; retry shortly (retry-after ${QUEUE_RETRY_AFTER_S})`);
-        return false;
-      }
-      if (!worker) {
-        this.stats.failed++;
-        client.reset(why!.code, why!.message);
+        client.reset(why.code, why.message);
         return false;
       }
       tried.add(worker.id);
       if (tried.size > 1) this.stats.retried++;
+      let failure: RetryableFailure;
       try {
-        return await this.runOn(worker, ctx, head, body, client, state);
+        return await new WorkerRelay(this.relayHost, worker, ctx, head, body, client, state).run();
       } catch (err) {
-        if (err instanceof RetryableFailure) {
-          if (err.busy) {
-            // Not an attempt: the queue holds the request until a slot frees, within one queue deadline in all.
-            tried.delete(worker.id);
-            busySince ??= Date.now();
-            if (Date.now() - busySince > (this.opts.queue?.timeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS)) {
-              this.stats.failed++;
-              client.reset("overloaded", `every worker serving '${head.model}' stayed at capacity; retry shortly (retry-after ${QUEUE_RETRY_AFTER_S})`);
-              return false;
-            }
-            continue;
-          }
-          staleKeys ||= err.staleKeys;
-          this.log.warn(`request ${head.requestId}: worker ${worker.id} failed before answering (${err.message}); trying another`);
-          continue;
-        }
-        throw err;
+        if (!(err instanceof RetryableFailure)) throw err;
+        failure = err;
       }
+      if (failure.busy) {
+        // Not an attempt: the queue holds the request until a slot frees, within one queue deadline in all.
+        tried.delete(worker.id);
+        busySince ??= Date.now();
+        if (Date.now() - busySince > this.queueTimeoutMs) {
+          this.stats.failed++;
+          client.reset("overloaded", `every worker serving '${head.model}' stayed at capacity; retry shortly (retry-after ${QUEUE_RETRY_AFTER_S})`);
+          return false;
+        }
+        continue;
+      }
+      staleKeys ||= failure.staleKeys;
+      this.log.warn(`request ${head.requestId}: worker ${worker.id} failed before answering (${failure.message}); trying another`);
     }
+  }
+
+  /**
+   * Every worker that could take the request is busy: wait for a slot (bounded, fair between clients, with a
+   * deadline). True to try again (a slot, or a cancel the retry loop's first check ends); false when answered here.
+   */
+  private async waitForSlot(ctx: ClientContext, head: InferenceHead, only: ReadonlySet<string> | undefined, client: Stream, state: RelayState): Promise<boolean> {
+    let outcome;
+    try {
+      outcome = await this.queue.wait(head.model, ctx.session, only, state.stop.signal);
+    } catch (err) {
+      if (!(err instanceof QueueFull)) throw err;
+      this.stats.failed++;
+      client.reset("overloaded", `${err.message} (retry-after ${QUEUE_RETRY_AFTER_S})`);
+      return false;
+    }
+    if (outcome === "slot" || outcome === "cancelled") return true;
+    this.stats.failed++;
+    client.reset("overloaded", `every worker serving '${head.model}' stayed busy for the ${Math.round(this.queueTimeoutMs / 1000)} s this request may wait; retry shortly (retry-after ${QUEUE_RETRY_AFTER_S})`);
+    return false;
+  }
+
+  /** How long a request may wait for a slot in all. */
+  private get queueTimeoutMs(): number {
+    return this.opts.queue?.timeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS;
   }
 
   /**
@@ -427,136 +429,6 @@ export class ProxyNode {
       return { code: "no_worker", message: `none of the ${only.size} worker(s) this request was sealed to is available now; fetch the candidates again and retry` };
     }
     return this.pool.explainNone(model, tried, cap);
-  }
-
-  private async runOn(worker: PoolWorker, ctx: ClientContext, head: InferenceHead, body: Buffer, client: Stream, state: RelayState): Promise<boolean> {
-    const started = Date.now();
-    worker.active++;
-    let upstream: Stream | undefined;
-    const onCancel = () => upstream?.reset("cancelled", "the client cancelled the request");
-    client.signal.addEventListener("abort", onCancel, { once: true });
-    let relayedBytes = 0;
-    let chunks = 0;
-    const digest = head.sealed ? new ResponseDigest() : undefined;
-    try {
-      try {
-        const opened = worker.conn.open(workerHeadOf(head));
-        upstream = opened;
-        state.worker = worker;
-        if (state.cancelled) worker.conn.sendControl({ type: "cancel", requestId: head.requestId });
-        await opened.write(body);
-        opened.end();
-        const took = workerReplySchema.safeParse(await opened.replyHead());
-        if (!took.success) throw new StreamError("worker_failed", `worker ${worker.id} sent a malformed reply head`);
-      } catch (err) {
-        const e = err as StreamError;
-        if (client.signal.aborted) throw e;
-        if (e.code === "stale_keys") throw new RetryableFailure(e.message, true);
-        if (e.code === "overloaded") {
-          // Full with other proxies' requests: count it as full for a moment, then let waiting requests try again.
-          // The timer ends the back-off itself: a timer may fire a millisecond before Date.now() passes fullUntil,
-          // and a kick that still saw the worker full would leave its waiters asleep until their deadline (nothing
-          // else on this proxy wakes them: the requests that fill the worker came through other proxies).
-          const until = (worker.fullUntil = Date.now() + WORKER_FULL_BACKOFF_MS);
-          setTimeout(() => {
-            if (worker.fullUntil === until) worker.fullUntil = undefined;
-            this.queue.kick();
-          }, WORKER_FULL_BACKOFF_MS).unref();
-          throw new RetryableFailure(e.message, false, true);
-        }
-        // A bad request fails the same way on every worker, and a replayed one was refused as it must be: report
-        // it instead of retrying, and do not count a replay against the worker.
-        if (e.code !== "replayed") this.pool.recordFailure(worker, e.message);
-        if (e.code === "replayed" || e.code === "bad_request" || e.code === "model_not_found" || e.code === "unsupported_parameter" || e.code === "context_length_exceeded") {
-          this.stats.failed++;
-          client.reset(e.code, e.message);
-          return false;
-        }
-        throw new RetryableFailure(e.message);
-      }
-      try {
-        for await (const chunk of upstream!) {
-          if (relayedBytes === 0) client.reply(this.replyHead(worker));
-          relayedBytes += chunk.length;
-          digest?.update(chunk);
-          await client.write(this.relayedChunk(chunk, chunks));
-          chunks++;
-        }
-      } catch (err) {
-        const e = err as StreamError;
-        if (client.signal.aborted || client.error) {
-          this.stats.cancelled++;
-          return false;
-        }
-        this.pool.recordFailure(worker, e.message);
-        if (relayedBytes === 0) throw new RetryableFailure(e.message);
-        this.stats.failed++;
-        client.reset("worker_failed", `worker ${worker.id} failed mid-answer: ${e.message}`);
-        return false;
-      }
-      let trailer;
-      try {
-        trailer = parseMessage(inferenceTrailerSchema, upstream!.trailer, "worker trailer");
-      } catch (err) {
-        this.pool.recordFailure(worker, (err as Error).message);
-        this.stats.failed++;
-        client.reset("worker_failed", `worker ${worker.id} sent an invalid trailer: ${(err as Error).message}`);
-        return false;
-      }
-      const billed = this.meter.price?.(head.model, trailer.usage, worker.priceCoefficient);
-      const receiptProblem = digest ? this.checkReceipt(worker, head, body, digest, relayedBytes, billed, trailer) : undefined;
-      if (receiptProblem) {
-        this.pool.recordFailure(worker, receiptProblem);
-        this.log.warn(`worker ${worker.id}: usage receipt refused for ${head.requestId}: ${receiptProblem}`);
-        this.stats.failed++;
-        this.stats.receiptsRefused++;
-        client.reset("worker_failed", `worker ${worker.id} sent an unacceptable usage receipt (${receiptProblem}); this request is not billed`);
-        return false;
-      }
-      if (trailer.usage.completion_tokens > head.maxTokens) {
-        this.pool.recordFailure(worker, "over-reported tokens");
-        this.log.warn(`worker ${worker.id} reported ${trailer.usage.completion_tokens} completion tokens for max_tokens ${head.maxTokens}; refusing its usage`);
-        this.stats.failed++;
-        client.reset("worker_failed", `worker ${worker.id} reported impossible usage`);
-        return false;
-      }
-      if (relayedBytes === 0) client.reply(this.replyHead(worker));
-      const settled = await this.meter.settle(ctx, head, worker.id, trailer.usage, trailer.receipt, worker.priceCoefficient);
-      const ms = Date.now() - started;
-      this.pool.recordSuccess(worker, ms, trailer.usage.prompt_tokens, trailer.usage.completion_tokens);
-      this.stats.completed++;
-      this.stats.promptTokens += trailer.usage.prompt_tokens;
-      this.stats.completionTokens += trailer.usage.completion_tokens;
-      const out = { ...trailer, worker: worker.id, timings: { ...trailer.timings, proxyMs: ms }, ...(settled.cost ? { cost: settled.cost } : {}) };
-      client.end(this.relayedTrailer(out));
-      this.obs.request({ model: head.model, requestId: head.requestId, outcome: trailer.finishReason === "cancelled" ? "cancelled" : "completed", ttftMs: trailer.timings?.ttftMs, totalMs: ms, promptTokens: trailer.usage.prompt_tokens, completionTokens: trailer.usage.completion_tokens, worker: worker.id, ...(settled.cost?.total_cost ? { costNano: settled.cost.total_cost } : {}) });
-      return true;
-    } finally {
-      worker.active--;
-      client.signal.removeEventListener("abort", onCancel);
-      this.queue.kick(); // this slot is free again
-    }
-  }
-
-  /** Verifies a sealed request's worker-signed receipt against what this proxy relayed; a reason if unacceptable. */
-  private checkReceipt(worker: PoolWorker, head: InferenceHead, body: Buffer, digest: ResponseDigest, answerBytes: number, billed: bigint | undefined, trailer: { usage: { prompt_tokens: number; completion_tokens: number }; receipt?: unknown }): string | undefined {
-    // The worker signs with the key of the identity the client sealed to: its current one, or the one it had
-    // just before a renewal.
-    const keys = [worker.peer, worker.previousPeer]
-      .map((p) => (p?.claims as { receiptPublicKey?: string } | undefined)?.receiptPublicKey)
-      .filter((k): k is string => typeof k === "string")
-      .map((k) => Buffer.from(k, "hex"));
-    const problem = judgeReceipt(
-      trailer.receipt,
-      {
-        requestId: head.requestId, model: head.model, maxTokens: head.maxTokens, requestDigest: requestDigest(body), responseDigest: digest.hex(), workerId: worker.id,
-        sealedRequestBytes: body.length, sealedAnswerBytes: answerBytes, ...(billed !== undefined ? { billedCostNano: billed } : {}),
-      },
-      keys,
-      trailer.usage,
-    );
-    if (!problem) this.stats.receiptsVerified++;
-    return problem;
   }
 
   /** Operator hold: with a message, new requests are refused with it (running ones go on); undefined serves again. */
@@ -584,11 +456,6 @@ export class ProxyNode {
   }
   protected relayedTrailer(trailer: Record<string, unknown>): Record<string, unknown> {
     return trailer;
-  }
-
-  /** What the client learns about the worker that serves it. */
-  private replyHead(worker: PoolWorker): InferenceReply {
-    return { worker: worker.id, workerPlatform: worker.peer.platform ?? "unattested", workerInsecure: worker.peer.insecure };
   }
 
   statusJson(): Record<string, unknown> {

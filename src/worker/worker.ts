@@ -1,23 +1,19 @@
 // The worker role: dials out to proxies (so it may sit behind NAT), announces its models and capacity,
 // validates each request against the field allow-list, runs it on its backend and streams the answer back.
+// Each admitted request runs as an InferenceJob (job.ts).
 import { sumPaymentViews } from "../payments/summary.js";
-import { MAX_SEALED_REQUEST } from "../protocol/limits.js";
 import { randomUUID } from "node:crypto";
 import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
-import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, payoutSchema, type Announce, type PayoutMessage, type WorkerPayments, type WorkerReply } from "../protocol/messages.js";
-import { encodeAnswerChunk, type AnswerDelta } from "../protocol/answer-chunk.js";
-import { ApiError, parseEmbeddingRequest, parseGenerationRequest, parseTranscriptionRequest, type EmbeddingRequest, type GenerationEndpoint } from "../protocol/openai.js";
-import { boundaryFromBody, parseMultipart } from "../util/multipart.js";
-import { BackendError, type Backend, type GenerationResult } from "./backends/backend.js";
+import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, payoutSchema, type Announce, type PayoutMessage, type WorkerPayments } from "../protocol/messages.js";
+import type { Backend } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { NodeObservability } from "../observability/node.js";
 import { VERSION } from "../version.js";
-import { buildReceipt, openRequest, signReceipt, type ResponseSealer } from "../crypto/index.js";
 import { ReplayCache } from "../crypto/replay.js";
-import type { KeyObject } from "node:crypto";
+import { InferenceJob, type JobHost, type SealingKeys, type WorkerRequestStats } from "./job.js";
 
 
 /** A proxy a worker dials; `key` names it (its contract address when discovered on the root). */
@@ -59,12 +55,7 @@ export interface WorkerOptions {
 }
 
 
-/** Keys bound in one attested identity: open sealed requests, sign usage receipts. */
-export interface SealingKeys {
-  hpkePublicKey: Uint8Array;
-  hpkePrivateKey: Uint8Array;
-  receiptKey: KeyObject;
-}
+export type { SealingKeys } from "./job.js";
 
 /** How long a worker waits for its running requests before it reconnects with a renewed identity. */
 export const ROTATION_DRAIN_MS = 60_000;
@@ -96,7 +87,9 @@ export class WorkerNode {
   private stopped = false;
   private status?: HttpServerHandle;
   /** chunks: answer chunks sent (with delta batching, a fast engine needs far fewer than one per token). */
-  private readonly stats = { requests: 0, completed: 0, failed: 0, cancelled: 0, rejected: 0, promptTokens: 0, completionTokens: 0, chunks: 0 };
+  private readonly stats: WorkerRequestStats = { requests: 0, completed: 0, failed: 0, cancelled: 0, rejected: 0, promptTokens: 0, completionTokens: 0, chunks: 0 };
+  /** What each InferenceJob (one request) uses of this worker. */
+  private readonly jobHost: JobHost;
 
   /** Current keys first, then the previous identity's: clients may have sealed to it just before a renewal. */
   private keySets: SealingKeys[] = [];
@@ -113,6 +106,17 @@ export class WorkerNode {
     if (opts.sealing) this.keySets = [opts.sealing];
     this.log = opts.log ?? createLogger(this.id);
     this.obs = new NodeObservability("worker", this.log);
+    this.jobHost = {
+      workerId: this.id,
+      backend: opts.backend,
+      keySets: () => this.keySets,
+      replayCache: this.replayCache,
+      requireSealed: opts.requireSealed ?? false,
+      priceCoefficient: opts.priceCoefficient,
+      stats: this.stats,
+      log: this.log,
+      obs: this.obs,
+    };
   }
 
   get statusUrl(): string | undefined {
@@ -235,6 +239,7 @@ export class WorkerNode {
     }
   }
 
+  /** Admits an inference request (head, capacity, one id at a time per connection), then runs it as an InferenceJob. */
   private async onStream(stream: Stream, conn: Connection, payee: Payee | undefined): Promise<void> {
     if (stream.head?.op !== OP_INFERENCE) {
       stream.reset("bad_request", `unknown operation ${JSON.stringify(stream.head?.op)}; workers serve "${OP_INFERENCE}"`);
@@ -262,150 +267,13 @@ export class WorkerNode {
       return;
     }
     this.active++;
-    const started = Date.now();
-    let firstByteAt = 0;
     // Stops generation: a soft cancel from the proxy, or a hard reset of the stream.
     const stop = new AbortController();
     const hardStop = () => stop.abort();
     stream.signal.addEventListener("abort", hardStop, { once: true });
     jobs.set(head.requestId, stop);
     try {
-      let raw: Uint8Array = await stream.readAll(MAX_SEALED_REQUEST);
-      let responder: ResponseSealer | undefined;
-      let receiptKey: KeyObject | undefined;
-      if (head.sealed) {
-        if (this.keySets.length === 0) throw new ApiError(400, `worker ${this.id} has no attested sealing key and cannot open sealed requests`, "invalid_request_error");
-        let lastError: unknown;
-        let opened: Awaited<ReturnType<typeof openRequest>> | undefined;
-        let openedWith: SealingKeys | undefined;
-        for (const keys of this.keySets) {
-          try {
-            opened = await openRequest(raw, { workerId: this.id, hpkePrivateKey: keys.hpkePrivateKey, hpkePublicKey: keys.hpkePublicKey }, { requestId: head.requestId, model: head.model });
-            openedWith = keys;
-            break;
-          } catch (err) {
-            lastError = err;
-          }
-        }
-        if (!opened || !openedWith) {
-          // Sealed to keys this worker does not hold (it restarted with new ones, or the envelope was altered): the
-          // proxy tries the other candidates, and the client seals again to a fresh list (code stale_keys).
-          this.stats.failed++;
-          stream.reset("stale_keys", `worker ${this.id} cannot open the sealed request: ${(lastError as Error).message}`);
-          return;
-        }
-        // One answer per sealed request and key, while the key is held (src/crypto/replay.ts): a replaying proxy is refused.
-        const seen = this.replayCache.admit(openedWith.hpkePublicKey, opened.replayId, this.keySets.map((k) => k.hpkePublicKey));
-        if (seen !== "fresh") {
-          this.stats.rejected++;
-          if (seen === "replayed") {
-            stream.reset("replayed", `worker ${this.id} already opened this sealed request (requestId ${JSON.stringify(head.requestId)}); a replayed request is refused, never answered twice`);
-          } else {
-            stream.reset("stale_keys", `worker ${this.id} has opened ${this.replayCache.maxEntriesPerKey} requests under this HPKE key (its replay-cache limit) and takes new ones only under a renewed key; fetch the candidates again`);
-          }
-          return;
-        }
-        raw = opened.body;
-        responder = opened.responder;
-        receiptKey = openedWith.receiptKey;
-      } else if (this.opts.requireSealed) {
-        throw new ApiError(400, `worker ${this.id} only serves sealed requests (production policy)`, "invalid_request_error");
-      }
-      const req = head.endpoint === "transcriptions" ? parseTranscriptionForm(raw) : parseBody(head.endpoint, raw);
-      if (req.model !== head.model) throw new ApiError(400, `body names model ${req.model} but the head says ${head.model}`, "invalid_request_error");
-      const served = this.opts.backend.models();
-      if (served.length === 0) {
-        // The engine's last health probe failed (it lists nothing until it answers again): not the request's fault,
-        // so a retryable code — the proxy tries another worker — rather than model_not_found, which it would not.
-        const health = await this.opts.backend.health();
-        this.stats.rejected++;
-        stream.reset("backend_failed", `worker ${this.id}'s engine is not answering now${health.reason ? ` (${health.reason})` : ""}; try another worker`);
-        return;
-      }
-      if (!served.some((m) => m.id === req.model)) {
-        stream.reset("model_not_found", `worker ${this.id} does not serve ${req.model}`);
-        this.stats.rejected++;
-        return;
-      }
-      // Every choice may run to max_tokens: the proxy admitted (and reserved payment for) their sum.
-      const budget = "maxTokens" in req ? req.maxTokens * (req.n ?? 1) : 1;
-      const backend = this.opts.backend;
-      if ("maxTokens" in req && budget > head.maxTokens) throw new ApiError(400, `max_tokens ${budget} (for all choices) exceeds the ${head.maxTokens} the proxy admitted`, "invalid_request_error");
-      // The reply goes out with the first chunk (one TLS write, not two), and a request whose engine fails before
-      // that can still be retried elsewhere by the proxy, which retries only before a reply. Stream.reply sends once.
-      const reply = () => stream.reply({ ok: true, worker: this.id } satisfies WorkerReply);
-      // Cancelled before it started: nothing is generated, and the answer still ends properly (zero usage).
-      const gen = stop.signal.aborted
-        ? notStarted()
-        : "maxTokens" in req
-          ? backend.generate(req, stop.signal)
-          : "input" in req
-            ? embedAnswer(backend, req, stop.signal, this.id)
-            : transcribeAnswer(backend, raw, req.boundary, head.maxTokens, stop.signal, this.id);
-      let result;
-      try {
-        for (;;) {
-          const step = await gen.next();
-          if (step.done) {
-            result = step.value;
-            break;
-          }
-          if (!firstByteAt) firstByteAt = Date.now();
-          // One chunk per batch of deltas (those the engine produced together); the client splits them again.
-          const deltas = encodeAnswerChunk(step.value);
-          this.stats.chunks++;
-          reply();
-          await stream.write(responder ? responder.sealChunk(deltas, false) : deltas);
-        }
-      } finally {
-        // Runs the backend's cleanup (frees the engine sequence) even when the stream failed mid-way.
-        await gen.return(undefined as never).catch(() => {});
-      }
-      if (stream.signal.aborted) {
-        // Hard stop: the stream is gone, so is any receipt.
-        this.stats.cancelled++;
-        return;
-      }
-      if (result.finishReason === "cancelled") this.stats.cancelled++;
-      else this.stats.completed++;
-      this.stats.promptTokens += result.usage.prompt_tokens;
-      this.stats.completionTokens += result.usage.completion_tokens;
-      let receipt: unknown;
-      if (responder) {
-        // The final sealed chunk tells the client the answer is complete (truncation is detectable).
-        this.stats.chunks++;
-        reply();
-        await stream.write(responder.sealChunk(encodeAnswerChunk([], result.finishReason), true));
-        const r = buildReceipt(responder, {
-          requestId: head.requestId,
-          model: head.model,
-          promptTokens: result.usage.prompt_tokens,
-          completionTokens: result.usage.completion_tokens,
-          costNano: payee?.costOf?.(head.model, result.usage.prompt_tokens, result.usage.completion_tokens, this.opts.priceCoefficient) ?? 0n,
-        });
-        receipt = signReceipt(r, receiptKey!);
-      }
-      reply();
-      this.obs.request({ model: head.model, requestId: head.requestId, outcome: result.finishReason === "cancelled" ? "cancelled" : "completed", ttftMs: (firstByteAt || Date.now()) - started, totalMs: Date.now() - started, promptTokens: result.usage.prompt_tokens, completionTokens: result.usage.completion_tokens });
-      stream.end({
-        ...(receipt ? { receipt } : {}),
-        usage: result.usage,
-        finishReason: result.finishReason,
-        usageSource: result.usageSource,
-        timings: { ttftMs: firstByteAt ? firstByteAt - started : Date.now() - started, totalMs: Date.now() - started },
-      });
-    } catch (err) {
-      if (stream.signal.aborted) {
-        this.stats.cancelled++;
-        return;
-      }
-      this.stats.failed++;
-      if (err instanceof ApiError) stream.reset(err.code === "unsupported_parameter" || err.code === "context_length_exceeded" ? err.code : "bad_request", err.message);
-      else if (err instanceof BackendError) stream.reset(err.code, err.message);
-      else {
-        this.log.error(`request ${head.requestId} failed: ${(err as Error).stack ?? err}`);
-        stream.reset("backend_failed", `worker ${this.id} failed: ${(err as Error).message}`);
-      }
+      await new InferenceJob(this.jobHost, stream, head, payee, stop).run();
     } finally {
       this.active--;
       stream.signal.removeEventListener("abort", hardStop);
@@ -489,75 +357,4 @@ export class WorkerNode {
     if (this.active > 0) this.log.warn(`drain timeout: ${this.active} running request(s) will be cut off`);
     else this.log.info("drained: no request is running");
   }
-}
-
-/** A JSON request body (chat, completions, embeddings), validated against the endpoint's allow-list. */
-function parseBody(endpoint: GenerationEndpoint | "embeddings", raw: Uint8Array) {
-  let body: unknown;
-  try {
-    body = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8"));
-  } catch {
-    throw new ApiError(400, "request body is not valid JSON", "invalid_request_error");
-  }
-  return endpoint === "embeddings" ? parseEmbeddingRequest(body) : parseGenerationRequest(endpoint, body);
-}
-
-/** A transcription form (multipart), validated as the client did; its boundary is on its first line. */
-function parseTranscriptionForm(raw: Uint8Array): { model: string; boundary: string } {
-  const boundary = boundaryFromBody(raw);
-  if (!boundary) throw new ApiError(400, "the transcription request is not a multipart form", "invalid_request_error");
-  let parts;
-  try {
-    parts = parseMultipart(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), boundary);
-  } catch (err) {
-    throw new ApiError(400, `the transcription form is malformed: ${(err as Error).message}`, "invalid_request_error");
-  }
-  return { model: parseTranscriptionRequest(parts).model, boundary };
-}
-
-/** A transcription answer: the engine's body as text deltas, in chunks that each fit one frame. */
-async function* transcribeAnswer(backend: Backend, form: Uint8Array, boundary: string, maxTokens: number, signal: AbortSignal, workerId: string): AsyncGenerator<AnswerDelta[], GenerationResult> {
-  if (!backend.transcribe) throw new BackendError("unsupported_parameter", `Unsupported parameter: 'file': worker ${workerId}'s ${backend.kind} engine serves no audio transcriptions; use a model served by --backend openai in front of an engine that has /v1/audio/transcriptions.`);
-  const r = await backend.transcribe(form, boundary, maxTokens, signal);
-  // 8 Ki characters is at most 48 KiB of JSON even if every one needs escaping: one frame.
-  for (let i = 0; i < r.body.length; i += 8192) yield [r.body.slice(i, i + 8192)];
-  return { usage: r.usage, finishReason: "stop", usageSource: r.usageSource };
-}
-
-/** Most bytes of embedding data in one answer chunk: a chunk must travel as one frame (protocol/connection.ts). */
-const EMBEDDING_CHUNK_BYTES = 48 * 1024;
-
-/**
- * An embeddings answer as chunks of deltas, one per input vector, in order: base64 of little-endian float32 on the
- * wire (a quarter of the size of JSON numbers), turned back into numbers by the client when the app wants floats.
- */
-async function* embedAnswer(backend: Backend, req: EmbeddingRequest, signal: AbortSignal, workerId: string): AsyncGenerator<AnswerDelta[], GenerationResult> {
-  if (!backend.embed) throw new BackendError("unsupported_parameter", `worker ${workerId} serves no embeddings for ${req.model} (its ${backend.kind} engine has none); use a model served by an embeddings engine.`);
-  const r = await backend.embed(req, signal);
-  let batch: AnswerDelta[] = [];
-  let bytes = 0;
-  for (const [index, vector] of r.embeddings.entries()) {
-    const embedding = typeof vector === "string" ? vector : float32Base64(vector);
-    if (embedding.length > EMBEDDING_CHUNK_BYTES) throw new BackendError("backend_failed", `an embedding of ${vector.length} dimensions is larger than one answer chunk carries; ask for fewer 'dimensions'.`);
-    if (bytes + embedding.length > EMBEDDING_CHUNK_BYTES) {
-      yield batch;
-      batch = [];
-      bytes = 0;
-    }
-    batch.push({ index, embedding });
-    bytes += embedding.length + 32;
-  }
-  if (batch.length) yield batch;
-  return { usage: r.usage, finishReason: "stop", usageSource: r.usageSource };
-}
-
-export function float32Base64(vector: readonly number[]): string {
-  const f = new Float32Array(vector);
-  return Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString("base64");
-}
-
-/** The "generation" of a request cancelled before it reached the backend: no text, zero usage. */
-// eslint-disable-next-line require-yield
-async function* notStarted(): AsyncGenerator<AnswerDelta[], GenerationResult> {
-  return { usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }, finishReason: "cancelled", usageSource: "engine" };
 }
