@@ -6,11 +6,11 @@
 import type { Connection, Stream } from "../protocol/connection.js";
 import type { CodedProblem } from "../protocol/errors.js";
 import { MAX_SEALED_REQUEST } from "../protocol/limits.js";
+import { admitInferenceHead } from "../protocol/admission.js";
 import { listen, type Listener, type PeerInfo, type PeerVerifier, type TlsIdentity } from "../protocol/transport.js";
 import {
   announceSchema,
   cancelSchema,
-  inferenceHeadSchema,
   OP_INFERENCE,
   OP_MODELS,
   OP_WORKERS,
@@ -269,28 +269,16 @@ export class ProxyNode {
     }
     client.requests++;
     this.stats.requests++;
-    let head: InferenceHead;
-    try {
-      head = parseMessage(inferenceHeadSchema, stream.head, "inference head");
-    } catch (err) {
+    const head = admitInferenceHead(stream, {
+      ...(this.opts.requireSealed ? { sealedOnly: "this proxy only relays requests sealed to attested workers (production policy); use a current cocoon client with sealing on" } : {}),
+      inFlight: client.relays.size,
+      limit: this.opts.maxInFlightPerClient ?? DEFAULT_MAX_IN_FLIGHT_PER_CLIENT,
+      overloaded: (limit) => `this client already has ${limit} requests in flight at this proxy (its limit per client); retry when some ended (retry-after 1)`,
+      running: client.relays,
+      duplicate: (id) => `request id ${id} is already in flight on this connection; use a fresh id per request`,
+    });
+    if (!head) {
       this.stats.rejected++;
-      stream.reset("bad_request", (err as Error).message);
-      return;
-    }
-    if (this.opts.requireSealed && !head.sealed) {
-      this.stats.rejected++;
-      stream.reset("bad_request", "this proxy only relays requests sealed to attested workers (production policy); use a current cocoon client with sealing on");
-      return;
-    }
-    const limit = this.opts.maxInFlightPerClient ?? DEFAULT_MAX_IN_FLIGHT_PER_CLIENT;
-    if (client.relays.size >= limit) {
-      this.stats.rejected++;
-      stream.reset("overloaded", `this client already has ${limit} requests in flight at this proxy (its limit per client); retry when some ended (retry-after 1)`);
-      return;
-    }
-    if (client.relays.has(head.requestId)) {
-      this.stats.rejected++;
-      stream.reset("bad_request", `request id ${head.requestId} is already in flight on this connection; use a fresh id per request`);
       return;
     }
     // Registered at once: a cancel may follow the request's head immediately, while admission still runs.

@@ -6,7 +6,8 @@ import { randomUUID } from "node:crypto";
 import type { Connection, Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
-import { announceSchema, cancelSchema, inferenceHeadSchema, OP_INFERENCE, parseMessage, payoutSchema, type Announce, type PayoutMessage, type WorkerPayments } from "../protocol/messages.js";
+import { admitInferenceHead } from "../protocol/admission.js";
+import { announceSchema, cancelSchema, OP_INFERENCE, parseMessage, payoutSchema, type Announce, type PayoutMessage, type WorkerPayments } from "../protocol/messages.js";
 import type { Backend } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
@@ -246,24 +247,18 @@ export class WorkerNode {
       return;
     }
     this.stats.requests++;
-    let head;
-    try {
-      head = parseMessage(inferenceHeadSchema, stream.head, "inference head");
-    } catch (err) {
-      this.stats.rejected++;
-      stream.reset("bad_request", (err as Error).message);
-      return;
-    }
-    if (this.active >= this.opts.capacity) {
-      this.stats.rejected++;
-      stream.reset("overloaded", `worker ${this.id} is at capacity (${this.opts.capacity} active requests)`);
-      return;
-    }
     let jobs = this.jobs.get(conn);
     if (!jobs) this.jobs.set(conn, (jobs = new Map()));
-    if (jobs.has(head.requestId)) {
+    // (A worker that serves only sealed requests refuses the others in InferenceJob.open, once their body is read.)
+    const head = admitInferenceHead(stream, {
+      inFlight: this.active,
+      limit: this.opts.capacity,
+      overloaded: (capacity) => `worker ${this.id} is at capacity (${capacity} active requests)`,
+      running: jobs,
+      duplicate: (id) => `request ${id} is already running on this worker`,
+    });
+    if (!head) {
       this.stats.rejected++;
-      stream.reset("bad_request", `request ${head.requestId} is already running on this worker`);
       return;
     }
     this.active++;
