@@ -76,7 +76,6 @@ export interface ClientOptions {
   identity?: TlsIdentity;
   clientId?: string;
   maxBodyBytes?: number;
-  maxTokensLimit?: number;
   log?: Logger;
   /** This client's own identity is a development stand-in (sim). */
   selfInsecure?: boolean;
@@ -374,7 +373,7 @@ export class ClientNode {
       throw invalidRequest(`We could not read the multipart form of your request: ${(err as Error).message}.`, null, "invalid_body");
     }
     const tr = parseTranscriptionRequest(parts);
-    return { raw, app: { endpoint: "transcriptions", tr, model: tr.model, budget: this.opts.maxTokensLimit ?? MAX_TOKENS_LIMIT, stream: false, includeUsage: false } };
+    return { raw, app: { endpoint: "transcriptions", tr, model: tr.model, budget: MAX_TOKENS_LIMIT, stream: false, includeUsage: false } };
   }
 
   /** Validates an app's request for its endpoint. */
@@ -383,7 +382,7 @@ export class ClientNode {
       const emb = parseEmbeddingRequest(body);
       return { endpoint, emb, model: emb.model, budget: 1, stream: false, includeUsage: false };
     }
-    const gen = parseGenerationRequest(endpoint, body, this.opts.maxTokensLimit ?? MAX_TOKENS_LIMIT);
+    const gen = parseGenerationRequest(endpoint, body);
     const stream = gen.body?.stream === true;
     // Every choice may run to max_tokens: the proxy admits, and the payer reserves, their sum.
     return { endpoint, gen, model: gen.model, budget: gen.maxTokens * (gen.n ?? 1), stream, includeUsage: stream && !!gen.body && wantsStreamUsage(gen.body) };

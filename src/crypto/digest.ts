@@ -43,10 +43,4 @@ export class ResponseDigest {
   }
 }
 
-export function responseDigestOf(sealedChunks: Iterable<Uint8Array>): string {
-  const d = new ResponseDigest();
-  for (const c of sealedChunks) d.update(c);
-  return d.hex();
-}
-
 export { toHex };

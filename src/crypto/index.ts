@@ -35,7 +35,7 @@ export {
   type ReplayCacheStats,
   type ReplayVerdict,
 } from "./replay.js";
-export { requestDigest, ResponseDigest, responseDigestOf } from "./digest.js";
+export { requestDigest, ResponseDigest } from "./digest.js";
 export {
   assertReceiptAcceptable,
   buildReceipt,

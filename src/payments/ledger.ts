@@ -37,7 +37,11 @@ export interface UsageReceiptInput {
   workerId: string;
   /** Client channel address this request is charged to, when known. */
   channel?: string;
-  /** Signed receipt bytes, kept for audit. */
+  /**
+   * The worker-signed receipt as received (JSON of {receipt, signature}). The proxy's meter stores it with each charge
+   * and hands it back to the client in reconciliation (src/payments/proxy-meter.ts answersToReconcile), where the
+   * client checks it before paying for an answer whose end it never saw; the client's own ledger leaves it out.
+   */
   receipt?: Uint8Array;
   /** When the request started (ms since epoch); defaults to now. */
   startedAt?: number;

@@ -340,10 +340,11 @@ function requireObject(body: unknown): asserts body is Record<string, unknown> {
   }
 }
 
-function maxTokensOf(value: number | null | undefined, param: string, limit: number): number {
-  const max = value ?? Math.min(DEFAULT_MAX_TOKENS, limit);
-  if (max > limit) {
-    throw invalidRequest(`Invalid '${param}': integer above maximum value. Expected a value <= ${limit} (this network's limit), but got ${max} instead. Ask for fewer tokens.`, param, "integer_above_max_value");
+/** The request's max_tokens, or the default; one limit for the whole network (client and worker parse alike). */
+function maxTokensOf(value: number | null | undefined, param: string): number {
+  const max = value ?? Math.min(DEFAULT_MAX_TOKENS, MAX_TOKENS_LIMIT);
+  if (max > MAX_TOKENS_LIMIT) {
+    throw invalidRequest(`Invalid '${param}': integer above maximum value. Expected a value <= ${MAX_TOKENS_LIMIT} (this network's limit), but got ${max} instead. Ask for fewer tokens.`, param, "integer_above_max_value");
   }
   return max;
 }
@@ -429,12 +430,12 @@ function engineOnlyFields(r: ChatRequest): string[] {
  * Validates a parsed JSON body for an endpoint and normalizes it. Throws ApiError (HTTP 400) naming
  * the field that is wrong. Used by the client for apps and by the worker as its allow-list.
  */
-export function parseGenerationRequest(endpoint: GenerationEndpoint, body: unknown, maxTokensLimit = MAX_TOKENS_LIMIT): GenerationRequest {
+export function parseGenerationRequest(endpoint: GenerationEndpoint, body: unknown): GenerationRequest {
   requireObject(body);
   // Checked before the schema: a huge value (1e30) should hear about this network's limit, not JavaScript's.
   for (const param of ["max_completion_tokens", "max_tokens"]) {
     const v = body[param];
-    if (typeof v === "number" && Number.isInteger(v) && v > maxTokensLimit) maxTokensOf(v, param, maxTokensLimit);
+    if (typeof v === "number" && Number.isInteger(v) && v > MAX_TOKENS_LIMIT) maxTokensOf(v, param);
   }
   if (endpoint === "chat") {
     const parsed = chatRequestSchema.safeParse(body);
@@ -450,7 +451,7 @@ export function parseGenerationRequest(endpoint: GenerationEndpoint, body: unkno
     return {
       endpoint,
       ...sharedFields(r),
-      maxTokens: maxTokensOf(r.max_completion_tokens ?? r.max_tokens, param, maxTokensLimit),
+      maxTokens: maxTokensOf(r.max_completion_tokens ?? r.max_tokens, param),
       messages,
       ...(nonTextParts.length ? { nonTextParts } : {}),
       ...(engineOnly.length ? { engineOnly } : {}),
@@ -479,7 +480,7 @@ export function parseGenerationRequest(endpoint: GenerationEndpoint, body: unkno
     endpoint,
     ...sharedFields(r),
     ...(choices > 1 ? { n: choices } : {}),
-    maxTokens: maxTokensOf(r.max_tokens, "max_tokens", maxTokensLimit),
+    maxTokens: maxTokensOf(r.max_tokens, "max_tokens"),
     prompt: typeof prompts[0] === "string" ? prompts[0] : "",
     ...(r.logprobs != null ? { logprobs: { top: r.logprobs } } : {}),
     ...(engineOnly.length ? { engineOnly } : {}),

@@ -60,7 +60,7 @@ export interface TestNetworkOptions {
   /** Workers on these backends (e.g. the embedded engine) instead of the fake upstreams; upstreamOpts is then []. */
   backends?: Backend[];
   /** Extra client settings (CORS origins, request timeout). */
-  client?: Pick<ClientOptions, "corsOrigins" | "requestTimeoutMs" | "maxTokensLimit">;
+  client?: Pick<ClientOptions, "corsOrigins" | "requestTimeoutMs">;
   /** Each node's logger, by node name (proxy, w1, …, client); default silent. */
   log?: (node: string) => Logger;
   /** Give each worker a status page on a free port. */
