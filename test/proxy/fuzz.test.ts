@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { dial, acceptAnyPeer } from "../../src/protocol/transport.js";
 import { StreamError } from "../../src/protocol/connection.js";
+import { workersRequestSchema } from "../../src/protocol/messages.js";
 import { nodeSecurity } from "../../src/cli/security.js";
 import { silentLogger } from "../../src/util/log.js";
 import { chat, startTestNetwork, type TestNetwork } from "../helpers/network.js";
@@ -22,15 +23,28 @@ test("random stream heads and bodies sent to the proxy are refused without harm"
   const ops = fc.constantFrom("inference", "models", "workers", "payments", "nope", 7, null);
   await fc.assert(
     fc.asyncProperty(fc.record({ op: ops, extra: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 }) }), fc.uint8Array({ maxLength: 300 }), async (h, body) => {
-      const s = conn.open({ ...h.extra, op: h.op });
+      const head = { ...h.extra, op: h.op };
+      // Only a model list, or a candidate list whose head is well-formed, may be answered; no random head is a valid
+      // inference request, this proxy has no payments, and any other op is unknown: each is refused as bad_request.
+      const answerable = h.op === "models" || (h.op === "workers" && workersRequestSchema.safeParse(head).success);
+      const s = conn.open(head);
+      let reply: Record<string, unknown> | undefined;
+      let error: unknown;
       try {
         await s.write(body);
         s.end();
-        await s.replyHead();
+        reply = await s.replyHead();
         await s.readAll();
       } catch (err) {
-        assert.ok(err instanceof StreamError, String(err));
-        assert.ok(err.message.length > 5);
+        error = err;
+      }
+      if (answerable) {
+        assert.equal(error, undefined, `${JSON.stringify(head)} was refused: ${String(error)}`);
+        assert.ok(Array.isArray(reply?.[h.op === "models" ? "models" : "workers"]), JSON.stringify(reply));
+      } else {
+        assert.ok(error instanceof StreamError, `${JSON.stringify(head)} was answered: ${JSON.stringify(reply)}`);
+        assert.equal(error.code, "bad_request", error.message);
+        assert.ok(error.message.length > 5);
       }
     }),
     { numRuns: 150 },
