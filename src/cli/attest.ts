@@ -1,5 +1,5 @@
 // `cocoon attest`: verify attestation evidence files and show this node's own evidence.
-//   cocoon attest verify FILE [--collateral FILE | --pccs URL | --kds URL] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
+//   cocoon attest verify FILE [--collateral FILE | --pccs URL | --kds URL] [--amd-crl FILE] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
 //                             [--role ROLE] [--nonce HEX] [--rim PATH]
 //   cocoon attest show [--platform auto|sim|tdx|sev-snp] [--role ROLE] [--json] [--out CERT.pem]
 //                      [--tsm-root DIR] [--pccs URL] [--kds URL] [--collateral-cache DIR]
@@ -15,7 +15,7 @@ import { createNodeIdentity } from "../tee/identity.js";
 import { loadReferenceMeasurements, verifyNvidiaEvidence } from "../tee/nvidia.js";
 import { DEV_POLICY, checkPlatformPolicy, parsePolicy, resolvePolicySpec, type Policy } from "../tee/policy.js";
 import { EvidenceCache, verifyBundleEvidence, verifyPeerCertificate } from "../tee/ratls.js";
-import { verifySnpReport } from "../tee/sevsnp.js";
+import { snpPolicyFacts, vcekDer, verifySnpReport } from "../tee/sevsnp.js";
 import { verifySimEvidence } from "../tee/sim.js";
 import { ROLES, decodeClaims, type Claims, type Role } from "../tee/claims.js";
 import { verifyTdxQuote } from "../tee/tdx/verify.js";
@@ -39,6 +39,8 @@ export interface AttestVerifyOptions {
   pccs?: string;
   /** SEV-SNP without --collateral: fetch the VCEK from this KDS. */
   kds?: string;
+  /** SEV-SNP: AMD's CRL (DER) to check the ASK/VCEK against; with --kds it is fetched. */
+  amdCrl?: string;
   collateralCache?: string;
   at?: string;
   json?: boolean;
@@ -108,8 +110,11 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
   if (!collateral && detected.kind === "tdx" && opts.pccs) {
     collateral = Buffer.from(JSON.stringify(await new TdxCollateralStore({ baseUrl: opts.pccs, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now }).forQuote(detected.data)));
   }
-  if (!collateral && detected.kind === "sev-snp" && opts.kds) {
-    collateral = await new VcekStore({ baseUrl: opts.kds, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now }).forReport(detected.data);
+  let amdCrl: Buffer | undefined = opts.amdCrl ? readFileSync(opts.amdCrl) : undefined;
+  if (detected.kind === "sev-snp" && opts.kds) {
+    const kds = new VcekStore({ baseUrl: opts.kds, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now });
+    collateral ??= await kds.forReport(detected.data);
+    amdCrl ??= await kds.crlFor(vcekDer(collateral));
   }
   let verdict: Verdict;
   let claims: Claims | undefined;
@@ -123,7 +128,7 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
       if (!collateral) {
         verdict = verifySnpReport(detected.data, Buffer.alloc(0), { now });
         verdict.errors.unshift("no VCEK given: pass the VCEK certificate (DER or PEM) with --collateral FILE");
-      } else verdict = verifySnpReport(detected.data, collateral, { now, allowDebug: policy?.allowDebug });
+      } else verdict = verifySnpReport(detected.data, collateral, { now, allowDebug: policy?.allowDebug, ...(amdCrl ? { crl: amdCrl } : {}) });
       break;
     case "nvidia": {
       const chain = detected.certChain ?? collateral?.toString("latin1") ?? "";
@@ -174,7 +179,8 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
     }
     if (policy && verified && verdict.platform !== "nvidia") {
       try {
-        checkPlatformPolicy(policy, { role, platform: verdict.platform as "tdx" | "sev-snp" | "sim", imageDigest: verdict.imageDigest, tcbStatus: verdict.platform === "tdx" ? verdict.status : undefined });
+        const snp = snpPolicyFacts(verdict);
+        checkPlatformPolicy(policy, { role, platform: verdict.platform as "tdx" | "sev-snp" | "sim", imageDigest: verdict.imageDigest, tcbStatus: verdict.platform === "tdx" ? verdict.status : undefined, ...(snp ? { snp } : {}) });
         policyResult = { name: policy.name, passed: true };
       } catch (e) {
         verified = false;
@@ -367,7 +373,8 @@ export function registerAttestCommand(program: Command): void {
     .argument("<file>", "TDX quote, SEV-SNP report, NVIDIA evidence (binary or hex), sim evidence or RA-TLS certificate (PEM/DER)")
     .option("--collateral <file>", "TDX: QuoteCollateralV3 JSON; SEV-SNP: VCEK certificate; NVIDIA: GPU certificate chain (PEM)")
     .option("--pccs <url>", "TDX without --collateral: fetch the collateral from this PCCS / Intel PCS (v4 API)")
-    .option("--kds <url>", "SEV-SNP without --collateral: fetch the VCEK from this AMD KDS")
+    .option("--kds <url>", "SEV-SNP: fetch the VCEK (without --collateral) and AMD's CRL (without --amd-crl) from this AMD KDS")
+    .option("--amd-crl <file>", "SEV-SNP: AMD's CRL (DER, from KDS /vcek/v1/{product}/crl) to check the ASK and VCEK for revocation")
     .option("--collateral-cache <dir>", "cache of fetched collateral, verified on every load (default ~/.cocoon/collateral)")
     .option("--at <iso-time>", "evaluation time (default: now), e.g. 2025-07-19T10:00:00Z")
     .option("--json", "print a JSON report")

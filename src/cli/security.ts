@@ -10,6 +10,7 @@ import { collectGpuEvidence } from "../tee/gpu-collect.js";
 import { DEFAULT_PCCS_URL, TdxCollateralStore } from "../tee/tdx/pcs.js";
 import { verifyPeerCertificate } from "../tee/ratls.js";
 import { simWarning } from "../tee/sim.js";
+import { errorText } from "../tee/errors.js";
 import { resolvePolicySpec, type Policy } from "../tee/policy.js";
 import { NODE_PLATFORMS, type Claims, type NodePlatform, type Role } from "../tee/claims.js";
 import type { Logger } from "../util/log.js";
@@ -38,7 +39,7 @@ export interface SecurityOptions {
 export const DEFAULT_COLLATERAL_CACHE = join(homedir(), ".cocoon", "collateral");
 
 /** TDX/SEV-SNP evidence sources from the command line: configfs-tsm, and collateral stores (PCCS / KDS + cache). */
-export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdentityOptions, "tsmRoot" | "collateralSource" | "vcekSource"> {
+export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdentityOptions, "tsmRoot" | "collateralSource" | "vcekSource" | "amdCrlSource"> {
   const cacheDir = o.collateralCache ?? DEFAULT_COLLATERAL_CACHE;
   const warn = (line: string) => log.warn(line);
   const tdx = new TdxCollateralStore({ baseUrl: o.pccs ?? DEFAULT_PCCS_URL, cacheDir, log: warn });
@@ -47,6 +48,15 @@ export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdent
     ...(o.tsmRoot ? { tsmRoot: o.tsmRoot } : {}),
     collateralSource: (quote) => tdx.forQuote(quote),
     vcekSource: (report) => snp.forReport(report),
+    // Without AMD's CRL the node still starts (dev policies do not need it); production peers refuse it (policy.snp-crl).
+    amdCrlSource: async (vcek) => {
+      try {
+        return await snp.crlFor(vcek);
+      } catch (e) {
+        log.warn(`${errorText(e)}; this node's SEV-SNP evidence carries no CRL, and peers under a policy with requireSnpCrl (production) will refuse it`);
+        return undefined;
+      }
+    },
   };
 }
 

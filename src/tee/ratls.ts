@@ -13,7 +13,7 @@ import { AttestationError, EvidenceFormatError, errorText } from "./errors.js";
 import { decodeEvidenceBundle, decodeGpuEvidence, sha256Hex, type EvidenceBundle, type GpuEvidence } from "./evidence.js";
 import { verifyNvidiaEvidence, type NvidiaVerdict } from "./nvidia.js";
 import { checkPolicy, type Policy } from "./policy.js";
-import { verifySnpReport } from "./sevsnp.js";
+import { snpPolicyFacts, verifySnpReport } from "./sevsnp.js";
 import { verifySimEvidence } from "./sim.js";
 import type { QuoteCollateralV3 } from "./tdx/collateral.js";
 import { verifyTdxQuote } from "./tdx/verify.js";
@@ -105,7 +105,7 @@ export function verifyBundleEvidence(
       if (!b.vcek) {
         return { platform: "sev-snp", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", errors: ["SEV-SNP evidence carries no VCEK certificate"], checks: {}, advisoryIds: [], details: {} };
       }
-      return verifySnpReport(b.quote, b.vcek, { now: opts.now, allowDebug: opts.allowDebug });
+      return verifySnpReport(b.quote, b.vcek, { now: opts.now, allowDebug: opts.allowDebug, ...(b.amdCrl ? { crl: b.amdCrl } : {}) });
   }
 }
 
@@ -206,7 +206,8 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
     refuse("ratls.gpu", "the bundle carries GPU evidence that the claims do not bind", "gpu=unbound", "the peer must put the GPU evidence digest into its claims");
   }
   const tcbStatus = bundle.platform === "tdx" ? verdict.status : undefined;
-  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true });
+  const snp = snpPolicyFacts(verdict);
+  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true, ...(snp ? { snp } : {}) });
   return {
     platform: bundle.platform,
     insecure: verdict.insecure,

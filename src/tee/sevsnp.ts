@@ -15,6 +15,7 @@ import {
   AMD_TURIN_ASK_PEM,
 } from "./roots/index.js";
 import { testAmdRootsFor } from "./roots/test-roots.js";
+import { checkCrlFresh, parseCrl, verifyCrlSignature, type Crl } from "./crl.js";
 import { CheckList, type Verdict } from "./verdict.js";
 import { certFields, parseCert, splitPem, verifyChainToRoot } from "./x509.js";
 
@@ -203,6 +204,21 @@ export interface SnpVerifyOptions {
   /** Override the pinned ARK / ASK (tests show that a wrong root fails). */
   arkPem?: string;
   askPem?: string;
+  /**
+   * AMD's CRL for the product (DER, KDS `/vcek/v1/{product}/crl`), signed by the ARK. With it the ASK and the VCEK
+   * are checked for revocation (checks amdCrlValid, askNotRevoked, vcekNotRevoked); without it the verdict says
+   * that revocation was not checked (details.revocationChecked false) and policies that require it refuse.
+   */
+  crl?: Buffer;
+}
+
+/** Parses AMD's product CRL and checks its signature by `arkPem` and its validity window at `now`. */
+export function verifyAmdCrl(der: Buffer, arkPem: string, now: Date, product = "AMD"): Crl {
+  const what = `AMD ${product} CRL`;
+  const crl = parseCrl(der, what);
+  verifyCrlSignature(crl, parseCert(splitPem(arkPem)[0] ?? Buffer.alloc(0), `AMD ${product} ARK`), what);
+  checkCrlFresh(crl, now, what);
+  return crl;
 }
 
 export interface SnpVerdict extends Verdict {
@@ -212,6 +228,14 @@ export interface SnpVerdict extends Verdict {
 
 function emptyVerdict(errors: string[]): SnpVerdict {
   return { platform: "sev-snp", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", errors, checks: {}, advisoryIds: [], details: {} };
+}
+
+/** The facts SEV-SNP policy rules need (policy.ts checkSnpPolicy), from a verified SEV-SNP verdict. */
+export function snpPolicyFacts(v: Verdict): { reported: TcbVersion; current: TcbVersion; committed: TcbVersion; launch: TcbVersion; revocationChecked: boolean } | undefined {
+  if (v.platform !== "sev-snp") return undefined;
+  const d = v.details as { reportedTcb?: TcbVersion; currentTcb?: TcbVersion; committedTcb?: TcbVersion; launchTcb?: TcbVersion; revocationChecked?: boolean };
+  if (!d.reportedTcb || !d.currentTcb || !d.committedTcb || !d.launchTcb) return undefined;
+  return { reported: d.reportedTcb, current: d.currentTcb, committed: d.committedTcb, launch: d.launchTcb, revocationChecked: d.revocationChecked === true };
 }
 
 /** Reads a VCEK given as DER or PEM. */
@@ -270,6 +294,21 @@ export function verifySnpReport(reportBytes: Uint8Array, vcekInput: Buffer, opts
       }
     });
   }
+  let revocationChecked = false;
+  if (opts.crl) {
+    const crl = cl.run("amdCrlValid", () => verifyAmdCrl(opts.crl as Buffer, arkPem, now, product));
+    if (crl) {
+      revocationChecked = true;
+      cl.run("askNotRevoked", () => {
+        const serial = certFields(splitPem(askPem)[0] ?? Buffer.alloc(0), "ASK").serialHex;
+        if (crl.revoked.has(serial)) throw new Error(`AMD ${product} ASK (serial ${serial}) is revoked by AMD's CRL: no report signed under it can be trusted`);
+      });
+      cl.run("vcekNotRevoked", () => {
+        const serial = certFields(vder, "VCEK").serialHex;
+        if (crl.revoked.has(serial)) throw new Error(`VCEK (serial ${serial}) is revoked by AMD's CRL`);
+      });
+    }
+  }
   const pflags = snpPolicyFlags(rep.policy);
   if (pflags.debug && !opts.allowDebug) cl.fail("debugOff", "SEV-SNP guest policy allows DEBUG: the host can read guest memory. Debug guests are refused unless the policy sets allowDebug");
   const verified = cl.allPassed;
@@ -283,9 +322,11 @@ export function verifySnpReport(reportBytes: Uint8Array, vcekInput: Buffer, opts
     imageDigest: hex(rep.measurement),
     reportData: hex(rep.reportData),
     errors: cl.errors,
+    ...(opts.crl ? {} : { warnings: ["no AMD CRL was given: the ASK and VCEK were not checked for revocation"] }),
     checks: cl.checks,
     advisoryIds: [],
     details: {
+      revocationChecked,
       version: rep.version,
       product,
       guestSvn: rep.guestSvn,

@@ -17,7 +17,7 @@ import { startFakeUpstream } from "../../src/dev/fake-upstream.js";
 import { nodeSecurity, sealingKeysOf, type SecurityOptions } from "../../src/cli/security.js";
 import { silentLogger } from "../../src/util/log.js";
 import { verifyPeerCertificate, EvidenceCache } from "../../src/tee/ratls.js";
-import { DEV_POLICY, PRODUCTION_POLICY } from "../../src/tee/policy.js";
+import { DEV_POLICY, PRODUCTION_POLICY, parsePolicy } from "../../src/tee/policy.js";
 import { decodeEvidenceBundle } from "../../src/tee/evidence.js";
 import { createNodeIdentity } from "../../src/tee/identity.js";
 import { TdxCollateralStore } from "../../src/tee/tdx/pcs.js";
@@ -125,9 +125,11 @@ describe("an SEV-SNP node on stand-ins", () => {
   const tsm = new FakeTsm("sev_guest", (inblob) => ({ outblob: amd.report(inblob) }));
   const cache = mkdtempSync(join(tmpdir(), "tee-snp-"));
   const requests: string[] = [];
+  let crl = amd.crl();
   const kds = createServer((req, res) => {
     requests.push(req.url ?? "");
     if (/^\/vcek\/v1\/Milan\/[0-9a-f]{128}\?blSPL=\d+&teeSPL=\d+&snpSPL=\d+&ucodeSPL=\d+$/.test(req.url ?? "")) res.writeHead(200).end(amd.vcek);
+    else if (req.url === "/vcek/v1/Milan/crl") res.writeHead(200).end(crl);
     else res.writeHead(404).end();
   });
   before(async () => {
@@ -145,12 +147,21 @@ describe("an SEV-SNP node on stand-ins", () => {
   it("fetches the VCEK from the KDS by chip id and TCB, caches it, and verifies through the real code", async () => {
     const kdsUrl = `http://127.0.0.1:${(kds.address() as AddressInfo).port}`;
     const sec = await nodeSecurity("worker", { platform: "sev-snp", tsmRoot: tsm.root, kds: kdsUrl, collateralCache: cache, nodeId: "w" }, silentLogger);
-    assert.equal(requests.length, 1);
+    assert.deepEqual(requests.map((u) => u.replace(/[0-9a-f]{128}\?.*/, "HWID?TCB")), ["/vcek/v1/Milan/HWID?TCB", "/vcek/v1/Milan/crl"]);
+    assert.deepEqual(decodeEvidenceBundle(readRaTlsExtensions(sec.node.tls.certDer).evidence).amdCrl, crl, "AMD's CRL travels with the report");
     const peer = await verifyPeerCertificate(sec.node.tls.certDer, DEV_POLICY, { cache: new EvidenceCache() });
     assert.equal(peer.platform, "sev-snp");
     assert.equal(peer.verdict.testRoot, true);
+    assert.equal(peer.verdict.checks.askNotRevoked, true);
+    const needsCrl = parsePolicy({ mode: "dev", requireSnpCrl: true, minSnpTcb: { bootloader: 3, tee: 0, snp: 8, microcode: 115 } });
+    await verifyPeerCertificate(sec.node.tls.certDer, needsCrl, { cache: new EvidenceCache() });
     await nodeSecurity("worker", { platform: "sev-snp", tsmRoot: tsm.root, kds: "http://127.0.0.1:9", collateralCache: cache }, silentLogger);
-    assert.equal(requests.length, 1, "the second node used the verified cache");
+    assert.equal(requests.length, 2, "the second node used the verified cache (VCEK and CRL)");
+    // The KDS revokes the ASK: a node that fetches the new CRL is refused by its peers with the named check.
+    crl = amd.crl({ revoke: [amd.askSerial] });
+    rmSync(join(cache, "amd-crl-Milan.der"));
+    const revoked = await nodeSecurity("worker", { platform: "sev-snp", tsmRoot: tsm.root, kds: kdsUrl, collateralCache: cache, nodeId: "w2" }, silentLogger);
+    await assert.rejects(verifyPeerCertificate(revoked.node.tls.certDer, DEV_POLICY, { cache: new EvidenceCache() }), /evidence\.sev-snp.*ASK \(serial [0-9a-f]+\) is revoked/);
     await assert.rejects(verifyPeerCertificate(sec.node.tls.certDer, { ...PRODUCTION_POLICY, requireGpu: false, measurements: { client: [], proxy: [], worker: [peer.imageDigest] } }, { cache: new EvidenceCache() }), /policy\.test-root/);
   });
 });

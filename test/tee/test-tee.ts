@@ -147,36 +147,71 @@ export class TestAmd {
   readonly ask: string;
   readonly vcek: Buffer;
   private readonly vcekKey = generateKeyPairSync("ec", { namedCurve: "P-384" });
+  private readonly arkKey: KeyObject;
+  private readonly arkDer: Buffer;
+  /** TCB bytes written over the report's (Milan layout: [bl, tee, 0,0,0,0, snp, ucode]); undefined = the real ones. */
+  tcb: { current?: Buffer; committed?: Buffer; launch?: Buffer } = {};
 
   constructor(now = new Date()) {
     const validity: [Date, Date] = [new Date(now.getTime() - DAY), new Date(now.getTime() + 365 * DAY)];
     const rsa = () => generateKeyPairSync("rsa", { modulusLength: 2048 });
     const arkKey = rsa();
     const askKey = rsa();
-    const pss = (der: Buffer, tbs: Buffer, key: KeyObject) => {
-      const alg = Buffer.from(raw(children(parseDer(der))[1]));
-      return seq(tbs, alg, bitString(sign("sha384", tbs, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 48 })));
-    };
     const arkDer = splitPem(AMD_MILAN_ARK_PEM)[0];
     const askDer = splitPem(AMD_MILAN_ASK_PEM)[0];
-    const ark2 = pss(arkDer, tbsWith(arkDer, { spki: spkiDer(arkKey.publicKey), validity }), arkKey.privateKey);
-    const ask2 = pss(askDer, tbsWith(askDer, { spki: spkiDer(askKey.publicKey), validity }), arkKey.privateKey);
+    const ark2 = pssSigned(arkDer, tbsWith(arkDer, { spki: spkiDer(arkKey.publicKey), validity }), arkKey.privateKey);
+    const ask2 = pssSigned(askDer, tbsWith(askDer, { spki: spkiDer(askKey.publicKey), validity }), arkKey.privateKey);
     const realVcek = snpVcek();
-    this.vcek = pss(realVcek, tbsWith(realVcek, { spki: spkiDer(this.vcekKey.publicKey), validity }), askKey.privateKey);
+    this.vcek = pssSigned(realVcek, tbsWith(realVcek, { spki: spkiDer(this.vcekKey.publicKey), validity }), askKey.privateKey);
     this.ark = toPem(ark2);
     this.ask = toPem(ask2);
+    this.arkKey = arkKey.privateKey;
+    this.arkDer = ark2;
+  }
+
+  get askSerial(): string {
+    return certFields(splitPem(this.ask)[0]).serialHex;
+  }
+  get vcekSerial(): string {
+    return certFields(this.vcek).serialHex;
+  }
+
+  /** AMD's product CRL as the KDS serves it: issued by the ARK, RSASSA-PSS/SHA-384, valid [now - 1 d, now + days]. */
+  crl(o: { revoke?: string[]; now?: Date; days?: number; key?: KeyObject } = {}): Buffer {
+    const now = o.now ?? new Date();
+    const alg = Buffer.from(raw(children(parseDer(this.arkDer))[1])); // the ARK's own RSASSA-PSS AlgorithmIdentifier
+    const entries = (o.revoke ?? []).map((s) => seq(uint(Buffer.from(s.length % 2 ? `0${s}` : s, "hex")), time(now)));
+    const tbs = seq(
+      tlv(TAG.INTEGER, Buffer.from([1])),
+      alg,
+      certFields(this.arkDer).subjectRaw,
+      time(new Date(now.getTime() - DAY)),
+      time(new Date(now.getTime() + (o.days ?? 7) * DAY)),
+      ...(entries.length ? [seq(...entries)] : []),
+    );
+    return seq(tbs, alg, bitString(pssSignature(tbs, o.key ?? this.arkKey)));
   }
 
   /** The real Milan report with `reportData`, signed by the test VCEK key (r, s little-endian, 72 bytes each). */
   report(reportData: Buffer): Buffer {
     const r = Buffer.from(snpReport());
     reportData.copy(r, 0x50);
+    this.tcb.current?.copy(r, 0x38);
+    this.tcb.committed?.copy(r, 0x1e0);
+    this.tcb.launch?.copy(r, 0x1f0);
     const sig = sign("sha384", r.subarray(0, SNP_SIGNED_LEN), { key: this.vcekKey.privateKey, dsaEncoding: "ieee-p1363" });
     r.fill(0, SNP_SIGNED_LEN);
     Buffer.from(sig.subarray(0, 48)).reverse().copy(r, SNP_SIGNED_LEN);
     Buffer.from(sig.subarray(48)).reverse().copy(r, SNP_SIGNED_LEN + 72);
     return r;
   }
+}
+
+const pssSignature = (data: Buffer, key: KeyObject): Buffer => sign("sha384", data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 48 });
+/** `tbs` signed like `der` (its RSASSA-PSS AlgorithmIdentifier) with `key`. */
+function pssSigned(der: Buffer, tbs: Buffer, key: KeyObject): Buffer {
+  const alg = Buffer.from(raw(children(parseDer(der))[1]));
+  return seq(tbs, alg, bitString(pssSignature(tbs, key)));
 }
 
 /** A test NVIDIA: the real GPU chain re-keyed (same names, test P-384 keys), SPDM transcripts over any nonce. */
