@@ -4,6 +4,7 @@
 //   cocoon attest show [--platform auto|sim|tdx|sev-snp] [--role ROLE] [--json] [--out CERT.pem]
 //                      [--tsm-root DIR] [--pccs URL] [--kds URL] [--collateral-cache DIR]
 //   cocoon attest measure [FILE] [--mrtd HEX --rtmr0 HEX .. --rtmr3 HEX [--mrconfigid/--mrowner/--mrownerconfig HEX]]
+//                         [--measurement HEX [--host-data HEX]]
 //                         [--kind worker|proxy|both] [--root ADDRESS]
 //   cocoon attest model-digest DIR
 // Exit status 0 only when the evidence verified (and passed the policy, when one is given).
@@ -15,7 +16,7 @@ import { createNodeIdentity } from "../tee/identity.js";
 import { loadReferenceMeasurements, verifyNvidiaEvidence } from "../tee/nvidia.js";
 import { DEV_POLICY, checkPlatformPolicy, parsePolicy, resolvePolicySpec, type Policy } from "../tee/policy.js";
 import { EvidenceCache, verifyBundleEvidence, verifyPeerCertificate } from "../tee/ratls.js";
-import { snpPolicyFacts, vcekDer, verifySnpReport } from "../tee/sevsnp.js";
+import { snpImageDigest, snpPolicyFacts, vcekDer, verifySnpReport } from "../tee/sevsnp.js";
 import { verifySimEvidence } from "../tee/sim.js";
 import { ROLES, decodeClaims, type Claims, type Role } from "../tee/claims.js";
 import { verifyTdxQuote } from "../tee/tdx/verify.js";
@@ -252,6 +253,9 @@ export interface MeasureOptions {
   mrconfigid?: string;
   mrowner?: string;
   mrownerconfig?: string;
+  /** SEV-SNP register values: MEASUREMENT (48 bytes) and HOST_DATA (32 bytes, default zeros). */
+  measurement?: string;
+  hostData?: string;
   kind?: string;
   root?: string;
 }
@@ -260,8 +264,8 @@ export interface MeasureResult {
   source: string;
   platform: "tdx" | "sim" | "sev-snp";
   imageDigest: string;
-  /** What the root owner runs to allow it (absent when the root cannot hold it: SEV-SNP measurements are 48 bytes). */
-  rootCommand?: string;
+  /** What the root owner runs to allow it. */
+  rootCommand: string;
   policyLine: string;
   notes: string[];
 }
@@ -280,23 +284,35 @@ function register48(v: string | undefined, name: string, required: boolean): Buf
 export function runAttestMeasure(file: string | undefined, o: MeasureOptions): MeasureResult {
   const kind = (o.kind ?? "worker").toLowerCase();
   if (!["worker", "proxy", "both"].includes(kind)) throw new Error(`--kind must be worker, proxy or both, got "${o.kind}"`);
-  const registers = [o.mrtd, o.rtmr0, o.rtmr1, o.rtmr2, o.rtmr3, o.mrconfigid, o.mrowner, o.mrownerconfig].some((v) => v !== undefined);
-  if (file && registers) throw new Error("give either an evidence FILE or register values (--mrtd, --rtmr0..3), not both");
+  const tdxRegisters = [o.mrtd, o.rtmr0, o.rtmr1, o.rtmr2, o.rtmr3, o.mrconfigid, o.mrowner, o.mrownerconfig].some((v) => v !== undefined);
+  const snpRegisters = [o.measurement, o.hostData].some((v) => v !== undefined);
+  const registers = tdxRegisters || snpRegisters;
+  if (file && registers) throw new Error("give either an evidence FILE or register values (--mrtd, --rtmr0..3, or --measurement), not both");
+  if (tdxRegisters && snpRegisters) throw new Error("give TDX registers (--mrtd, --rtmr0..3) or SEV-SNP values (--measurement, --host-data), not both");
   const notes: string[] = [];
   let platform: MeasureResult["platform"];
   let digest: string;
   let source: string;
   if (!file) {
-    if (!registers) throw new Error("give an evidence FILE (TDX quote, sim evidence, SEV-SNP report or RA-TLS certificate) or --mrtd and --rtmr0..3");
-    platform = "tdx";
+    if (!registers) throw new Error("give an evidence FILE (TDX quote, sim evidence, SEV-SNP report or RA-TLS certificate), --mrtd and --rtmr0..3, or --measurement");
     source = "register values";
-    digest = tdxImageDigest({
-      mrTd: register48(o.mrtd, "mrtd", true),
-      rtmr: [register48(o.rtmr0, "rtmr0", true), register48(o.rtmr1, "rtmr1", true), register48(o.rtmr2, "rtmr2", true), register48(o.rtmr3, "rtmr3", true)],
-      mrConfigId: register48(o.mrconfigid, "mrconfigid", false),
-      mrOwner: register48(o.mrowner, "mrowner", false),
-      mrOwnerConfig: register48(o.mrownerconfig, "mrownerconfig", false),
-    });
+    if (snpRegisters) {
+      platform = "sev-snp";
+      if (o.measurement === undefined) throw new Error("--measurement is required with --host-data (the SEV-SNP launch MEASUREMENT, 96 hex characters)");
+      if (!HEX48.test(o.measurement.trim())) throw new Error(`--measurement must be 96 hex characters (the 48-byte SEV-SNP MEASUREMENT), got "${o.measurement}"`);
+      const hostData = o.hostData === undefined ? "00".repeat(32) : o.hostData.trim();
+      if (!/^[0-9a-fA-F]{64}$/.test(hostData)) throw new Error(`--host-data must be 64 hex characters (the 32-byte SEV-SNP HOST_DATA), got "${o.hostData}"`);
+      digest = snpImageDigest({ measurement: Buffer.from(o.measurement.trim(), "hex"), hostData: Buffer.from(hostData, "hex") });
+    } else {
+      platform = "tdx";
+      digest = tdxImageDigest({
+        mrTd: register48(o.mrtd, "mrtd", true),
+        rtmr: [register48(o.rtmr0, "rtmr0", true), register48(o.rtmr1, "rtmr1", true), register48(o.rtmr2, "rtmr2", true), register48(o.rtmr3, "rtmr3", true)],
+        mrConfigId: register48(o.mrconfigid, "mrconfigid", false),
+        mrOwner: register48(o.mrowner, "mrowner", false),
+        mrOwnerConfig: register48(o.mrownerconfig, "mrownerconfig", false),
+      });
+    }
   } else {
     let bytes: Buffer;
     try {
@@ -322,8 +338,9 @@ export function runAttestMeasure(file: string | undefined, o: MeasureOptions): M
       notes.push("sim evidence: INSECURE development image; production refuses sim whatever the allow-lists say");
     } else if (p === "sev-snp") {
       platform = "sev-snp";
-      digest = parseSnpReport(quote).measurement.toString("hex");
-      notes.push("SEV-SNP measurements are 48 bytes; the root contract's image lists hold 32-byte digests, so allow this one in a policy file");
+      const rep = parseSnpReport(quote);
+      digest = snpImageDigest(rep);
+      notes.push(`SEV-SNP image digest = SHA-256("cocoon-ts/sev-snp-image/v1\\n" ‖ MEASUREMENT ${rep.measurement.toString("hex")} ‖ HOST_DATA ${rep.hostData.toString("hex")})`);
     } else {
       throw new Error(`${source} carries no launch measurement (NVIDIA evidence measures the GPU, not the image)`);
     }
@@ -334,7 +351,7 @@ export function runAttestMeasure(file: string | undefined, o: MeasureOptions): M
     source,
     platform,
     imageDigest: digest,
-    ...(platform === "sev-snp" ? {} : { rootCommand: `cocoon root allow-image --root ${o.root ?? "<ROOT ADDRESS>"} --kind ${kind} --digest ${digest} --key-file <OWNER KEY FILE>` }),
+    rootCommand: `cocoon root allow-image --root ${o.root ?? "<ROOT ADDRESS>"} --kind ${kind} --digest ${digest} --key-file <OWNER KEY FILE>`,
     policyLine: `"measurements": { ${roles.map((r) => `"${r}": ["${digest}"]`).join(", ")} }`,
     notes,
   };
@@ -451,7 +468,7 @@ export function registerAttestCommand(program: Command): void {
     });
   attest
     .command("measure")
-    .description("print the image digest the root expects (from evidence, or from MRTD/RTMR values) and the root command that allows it")
+    .description("print the image digest the root expects (from evidence, from MRTD/RTMR values, or from a SEV-SNP MEASUREMENT) and the root command that allows it")
     .argument("[file]", "TDX quote, SEV-SNP report, sim evidence or RA-TLS certificate")
     .option("--mrtd <hex>", "MRTD (96 hex characters)")
     .option("--rtmr0 <hex>", "RTMR0")
@@ -461,6 +478,8 @@ export function registerAttestCommand(program: Command): void {
     .option("--mrconfigid <hex>", "MRCONFIGID (default zeros)")
     .option("--mrowner <hex>", "MROWNER (default zeros)")
     .option("--mrownerconfig <hex>", "MROWNERCONFIG (default zeros)")
+    .option("--measurement <hex>", "SEV-SNP: the launch MEASUREMENT (96 hex characters), instead of TDX registers")
+    .option("--host-data <hex>", "SEV-SNP: HOST_DATA (64 hex characters, default zeros)")
     .option("--kind <kind>", "worker, proxy or both", "worker")
     .option("--root <address>", "the root contract, to fill into the printed command")
     .option("--json", "print JSON")

@@ -15,7 +15,8 @@ export type SnpTcbFloor = z.output<typeof SnpTcbSchema>;
 
 const hexDigest = z
   .string()
-  .regex(/^[0-9a-fA-F]{64}$|^[0-9a-fA-F]{96}$/, "hex digest (64 hex chars for SHA-256 image/model digests, 96 for an SEV-SNP measurement)")
+  .refine((s) => !/^[0-9a-fA-F]{96}$/.test(s), "a 96-hex SEV-SNP MEASUREMENT is not an image digest: allow the 64-hex digest that `cocoon attest measure REPORT` prints")
+  .pipe(z.string().regex(/^[0-9a-fA-F]{64}$/, "hex digest (64 hex characters: SHA-256 image or model digest)"))
   .transform((s) => s.toLowerCase());
 
 export const PolicySchema = z

@@ -2,7 +2,7 @@
 // Report layout (1184 bytes, little-endian): see SNP_OFFSETS below. The signature is ECDSA P-384/SHA-384 by the
 // VCEK over report[0 : 0x2A0]; r and s are 72-byte little-endian, zero-padded values at 0x2A0 and 0x2E8.
 // Chain: VCEK -> ASK -> ARK (RSASSA-PSS/SHA-384), ARK and ASK pinned per product (Milan, Genoa, Turin).
-import { verify as cryptoVerify, type X509Certificate } from "node:crypto";
+import { createHash, verify as cryptoVerify, type X509Certificate } from "node:crypto";
 import { toHex as hex, isAllZero } from "../crypto/bytes.js";
 import { EvidenceFormatError, errorText, EvidenceReader } from "./errors.js";
 import { TAG, content, decodeSmallInt, expectTag, parseDer, readNode } from "./der.js";
@@ -122,6 +122,22 @@ export function parseSnpReport(input: Uint8Array): SnpReport {
     signatureR: at(0x2a0, SNP_SIG_COMPONENT_LEN),
     signatureS: at(0x2a0 + SNP_SIG_COMPONENT_LEN, SNP_SIG_COMPONENT_LEN),
   };
+}
+
+/** Domain prefix of the SEV-SNP image digest (docs/attestation.md "Image digests"). */
+export const SNP_IMAGE_DIGEST_DOMAIN = "cocoon-ts/sev-snp-image/v1\n";
+const SNP_MEASUREMENT_LEN = 48;
+const SNP_HOST_DATA_LEN = 32;
+
+/**
+ * The 32-byte image digest of a SEV-SNP guest, the form the root contract's image lists hold:
+ * SHA-256("cocoon-ts/sev-snp-image/v1\n" ‖ MEASUREMENT (48 B) ‖ HOST_DATA (32 B)). HOST_DATA is the host-chosen
+ * launch data, included like TDX's MRCONFIGID/MROWNER so that a host cannot hand the same image other launch data.
+ */
+export function snpImageDigest(r: { measurement: Buffer; hostData: Buffer }): string {
+  if (r.measurement.length !== SNP_MEASUREMENT_LEN) throw new Error(`SEV-SNP MEASUREMENT must be ${SNP_MEASUREMENT_LEN} bytes, got ${r.measurement.length}`);
+  if (r.hostData.length !== SNP_HOST_DATA_LEN) throw new Error(`SEV-SNP HOST_DATA must be ${SNP_HOST_DATA_LEN} bytes, got ${r.hostData.length}`);
+  return createHash("sha256").update(SNP_IMAGE_DIGEST_DOMAIN, "utf8").update(r.measurement).update(r.hostData).digest("hex");
 }
 
 export function snpPolicyFlags(policy: bigint) {
@@ -319,7 +335,7 @@ export function verifySnpReport(reportBytes: Uint8Array, vcekInput: Buffer, opts
     insecure: testRoots !== undefined,
     ...(testRoots ? { testRoot: true } : {}),
     measurements: { measurement: hex(rep.measurement), hostData: hex(rep.hostData), familyId: hex(rep.familyId), imageId: hex(rep.imageId) },
-    imageDigest: hex(rep.measurement),
+    imageDigest: snpImageDigest(rep),
     reportData: hex(rep.reportData),
     errors: cl.errors,
     ...(opts.crl ? {} : { warnings: ["no AMD CRL was given: the ASK and VCEK were not checked for revocation"] }),

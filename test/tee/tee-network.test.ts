@@ -6,7 +6,7 @@ import { describe, it, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProxyNode } from "../../src/proxy/proxy.js";
@@ -22,6 +22,8 @@ import { decodeEvidenceBundle } from "../../src/tee/evidence.js";
 import { createNodeIdentity } from "../../src/tee/identity.js";
 import { TdxCollateralStore } from "../../src/tee/tdx/pcs.js";
 import { readRaTlsExtensions } from "../../src/tee/cert.js";
+import { runAttestMeasure } from "../../src/cli/attest.js";
+import { mergeRootAllowLists } from "../../src/payments/root-policy.js";
 import { installTestAmdRootsForTestsOnly, installTestIntelRootForTestsOnly, uninstallTestRoots } from "../../src/tee/roots/test-roots.js";
 import { FakeTsm, TestAmd, TestIntel, servePcs } from "./test-tee.js";
 
@@ -155,6 +157,16 @@ describe("an SEV-SNP node on stand-ins", () => {
     assert.equal(peer.verdict.checks.askNotRevoked, true);
     const needsCrl = parsePolicy({ mode: "dev", requireSnpCrl: true, minSnpTcb: { bootloader: 3, tee: 0, snp: 8, microcode: 115 } });
     await verifyPeerCertificate(sec.node.tls.certDer, needsCrl, { cache: new EvidenceCache() });
+    // The root contract's 32-byte image lists can hold SEV-SNP images: the digest `cocoon attest measure` prints for
+    // this node's certificate is the one the verifier matches.
+    const certFile = join(cache, "snp-cert.pem");
+    writeFileSync(certFile, sec.node.tls.certPem);
+    const measured = runAttestMeasure(certFile, {});
+    assert.equal(measured.platform, "sev-snp");
+    assert.equal(measured.imageDigest, peer.imageDigest);
+    const rootLists = (images: string[]) => mergeRootAllowLists(DEV_POLICY, { version: 1, workerImages: new Set(images), proxyImages: new Set(), models: new Map() }, "EQroot");
+    await verifyPeerCertificate(sec.node.tls.certDer, rootLists([measured.imageDigest]), { cache: new EvidenceCache() });
+    await assert.rejects(verifyPeerCertificate(sec.node.tls.certDer, rootLists(["00".repeat(32)]), { cache: new EvidenceCache() }), new RegExp(`policy\\.measurement.*${measured.imageDigest}`, "s"));
     await nodeSecurity("worker", { platform: "sev-snp", tsmRoot: tsm.root, kds: "http://127.0.0.1:9", collateralCache: cache }, silentLogger);
     assert.equal(requests.length, 2, "the second node used the verified cache (VCEK and CRL)");
     // The KDS revokes the ASK: a node that fetches the new CRL is refused by its peers with the named check.
