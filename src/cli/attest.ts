@@ -133,7 +133,7 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
       break;
     case "nvidia": {
       const chain = detected.certChain ?? collateral?.toString("latin1") ?? "";
-      verdict = verifyNvidiaEvidence(detected.data, chain, { now, expectedNonce: opts.nonce, reference: opts.rim ? loadReferenceMeasurements(opts.rim) : undefined });
+      verdict = verifyNvidiaEvidence(detected.data, chain, { now, expectedNonce: opts.nonce, reference: opts.rim ? loadReferenceMeasurements(opts.rim, { now }) : undefined });
       if (!chain) verdict.errors.unshift("no certificate chain given: pass the GPU's PEM chain with --collateral FILE");
       break;
     }
@@ -399,7 +399,7 @@ export function registerAttestCommand(program: Command): void {
     .option("--allow-sim", "accept INSECURE sim evidence (development only)")
     .option("--role <role>", "role whose allowed measurements apply to bare evidence (client, proxy, worker)", "worker")
     .option("--nonce <hex>", "NVIDIA: the nonce the GPU must have signed")
-    .option("--rim <path>", "NVIDIA: reference measurement file or folder (RIM XML or JSON)")
+    .option("--rim <path>", "NVIDIA: reference measurements, file or folder: NVIDIA-signed RIM XML (signature and chain checked at --at) or JSON")
     .action(async (file: string, opts: AttestVerifyOptions) => {
       try {
         const r = await runAttestVerify(file, opts);

@@ -21,6 +21,7 @@ import { TAG, bitString, children, explicit, intHex, oid, parseDer, raw, seq, ti
 import { SNP_SIGNED_LEN } from "../../src/tee/sevsnp.js";
 import { TDX_V4, nvChain, nvEvidence, snpReport, snpVcek, vec, vecText } from "./helpers.js";
 import { encodeGpuEvidence } from "../../src/tee/evidence.js";
+import { parseNvidiaEvidence } from "../../src/tee/nvidia.js";
 import { AMD_MILAN_ARK_PEM, AMD_MILAN_ASK_PEM } from "../../src/tee/roots/index.js";
 
 const ECDSA_SHA256 = seq(oid("1.2.840.10045.4.3.2"));
@@ -260,9 +261,19 @@ export class TestNvidia {
   }
 
   /** The real Hopper transcript with `nonce` as requester nonce, signed by the test leaf. */
-  transcript(nonce: Buffer): Buffer {
+  /** The real transcript with `nonce` (and, optionally, other values for some measurement blocks), re-signed. */
+  transcript(nonce: Buffer, values?: Map<number, Buffer>): Buffer {
     const ev = Buffer.from(nvEvidence());
     nonce.copy(ev, 4);
+    if (values) {
+      const parsed = parseNvidiaEvidence(ev);
+      for (const b of parsed.blocks) {
+        const v = values.get(b.index);
+        if (!v) continue;
+        if (v.length !== b.value.length) throw new Error(`block ${b.index} holds ${b.value.length} bytes`);
+        v.copy(ev, b.value.byteOffset - ev.byteOffset);
+      }
+    }
     const signed = ev.subarray(0, ev.length - 96);
     sign("sha384", signed, { key: this.leafKey, dsaEncoding: "ieee-p1363" }).copy(ev, ev.length - 96);
     return ev;
