@@ -1,6 +1,6 @@
 // `cocoon attest`: verify attestation evidence files and show this node's own evidence.
 //   cocoon attest verify FILE [--collateral FILE | --pccs URL | --kds URL] [--amd-crl FILE] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
-//                             [--role ROLE] [--nonce HEX] [--rim PATH]
+//                             [--role ROLE] [--nonce HEX] [--rim PATH] [--event-log FILE]
 //   cocoon attest show [--platform auto|sim|tdx|sev-snp] [--role ROLE] [--json] [--out CERT.pem]
 //                      [--tsm-root DIR] [--pccs URL] [--kds URL] [--collateral-cache DIR]
 //   cocoon attest measure [FILE] [--mrtd HEX --rtmr0 HEX .. --rtmr3 HEX [--mrconfigid/--mrowner/--mrownerconfig HEX]]
@@ -26,6 +26,7 @@ import type { Verdict } from "../tee/verdict.js";
 import { detectTee, type TeeProbe } from "../tee/tsm.js";
 import { parseTdxQuote } from "../tee/tdx/quote.js";
 import { tdxImageDigest } from "../tee/tdx/verify.js";
+import { replayCcelEventLog, rtmrReplayMismatches } from "../tee/tdx/eventlog.js";
 import { parseSnpReport } from "../tee/sevsnp.js";
 import { parseSimEvidence, simImageDigest } from "../tee/sim.js";
 import { modelDirDigest } from "../tee/model-digest.js";
@@ -42,6 +43,8 @@ export interface AttestVerifyOptions {
   kds?: string;
   /** SEV-SNP: AMD's CRL (DER) to check the ASK/VCEK against; with --kds it is fetched. */
   amdCrl?: string;
+  /** TDX: the CCEL boot event log, replayed into RTMR0-2 (and RTMR3 when it extends it) and compared with the quote. */
+  eventLog?: string;
   collateralCache?: string;
   at?: string;
   json?: boolean;
@@ -50,6 +53,27 @@ export interface AttestVerifyOptions {
   role?: string;
   nonce?: string;
   rim?: string;
+}
+
+/** Replays a CCEL event log into the verdict: checks.rtmrReplay, details.eventLog, and a mismatch fails it. */
+function checkEventLog(verdict: Verdict, log: Buffer): void {
+  let replay: ReturnType<typeof replayCcelEventLog>;
+  try {
+    replay = replayCcelEventLog(log);
+  } catch (e) {
+    verdict.checks.rtmrReplay = false;
+    verdict.errors.push(errorText(e));
+    verdict.verified = false;
+    return;
+  }
+  const indices = replay.events.some((e) => e.mrIndex === 4) ? [0, 1, 2, 3] : [0, 1, 2];
+  const bad = rtmrReplayMismatches(replay.rtmr, (verdict.measurements.rtmr as string[] | undefined) ?? [], indices);
+  verdict.checks.rtmrReplay = bad.length === 0;
+  verdict.details.eventLog = { events: replay.events.length, replayed: indices.map((i) => `RTMR${i}`), rtmr: replay.rtmr };
+  if (bad.length) {
+    verdict.errors.push(`the event log does not explain the quote: ${bad.join("; ")}`);
+    verdict.verified = false;
+  }
 }
 
 export interface AttestReport {
@@ -124,6 +148,7 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
   switch (detected.kind) {
     case "tdx":
       verdict = verifyTdxQuote(detected.data, { collateral, now, allowDebug: policy?.allowDebug, minTcbEvaluationDataNumber: policy?.minTcbEvaluationDataNumber });
+      if (opts.eventLog) checkEventLog(verdict, readFileSync(opts.eventLog));
       break;
     case "sev-snp":
       if (!collateral) {
@@ -391,6 +416,7 @@ export function registerAttestCommand(program: Command): void {
     .option("--collateral <file>", "TDX: QuoteCollateralV3 JSON; SEV-SNP: VCEK certificate; NVIDIA: GPU certificate chain (PEM)")
     .option("--pccs <url>", "TDX without --collateral: fetch the collateral from this PCCS / Intel PCS (v4 API)")
     .option("--kds <url>", "SEV-SNP: fetch the VCEK (without --collateral) and AMD's CRL (without --amd-crl) from this AMD KDS")
+    .option("--event-log <file>", "TDX: the CCEL boot event log (/sys/firmware/acpi/tables/data/CCEL), replayed and compared with the quote's RTMRs")
     .option("--amd-crl <file>", "SEV-SNP: AMD's CRL (DER, from KDS /vcek/v1/{product}/crl) to check the ASK and VCEK for revocation")
     .option("--collateral-cache <dir>", "cache of fetched collateral, verified on every load (default ~/.cocoon/collateral)")
     .option("--at <iso-time>", "evaluation time (default: now), e.g. 2025-07-19T10:00:00Z")

@@ -113,11 +113,13 @@ export class TestIntel {
     };
   }
 
-  /** A TDX quote (v4, TD report 1.0: the real vector's measurements) over `reportData`, signed by test keys. */
-  quote(reportData: Buffer): Buffer {
+  /** A TDX quote (v4, TD report 1.0: the real vector's measurements, or other RTMRs) over `reportData`, signed by test keys. */
+  quote(reportData: Buffer, rtmr?: Buffer[]): Buffer {
     const q = this.real;
     const region = Buffer.from(q.signedRegion);
     reportData.copy(region, region.length - 64); // REPORTDATA ends the TD 1.0 body
+    // RTMR0..3 (48 bytes each) precede REPORTDATA.
+    rtmr?.forEach((r, i) => r.copy(region, region.length - 64 - 4 * 48 + i * 48));
     const attRaw = Buffer.concat(
       (["x", "y"] as const).map((c) => Buffer.from(this.att.publicKey.export({ format: "jwk" })[c] as string, "base64url")),
     );
