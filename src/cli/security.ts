@@ -111,6 +111,8 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   const sources = platform === "sim" ? {} : evidenceSources(o, log);
   // With --pccs given, this node also fetches collateral for peers that attached none (any platform of its own).
   const peerCollateral = o.pccs ? (sources.collateralSource ?? evidenceSources(o, log).collateralSource) : undefined;
+  // With --kds given, it also fetches AMD's CRL for SEV-SNP peers that attached none.
+  const peerAmdCrl = o.kds ? (sources.amdCrlSource ?? evidenceSources(o, log).amdCrlSource) : undefined;
   // A worker in a TEE attests its GPU (nonce bound to its claims) when asked, or when the policy requires it.
   const gpuIndex = o.gpu === undefined ? (configured.requireGpu ? 0 : undefined) : o.gpu === "none" ? undefined : Number(o.gpu);
   if (gpuIndex !== undefined && (!Number.isInteger(gpuIndex) || gpuIndex < 0)) throw new Error(`--gpu must be a GPU index (0, 1, ...) or none, got "${o.gpu}"`);
@@ -133,7 +135,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
     }
     return async (der): Promise<PeerInfo> => {
       if (!der) throw new Error(`the ${peerRole} presented no certificate; it must present an RA-TLS certificate`);
-      const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: peerRole, ...(peerCollateral ? { collateralSource: peerCollateral } : {}) });
+      const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: peerRole, ...(peerCollateral ? { collateralSource: peerCollateral } : {}), ...(peerAmdCrl ? { amdCrlSource: peerAmdCrl } : {}) });
       return {
         description: describePeer(peerRole, v.platform, v.insecure, v.imageDigest),
         insecure: v.insecure,

@@ -42,6 +42,8 @@ export interface VerifyPeerOptions {
   collateral?: QuoteCollateralV3;
   /** Fetches TDX collateral for a peer whose bundle carries none (this node's PCCS, through its verified cache). */
   collateralSource?: (quote: Buffer) => Promise<QuoteCollateralV3>;
+  /** Fetches AMD's CRL for a SEV-SNP peer whose bundle carries none (this node's KDS, through its verified cache). */
+  amdCrlSource?: (vcek: Buffer) => Promise<Buffer | undefined>;
   /** Use a private cache instead of the process-wide one (tests). */
   cache?: EvidenceCache;
 }
@@ -168,7 +170,7 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   if (bundle.platform !== claims.platform) refuse("ratls.platform", `claims say platform ${claims.platform} but evidence is ${bundle.platform}`, bundle.platform, "the peer's identity is inconsistent; regenerate it");
 
   const evidenceHash = sha256Hex(ext.evidence);
-  const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${policy.refuseQuoteTrailingBytes ? "t" : ""}|${opts.collateral ? "c" : ""}`;
+  const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${policy.refuseQuoteTrailingBytes ? "t" : ""}|${opts.collateral ? "c" : ""}|${opts.amdCrlSource ? "k" : ""}`;
   let verdict = cache.get(cacheKey, now.getTime());
   if (!verdict) {
     let collateral = opts.collateral;
@@ -179,7 +181,9 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
         refuse("evidence.tdx", `the peer attached no collateral and this node could not fetch it: ${errorText(e)}`, "NoCollateral", "the peer should attach collateral (--pccs on the peer), or make this node's --pccs reachable");
       }
     }
-    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral });
+    // A SEV-SNP peer that attached no CRL (its KDS was unreachable): this node's own copy, checked the same way.
+    const amdCrl = bundle.platform === "sev-snp" && !bundle.amdCrl && bundle.vcek && opts.amdCrlSource ? await opts.amdCrlSource(bundle.vcek) : undefined;
+    verdict = verifyBundleEvidence(amdCrl ? { ...bundle, amdCrl } : bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral });
     if (verdict.verified) cache.set(cacheKey, verdict, now.getTime());
   }
   if (!verdict.verified) {

@@ -21,6 +21,7 @@ import { DEV_POLICY, PRODUCTION_POLICY, parsePolicy } from "../../src/tee/policy
 import { decodeEvidenceBundle } from "../../src/tee/evidence.js";
 import { createNodeIdentity } from "../../src/tee/identity.js";
 import { TdxCollateralStore } from "../../src/tee/tdx/pcs.js";
+import { VcekStore } from "../../src/tee/kds.js";
 import { readRaTlsExtensions } from "../../src/tee/cert.js";
 import { runAttestMeasure } from "../../src/cli/attest.js";
 import { mergeRootAllowLists } from "../../src/payments/root-policy.js";
@@ -169,6 +170,13 @@ describe("an SEV-SNP node on stand-ins", () => {
     await assert.rejects(verifyPeerCertificate(sec.node.tls.certDer, rootLists(["00".repeat(32)]), { cache: new EvidenceCache() }), new RegExp(`policy\\.measurement.*${measured.imageDigest}`, "s"));
     await nodeSecurity("worker", { platform: "sev-snp", tsmRoot: tsm.root, kds: "http://127.0.0.1:9", collateralCache: cache }, silentLogger);
     assert.equal(requests.length, 2, "the second node used the verified cache (VCEK and CRL)");
+    // A peer that attached no CRL: refused where the policy requires one, unless this node fetches it from its KDS.
+    const noCrl = await createNodeIdentity({ role: "worker", platform: "sev-snp", tsmRoot: tsm.root, vcek: amd.vcek, nodeId: "w3" });
+    assert.equal(decodeEvidenceBundle(readRaTlsExtensions(noCrl.tls.certDer).evidence).amdCrl, undefined);
+    await assert.rejects(verifyPeerCertificate(noCrl.tls.certDer, needsCrl, { cache: new EvidenceCache() }), /policy\.snp-crl/);
+    const kdsStore = new VcekStore({ baseUrl: kdsUrl, cacheDir: cache });
+    const fetched = await verifyPeerCertificate(noCrl.tls.certDer, needsCrl, { cache: new EvidenceCache(), amdCrlSource: (v) => kdsStore.crlFor(v) });
+    assert.equal(fetched.verdict.checks.askNotRevoked, true);
     // The KDS revokes the ASK: a node that fetches the new CRL is refused by its peers with the named check.
     crl = amd.crl({ revoke: [amd.askSerial] });
     rmSync(join(cache, "amd-crl-Milan.der"));
