@@ -1,9 +1,10 @@
 // `cocoon attest`: verify attestation evidence files and show this node's own evidence.
-//   cocoon attest verify FILE [--collateral FILE | --pccs URL | --kds URL] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
-//                             [--role ROLE] [--nonce HEX] [--rim PATH]
+//   cocoon attest verify FILE [--collateral FILE | --pccs URL | --kds URL] [--amd-crl FILE] [--at ISO-TIME] [--json] [--policy dev|production|FILE] [--allow-sim]
+//                             [--role ROLE] [--nonce HEX] [--rim PATH] [--event-log FILE]
 //   cocoon attest show [--platform auto|sim|tdx|sev-snp] [--role ROLE] [--json] [--out CERT.pem]
 //                      [--tsm-root DIR] [--pccs URL] [--kds URL] [--collateral-cache DIR]
 //   cocoon attest measure [FILE] [--mrtd HEX --rtmr0 HEX .. --rtmr3 HEX [--mrconfigid/--mrowner/--mrownerconfig HEX]]
+//                         [--measurement HEX [--host-data HEX]]
 //                         [--kind worker|proxy|both] [--root ADDRESS]
 //   cocoon attest model-digest DIR
 // Exit status 0 only when the evidence verified (and passed the policy, when one is given).
@@ -15,7 +16,7 @@ import { createNodeIdentity } from "../tee/identity.js";
 import { loadReferenceMeasurements, verifyNvidiaEvidence } from "../tee/nvidia.js";
 import { DEV_POLICY, checkPlatformPolicy, parsePolicy, resolvePolicySpec, type Policy } from "../tee/policy.js";
 import { EvidenceCache, verifyBundleEvidence, verifyPeerCertificate } from "../tee/ratls.js";
-import { verifySnpReport } from "../tee/sevsnp.js";
+import { snpImageDigest, snpPolicyFacts, vcekDer, verifySnpReport } from "../tee/sevsnp.js";
 import { verifySimEvidence } from "../tee/sim.js";
 import { ROLES, decodeClaims, type Claims, type Role } from "../tee/claims.js";
 import { verifyTdxQuote } from "../tee/tdx/verify.js";
@@ -25,6 +26,7 @@ import type { Verdict } from "../tee/verdict.js";
 import { detectTee, type TeeProbe } from "../tee/tsm.js";
 import { parseTdxQuote } from "../tee/tdx/quote.js";
 import { tdxImageDigest } from "../tee/tdx/verify.js";
+import { replayCcelEventLog, rtmrReplayMismatches } from "../tee/tdx/eventlog.js";
 import { parseSnpReport } from "../tee/sevsnp.js";
 import { parseSimEvidence, simImageDigest } from "../tee/sim.js";
 import { modelDirDigest } from "../tee/model-digest.js";
@@ -39,6 +41,10 @@ export interface AttestVerifyOptions {
   pccs?: string;
   /** SEV-SNP without --collateral: fetch the VCEK from this KDS. */
   kds?: string;
+  /** SEV-SNP: AMD's CRL (DER) to check the ASK/VCEK against; with --kds it is fetched. */
+  amdCrl?: string;
+  /** TDX: the CCEL boot event log, replayed into RTMR0-2 (and RTMR3 when it extends it) and compared with the quote. */
+  eventLog?: string;
   collateralCache?: string;
   at?: string;
   json?: boolean;
@@ -47,6 +53,27 @@ export interface AttestVerifyOptions {
   role?: string;
   nonce?: string;
   rim?: string;
+}
+
+/** Replays a CCEL event log into the verdict: checks.rtmrReplay, details.eventLog, and a mismatch fails it. */
+function checkEventLog(verdict: Verdict, log: Buffer): void {
+  let replay: ReturnType<typeof replayCcelEventLog>;
+  try {
+    replay = replayCcelEventLog(log);
+  } catch (e) {
+    verdict.checks.rtmrReplay = false;
+    verdict.errors.push(errorText(e));
+    verdict.verified = false;
+    return;
+  }
+  const indices = replay.events.some((e) => e.mrIndex === 4) ? [0, 1, 2, 3] : [0, 1, 2];
+  const bad = rtmrReplayMismatches(replay.rtmr, (verdict.measurements.rtmr as string[] | undefined) ?? [], indices);
+  verdict.checks.rtmrReplay = bad.length === 0;
+  verdict.details.eventLog = { events: replay.events.length, replayed: indices.map((i) => `RTMR${i}`), rtmr: replay.rtmr };
+  if (bad.length) {
+    verdict.errors.push(`the event log does not explain the quote: ${bad.join("; ")}`);
+    verdict.verified = false;
+  }
 }
 
 export interface AttestReport {
@@ -108,8 +135,11 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
   if (!collateral && detected.kind === "tdx" && opts.pccs) {
     collateral = Buffer.from(JSON.stringify(await new TdxCollateralStore({ baseUrl: opts.pccs, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now }).forQuote(detected.data)));
   }
-  if (!collateral && detected.kind === "sev-snp" && opts.kds) {
-    collateral = await new VcekStore({ baseUrl: opts.kds, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now }).forReport(detected.data);
+  let amdCrl: Buffer | undefined = opts.amdCrl ? readFileSync(opts.amdCrl) : undefined;
+  if (detected.kind === "sev-snp" && opts.kds) {
+    const kds = new VcekStore({ baseUrl: opts.kds, cacheDir: opts.collateralCache ?? DEFAULT_COLLATERAL_CACHE, now: () => now });
+    collateral ??= await kds.forReport(detected.data);
+    amdCrl ??= await kds.crlFor(vcekDer(collateral));
   }
   let verdict: Verdict;
   let claims: Claims | undefined;
@@ -118,16 +148,17 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
   switch (detected.kind) {
     case "tdx":
       verdict = verifyTdxQuote(detected.data, { collateral, now, allowDebug: policy?.allowDebug, minTcbEvaluationDataNumber: policy?.minTcbEvaluationDataNumber });
+      if (opts.eventLog) checkEventLog(verdict, readFileSync(opts.eventLog));
       break;
     case "sev-snp":
       if (!collateral) {
         verdict = verifySnpReport(detected.data, Buffer.alloc(0), { now });
         verdict.errors.unshift("no VCEK given: pass the VCEK certificate (DER or PEM) with --collateral FILE");
-      } else verdict = verifySnpReport(detected.data, collateral, { now, allowDebug: policy?.allowDebug });
+      } else verdict = verifySnpReport(detected.data, collateral, { now, allowDebug: policy?.allowDebug, ...(amdCrl ? { crl: amdCrl } : {}) });
       break;
     case "nvidia": {
       const chain = detected.certChain ?? collateral?.toString("latin1") ?? "";
-      verdict = verifyNvidiaEvidence(detected.data, chain, { now, expectedNonce: opts.nonce, reference: opts.rim ? loadReferenceMeasurements(opts.rim) : undefined });
+      verdict = verifyNvidiaEvidence(detected.data, chain, { now, expectedNonce: opts.nonce, reference: opts.rim ? loadReferenceMeasurements(opts.rim, { now }) : undefined });
       if (!chain) verdict.errors.unshift("no certificate chain given: pass the GPU's PEM chain with --collateral FILE");
       break;
     }
@@ -174,7 +205,8 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
     }
     if (policy && verified && verdict.platform !== "nvidia") {
       try {
-        checkPlatformPolicy(policy, { role, platform: verdict.platform as "tdx" | "sev-snp" | "sim", imageDigest: verdict.imageDigest, tcbStatus: verdict.platform === "tdx" ? verdict.status : undefined });
+        const snp = snpPolicyFacts(verdict);
+        checkPlatformPolicy(policy, { role, platform: verdict.platform as "tdx" | "sev-snp" | "sim", imageDigest: verdict.imageDigest, tcbStatus: verdict.platform === "tdx" ? verdict.status : undefined, ...(snp ? { snp } : {}) });
         policyResult = { name: policy.name, passed: true };
       } catch (e) {
         verified = false;
@@ -246,6 +278,9 @@ export interface MeasureOptions {
   mrconfigid?: string;
   mrowner?: string;
   mrownerconfig?: string;
+  /** SEV-SNP register values: MEASUREMENT (48 bytes) and HOST_DATA (32 bytes, default zeros). */
+  measurement?: string;
+  hostData?: string;
   kind?: string;
   root?: string;
 }
@@ -254,8 +289,8 @@ export interface MeasureResult {
   source: string;
   platform: "tdx" | "sim" | "sev-snp";
   imageDigest: string;
-  /** What the root owner runs to allow it (absent when the root cannot hold it: SEV-SNP measurements are 48 bytes). */
-  rootCommand?: string;
+  /** What the root owner runs to allow it. */
+  rootCommand: string;
   policyLine: string;
   notes: string[];
 }
@@ -274,23 +309,35 @@ function register48(v: string | undefined, name: string, required: boolean): Buf
 export function runAttestMeasure(file: string | undefined, o: MeasureOptions): MeasureResult {
   const kind = (o.kind ?? "worker").toLowerCase();
   if (!["worker", "proxy", "both"].includes(kind)) throw new Error(`--kind must be worker, proxy or both, got "${o.kind}"`);
-  const registers = [o.mrtd, o.rtmr0, o.rtmr1, o.rtmr2, o.rtmr3, o.mrconfigid, o.mrowner, o.mrownerconfig].some((v) => v !== undefined);
-  if (file && registers) throw new Error("give either an evidence FILE or register values (--mrtd, --rtmr0..3), not both");
+  const tdxRegisters = [o.mrtd, o.rtmr0, o.rtmr1, o.rtmr2, o.rtmr3, o.mrconfigid, o.mrowner, o.mrownerconfig].some((v) => v !== undefined);
+  const snpRegisters = [o.measurement, o.hostData].some((v) => v !== undefined);
+  const registers = tdxRegisters || snpRegisters;
+  if (file && registers) throw new Error("give either an evidence FILE or register values (--mrtd, --rtmr0..3, or --measurement), not both");
+  if (tdxRegisters && snpRegisters) throw new Error("give TDX registers (--mrtd, --rtmr0..3) or SEV-SNP values (--measurement, --host-data), not both");
   const notes: string[] = [];
   let platform: MeasureResult["platform"];
   let digest: string;
   let source: string;
   if (!file) {
-    if (!registers) throw new Error("give an evidence FILE (TDX quote, sim evidence, SEV-SNP report or RA-TLS certificate) or --mrtd and --rtmr0..3");
-    platform = "tdx";
+    if (!registers) throw new Error("give an evidence FILE (TDX quote, sim evidence, SEV-SNP report or RA-TLS certificate), --mrtd and --rtmr0..3, or --measurement");
     source = "register values";
-    digest = tdxImageDigest({
-      mrTd: register48(o.mrtd, "mrtd", true),
-      rtmr: [register48(o.rtmr0, "rtmr0", true), register48(o.rtmr1, "rtmr1", true), register48(o.rtmr2, "rtmr2", true), register48(o.rtmr3, "rtmr3", true)],
-      mrConfigId: register48(o.mrconfigid, "mrconfigid", false),
-      mrOwner: register48(o.mrowner, "mrowner", false),
-      mrOwnerConfig: register48(o.mrownerconfig, "mrownerconfig", false),
-    });
+    if (snpRegisters) {
+      platform = "sev-snp";
+      if (o.measurement === undefined) throw new Error("--measurement is required with --host-data (the SEV-SNP launch MEASUREMENT, 96 hex characters)");
+      if (!HEX48.test(o.measurement.trim())) throw new Error(`--measurement must be 96 hex characters (the 48-byte SEV-SNP MEASUREMENT), got "${o.measurement}"`);
+      const hostData = o.hostData === undefined ? "00".repeat(32) : o.hostData.trim();
+      if (!/^[0-9a-fA-F]{64}$/.test(hostData)) throw new Error(`--host-data must be 64 hex characters (the 32-byte SEV-SNP HOST_DATA), got "${o.hostData}"`);
+      digest = snpImageDigest({ measurement: Buffer.from(o.measurement.trim(), "hex"), hostData: Buffer.from(hostData, "hex") });
+    } else {
+      platform = "tdx";
+      digest = tdxImageDigest({
+        mrTd: register48(o.mrtd, "mrtd", true),
+        rtmr: [register48(o.rtmr0, "rtmr0", true), register48(o.rtmr1, "rtmr1", true), register48(o.rtmr2, "rtmr2", true), register48(o.rtmr3, "rtmr3", true)],
+        mrConfigId: register48(o.mrconfigid, "mrconfigid", false),
+        mrOwner: register48(o.mrowner, "mrowner", false),
+        mrOwnerConfig: register48(o.mrownerconfig, "mrownerconfig", false),
+      });
+    }
   } else {
     let bytes: Buffer;
     try {
@@ -316,8 +363,9 @@ export function runAttestMeasure(file: string | undefined, o: MeasureOptions): M
       notes.push("sim evidence: INSECURE development image; production refuses sim whatever the allow-lists say");
     } else if (p === "sev-snp") {
       platform = "sev-snp";
-      digest = parseSnpReport(quote).measurement.toString("hex");
-      notes.push("SEV-SNP measurements are 48 bytes; the root contract's image lists hold 32-byte digests, so allow this one in a policy file");
+      const rep = parseSnpReport(quote);
+      digest = snpImageDigest(rep);
+      notes.push(`SEV-SNP image digest = SHA-256("cocoon-ts/sev-snp-image/v1\\n" ‖ MEASUREMENT ${rep.measurement.toString("hex")} ‖ HOST_DATA ${rep.hostData.toString("hex")})`);
     } else {
       throw new Error(`${source} carries no launch measurement (NVIDIA evidence measures the GPU, not the image)`);
     }
@@ -328,7 +376,7 @@ export function runAttestMeasure(file: string | undefined, o: MeasureOptions): M
     source,
     platform,
     imageDigest: digest,
-    ...(platform === "sev-snp" ? {} : { rootCommand: `cocoon root allow-image --root ${o.root ?? "<ROOT ADDRESS>"} --kind ${kind} --digest ${digest} --key-file <OWNER KEY FILE>` }),
+    rootCommand: `cocoon root allow-image --root ${o.root ?? "<ROOT ADDRESS>"} --kind ${kind} --digest ${digest} --key-file <OWNER KEY FILE>`,
     policyLine: `"measurements": { ${roles.map((r) => `"${r}": ["${digest}"]`).join(", ")} }`,
     notes,
   };
@@ -367,7 +415,9 @@ export function registerAttestCommand(program: Command): void {
     .argument("<file>", "TDX quote, SEV-SNP report, NVIDIA evidence (binary or hex), sim evidence or RA-TLS certificate (PEM/DER)")
     .option("--collateral <file>", "TDX: QuoteCollateralV3 JSON; SEV-SNP: VCEK certificate; NVIDIA: GPU certificate chain (PEM)")
     .option("--pccs <url>", "TDX without --collateral: fetch the collateral from this PCCS / Intel PCS (v4 API)")
-    .option("--kds <url>", "SEV-SNP without --collateral: fetch the VCEK from this AMD KDS")
+    .option("--kds <url>", "SEV-SNP: fetch the VCEK (without --collateral) and AMD's CRL (without --amd-crl) from this AMD KDS")
+    .option("--event-log <file>", "TDX: the CCEL boot event log (/sys/firmware/acpi/tables/data/CCEL), replayed and compared with the quote's RTMRs")
+    .option("--amd-crl <file>", "SEV-SNP: AMD's CRL (DER, from KDS /vcek/v1/{product}/crl) to check the ASK and VCEK for revocation")
     .option("--collateral-cache <dir>", "cache of fetched collateral, verified on every load (default ~/.cocoon/collateral)")
     .option("--at <iso-time>", "evaluation time (default: now), e.g. 2025-07-19T10:00:00Z")
     .option("--json", "print a JSON report")
@@ -375,7 +425,7 @@ export function registerAttestCommand(program: Command): void {
     .option("--allow-sim", "accept INSECURE sim evidence (development only)")
     .option("--role <role>", "role whose allowed measurements apply to bare evidence (client, proxy, worker)", "worker")
     .option("--nonce <hex>", "NVIDIA: the nonce the GPU must have signed")
-    .option("--rim <path>", "NVIDIA: reference measurement file or folder (RIM XML or JSON)")
+    .option("--rim <path>", "NVIDIA: reference measurements, file or folder: NVIDIA-signed RIM XML (signature and chain checked at --at) or JSON")
     .action(async (file: string, opts: AttestVerifyOptions) => {
       try {
         const r = await runAttestVerify(file, opts);
@@ -444,7 +494,7 @@ export function registerAttestCommand(program: Command): void {
     });
   attest
     .command("measure")
-    .description("print the image digest the root expects (from evidence, or from MRTD/RTMR values) and the root command that allows it")
+    .description("print the image digest the root expects (from evidence, from MRTD/RTMR values, or from a SEV-SNP MEASUREMENT) and the root command that allows it")
     .argument("[file]", "TDX quote, SEV-SNP report, sim evidence or RA-TLS certificate")
     .option("--mrtd <hex>", "MRTD (96 hex characters)")
     .option("--rtmr0 <hex>", "RTMR0")
@@ -454,6 +504,8 @@ export function registerAttestCommand(program: Command): void {
     .option("--mrconfigid <hex>", "MRCONFIGID (default zeros)")
     .option("--mrowner <hex>", "MROWNER (default zeros)")
     .option("--mrownerconfig <hex>", "MROWNERCONFIG (default zeros)")
+    .option("--measurement <hex>", "SEV-SNP: the launch MEASUREMENT (96 hex characters), instead of TDX registers")
+    .option("--host-data <hex>", "SEV-SNP: HOST_DATA (64 hex characters, default zeros)")
     .option("--kind <kind>", "worker, proxy or both", "worker")
     .option("--root <address>", "the root contract, to fill into the printed command")
     .option("--json", "print JSON")

@@ -10,6 +10,7 @@ import { collectGpuEvidence } from "../tee/gpu-collect.js";
 import { DEFAULT_PCCS_URL, TdxCollateralStore } from "../tee/tdx/pcs.js";
 import { verifyPeerCertificate } from "../tee/ratls.js";
 import { simWarning } from "../tee/sim.js";
+import { errorText } from "../tee/errors.js";
 import { resolvePolicySpec, type Policy } from "../tee/policy.js";
 import { NODE_PLATFORMS, type Claims, type NodePlatform, type Role } from "../tee/claims.js";
 import type { Logger } from "../util/log.js";
@@ -38,7 +39,7 @@ export interface SecurityOptions {
 export const DEFAULT_COLLATERAL_CACHE = join(homedir(), ".cocoon", "collateral");
 
 /** TDX/SEV-SNP evidence sources from the command line: configfs-tsm, and collateral stores (PCCS / KDS + cache). */
-export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdentityOptions, "tsmRoot" | "collateralSource" | "vcekSource"> {
+export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdentityOptions, "tsmRoot" | "collateralSource" | "vcekSource" | "amdCrlSource"> {
   const cacheDir = o.collateralCache ?? DEFAULT_COLLATERAL_CACHE;
   const warn = (line: string) => log.warn(line);
   const tdx = new TdxCollateralStore({ baseUrl: o.pccs ?? DEFAULT_PCCS_URL, cacheDir, log: warn });
@@ -47,6 +48,15 @@ export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdent
     ...(o.tsmRoot ? { tsmRoot: o.tsmRoot } : {}),
     collateralSource: (quote) => tdx.forQuote(quote),
     vcekSource: (report) => snp.forReport(report),
+    // Without AMD's CRL the node still starts (dev policies do not need it); production peers refuse it (policy.snp-crl).
+    amdCrlSource: async (vcek) => {
+      try {
+        return await snp.crlFor(vcek);
+      } catch (e) {
+        log.warn(`${errorText(e)}; this node's SEV-SNP evidence carries no CRL, and peers under a policy with requireSnpCrl (production) will refuse it`);
+        return undefined;
+      }
+    },
   };
 }
 
@@ -101,6 +111,8 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   const sources = platform === "sim" ? {} : evidenceSources(o, log);
   // With --pccs given, this node also fetches collateral for peers that attached none (any platform of its own).
   const peerCollateral = o.pccs ? (sources.collateralSource ?? evidenceSources(o, log).collateralSource) : undefined;
+  // With --kds given, it also fetches AMD's CRL for SEV-SNP peers that attached none.
+  const peerAmdCrl = o.kds ? (sources.amdCrlSource ?? evidenceSources(o, log).amdCrlSource) : undefined;
   // A worker in a TEE attests its GPU (nonce bound to its claims) when asked, or when the policy requires it.
   const gpuIndex = o.gpu === undefined ? (configured.requireGpu ? 0 : undefined) : o.gpu === "none" ? undefined : Number(o.gpu);
   if (gpuIndex !== undefined && (!Number.isInteger(gpuIndex) || gpuIndex < 0)) throw new Error(`--gpu must be a GPU index (0, 1, ...) or none, got "${o.gpu}"`);
@@ -123,7 +135,7 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
     }
     return async (der): Promise<PeerInfo> => {
       if (!der) throw new Error(`the ${peerRole} presented no certificate; it must present an RA-TLS certificate`);
-      const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: peerRole, ...(peerCollateral ? { collateralSource: peerCollateral } : {}) });
+      const v = await verifyPeerCertificate(der, currentPolicy(), { expectedRole: peerRole, ...(peerCollateral ? { collateralSource: peerCollateral } : {}), ...(peerAmdCrl ? { amdCrlSource: peerAmdCrl } : {}) });
       return {
         description: describePeer(peerRole, v.platform, v.insecure, v.imageDigest),
         insecure: v.insecure,

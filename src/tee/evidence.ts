@@ -1,7 +1,8 @@
 // The evidence bundle a node carries in its RA-TLS certificate: the CPU TEE evidence plus what a verifier needs
 // offline (TDX collateral, SEV-SNP VCEK) and the optional GPU evidence. Encoded as UTF-8 JSON:
 //   { "v": 1, "platform": "tdx"|"sev-snp"|"sim", "quote": base64, "collateral"?: QuoteCollateralV3,
-//     "vcek"?: base64 DER, "gpu"?: base64 of the GPU evidence bundle (see encodeGpuEvidence) }
+//     "vcek"?: base64 DER, "amdCrl"?: base64 DER (AMD's CRL for the VCEK's product, signed by the ARK),
+//     "gpu"?: base64 of the GPU evidence bundle (see encodeGpuEvidence) }
 // Collateral and VCEK are signed by Intel/AMD, so carrying them in untrusted hands is safe.
 import { createHash } from "node:crypto";
 import { z } from "zod";
@@ -20,6 +21,7 @@ const BundleSchema = z
     quote: b64,
     collateral: CollateralSchema.optional(),
     vcek: b64.optional(),
+    amdCrl: b64.optional(),
     gpu: b64.optional(),
   })
   .strict();
@@ -29,6 +31,8 @@ export interface EvidenceBundle {
   quote: Buffer;
   collateral?: QuoteCollateralV3;
   vcek?: Buffer;
+  /** SEV-SNP: AMD's CRL for the product (verifiers check its ARK signature and dates before using it). */
+  amdCrl?: Buffer;
   gpu?: Buffer;
 }
 
@@ -40,6 +44,7 @@ export function encodeEvidenceBundle(b: EvidenceBundle): Buffer {
       quote: b.quote.toString("base64"),
       collateral: b.collateral,
       vcek: b.vcek?.toString("base64"),
+      amdCrl: b.amdCrl?.toString("base64"),
       gpu: b.gpu?.toString("base64"),
     }),
     "utf8",
@@ -62,6 +67,7 @@ export function decodeEvidenceBundle(bytes: Buffer): EvidenceBundle {
     quote: Buffer.from(d.quote, "base64"),
     collateral: d.collateral,
     vcek: d.vcek ? Buffer.from(d.vcek, "base64") : undefined,
+    amdCrl: d.amdCrl ? Buffer.from(d.amdCrl, "base64") : undefined,
     gpu: d.gpu ? Buffer.from(d.gpu, "base64") : undefined,
   };
 }

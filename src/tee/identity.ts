@@ -33,6 +33,9 @@ export interface NodeIdentityOptions {
   vcek?: Buffer;
   /** SEV-SNP: where the VCEK comes from when the host supplies no certificate table (a VcekStore: KDS + cache). */
   vcekSource?: (report: Buffer) => Promise<Buffer>;
+  /** SEV-SNP: AMD's CRL (DER) to attach, or where it comes from for a VCEK (a VcekStore's crlFor); undefined = none. */
+  amdCrl?: Buffer;
+  amdCrlSource?: (vcek: Buffer) => Promise<Buffer | undefined>;
   /** configfs-tsm report directory (default /sys/kernel/config/tsm/report; tests point it at a stand-in). */
   tsmRoot?: string;
   /** sim only: simulated measurements (default: the sim image). */
@@ -113,6 +116,8 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
     bundle.quote = r.outblob;
     bundle.vcek = opts.vcek ?? (r.auxblob ? vcekFromCertTable(r.auxblob) : undefined);
     if (!bundle.vcek && opts.vcekSource) bundle.vcek = await opts.vcekSource(bundle.quote);
+    // AMD's CRL travels with the report too, so that peers check the ASK/VCEK for revocation offline.
+    bundle.amdCrl = opts.amdCrl ?? (bundle.vcek && opts.amdCrlSource ? await opts.amdCrlSource(bundle.vcek) : undefined);
   }
   const evidence = encodeEvidenceBundle(bundle);
   const cert = buildRaTlsCertificate({

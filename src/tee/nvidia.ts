@@ -9,8 +9,9 @@
 //   record block:    u8 index | u8 measurement spec | u16 size | u8 DMTF value type | u16 value size | value
 // The signature covers request || response-without-signature (SHA-384), made by the leaf of the GPU's
 // certificate chain (GSP FMC leaf -> GSP BROM -> GH100 Provisioner ICA -> GH100 Identity -> NVIDIA Device
-// Identity CA, pinned). Reference measurements (RIM) are compared when files are supplied; OCSP is a network
-// check that this verifier does not perform (see docs/attestation.md).
+// Identity CA, pinned). Reference measurements (RIMs, whose XML signatures rim.ts checks) are compared when files
+// are supplied; OCSP answers stapled by the worker are checked offline (ocsp.ts); asking NVIDIA's OCSP service is
+// the worker's job (gpu-collect.ts), never the verifier's.
 import { createHash, verify as cryptoVerify } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -19,6 +20,7 @@ import { EvidenceFormatError, errorText, EvidenceReader } from "./errors.js";
 import { NVIDIA_DEVICE_IDENTITY_CA_PEM } from "./roots/index.js";
 import { testNvidiaRootFor } from "./roots/test-roots.js";
 import { checkOcsp } from "./ocsp.js";
+import { verifyRim, type Rim } from "./rim.js";
 import { CheckList, type Verdict } from "./verdict.js";
 import { splitPem, verifyChainToRoot } from "./x509.js";
 
@@ -107,15 +109,16 @@ export function parseNvidiaEvidence(input: Uint8Array): NvidiaEvidence {
 export type ReferenceMeasurements = Map<number, string[]>;
 
 /**
- * Reads reference measurements from a file or a folder of files. Two formats:
- * - NVIDIA RIM (SWID XML): `<Resource type="Measurement" index="N" active="True" Hash0="hex" Hash1="hex" .../>`.
- *   Inactive entries are skipped. The RIM's own XML signature is NOT checked: files on disk are trusted
- *   configuration (put only RIMs you fetched and checked there).
- * - JSON: `{ "measurements": { "<index>": "hex" | ["hex", ...] } }`.
+ * Reads reference measurements from a file or a folder of files, keyed by SPDM measurement block index. Two formats:
+ * - NVIDIA RIM (SWID XML, signed): its XML signature and certificate chain to NVIDIA's RIM root are verified at
+ *   `now` (rim.ts verifyRim); a RIM that does not verify is refused. Active measurements only; RIM index i is SPDM
+ *   block i+1. An index active in two RIMs (driver and VBIOS) is refused, as NVIDIA's verifier does.
+ * - JSON `{ "measurements": { "<SPDM block index>": "hex" | ["hex", ...] } }`: unsigned, so trusted configuration.
  */
-export function loadReferenceMeasurements(path: string): ReferenceMeasurements {
+export function loadReferenceMeasurements(path: string, opts: { now?: Date } = {}): ReferenceMeasurements {
   const files = statSync(path).isDirectory() ? readdirSync(path).sort().map((f) => join(path, f)) : [path];
   const out: ReferenceMeasurements = new Map();
+  const fromRim = new Map<number, string>();
   const add = (i: number, v: string) => {
     const list = out.get(i) ?? [];
     list.push(v.toLowerCase());
@@ -129,11 +132,17 @@ export function loadReferenceMeasurements(path: string): ReferenceMeasurements {
       for (const [k, v] of Object.entries(j.measurements)) for (const h of Array.isArray(v) ? v : [v]) add(Number(k), h);
       continue;
     }
-    for (const m of text.matchAll(/<(?:\w+:)?Resource\b([^>]*)\/?>/g)) {
-      const attrs = new Map([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((a) => [a[1], a[2]]));
-      if (attrs.get("type") !== "Measurement" || attrs.get("active")?.toLowerCase() === "false") continue;
-      const idx = Number(attrs.get("index"));
-      for (const [k, v] of attrs) if (/^Hash\d+$/.test(k)) add(idx, v);
+    let rim: Rim;
+    try {
+      rim = verifyRim(text, { now: opts.now, what: `RIM ${file}` });
+    } catch (e) {
+      throw new Error(`${errorText(e)}. Only NVIDIA-signed RIMs are accepted as XML; reference values you trust otherwise go in a JSON file`);
+    }
+    for (const m of rim.measurements) {
+      const other = fromRim.get(m.index);
+      if (other) throw new Error(`measurement ${m.index - 1} (SPDM block ${m.index}) is active in both ${other} and ${file}; NVIDIA's verifier refuses such a pair of RIMs`);
+      fromRim.set(m.index, file);
+      for (const v of m.values) add(m.index, v);
     }
   }
   return out;

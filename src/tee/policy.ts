@@ -5,10 +5,18 @@ import { z } from "zod";
 import { ROLES, type Claims, type NodePlatform, type Role } from "./claims.js";
 import { AttestationError } from "./errors.js";
 import { TCB_STATUSES, tcbRank } from "./tdx/tcb.js";
+import type { TcbVersion } from "./sevsnp.js";
+
+/** An SEV-SNP TCB floor: security patch levels (SPLs) per firmware component; fmc only on Turin. */
+const SnpTcbSchema = z
+  .object({ bootloader: z.number().int().min(0).max(255), tee: z.number().int().min(0).max(255), snp: z.number().int().min(0).max(255), microcode: z.number().int().min(0).max(255), fmc: z.number().int().min(0).max(255).optional() })
+  .strict();
+export type SnpTcbFloor = z.output<typeof SnpTcbSchema>;
 
 const hexDigest = z
   .string()
-  .regex(/^[0-9a-fA-F]{64}$|^[0-9a-fA-F]{96}$/, "hex digest (64 hex chars for SHA-256 image/model digests, 96 for an SEV-SNP measurement)")
+  .refine((s) => !/^[0-9a-fA-F]{96}$/.test(s), "a 96-hex SEV-SNP MEASUREMENT is not an image digest: allow the 64-hex digest that `cocoon attest measure REPORT` prints")
+  .pipe(z.string().regex(/^[0-9a-fA-F]{64}$/, "hex digest (64 hex characters: SHA-256 image or model digest)"))
   .transform((s) => s.toLowerCase());
 
 export const PolicySchema = z
@@ -37,11 +45,24 @@ export const PolicySchema = z
     strictAllowLists: z.boolean().default(false),
     /** Refuse TDX quotes with non-zero bytes after the signature data (default: ignore them with a warning). */
     refuseQuoteTrailingBytes: z.boolean().default(false),
+    /** SEV-SNP: the lowest acceptable REPORTED_TCB, component by component (bootloader, TEE, SNP, microcode SPLs). */
+    minSnpTcb: SnpTcbSchema.optional(),
+    /** SEV-SNP: the lowest acceptable LAUNCH_TCB (the TCB the guest was started under). */
+    minSnpLaunchTcb: SnpTcbSchema.optional(),
+    /** SEV-SNP: accept a COMMITTED_TCB below CURRENT_TCB (firmware updated but not yet committed). Default: must be equal. */
+    allowProvisionalSnpFirmware: z.boolean().default(false),
+    /** SEV-SNP: the evidence must carry AMD's CRL so the ASK and VCEK are checked for revocation (default: true in production). */
+    requireSnpCrl: z.boolean().optional(),
     /** Roles that must present hardware evidence; others may run on sim even in production (e.g. clients). */
     attestedRoles: z.array(z.enum(ROLES)).default(["proxy", "worker"]),
   })
   .strict()
-  .transform((p) => ({ ...p, requireGpu: p.requireGpu ?? p.mode === "production", requireGpuOcsp: p.requireGpuOcsp ?? p.mode === "production" }));
+  .transform((p) => ({
+    ...p,
+    requireGpu: p.requireGpu ?? p.mode === "production",
+    requireGpuOcsp: p.requireGpuOcsp ?? p.mode === "production",
+    requireSnpCrl: p.requireSnpCrl ?? p.mode === "production",
+  }));
 export type Policy = z.output<typeof PolicySchema>;
 
 /** Development policy: accepts sim evidence, debug guests and any measurement or model. Never in production. */
@@ -58,6 +79,8 @@ export const DEV_POLICY: Policy = Object.freeze({
   requireGpuOcsp: false,
   attestedRoles: ["proxy", "worker"],
   refuseQuoteTrailingBytes: false,
+  allowProvisionalSnpFirmware: true,
+  requireSnpCrl: false,
 }) as Policy;
 
 /** Production defaults: no sim, no debug, UpToDate TCB only, and nothing allowed until allow-lists are filled. */
@@ -74,6 +97,8 @@ export const PRODUCTION_POLICY: Policy = Object.freeze({
   requireGpuOcsp: true,
   attestedRoles: ["proxy", "worker"],
   refuseQuoteTrailingBytes: false,
+  allowProvisionalSnpFirmware: false,
+  requireSnpCrl: true,
 }) as Policy;
 
 export function parsePolicy(obj: unknown, source = "policy"): Policy {
@@ -112,6 +137,69 @@ export interface PolicySubject {
   hasVerifiedGpu?: boolean;
   /** The GPU evidence carried good, fresh OCSP answers for its chain. */
   hasGpuOcsp?: boolean;
+  /** SEV-SNP evidence: the report's TCB versions and whether AMD's CRL was checked. */
+  snp?: SnpPolicyFacts;
+}
+
+export interface SnpPolicyFacts {
+  reported: TcbVersion;
+  current: TcbVersion;
+  committed: TcbVersion;
+  launch: TcbVersion;
+  revocationChecked: boolean;
+}
+
+const SNP_TCB_PARTS = ["bootloader", "tee", "snp", "microcode", "fmc"] as const;
+const tcbText = (t: Partial<Record<(typeof SNP_TCB_PARTS)[number], number>>): string =>
+  SNP_TCB_PARTS.filter((k) => t[k] !== undefined).map((k) => `${k}=${t[k]}`).join(" ");
+/** The components of `t` below `floor` (empty when t >= floor component-wise). */
+function tcbBelow(t: TcbVersion, floor: SnpTcbFloor): string[] {
+  return SNP_TCB_PARTS.filter((k) => floor[k] !== undefined && (t[k] ?? 0) < (floor[k] as number));
+}
+
+/** SEV-SNP rules, following go-sev-guest's validate package: CRL present, committed vs current, TCB floors. */
+function checkSnpPolicy(policy: Policy, s: Pick<PolicySubject, "role" | "platform" | "snp">): void {
+  if (s.platform !== "sev-snp") return;
+  const snp = s.snp;
+  if (!snp) {
+    if (!policy.requireSnpCrl && !policy.minSnpTcb && !policy.minSnpLaunchTcb) return;
+    throw new AttestationError("policy.snp-tcb", `the ${s.role}'s SEV-SNP TCB and revocation facts were not available to the policy`, "snp=unknown", "verify the report with this version's verifier");
+  }
+  if (policy.requireSnpCrl && !snp.revocationChecked) {
+    throw new AttestationError(
+      "policy.snp-crl",
+      `the ${s.role}'s SEV-SNP evidence carries no AMD CRL, so the revocation of its ASK and VCEK is unknown`,
+      "crl=none",
+      "let the node reach AMD's KDS (--kds) so it attaches the current CRL, or set requireSnpCrl: false in the policy",
+    );
+  }
+  const same = SNP_TCB_PARTS.every((k) => snp.committed[k] === snp.current[k]);
+  const committedAbove = tcbBelow(snp.current, snp.committed);
+  if (policy.allowProvisionalSnpFirmware ? committedAbove.length > 0 : !same) {
+    throw new AttestationError(
+      "policy.snp-provisional-firmware",
+      policy.allowProvisionalSnpFirmware
+        ? `COMMITTED_TCB is above CURRENT_TCB in ${committedAbove.join(", ")}`
+        : "the platform runs provisional firmware: COMMITTED_TCB differs from CURRENT_TCB",
+      `current ${tcbText(snp.current)}; committed ${tcbText(snp.committed)}`,
+      "commit the firmware update on the host (or set allowProvisionalSnpFirmware: true to accept provisional firmware)",
+    );
+  }
+  for (const [rule, floor, t, name] of [
+    ["policy.snp-tcb", policy.minSnpTcb, snp.reported, "REPORTED_TCB"],
+    ["policy.snp-launch-tcb", policy.minSnpLaunchTcb, snp.launch, "LAUNCH_TCB"],
+  ] as const) {
+    if (!floor) continue;
+    const low = tcbBelow(t, floor);
+    if (low.length > 0) {
+      throw new AttestationError(
+        rule,
+        `the ${s.role}'s SEV-SNP ${name} is below the policy minimum in ${low.join(", ")} (minimum ${tcbText(floor)})`,
+        tcbText(t),
+        "update the host's SEV firmware and microcode (and relaunch the guest), or lower the minimum in the policy",
+      );
+    }
+  }
 }
 
 /** Applies the policy; throws AttestationError naming the failed rule. */
@@ -140,6 +228,7 @@ export function checkPlatformPolicy(policy: Policy, s: Omit<PolicySubject, "clai
       );
     }
   }
+  checkSnpPolicy(policy, s);
   if (s.tcbStatus !== undefined && tcbRank(s.tcbStatus) > tcbRank(policy.minTcbStatus)) {
     throw new AttestationError(
       "policy.tcb",

@@ -13,7 +13,7 @@ import { AttestationError, EvidenceFormatError, errorText } from "./errors.js";
 import { decodeEvidenceBundle, decodeGpuEvidence, sha256Hex, type EvidenceBundle, type GpuEvidence } from "./evidence.js";
 import { verifyNvidiaEvidence, type NvidiaVerdict } from "./nvidia.js";
 import { checkPolicy, type Policy } from "./policy.js";
-import { verifySnpReport } from "./sevsnp.js";
+import { snpPolicyFacts, verifySnpReport } from "./sevsnp.js";
 import { verifySimEvidence } from "./sim.js";
 import type { QuoteCollateralV3 } from "./tdx/collateral.js";
 import { verifyTdxQuote } from "./tdx/verify.js";
@@ -42,6 +42,8 @@ export interface VerifyPeerOptions {
   collateral?: QuoteCollateralV3;
   /** Fetches TDX collateral for a peer whose bundle carries none (this node's PCCS, through its verified cache). */
   collateralSource?: (quote: Buffer) => Promise<QuoteCollateralV3>;
+  /** Fetches AMD's CRL for a SEV-SNP peer whose bundle carries none (this node's KDS, through its verified cache). */
+  amdCrlSource?: (vcek: Buffer) => Promise<Buffer | undefined>;
   /** Use a private cache instead of the process-wide one (tests). */
   cache?: EvidenceCache;
 }
@@ -105,7 +107,7 @@ export function verifyBundleEvidence(
       if (!b.vcek) {
         return { platform: "sev-snp", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", errors: ["SEV-SNP evidence carries no VCEK certificate"], checks: {}, advisoryIds: [], details: {} };
       }
-      return verifySnpReport(b.quote, b.vcek, { now: opts.now, allowDebug: opts.allowDebug });
+      return verifySnpReport(b.quote, b.vcek, { now: opts.now, allowDebug: opts.allowDebug, ...(b.amdCrl ? { crl: b.amdCrl } : {}) });
   }
 }
 
@@ -168,7 +170,7 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   if (bundle.platform !== claims.platform) refuse("ratls.platform", `claims say platform ${claims.platform} but evidence is ${bundle.platform}`, bundle.platform, "the peer's identity is inconsistent; regenerate it");
 
   const evidenceHash = sha256Hex(ext.evidence);
-  const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${policy.refuseQuoteTrailingBytes ? "t" : ""}|${opts.collateral ? "c" : ""}`;
+  const cacheKey = `${evidenceHash}|${policy.allowDebug}|${policy.minTcbEvaluationDataNumber ?? ""}|${policy.refuseQuoteTrailingBytes ? "t" : ""}|${opts.collateral ? "c" : ""}|${opts.amdCrlSource ? "k" : ""}`;
   let verdict = cache.get(cacheKey, now.getTime());
   if (!verdict) {
     let collateral = opts.collateral;
@@ -179,7 +181,9 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
         refuse("evidence.tdx", `the peer attached no collateral and this node could not fetch it: ${errorText(e)}`, "NoCollateral", "the peer should attach collateral (--pccs on the peer), or make this node's --pccs reachable");
       }
     }
-    verdict = verifyBundleEvidence(bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral });
+    // A SEV-SNP peer that attached no CRL (its KDS was unreachable): this node's own copy, checked the same way.
+    const amdCrl = bundle.platform === "sev-snp" && !bundle.amdCrl && bundle.vcek && opts.amdCrlSource ? await opts.amdCrlSource(bundle.vcek) : undefined;
+    verdict = verifyBundleEvidence(amdCrl ? { ...bundle, amdCrl } : bundle, { now, allowDebug: policy.allowDebug, minTcbEvaluationDataNumber: policy.minTcbEvaluationDataNumber, refuseTrailingBytes: policy.refuseQuoteTrailingBytes, collateral });
     if (verdict.verified) cache.set(cacheKey, verdict, now.getTime());
   }
   if (!verdict.verified) {
@@ -206,7 +210,8 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
     refuse("ratls.gpu", "the bundle carries GPU evidence that the claims do not bind", "gpu=unbound", "the peer must put the GPU evidence digest into its claims");
   }
   const tcbStatus = bundle.platform === "tdx" ? verdict.status : undefined;
-  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true });
+  const snp = snpPolicyFacts(verdict);
+  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true, ...(snp ? { snp } : {}) });
   return {
     platform: bundle.platform,
     insecure: verdict.insecure,

@@ -2,7 +2,7 @@
 // Report layout (1184 bytes, little-endian): see SNP_OFFSETS below. The signature is ECDSA P-384/SHA-384 by the
 // VCEK over report[0 : 0x2A0]; r and s are 72-byte little-endian, zero-padded values at 0x2A0 and 0x2E8.
 // Chain: VCEK -> ASK -> ARK (RSASSA-PSS/SHA-384), ARK and ASK pinned per product (Milan, Genoa, Turin).
-import { verify as cryptoVerify, type X509Certificate } from "node:crypto";
+import { createHash, verify as cryptoVerify, type X509Certificate } from "node:crypto";
 import { toHex as hex, isAllZero } from "../crypto/bytes.js";
 import { EvidenceFormatError, errorText, EvidenceReader } from "./errors.js";
 import { TAG, content, decodeSmallInt, expectTag, parseDer, readNode } from "./der.js";
@@ -15,6 +15,7 @@ import {
   AMD_TURIN_ASK_PEM,
 } from "./roots/index.js";
 import { testAmdRootsFor } from "./roots/test-roots.js";
+import { checkCrlFresh, parseCrl, verifyCrlSignature, type Crl } from "./crl.js";
 import { CheckList, type Verdict } from "./verdict.js";
 import { certFields, parseCert, splitPem, verifyChainToRoot } from "./x509.js";
 
@@ -123,6 +124,22 @@ export function parseSnpReport(input: Uint8Array): SnpReport {
   };
 }
 
+/** Domain prefix of the SEV-SNP image digest (docs/attestation.md "Image digests"). */
+export const SNP_IMAGE_DIGEST_DOMAIN = "cocoon-ts/sev-snp-image/v1\n";
+const SNP_MEASUREMENT_LEN = 48;
+const SNP_HOST_DATA_LEN = 32;
+
+/**
+ * The 32-byte image digest of a SEV-SNP guest, the form the root contract's image lists hold:
+ * SHA-256("cocoon-ts/sev-snp-image/v1\n" ‖ MEASUREMENT (48 B) ‖ HOST_DATA (32 B)). HOST_DATA is the host-chosen
+ * launch data, included like TDX's MRCONFIGID/MROWNER so that a host cannot hand the same image other launch data.
+ */
+export function snpImageDigest(r: { measurement: Buffer; hostData: Buffer }): string {
+  if (r.measurement.length !== SNP_MEASUREMENT_LEN) throw new Error(`SEV-SNP MEASUREMENT must be ${SNP_MEASUREMENT_LEN} bytes, got ${r.measurement.length}`);
+  if (r.hostData.length !== SNP_HOST_DATA_LEN) throw new Error(`SEV-SNP HOST_DATA must be ${SNP_HOST_DATA_LEN} bytes, got ${r.hostData.length}`);
+  return createHash("sha256").update(SNP_IMAGE_DIGEST_DOMAIN, "utf8").update(r.measurement).update(r.hostData).digest("hex");
+}
+
 export function snpPolicyFlags(policy: bigint) {
   const bit = (n: bigint) => ((policy >> n) & 1n) === 1n;
   return {
@@ -203,6 +220,21 @@ export interface SnpVerifyOptions {
   /** Override the pinned ARK / ASK (tests show that a wrong root fails). */
   arkPem?: string;
   askPem?: string;
+  /**
+   * AMD's CRL for the product (DER, KDS `/vcek/v1/{product}/crl`), signed by the ARK. With it the ASK and the VCEK
+   * are checked for revocation (checks amdCrlValid, askNotRevoked, vcekNotRevoked); without it the verdict says
+   * that revocation was not checked (details.revocationChecked false) and policies that require it refuse.
+   */
+  crl?: Buffer;
+}
+
+/** Parses AMD's product CRL and checks its signature by `arkPem` and its validity window at `now`. */
+export function verifyAmdCrl(der: Buffer, arkPem: string, now: Date, product = "AMD"): Crl {
+  const what = `AMD ${product} CRL`;
+  const crl = parseCrl(der, what);
+  verifyCrlSignature(crl, parseCert(splitPem(arkPem)[0] ?? Buffer.alloc(0), `AMD ${product} ARK`), what);
+  checkCrlFresh(crl, now, what);
+  return crl;
 }
 
 export interface SnpVerdict extends Verdict {
@@ -212,6 +244,14 @@ export interface SnpVerdict extends Verdict {
 
 function emptyVerdict(errors: string[]): SnpVerdict {
   return { platform: "sev-snp", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", errors, checks: {}, advisoryIds: [], details: {} };
+}
+
+/** The facts SEV-SNP policy rules need (policy.ts checkSnpPolicy), from a verified SEV-SNP verdict. */
+export function snpPolicyFacts(v: Verdict): { reported: TcbVersion; current: TcbVersion; committed: TcbVersion; launch: TcbVersion; revocationChecked: boolean } | undefined {
+  if (v.platform !== "sev-snp") return undefined;
+  const d = v.details as { reportedTcb?: TcbVersion; currentTcb?: TcbVersion; committedTcb?: TcbVersion; launchTcb?: TcbVersion; revocationChecked?: boolean };
+  if (!d.reportedTcb || !d.currentTcb || !d.committedTcb || !d.launchTcb) return undefined;
+  return { reported: d.reportedTcb, current: d.currentTcb, committed: d.committedTcb, launch: d.launchTcb, revocationChecked: d.revocationChecked === true };
 }
 
 /** Reads a VCEK given as DER or PEM. */
@@ -270,6 +310,21 @@ export function verifySnpReport(reportBytes: Uint8Array, vcekInput: Buffer, opts
       }
     });
   }
+  let revocationChecked = false;
+  if (opts.crl) {
+    const crl = cl.run("amdCrlValid", () => verifyAmdCrl(opts.crl as Buffer, arkPem, now, product));
+    if (crl) {
+      revocationChecked = true;
+      cl.run("askNotRevoked", () => {
+        const serial = certFields(splitPem(askPem)[0] ?? Buffer.alloc(0), "ASK").serialHex;
+        if (crl.revoked.has(serial)) throw new Error(`AMD ${product} ASK (serial ${serial}) is revoked by AMD's CRL: no report signed under it can be trusted`);
+      });
+      cl.run("vcekNotRevoked", () => {
+        const serial = certFields(vder, "VCEK").serialHex;
+        if (crl.revoked.has(serial)) throw new Error(`VCEK (serial ${serial}) is revoked by AMD's CRL`);
+      });
+    }
+  }
   const pflags = snpPolicyFlags(rep.policy);
   if (pflags.debug && !opts.allowDebug) cl.fail("debugOff", "SEV-SNP guest policy allows DEBUG: the host can read guest memory. Debug guests are refused unless the policy sets allowDebug");
   const verified = cl.allPassed;
@@ -280,12 +335,14 @@ export function verifySnpReport(reportBytes: Uint8Array, vcekInput: Buffer, opts
     insecure: testRoots !== undefined,
     ...(testRoots ? { testRoot: true } : {}),
     measurements: { measurement: hex(rep.measurement), hostData: hex(rep.hostData), familyId: hex(rep.familyId), imageId: hex(rep.imageId) },
-    imageDigest: hex(rep.measurement),
+    imageDigest: snpImageDigest(rep),
     reportData: hex(rep.reportData),
     errors: cl.errors,
+    ...(opts.crl ? {} : { warnings: ["no AMD CRL was given: the ASK and VCEK were not checked for revocation"] }),
     checks: cl.checks,
     advisoryIds: [],
     details: {
+      revocationChecked,
       version: rep.version,
       product,
       guestSvn: rep.guestSvn,

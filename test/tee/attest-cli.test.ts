@@ -143,16 +143,28 @@ describe("cocoon attest measure", () => {
     const c = runAttestMeasure(certFile, {});
     assert.equal(c.platform, "sim");
     assert.equal(c.imageDigest, (await runAttestVerify(certFile, { allowSim: true })).imageDigest);
-    const snp = runAttestMeasure(VECTORS + "sev-snp/virtee/report_milan.hex", {});
-    assert.match(snp.imageDigest, /^7a1e5c26[0-9a-f]{88}$/);
-    assert.equal(snp.rootCommand, undefined);
-    assert.match(snp.notes.join(" "), /48 bytes.*policy file/);
+    const snp = runAttestMeasure(VECTORS + "sev-snp/virtee/report_milan.hex", { root: "EQroot" });
+    assert.match(snp.imageDigest, /^[0-9a-f]{64}$/);
+    assert.equal(snp.platform, "sev-snp");
+    assert.equal(snp.rootCommand, `cocoon root allow-image --root EQroot --kind worker --digest ${snp.imageDigest} --key-file <OWNER KEY FILE>`);
+    assert.match(snp.notes.join(" "), /MEASUREMENT 7a1e5c26.*HOST_DATA 0{64}/);
+    // The same digest from the values alone, and the verifier reports it for the verified report.
+    const measurement = "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f";
+    assert.equal(runAttestMeasure(undefined, { measurement }).imageDigest, snp.imageDigest);
+    assert.equal(runAttestMeasure(undefined, { measurement, hostData: "00".repeat(32) }).imageDigest, snp.imageDigest);
+    assert.notEqual(runAttestMeasure(undefined, { measurement, hostData: "01".repeat(32) }).imageDigest, snp.imageDigest, "HOST_DATA is part of the digest");
+    const verified = await runAttestVerify(VECTORS + "sev-snp/virtee/report_milan.hex", { collateral: VECTORS + "sev-snp/virtee/vcek_milan.der", at: "2025-06-01T00:00:00Z" });
+    assert.equal(verified.imageDigest, snp.imageDigest);
   });
   it("refuses missing or malformed inputs with what to give", () => {
     assert.throws(() => runAttestMeasure(undefined, {}), /give an evidence FILE/);
     assert.throws(() => runAttestMeasure(undefined, { mrtd: "00".repeat(48) }), /--rtmr0 is required/);
     assert.throws(() => runAttestMeasure(undefined, { mrtd: "zz", rtmr0: "", rtmr1: "", rtmr2: "", rtmr3: "" }), /--mrtd must be 96 hex/);
     assert.throws(() => runAttestMeasure(VECTORS + TDX_V4.quote, { mrtd: "00".repeat(48) }), /not both/);
+    assert.throws(() => runAttestMeasure(undefined, { measurement: "00".repeat(32) }), /--measurement must be 96 hex/);
+    assert.throws(() => runAttestMeasure(undefined, { hostData: "00".repeat(32) }), /--measurement is required/);
+    assert.throws(() => runAttestMeasure(undefined, { measurement: "00".repeat(48), hostData: "0" }), /--host-data must be 64 hex/);
+    assert.throws(() => runAttestMeasure(undefined, { measurement: "00".repeat(48), mrtd: "00".repeat(48) }), /TDX registers .* or SEV-SNP values/);
     assert.throws(() => runAttestMeasure(VECTORS + TDX_V4.quote, { kind: "client" }), /--kind must be/);
     assert.throws(() => runAttestMeasure(tmp, {}), /cannot read .*EISDIR.*give an evidence file/);
   });

@@ -36,14 +36,10 @@ describe("NVIDIA Hopper evidence (nvtrust)", () => {
     assert.equal(v.checks.certChainToNvidiaRoot, true);
     assert.equal(v.checks.measurementSignature, false, "the BROM key did not sign the measurements");
   });
-  it("compares against reference measurements (JSON and SWID RIM files on disk)", () => {
+  it("compares against reference measurements (JSON files on disk); unsigned RIM XML is refused", () => {
     const base = verifyNvidiaEvidence(nvEvidence(), nvChain(), { now: NV_AT });
     const dir = mkdtempSync(join(tmpdir(), "rim-"));
-    writeFileSync(join(dir, "a.json"), JSON.stringify({ measurements: { "1": base.measurements["1"] } }));
-    const rim = `<?xml version="1.0"?><SoftwareIdentity><Payload>
-      <Resource type="Measurement" index="2" active="True" Hash0="${base.measurements["2"]}" Hash1="abcd"/>
-      <Resource type="Measurement" index="3" active="False" Hash0="ffff"/></Payload></SoftwareIdentity>`;
-    writeFileSync(join(dir, "b.xml"), rim);
+    writeFileSync(join(dir, "a.json"), JSON.stringify({ measurements: { "1": base.measurements["1"], "2": [base.measurements["2"], "abcd"] } }));
     const ref = loadReferenceMeasurements(dir);
     assert.deepEqual([...ref.keys()].sort(), [1, 2]);
     assert.equal(verifyNvidiaEvidence(nvEvidence(), nvChain(), { now: NV_AT, reference: ref }).checks.referenceMeasurements, true);
@@ -51,6 +47,10 @@ describe("NVIDIA Hopper evidence (nvtrust)", () => {
     const bad = verifyNvidiaEvidence(nvEvidence(), nvChain(), { now: NV_AT, reference: loadReferenceMeasurements(dir) });
     assert.equal(bad.verified, false);
     assert.match(bad.errors.join(";"), /index 5 = .* not in the reference values/);
+    const rim = `<?xml version="1.0"?><SoftwareIdentity><Payload>
+      <Resource type="Measurement" index="2" active="True" Hash0="${base.measurements["2"]}" size="48"/></Payload></SoftwareIdentity>`;
+    writeFileSync(join(dir, "b.xml"), rim);
+    assert.throws(() => loadReferenceMeasurements(dir), /b\.xml: expected one enveloped ds:Signature .*unsigned RIM cannot be trusted.*JSON file/);
     rmSync(dir, { recursive: true, force: true });
   });
   it("parser refuses malformed transcripts", () => {

@@ -35,6 +35,8 @@ describe("policy", () => {
     const p = join(dir, "bad.json");
     writeFileSync(p, JSON.stringify({ mode: "production", measurements: { worker: ["xyz"] }, extra: 1 }));
     assert.throws(() => loadPolicy(p), /measurements\.worker\.0: hex digest.*docs\/attestation\.md/s);
+    writeFileSync(p, JSON.stringify({ mode: "production", measurements: { worker: ["ab".repeat(48)] } }));
+    assert.throws(() => loadPolicy(p), /measurements\.worker\.0: a 96-hex SEV-SNP MEASUREMENT is not an image digest: allow the 64-hex digest that `cocoon attest measure REPORT` prints/);
     writeFileSync(p, "{not json");
     assert.throws(() => loadPolicy(p), /not valid JSON/);
     assert.throws(() => loadPolicy(join(dir, "missing.json")), /cannot read policy file/);

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { parseSnpReport, snpSignatureP1363, verifySnpReport } from "../../src/tee/sevsnp.js";
@@ -28,7 +29,9 @@ describe("SEV-SNP Milan report (virtee)", () => {
     assert.equal(r.flags, expected.flags);
     assert.equal(v.reportData, expected.reportData);
     assert.equal(v.measurements.measurement, expected.measurement);
-    assert.equal(v.imageDigest, expected.measurement);
+    // The image digest the root lists: SHA-256(domain ‖ MEASUREMENT ‖ HOST_DATA), computed independently here.
+    const want = createHash("sha256").update("cocoon-ts/sev-snp-image/v1\n").update(Buffer.from(expected.measurement, "hex")).update(Buffer.from(expected.hostData, "hex")).digest("hex");
+    assert.equal(v.imageDigest, want);
     assert.equal(v.measurements.hostData, expected.hostData);
     assert.equal(r.idKeyDigest.toString("hex"), expected.idKeyDigest);
     assert.equal(r.authorKeyDigest.toString("hex"), expected.authorKeyDigest);

@@ -6,7 +6,7 @@ import { describe, it, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProxyNode } from "../../src/proxy/proxy.js";
@@ -17,11 +17,14 @@ import { startFakeUpstream } from "../../src/dev/fake-upstream.js";
 import { nodeSecurity, sealingKeysOf, type SecurityOptions } from "../../src/cli/security.js";
 import { silentLogger } from "../../src/util/log.js";
 import { verifyPeerCertificate, EvidenceCache } from "../../src/tee/ratls.js";
-import { DEV_POLICY, PRODUCTION_POLICY } from "../../src/tee/policy.js";
+import { DEV_POLICY, PRODUCTION_POLICY, parsePolicy } from "../../src/tee/policy.js";
 import { decodeEvidenceBundle } from "../../src/tee/evidence.js";
 import { createNodeIdentity } from "../../src/tee/identity.js";
 import { TdxCollateralStore } from "../../src/tee/tdx/pcs.js";
+import { VcekStore } from "../../src/tee/kds.js";
 import { readRaTlsExtensions } from "../../src/tee/cert.js";
+import { runAttestMeasure } from "../../src/cli/attest.js";
+import { mergeRootAllowLists } from "../../src/payments/root-policy.js";
 import { installTestAmdRootsForTestsOnly, installTestIntelRootForTestsOnly, uninstallTestRoots } from "../../src/tee/roots/test-roots.js";
 import { FakeTsm, TestAmd, TestIntel, servePcs } from "./test-tee.js";
 
@@ -125,9 +128,11 @@ describe("an SEV-SNP node on stand-ins", () => {
   const tsm = new FakeTsm("sev_guest", (inblob) => ({ outblob: amd.report(inblob) }));
   const cache = mkdtempSync(join(tmpdir(), "tee-snp-"));
   const requests: string[] = [];
+  let crl = amd.crl();
   const kds = createServer((req, res) => {
     requests.push(req.url ?? "");
     if (/^\/vcek\/v1\/Milan\/[0-9a-f]{128}\?blSPL=\d+&teeSPL=\d+&snpSPL=\d+&ucodeSPL=\d+$/.test(req.url ?? "")) res.writeHead(200).end(amd.vcek);
+    else if (req.url === "/vcek/v1/Milan/crl") res.writeHead(200).end(crl);
     else res.writeHead(404).end();
   });
   before(async () => {
@@ -145,12 +150,38 @@ describe("an SEV-SNP node on stand-ins", () => {
   it("fetches the VCEK from the KDS by chip id and TCB, caches it, and verifies through the real code", async () => {
     const kdsUrl = `http://127.0.0.1:${(kds.address() as AddressInfo).port}`;
     const sec = await nodeSecurity("worker", { platform: "sev-snp", tsmRoot: tsm.root, kds: kdsUrl, collateralCache: cache, nodeId: "w" }, silentLogger);
-    assert.equal(requests.length, 1);
+    assert.deepEqual(requests.map((u) => u.replace(/[0-9a-f]{128}\?.*/, "HWID?TCB")), ["/vcek/v1/Milan/HWID?TCB", "/vcek/v1/Milan/crl"]);
+    assert.deepEqual(decodeEvidenceBundle(readRaTlsExtensions(sec.node.tls.certDer).evidence).amdCrl, crl, "AMD's CRL travels with the report");
     const peer = await verifyPeerCertificate(sec.node.tls.certDer, DEV_POLICY, { cache: new EvidenceCache() });
     assert.equal(peer.platform, "sev-snp");
     assert.equal(peer.verdict.testRoot, true);
+    assert.equal(peer.verdict.checks.askNotRevoked, true);
+    const needsCrl = parsePolicy({ mode: "dev", requireSnpCrl: true, minSnpTcb: { bootloader: 3, tee: 0, snp: 8, microcode: 115 } });
+    await verifyPeerCertificate(sec.node.tls.certDer, needsCrl, { cache: new EvidenceCache() });
+    // The root contract's 32-byte image lists can hold SEV-SNP images: the digest `cocoon attest measure` prints for
+    // this node's certificate is the one the verifier matches.
+    const certFile = join(cache, "snp-cert.pem");
+    writeFileSync(certFile, sec.node.tls.certPem);
+    const measured = runAttestMeasure(certFile, {});
+    assert.equal(measured.platform, "sev-snp");
+    assert.equal(measured.imageDigest, peer.imageDigest);
+    const rootLists = (images: string[]) => mergeRootAllowLists(DEV_POLICY, { version: 1, workerImages: new Set(images), proxyImages: new Set(), models: new Map() }, "EQroot");
+    await verifyPeerCertificate(sec.node.tls.certDer, rootLists([measured.imageDigest]), { cache: new EvidenceCache() });
+    await assert.rejects(verifyPeerCertificate(sec.node.tls.certDer, rootLists(["00".repeat(32)]), { cache: new EvidenceCache() }), new RegExp(`policy\\.measurement.*${measured.imageDigest}`, "s"));
     await nodeSecurity("worker", { platform: "sev-snp", tsmRoot: tsm.root, kds: "http://127.0.0.1:9", collateralCache: cache }, silentLogger);
-    assert.equal(requests.length, 1, "the second node used the verified cache");
+    assert.equal(requests.length, 2, "the second node used the verified cache (VCEK and CRL)");
+    // A peer that attached no CRL: refused where the policy requires one, unless this node fetches it from its KDS.
+    const noCrl = await createNodeIdentity({ role: "worker", platform: "sev-snp", tsmRoot: tsm.root, vcek: amd.vcek, nodeId: "w3" });
+    assert.equal(decodeEvidenceBundle(readRaTlsExtensions(noCrl.tls.certDer).evidence).amdCrl, undefined);
+    await assert.rejects(verifyPeerCertificate(noCrl.tls.certDer, needsCrl, { cache: new EvidenceCache() }), /policy\.snp-crl/);
+    const kdsStore = new VcekStore({ baseUrl: kdsUrl, cacheDir: cache });
+    const fetched = await verifyPeerCertificate(noCrl.tls.certDer, needsCrl, { cache: new EvidenceCache(), amdCrlSource: (v) => kdsStore.crlFor(v) });
+    assert.equal(fetched.verdict.checks.askNotRevoked, true);
+    // The KDS revokes the ASK: a node that fetches the new CRL is refused by its peers with the named check.
+    crl = amd.crl({ revoke: [amd.askSerial] });
+    rmSync(join(cache, "amd-crl-Milan.der"));
+    const revoked = await nodeSecurity("worker", { platform: "sev-snp", tsmRoot: tsm.root, kds: kdsUrl, collateralCache: cache, nodeId: "w2" }, silentLogger);
+    await assert.rejects(verifyPeerCertificate(revoked.node.tls.certDer, DEV_POLICY, { cache: new EvidenceCache() }), /evidence\.sev-snp.*ASK \(serial [0-9a-f]+\) is revoked/);
     await assert.rejects(verifyPeerCertificate(sec.node.tls.certDer, { ...PRODUCTION_POLICY, requireGpu: false, measurements: { client: [], proxy: [], worker: [peer.imageDigest] } }, { cache: new EvidenceCache() }), /policy\.test-root/);
   });
 });

@@ -21,6 +21,7 @@ import { TAG, bitString, children, explicit, intHex, oid, parseDer, raw, seq, ti
 import { SNP_SIGNED_LEN } from "../../src/tee/sevsnp.js";
 import { TDX_V4, nvChain, nvEvidence, snpReport, snpVcek, vec, vecText } from "./helpers.js";
 import { encodeGpuEvidence } from "../../src/tee/evidence.js";
+import { parseNvidiaEvidence } from "../../src/tee/nvidia.js";
 import { AMD_MILAN_ARK_PEM, AMD_MILAN_ASK_PEM } from "../../src/tee/roots/index.js";
 
 const ECDSA_SHA256 = seq(oid("1.2.840.10045.4.3.2"));
@@ -112,11 +113,13 @@ export class TestIntel {
     };
   }
 
-  /** A TDX quote (v4, TD report 1.0: the real vector's measurements) over `reportData`, signed by test keys. */
-  quote(reportData: Buffer): Buffer {
+  /** A TDX quote (v4, TD report 1.0: the real vector's measurements, or other RTMRs) over `reportData`, signed by test keys. */
+  quote(reportData: Buffer, rtmr?: Buffer[]): Buffer {
     const q = this.real;
     const region = Buffer.from(q.signedRegion);
     reportData.copy(region, region.length - 64); // REPORTDATA ends the TD 1.0 body
+    // RTMR0..3 (48 bytes each) precede REPORTDATA.
+    rtmr?.forEach((r, i) => r.copy(region, region.length - 64 - 4 * 48 + i * 48));
     const attRaw = Buffer.concat(
       (["x", "y"] as const).map((c) => Buffer.from(this.att.publicKey.export({ format: "jwk" })[c] as string, "base64url")),
     );
@@ -147,36 +150,71 @@ export class TestAmd {
   readonly ask: string;
   readonly vcek: Buffer;
   private readonly vcekKey = generateKeyPairSync("ec", { namedCurve: "P-384" });
+  private readonly arkKey: KeyObject;
+  private readonly arkDer: Buffer;
+  /** TCB bytes written over the report's (Milan layout: [bl, tee, 0,0,0,0, snp, ucode]); undefined = the real ones. */
+  tcb: { current?: Buffer; committed?: Buffer; launch?: Buffer } = {};
 
   constructor(now = new Date()) {
     const validity: [Date, Date] = [new Date(now.getTime() - DAY), new Date(now.getTime() + 365 * DAY)];
     const rsa = () => generateKeyPairSync("rsa", { modulusLength: 2048 });
     const arkKey = rsa();
     const askKey = rsa();
-    const pss = (der: Buffer, tbs: Buffer, key: KeyObject) => {
-      const alg = Buffer.from(raw(children(parseDer(der))[1]));
-      return seq(tbs, alg, bitString(sign("sha384", tbs, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 48 })));
-    };
     const arkDer = splitPem(AMD_MILAN_ARK_PEM)[0];
     const askDer = splitPem(AMD_MILAN_ASK_PEM)[0];
-    const ark2 = pss(arkDer, tbsWith(arkDer, { spki: spkiDer(arkKey.publicKey), validity }), arkKey.privateKey);
-    const ask2 = pss(askDer, tbsWith(askDer, { spki: spkiDer(askKey.publicKey), validity }), arkKey.privateKey);
+    const ark2 = pssSigned(arkDer, tbsWith(arkDer, { spki: spkiDer(arkKey.publicKey), validity }), arkKey.privateKey);
+    const ask2 = pssSigned(askDer, tbsWith(askDer, { spki: spkiDer(askKey.publicKey), validity }), arkKey.privateKey);
     const realVcek = snpVcek();
-    this.vcek = pss(realVcek, tbsWith(realVcek, { spki: spkiDer(this.vcekKey.publicKey), validity }), askKey.privateKey);
+    this.vcek = pssSigned(realVcek, tbsWith(realVcek, { spki: spkiDer(this.vcekKey.publicKey), validity }), askKey.privateKey);
     this.ark = toPem(ark2);
     this.ask = toPem(ask2);
+    this.arkKey = arkKey.privateKey;
+    this.arkDer = ark2;
+  }
+
+  get askSerial(): string {
+    return certFields(splitPem(this.ask)[0]).serialHex;
+  }
+  get vcekSerial(): string {
+    return certFields(this.vcek).serialHex;
+  }
+
+  /** AMD's product CRL as the KDS serves it: issued by the ARK, RSASSA-PSS/SHA-384, valid [now - 1 d, now + days]. */
+  crl(o: { revoke?: string[]; now?: Date; days?: number; key?: KeyObject } = {}): Buffer {
+    const now = o.now ?? new Date();
+    const alg = Buffer.from(raw(children(parseDer(this.arkDer))[1])); // the ARK's own RSASSA-PSS AlgorithmIdentifier
+    const entries = (o.revoke ?? []).map((s) => seq(uint(Buffer.from(s.length % 2 ? `0${s}` : s, "hex")), time(now)));
+    const tbs = seq(
+      tlv(TAG.INTEGER, Buffer.from([1])),
+      alg,
+      certFields(this.arkDer).subjectRaw,
+      time(new Date(now.getTime() - DAY)),
+      time(new Date(now.getTime() + (o.days ?? 7) * DAY)),
+      ...(entries.length ? [seq(...entries)] : []),
+    );
+    return seq(tbs, alg, bitString(pssSignature(tbs, o.key ?? this.arkKey)));
   }
 
   /** The real Milan report with `reportData`, signed by the test VCEK key (r, s little-endian, 72 bytes each). */
   report(reportData: Buffer): Buffer {
     const r = Buffer.from(snpReport());
     reportData.copy(r, 0x50);
+    this.tcb.current?.copy(r, 0x38);
+    this.tcb.committed?.copy(r, 0x1e0);
+    this.tcb.launch?.copy(r, 0x1f0);
     const sig = sign("sha384", r.subarray(0, SNP_SIGNED_LEN), { key: this.vcekKey.privateKey, dsaEncoding: "ieee-p1363" });
     r.fill(0, SNP_SIGNED_LEN);
     Buffer.from(sig.subarray(0, 48)).reverse().copy(r, SNP_SIGNED_LEN);
     Buffer.from(sig.subarray(48)).reverse().copy(r, SNP_SIGNED_LEN + 72);
     return r;
   }
+}
+
+const pssSignature = (data: Buffer, key: KeyObject): Buffer => sign("sha384", data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 48 });
+/** `tbs` signed like `der` (its RSASSA-PSS AlgorithmIdentifier) with `key`. */
+function pssSigned(der: Buffer, tbs: Buffer, key: KeyObject): Buffer {
+  const alg = Buffer.from(raw(children(parseDer(der))[1]));
+  return seq(tbs, alg, bitString(pssSignature(tbs, key)));
 }
 
 /** A test NVIDIA: the real GPU chain re-keyed (same names, test P-384 keys), SPDM transcripts over any nonce. */
@@ -225,9 +263,19 @@ export class TestNvidia {
   }
 
   /** The real Hopper transcript with `nonce` as requester nonce, signed by the test leaf. */
-  transcript(nonce: Buffer): Buffer {
+  /** The real transcript with `nonce` (and, optionally, other values for some measurement blocks), re-signed. */
+  transcript(nonce: Buffer, values?: Map<number, Buffer>): Buffer {
     const ev = Buffer.from(nvEvidence());
     nonce.copy(ev, 4);
+    if (values) {
+      const parsed = parseNvidiaEvidence(ev);
+      for (const b of parsed.blocks) {
+        const v = values.get(b.index);
+        if (!v) continue;
+        if (v.length !== b.value.length) throw new Error(`block ${b.index} holds ${b.value.length} bytes`);
+        v.copy(ev, b.value.byteOffset - ev.byteOffset);
+      }
+    }
     const signed = ev.subarray(0, ev.length - 96);
     sign("sha384", signed, { key: this.leafKey, dsaEncoding: "ieee-p1363" }).copy(ev, ev.length - 96);
     return ev;

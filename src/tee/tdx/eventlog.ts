@@ -1,0 +1,119 @@
+// TDX boot event log (the ACPI CCEL table's log area, /sys/firmware/acpi/tables/data/CCEL) and its replay into
+// RTMR0-3. The log is a TCG PC Client crypto-agile log: a first TCG_PCR_EVENT (SHA-1 layout) carrying the
+// "Spec ID Event03" header that lists the digest algorithms and their sizes, then TCG_PCR_EVENT2 records:
+//   u32 MR index | u32 event type | u32 digest count | count × (u16 algorithm id, digest) | u32 event size | event
+// In a CC event log the MR index is 0 = MRTD (never extended by the log), 1..4 = RTMR0..3. Each event other than
+// EV_NO_ACTION extends RTMR[index-1] = SHA-384(RTMR ‖ SHA-384 digest of the event), starting from 48 zero bytes.
+// The ACPI region is larger than the log and filled with 0xFF after it: trailing 0xFF bytes end the log.
+import { createHash } from "node:crypto";
+import { EvidenceFormatError } from "../errors.js";
+
+const EV_NO_ACTION = 0x3;
+const ALG_SHA1 = 0x0004;
+const ALG_SHA384 = 0x000c;
+const SHA384_LEN = 48;
+const SPEC_ID_SIGNATURE = "Spec ID Event03\0";
+const MAX_EVENTS = 100_000;
+const MAX_EVENT_DATA = 16 * 1024 * 1024;
+export const RTMR_COUNT = 4;
+
+export interface CcelEvent {
+  /** CC MR index: 1..4 = RTMR0..3. */
+  mrIndex: number;
+  type: number;
+  /** SHA-384 digest of the event (lowercase hex). */
+  digest: string;
+  data: Buffer;
+}
+
+export interface CcelReplay {
+  events: CcelEvent[];
+  /** RTMR0..3 as replayed from the log (lowercase hex, 96 characters each). */
+  rtmr: string[];
+  /** Bytes of 0xFF padding after the last event. */
+  padding: number;
+}
+
+/** Parses a CCEL event log and replays it into RTMR0..3. Throws EvidenceFormatError naming what is malformed. */
+export function replayCcelEventLog(log: Buffer): CcelReplay {
+  let p = 0;
+  const need = (n: number, what: string) => {
+    if (p + n > log.length) throw new EvidenceFormatError(`TDX event log: truncated ${what} at offset ${p}`);
+  };
+  const u32 = (what: string) => {
+    need(4, what);
+    const v = log.readUInt32LE(p);
+    p += 4;
+    return v;
+  };
+  const u16 = (what: string) => {
+    need(2, what);
+    const v = log.readUInt16LE(p);
+    p += 2;
+    return v;
+  };
+  // First event: TCG_PCR_EVENT with the Spec ID header.
+  u32("first event MR index");
+  if (u32("first event type") !== EV_NO_ACTION) throw new EvidenceFormatError("TDX event log: the first event is not EV_NO_ACTION (no Spec ID Event03 header)");
+  need(20, "first event digest");
+  p += 20;
+  const headerSize = u32("Spec ID event size");
+  need(headerSize, "Spec ID event");
+  const header = log.subarray(p, p + headerSize);
+  p += headerSize;
+  if (header.length < 29 || header.subarray(0, 16).toString("latin1") !== SPEC_ID_SIGNATURE) {
+    throw new EvidenceFormatError('TDX event log: the first event is not "Spec ID Event03": only crypto-agile (TCG 2.0) logs are supported');
+  }
+  const algCount = header.readUInt32LE(24);
+  if (algCount < 1 || algCount > 16 || 28 + algCount * 4 > header.length) throw new EvidenceFormatError(`TDX event log: Spec ID header lists ${algCount} digest algorithms`);
+  const sizes = new Map<number, number>();
+  for (let i = 0; i < algCount; i++) sizes.set(header.readUInt16LE(28 + i * 4), header.readUInt16LE(30 + i * 4));
+  if (sizes.get(ALG_SHA384) !== SHA384_LEN) throw new EvidenceFormatError("TDX event log: the Spec ID header does not list SHA-384 (48 bytes); RTMRs are SHA-384");
+
+  const rtmr = Array.from({ length: RTMR_COUNT }, () => Buffer.alloc(SHA384_LEN));
+  const events: CcelEvent[] = [];
+  let padding = 0;
+  while (p < log.length) {
+    if (log.subarray(p).every((b) => b === 0xff)) {
+      padding = log.length - p;
+      break;
+    }
+    if (events.length >= MAX_EVENTS) throw new EvidenceFormatError(`TDX event log: more than ${MAX_EVENTS} events`);
+    const at = p;
+    const mrIndex = u32("MR index");
+    const type = u32("event type");
+    const count = u32("digest count");
+    if (count < 1 || count > algCount) throw new EvidenceFormatError(`TDX event log: event at offset ${at} has ${count} digests (the header lists ${algCount} algorithms)`);
+    let digest: Buffer | undefined;
+    for (let i = 0; i < count; i++) {
+      const alg = u16("digest algorithm");
+      const size = sizes.get(alg) ?? (alg === ALG_SHA1 ? 20 : undefined);
+      if (size === undefined) throw new EvidenceFormatError(`TDX event log: event at offset ${at} uses digest algorithm 0x${alg.toString(16)}, which the header does not list`);
+      need(size, "digest");
+      if (alg === ALG_SHA384) digest = log.subarray(p, p + size);
+      p += size;
+    }
+    const size = u32("event size");
+    if (size > MAX_EVENT_DATA) throw new EvidenceFormatError(`TDX event log: event at offset ${at} claims ${size} bytes of data`);
+    need(size, "event data");
+    const data = log.subarray(p, p + size);
+    p += size;
+    if (type === EV_NO_ACTION) continue;
+    if (!digest) throw new EvidenceFormatError(`TDX event log: event at offset ${at} carries no SHA-384 digest`);
+    if (mrIndex < 1 || mrIndex > RTMR_COUNT) throw new EvidenceFormatError(`TDX event log: event at offset ${at} extends MR index ${mrIndex}; only 1..4 (RTMR0..3) can be extended`);
+    const r = mrIndex - 1;
+    rtmr[r] = createHash("sha384").update(rtmr[r]).update(digest).digest();
+    events.push({ mrIndex, type, digest: digest.toString("hex"), data });
+  }
+  return { events, rtmr: rtmr.map((b) => b.toString("hex")), padding };
+}
+
+/**
+ * Compares replayed RTMRs with a quote's. `indices` are the RTMRs the log must explain (RTMR3 is often extended at
+ * run time by the guest and left out). Returns the mismatches as readable lines (empty when they all match).
+ */
+export function rtmrReplayMismatches(replayed: string[], quoted: string[], indices: number[] = [0, 1, 2]): string[] {
+  return indices
+    .filter((i) => replayed[i] !== quoted[i]?.toLowerCase())
+    .map((i) => `RTMR${i} in the quote is ${quoted[i]?.slice(0, 16) ?? "(none)"}..., the event log replays to ${replayed[i].slice(0, 16)}...`);
+}
