@@ -14,15 +14,13 @@
  *   channels               every listed channel: state, balances, when it can be withdrawn
  *   channel                the current channel's state
  */
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { toNano, type Address } from "@ton/core";
 import { ChannelStatus, ClientChannel, finishCloseBody, startCloseBody, topUpBody, CHANNEL_OP_VALUE } from "../chain/contracts/ClientChannel.js";
 import { ed25519Signer } from "../chain/vouchers.js";
-import { writeFileAtomic } from "../chain/keyfile.js";
 import { confirmFundsMovement } from "../chain/network.js";
 import { MAX_MESSAGES_PER_TRANSFER } from "../chain/wallet.js";
-import { connectChain, loadPaymentsConfig, type PaymentsConfig } from "../payments/config.js";
+import { connectChain, loadPaymentsConfig, recordChannelInFile, type PaymentsConfig } from "../payments/config.js";
 import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
 import type { ChannelView, TonAccess } from "../payments/ton.js";
 
@@ -92,15 +90,6 @@ export function describeChannel(i: ChannelInfo): string {
   return `${name}: closing; ${money}; ${tonOf(i.withdrawable!)} can be withdrawn ${wait > 0 ? `from ${when(i.withdrawableAt!)} (in ${wait} s)` : "now"}`;
 }
 
-/** Rewrites the payments file: `channel` becomes `current`, and `channels` lists every known channel plus it. */
-function recordChannel(file: string, c: PaymentsConfig, current: Address): void {
-  const json = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-  const all = [...c.channels.filter((a) => !a.equals(current)), current];
-  json.channel = current.toString();
-  json.channels = all.map((a) => a.toString());
-  writeFileAtomic(file, JSON.stringify(json, null, 2) + "\n");
-}
-
 export async function depositCommand(file: string, amountTon: string, print: (s: string) => void = console.log, yes = false): Promise<string> {
   const c = loadPaymentsConfig(file);
   const amount = parseTonAmount(amountTon);
@@ -119,7 +108,7 @@ export async function depositCommand(file: string, amountTon: string, print: (s:
     });
     await wallet.sendBatch([{ to: ch.address, value: amount, init: ch.init!, body: topUpBody() }]);
     channel = ch.address;
-    recordChannel(file, c, channel);
+    recordChannelInFile(file, channel, { current: true });
     if (old) {
       const why = old.state === "closing"
         ? `is closing (a closing channel takes no deposit); it stays listed with its ${tonOf(old.withdrawable!)}: "cocoon client withdraw" gets them back from ${when(old.withdrawableAt!)}`

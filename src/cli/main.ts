@@ -75,6 +75,8 @@ const clientCommand = discoveryOptions(securityOptions(
     .option("--max-coefficient <n>", "most this client pays per token, as a price coefficient in thousandths of the root's price (default 4000 = 4x); a request's max_coefficient can only lower it", positive)
     .option("--no-seal", "send requests in clear through the proxy (development only; refused by --policy production)")
     .option("--payments <file>", "payments config JSON: wallet, channel, ledger (cocoon devnet writes one); without it nothing is paid")
+    .option("--channel-deposit <ton>", "with --root and --payments: TON put into a channel this client opens with a proxy it has none with, and into each top-up when a channel can pay less than a quarter of it (default 1)")
+    .option("--max-deposit <ton>", "with --root and --payments: most TON this client keeps deposited in its channels that are not closed, opened by hand or on demand; 0 turns opening and topping up off (default 10; 0 on mainnet)")
     .option("--cors-origin <origin>", "let browser pages from this origin call the API (repeat for more; * for any); pages on localhost are always allowed", collect, [])
     .option("--request-timeout <seconds>", "cancel a request that runs longer than this and answer 504", positive, REQUEST_TIMEOUT_MS / 1000)
     .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)

@@ -21,11 +21,14 @@ import { parseNetwork, type NetworkName } from "../chain/network.js";
 import { parseAddress } from "../payments/ton.js";
 import { checkCoefficient } from "../payments/pricing.js";
 import { DISCOVERY_REFRESH_MS, expectRegisteredProxy, ProxyDirectory, type DiscoverySide } from "../client/discovery.js";
-import type { Address } from "@ton/core";
+import { fromNano, toNano, type Address } from "@ton/core";
+import { DEFAULT_CHANNEL_DEPOSIT, defaultMaxDeposit, type ChannelFunding } from "../payments/client-channels.js";
 import { enableAdmin, registerProxyControls, registerWorkerControls } from "../observability/controls.js";
 import { withOwnEvidence } from "../observability/evidence.js";
 
 export const DEFAULT_WORKER_STATUS_PORT = 12000;
+/** How long a client's start waits for the channels it opens on demand. */
+const STARTUP_FUNDING_WAIT_MS = 30_000;
 
 /** Where a node reads the network's configuration: the root contract on a chain. */
 interface ChainSettings {
@@ -250,6 +253,28 @@ export interface ClientCliOptions extends SecurityOptions, DiscoveryCliOptions {
   /** Seconds a request may run before it is cancelled (--request-timeout). */
   requestTimeout?: number;
   adminTokenFile?: string;
+  /** With --root and --payments: TON deposited into a channel opened on demand, and into each top-up. */
+  channelDeposit?: string;
+  /** With --root and --payments: most TON kept deposited in this client's channels that are not closed (0: off). */
+  maxDeposit?: string;
+}
+
+/** How a discovering client funds its channels (--channel-deposit, --max-deposit; defaults in client-channels.ts). */
+function channelFunding(o: ClientCliOptions, pay: PaymentsConfig): ChannelFunding {
+  const ton = (v: string, flag: string, zero: boolean): bigint => {
+    let n: bigint;
+    try {
+      n = toNano(v);
+    } catch {
+      throw new Error(`${flag} must be an amount of TON like 1 or 0.5, got "${v}"`);
+    }
+    if (n < 0n || (!zero && n === 0n)) throw new Error(`${flag} must be ${zero ? "zero or more" : "more than zero"}, got "${v}"`);
+    return n;
+  };
+  return {
+    channelDeposit: o.channelDeposit !== undefined ? ton(o.channelDeposit, "--channel-deposit", false) : DEFAULT_CHANNEL_DEPOSIT,
+    maxDeposit: o.maxDeposit !== undefined ? ton(o.maxDeposit, "--max-deposit", true) : defaultMaxDeposit(pay.network),
+  };
 }
 
 export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> {
@@ -264,7 +289,14 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
   const discover = !o.proxy && !!o.root;
   const directory = discover ? await proxyDirectory(cs!, "clients", log) : undefined;
   // Discovered proxies: a payer per proxy contract, on the open channel with it (none: that proxy is not used).
-  const payers = directory && pay ? new PayersByProxy(pay, clientId, log) : undefined;
+  if ((o.channelDeposit !== undefined || o.maxDeposit !== undefined) && !(directory && pay)) throw new Error("--channel-deposit and --max-deposit are for a client that finds proxies on the root (--root, no --proxy) and pays (--payments)");
+  const funding = directory && pay ? channelFunding(o, pay) : undefined;
+  const payers = directory && pay ? new PayersByProxy(pay, clientId, log, funding) : undefined;
+  if (payers && funding) {
+    log.info(funding.maxDeposit > 0n
+      ? `channels on demand: a proxy without a channel gets one with ${fromNano(funding.channelDeposit)} TON, topped up when under ${fromNano(funding.channelDeposit / 4n)} TON; at most ${fromNano(funding.maxDeposit)} TON deposited in all (--max-deposit)`
+      : "channels on demand are off (--max-deposit 0): only proxies with a channel opened by hand are used");
+  }
   const contractsOf = (targets: ProxyDirectory["targets"]) => targets.map((t) => parseAddress(t.contract, "registered proxy"));
   // The client sees a list change only once the payers of new proxies run (a link registers its channel on connecting).
   const listeners: Array<(t: ProxyDirectory["targets"]) => void> = [];
@@ -303,6 +335,9 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     ...(o.requestTimeout ? { requestTimeoutMs: o.requestTimeout * 1000 } : {}),
   });
   enableAdmin(client.obs.admin, o.adminTokenFile);
+  // Channels being opened for the proxies just linked: ready then means funded (bounded: a slow chain does not hold
+  // the client back; until its channel opens a proxy takes no request).
+  await payers?.settled(STARTUP_FUNDING_WAIT_MS);
   await client.start();
   return client;
 }

@@ -214,6 +214,13 @@ export class ClientNode {
     return this.payers.get(route.target.key);
   }
 
+  /** With payments on, a proxy takes requests only while its payer can pay (an open channel; none while opening). */
+  private canPay(route: ProxyRoute): boolean {
+    if (!this.paying) return true;
+    const p = this.payerOf(route);
+    return !!p && p.unavailable?.() === undefined;
+  }
+
 
   get url(): string {
     return this.http!.url;
@@ -239,9 +246,9 @@ export class ClientNode {
    * for a link to come up), or the error to give the app.
    */
   private async pickRoute(tried: ReadonlySet<string>, lastErr: unknown): Promise<ProxyRoute> {
-    const untried = this.proxies.all.filter((r) => !tried.has(r.target.key) && (!this.paying || this.payerOf(r)));
+    const untried = this.proxies.all.filter((r) => !tried.has(r.target.key) && this.canPay(r));
     if (untried.length === 0 && lastErr !== undefined) throw lastErr;
-    const r = untried.length ? await this.proxies.waitUsable(tried.size ? 1_000 : 3_000, new Set([...tried, ...this.proxies.all.filter((x) => this.paying && !this.payerOf(x)).map((x) => x.target.key)])) : undefined;
+    const r = untried.length ? await this.proxies.waitUsable(tried.size ? 1_000 : 3_000, new Set([...tried, ...this.proxies.all.filter((x) => !this.canPay(x)).map((x) => x.target.key)])) : undefined;
     if (r) return r;
     if (lastErr !== undefined) throw lastErr;
     const links = this.proxies.all;
@@ -249,7 +256,7 @@ export class ClientNode {
     if (!this.opts.directory && links.length === 1) await links[0]!.link.connection(0);
     const why = links.length === 0
       ? "no registered proxy is linked yet"
-      : links.map((l) => `${describeTarget(l.target)}: ${l.link.lastError ?? "not connected"}`).join("; ");
+      : links.map((l) => `${describeTarget(l.target)}: ${this.canPay(l) ? (l.link.lastError ?? "not connected") : (this.payerOf(l)?.unavailable?.() ?? "no open payment channel with it")}`).join("; ");
     throw new ApiError(503, `Not connected to any proxy (${why}). Check that the proxy runs and --proxy points at its client port, or that the root registers reachable proxies.`, "service_unavailable", "proxy_unavailable");
   }
 
@@ -461,7 +468,7 @@ export class ClientNode {
           // Ended without an answer this client settled: whether that proxy charged it, reconciliation will tell.
           if (at.tracked) this.payerOf(route)?.abandon?.(requestId);
           const refusal = gone.gone ? undefined : notStartedRefusal(err);
-          this.proxies.end(route, { ok: false, ...(refusal && refusal !== "model_not_found" ? { refusal } : {}) });
+          this.proxies.end(route, { ok: false, ...(refusal && refusal !== "model_not_found" && refusal !== "insufficient_funds" ? { refusal } : {}) });
           if (!refusal) {
             at = undefined; // already settled above
             throw err;
@@ -923,7 +930,8 @@ interface Attempt {
  */
 function notStartedRefusal(err: unknown): string | undefined {
   if (err instanceof StreamError && MOVE_TO_ANOTHER_PROXY.has(err.code)) return err.code;
-  if (err instanceof ApiError && (err.code === "proxy_unavailable" || err.code === "model_not_found" || err.code === "no_worker" || err.code === "proxy_error")) return err.code;
+  // insufficient_funds: this proxy's channel runs dry (a top-up may be on its way); another proxy's may pay.
+  if (err instanceof ApiError && (err.code === "proxy_unavailable" || err.code === "model_not_found" || err.code === "no_worker" || err.code === "proxy_error" || err.code === "insufficient_funds")) return err.code;
   return undefined;
 }
 

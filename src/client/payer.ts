@@ -30,6 +30,11 @@ export interface SentRequest {
 }
 
 export interface Payer {
+  /**
+   * Why this payer cannot pay for a request now (e.g. its channel is still being opened), or undefined when it can.
+   * The client sends requests only through proxies whose payer can pay.
+   */
+  unavailable?(): string | undefined;
   /** A sealed request left for the proxy (its fate is open until afterAnswer or abandon). */
   track?(requestId: string, sent: SentRequest): void;
   /** The request ended without an answer this client could settle: its fate is unknown (reconciliation decides). */

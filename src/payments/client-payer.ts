@@ -46,6 +46,13 @@ export interface ClientPayerOptions {
   flushDelayMs?: number;
   log?: Logger;
   closeLedger?: boolean;
+  /**
+   * Called (without waiting) whenever what the channel can still pay is known to be under `below`: after an answer is
+   * paid, after a chain read, and when a request is refused for funds. The top-up logic (client-channels.ts) decides.
+   */
+  lowFunds?: { below: bigint; onLow: () => void };
+  /** More to show in status() (e.g. the channel's funding state). */
+  statusExtra?: () => Record<string, unknown>;
 }
 
 /** How long close() waits to hand the proxy the newest voucher. */
@@ -281,6 +288,18 @@ export class ClientPayer implements Payer {
     } catch (e) {
       this.lastError = `reading the channel: ${(e as Error).message}`;
     }
+    this.checkLow();
+  }
+
+  /** What the channel can still pay, read on chain now (undefined when it cannot be read). */
+  async availableNow(): Promise<bigint | undefined> {
+    await this.refreshState(true);
+    return this.available();
+  }
+
+  private checkLow(): void {
+    const left = this.available();
+    if (this.o.lowFunds && left !== undefined && left < this.o.lowFunds.below) this.o.lowFunds.onLow();
   }
 
   /** What the channel can still pay: redeemed + balance - reserve - signed. Undefined before the first chain read. */
@@ -301,6 +320,7 @@ export class ClientPayer implements Payer {
         await this.refreshState(true);
         const again = this.available() ?? 0n;
         if (again < min) {
+          this.o.lowFunds?.onLow();
           throw new ApiError(402, `Insufficient funds: this request (a ${promptBytes}-byte prompt and max_tokens ${maxTokens}) may cost up to ${min} nanoTON and the payment channel has ${again > 0n ? again : 0n} left. Deposit more with "cocoon client deposit --amount <TON>", shorten the prompt or lower max_tokens.`, "insufficient_quota", "insufficient_funds");
         }
       }
@@ -363,6 +383,7 @@ export class ClientPayer implements Payer {
       this.signCumulative(this.spent);
     });
     this.scheduleFlush();
+    this.checkLow();
     void this.refreshState();
   }
 
@@ -408,6 +429,7 @@ export class ClientPayer implements Payer {
       reconciliation: { runs: this.reconciled.runs, paid: this.reconciled.paid, paidNano: this.reconciled.paidNano.toString(), disputed: this.reconciled.disputed, unsettledRequests: this.tracked.size },
       ...(this.disputes.count ? { disputes: { count: this.disputes.count, nano: this.disputes.nano.toString() } } : {}),
       ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.o.statusExtra ? { funding: this.o.statusExtra() } : {}),
     };
   }
 

@@ -21,6 +21,7 @@
  * encrypted key file from `cocoon wallet new`.
  */
 import { readFileSync } from "node:fs";
+import { writeFileAtomic } from "../chain/keyfile.js";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import type { KeyPair } from "@ton/crypto";
@@ -139,6 +140,21 @@ export function loadPaymentsConfig(path: string): PaymentsConfig {
     throw new Error(`payments config ${path} is not valid JSON: ${(e as Error).message}`);
   }
   return parsePaymentsConfig(json, dirname(resolve(path)), path);
+}
+
+/**
+ * Records a channel in the payments file (atomically, read afresh so that another writer's channels are kept): it
+ * joins `channels` (oldest first), and with `current` it also becomes `channel`, the one payments use now. The file
+ * is the client's durable list of channels: `cocoon client channels|withdraw` and a restarted client read it.
+ */
+export function recordChannelInFile(file: string, channel: Address, o: { current?: boolean } = {}): void {
+  const json = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  const cfg = parsePaymentsConfig(json, dirname(resolve(file)), file);
+  const all = [...cfg.channels.filter((a) => !a.equals(channel)), channel];
+  // Without `current`, the new one goes last but the current channel keeps its place and its role.
+  if (o.current) json.channel = channel.toString();
+  json.channels = (o.current || !cfg.channels.some((a) => a.equals(channel)) ? all : cfg.channels).map((a) => a.toString());
+  writeFileAtomic(file, JSON.stringify(json, null, 2) + "\n");
 }
 
 export async function loadKeyPair(c: PaymentsConfig): Promise<KeyPair> {

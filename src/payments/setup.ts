@@ -10,12 +10,13 @@ import { connectChain, nanoOr, type PaymentsConfig } from "./config.js";
 import { PriceBook } from "./pricing.js";
 import { ProxyMeter } from "./proxy-meter.js";
 import { WorkerPayee } from "./worker-payee.js";
-import { ClientPayer } from "./client-payer.js";
+import { ClientPayer, type ClientPayerOptions } from "./client-payer.js";
+import { ChannelPayer } from "./channel-payer.js";
+import { ClientChannels, DEFAULT_CHANNEL_DEPOSIT, type ChannelFunding } from "./client-channels.js";
 import { ed25519Signer } from "../chain/vouchers.js";
 import type { Logger } from "../util/log.js";
 import type { TonAccess } from "./ton.js";
-import type { Address } from "@ton/core";
-import { ChannelStatus } from "../chain/contracts/ClientChannel.js";
+import { Address } from "@ton/core";
 
 async function priceBook(ton: TonAccess, c: PaymentsConfig, extraDigests: Record<string, string> = {}): Promise<{ book: PriceBook; closeDelay: number }> {
   let params, prices;
@@ -75,7 +76,7 @@ export async function startWorkerPayments(c: PaymentsConfig, modelDigests: Recor
   }
 }
 
-export async function startClientPayments(c: PaymentsConfig, clientId: string, log?: Logger): Promise<ClientPayer> {
+export async function startClientPayments(c: PaymentsConfig, clientId: string, log?: Logger, hooks: Pick<ClientPayerOptions, "lowFunds" | "statusExtra"> = {}): Promise<ClientPayer> {
   if (!c.channel) throw new Error(`the payments config${c.file ? ` ${c.file}` : ""} names no "channel"; a client needs its payment channel (open one with "cocoon client deposit")`);
   const { ton, wallet } = await connectChain(c);
   const { book } = await priceBook(ton, c);
@@ -91,7 +92,7 @@ export async function startClientPayments(c: PaymentsConfig, clientId: string, l
   if (!view.config.proxyVault.equals(c.proxyContract)) {
     throw new Error(`channel ${c.channel.toString()} pays proxy contract ${view.config.proxyVault.toString()}, the config names ${c.proxyContract.toString()}`);
   }
-  return new ClientPayer({ channel: c.channel, proxyContract: c.proxyContract, signer, ledger: Ledger.open(c.ledger), clientId, ton, globalId: ton.globalId, prices: book, log, closeLedger: true });
+  return new ClientPayer({ channel: c.channel, proxyContract: c.proxyContract, signer, ledger: Ledger.open(c.ledger), clientId, ton, globalId: ton.globalId, prices: book, log, closeLedger: true, ...hooks });
 }
 
 /**
@@ -152,48 +153,109 @@ export class PayeesByProxy {
 
 /**
  * A client's payers, one per proxy it can pay: for each open channel the payments config lists, the proxy contract
- * the channel pays into (read on chain) gets a payer on that channel. A proxy with no open channel gets none (the
- * client does not use it while payments are on; `cocoon client deposit --proxy-contract` opens one).
+ * the channel pays into (read on chain) gets a payer on that channel. With a deposit budget (`funding.maxDeposit` >
+ * 0), a proxy the client links to with no channel gets one opened on demand, and every channel is topped up when it
+ * runs low (client-channels.ts); meanwhile its payer says why it cannot pay and the client uses other proxies. With
+ * no budget, a proxy without an open channel gets no payer (the client does not use it while payments are on).
  */
 export class PayersByProxy {
-  private readonly payers = new Map<string, ClientPayer>();
-  /** Proxy contract (raw) -> the channel paying it. */
-  private readonly channels = new Map<string, Address>();
-  constructor(private readonly c: PaymentsConfig, private readonly clientId: string, private readonly log?: Logger) {}
+  private readonly payers = new Map<string, ChannelPayer>();
+  private readonly starting = new Map<string, Promise<void>>();
+  /** Why a proxy's payer could not start (its channel is open but refused, e.g. not genuine). */
+  private readonly problems = new Map<string, string>();
+  private channels?: ClientChannels;
+  constructor(private readonly c: PaymentsConfig, private readonly clientId: string, private readonly log?: Logger, private readonly funding?: ChannelFunding) {}
 
-  get(contractRaw: string): ClientPayer | undefined {
-    return this.payers.get(contractRaw);
+  /** Whether channels are opened and topped up by this client (a budget was given). */
+  get onDemand(): boolean {
+    return (this.funding?.maxDeposit ?? 0n) > 0n;
   }
 
-  /** Which proxy each listed open channel pays (newest channel per proxy wins). */
+  /** The payer of a proxy; with on-demand channels, asking for one starts opening its channel. */
+  get(contractRaw: string): ChannelPayer | undefined {
+    const have = this.payers.get(contractRaw);
+    if (have || !this.onDemand || !this.channels) return have;
+    const proxy = Address.parseRaw(contractRaw);
+    const p = this.payerFor(proxy);
+    const known = this.channels.channelWith(proxy);
+    if (known) void this.startPayer(proxy, known);
+    else void this.channels.ensureChannel(proxy);
+    return p;
+  }
+
+  /** Which proxy each listed open channel pays (newest channel per proxy wins), and the budget used. */
   async load(): Promise<void> {
-    const { ton } = await connectChain(this.c);
-    for (const ch of this.c.channels) {
-      try {
-        const view = await ton.channel(ch);
-        if (view.state.status !== ChannelStatus.OPEN) continue;
-        this.channels.set(view.config.proxyVault.toRawString(), ch);
-      } catch (e) {
-        this.log?.warn(`skipping channel ${ch.toString()}: ${(e as Error).message}`);
-      }
+    const { ton, wallet } = await connectChain(this.c);
+    this.channels = new ClientChannels({ config: this.c, ton, wallet, funding: this.funding ?? { channelDeposit: DEFAULT_CHANNEL_DEPOSIT, maxDeposit: 0n },
+      onOpened: (proxy, channel) => void this.startPayer(proxy, channel), ...(this.log ? { log: this.log } : {}) });
+    await this.channels.load();
+  }
+
+  /** Funding per proxy (tests, status). */
+  get funder(): ClientChannels | undefined {
+    return this.channels;
+  }
+
+  private payerFor(proxy: Address): ChannelPayer {
+    const key = proxy.toRawString();
+    let p = this.payers.get(key);
+    if (!p) {
+      const ch = this.channels!;
+      p = new ChannelPayer(proxy.toString(), () => {
+        const problem = this.problems.get(key);
+        if (problem) return `its payment channel cannot be used: ${problem}`;
+        const s = ch.status(proxy);
+        return s.state === "opening" ? `its payment channel is being opened (deposit ${s.channelDeposit} nanoTON)` : s.lastError ? `no payment channel: ${String(s.lastError)}` : "no payment channel yet";
+      }, () => ch.status(proxy));
+      this.payers.set(key, p);
     }
+    return p;
+  }
+
+  private startPayer(proxy: Address, channel: Address): Promise<void> {
+    const key = proxy.toRawString();
+    const p = this.payerFor(proxy);
+    if (p.payer) return Promise.resolve();
+    let run = this.starting.get(key);
+    if (!run) {
+      const funds = this.channels!;
+      const hooks = this.onDemand
+        ? { lowFunds: { below: funds.topUpBelow, onLow: () => void funds.topUpIfLow(proxy, () => p.payer!.availableNow()) }, statusExtra: () => funds.status(proxy) }
+        : {};
+      run = startClientPayments({ ...configForProxy(this.c, proxy), channel }, this.clientId, this.log, hooks)
+        .then((payer) => {
+          this.problems.delete(key);
+          return p.attach(payer);
+        })
+        .catch((e: Error) => {
+          this.problems.set(key, e.message);
+          this.log?.warn(`not using proxy ${proxy.toString()}: ${e.message}`);
+        })
+        .finally(() => this.starting.delete(key));
+      this.starting.set(key, run);
+    }
+    return run;
   }
 
   /** Starts the payers of these proxy contracts that have an open channel and no payer yet. */
   async ensure(contracts: Address[]): Promise<void> {
     for (const a of contracts) {
-      const key = a.toRawString();
-      const channel = this.channels.get(key);
-      if (this.payers.has(key) || !channel) continue;
-      try {
-        this.payers.set(key, await startClientPayments({ ...configForProxy(this.c, a), channel }, this.clientId, this.log));
-      } catch (e) {
-        this.log?.warn(`not using proxy ${a.toString()}: ${(e as Error).message}`);
-      }
+      const channel = this.channels?.channelWith(a);
+      if (channel) await this.startPayer(a, channel);
     }
   }
 
+  /** Waits (at most `ms`) for the channels being opened now and their payers. */
+  async settled(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    await this.channels?.settled(ms);
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.starting.values()]), new Promise((r) => (t = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+    clearTimeout(t);
+  }
+
   async close(): Promise<void> {
+    this.channels?.stop();
     for (const p of this.payers.values()) await p.close();
   }
 }
