@@ -22,7 +22,7 @@ import { confirmFundsMovement } from "../chain/network.js";
 import { MAX_MESSAGES_PER_TRANSFER } from "../chain/wallet.js";
 import { connectChain, loadPaymentsConfig, recordChannelInFile, type PaymentsConfig } from "../payments/config.js";
 import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
-import type { ChannelView, TonAccess } from "../payments/ton.js";
+import { parseAddress, type ChannelView, type TonAccess } from "../payments/ton.js";
 
 const STATUS_NAMES = ["open", "closing", "closed"] as const;
 const fmt = (n: bigint) => `${n} nanoTON (${(Number(n) / 1e9).toFixed(6)} TON)`;
@@ -122,14 +122,22 @@ export async function depositCommand(file: string, amountTon: string, print: (s:
   return channel.toString();
 }
 
+function listedChannel(c: PaymentsConfig, which: string): Address {
+  const a = parseAddress(which, "--channel");
+  const found = c.channels.find((x) => x.equals(a));
+  if (!found) throw new Error(`channel ${which} is not listed in ${c.file ?? "the payments config"}; "cocoon client channels" lists this client's channels`);
+  return found;
+}
+
 function needChannel(c: PaymentsConfig) {
   if (!c.channel) throw new Error(`the payments config ${c.file ?? ""} names no channel; open one with "cocoon client deposit --amount <TON>"`);
   return c.channel;
 }
 
-export async function closeCommand(file: string, print: (s: string) => void = console.log): Promise<void> {
+/** Closes the current channel, or `which` (any channel the file lists, e.g. one opened on demand with another proxy). */
+export async function closeCommand(file: string, print: (s: string) => void = console.log, which?: string): Promise<void> {
   const c = loadPaymentsConfig(file);
-  const channel = needChannel(c);
+  const channel = which === undefined ? needChannel(c) : listedChannel(c, which);
   const { ton, wallet } = await connectChain(c);
   const { config, state } = await ton.channel(channel);
   if (state.status !== ChannelStatus.OPEN) {
@@ -230,8 +238,9 @@ export function registerClientChannelCommands(client: Command): void {
   client.command("deposit").description("deposit TON into the current payment channel (opens a new one if there is none, or if it is closing or closed)")
     .option("--payments <file>", help).requiredOption("--amount <ton>", "amount in TON").option("--yes", "confirm without asking (mainnet)")
     .action(async (o, cmd: Command) => void (await depositCommand(file(cmd), o.amount, console.log, o.yes)));
-  client.command("close").description("start closing the current payment channel (the proxy may still redeem during the close delay)")
-    .option("--payments <file>", help).action(async (_o, cmd: Command) => closeCommand(file(cmd)));
+  client.command("close").description("start closing the current payment channel, or --channel (the proxy may still redeem during the close delay)")
+    .option("--payments <file>", help).option("--channel <address>", "close this listed channel instead of the current one (e.g. one opened on demand with another proxy)")
+    .action(async (o, cmd: Command) => closeCommand(file(cmd), console.log, o.channel));
   client.command("withdraw").description("finish the close of every channel whose close delay is over; the unspent deposit comes back")
     .option("--payments <file>", help).action(async (_o, cmd: Command) => void (await withdrawCommand(file(cmd))));
   client.command("channels").description("list every channel of this client: state, balances, when it can be withdrawn")

@@ -6,6 +6,7 @@
  */
 import type { AnswerCost, Payer, PaymentsRequest, SentRequest } from "../client/payer.js";
 import type { ClientPayer } from "./client-payer.js";
+import type { FundingStatus } from "./client-channels.js";
 
 export class ChannelPayer implements Payer {
   private inner?: ClientPayer;
@@ -13,7 +14,7 @@ export class ChannelPayer implements Payer {
   private conn?: { request: PaymentsRequest; session: string };
 
   /** `why`: why there is no channel yet (asked each time: the opening moves on). */
-  constructor(readonly proxy: string, private readonly why: () => string, private readonly extraStatus?: () => Record<string, unknown>) {}
+  constructor(readonly proxy: string, private readonly why: () => string, private readonly funding?: () => FundingStatus) {}
 
   get payer(): ClientPayer | undefined {
     return this.inner;
@@ -62,7 +63,7 @@ export class ChannelPayer implements Payer {
 
   status(): Record<string, unknown> {
     if (this.inner) return this.inner.status();
-    return { channel: null, unavailable: this.why(), ...(this.extraStatus ? { funding: this.extraStatus() } : {}) };
+    return { channel: null, unavailable: this.why(), ...(this.funding ? { funding: this.funding() } : {}) };
   }
 
   async close(): Promise<void> {

@@ -61,6 +61,18 @@ export interface ChannelFunding {
 /** Where a proxy's channel stands, for /status. */
 export type FundingState = "none" | "opening" | "open" | "topping-up" | "retrying" | "no-budget" | "failed";
 
+/** One proxy's funding on /status (paymentsByProxy[…].funding); amounts in nanoTON, as decimal strings. */
+export interface FundingStatus {
+  state: FundingState;
+  channelDeposit: string;
+  topUpBelow: string;
+  topUps: number;
+  /** The client's whole budget (the same for every proxy). */
+  budget: { max: string; used: string; left: string };
+  lastError?: string;
+  retryAt?: string;
+}
+
 interface ProxyFunding {
   proxy: Address;
   state: FundingState;
@@ -347,7 +359,7 @@ export class ClientChannels {
   }
 
   /** The funding view of one proxy for /status (paymentsByProxy), amounts in nanoTON. */
-  status(proxy: Address): Record<string, unknown> {
+  status(proxy: Address): FundingStatus {
     const e = this.byProxy.get(proxy.toRawString());
     const b = this.budget();
     return {

@@ -17,6 +17,7 @@ import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
 import type { ChannelState } from "../chain/contracts/ClientChannel.js";
 import { encodeSignedVoucher, signVoucher, voucherCell, type Ed25519Signer } from "../chain/vouchers.js";
 import type { Ledger } from "./ledger.js";
+import type { FundingStatus } from "./client-channels.js";
 import { parseCostFields, type PriceBook } from "./pricing.js";
 import { signRegistration } from "./messages.js";
 import type { TonAccess } from "./ton.js";
@@ -51,8 +52,8 @@ export interface ClientPayerOptions {
    * paid, after a chain read, and when a request is refused for funds. The top-up logic (client-channels.ts) decides.
    */
   lowFunds?: { below: bigint; onLow: () => void };
-  /** More to show in status() (e.g. the channel's funding state). */
-  statusExtra?: () => Record<string, unknown>;
+  /** The channel's funding (opening, top-ups, budget: client-channels.ts), shown in status(). */
+  funding?: () => FundingStatus;
 }
 
 /** How long close() waits to hand the proxy the newest voucher. */
@@ -429,7 +430,7 @@ export class ClientPayer implements Payer {
       reconciliation: { runs: this.reconciled.runs, paid: this.reconciled.paid, paidNano: this.reconciled.paidNano.toString(), disputed: this.reconciled.disputed, unsettledRequests: this.tracked.size },
       ...(this.disputes.count ? { disputes: { count: this.disputes.count, nano: this.disputes.nano.toString() } } : {}),
       ...(this.lastError ? { lastError: this.lastError } : {}),
-      ...(this.o.statusExtra ? { funding: this.o.statusExtra() } : {}),
+      ...(this.o.funding ? { funding: this.o.funding() } : {}),
     };
   }
 

@@ -76,7 +76,7 @@ export async function startWorkerPayments(c: PaymentsConfig, modelDigests: Recor
   }
 }
 
-export async function startClientPayments(c: PaymentsConfig, clientId: string, log?: Logger, hooks: Pick<ClientPayerOptions, "lowFunds" | "statusExtra"> = {}): Promise<ClientPayer> {
+export async function startClientPayments(c: PaymentsConfig, clientId: string, log?: Logger, hooks: Pick<ClientPayerOptions, "lowFunds" | "funding"> = {}): Promise<ClientPayer> {
   if (!c.channel) throw new Error(`the payments config${c.file ? ` ${c.file}` : ""} names no "channel"; a client needs its payment channel (open one with "cocoon client deposit")`);
   const { ton, wallet } = await connectChain(c);
   const { book } = await priceBook(ton, c);
@@ -220,7 +220,7 @@ export class PayersByProxy {
     if (!run) {
       const funds = this.channels!;
       const hooks = this.onDemand
-        ? { lowFunds: { below: funds.topUpBelow, onLow: () => void funds.topUpIfLow(proxy, () => p.payer!.availableNow()) }, statusExtra: () => funds.status(proxy) }
+        ? { lowFunds: { below: funds.topUpBelow, onLow: () => void funds.topUpIfLow(proxy, () => p.payer!.availableNow()) }, funding: () => funds.status(proxy) }
         : {};
       run = startClientPayments({ ...configForProxy(this.c, proxy), channel }, this.clientId, this.log, hooks)
         .then((payer) => {
