@@ -108,6 +108,7 @@ export class ClientPayer implements Payer {
       if (this.hasAbandoned) void this.reconcile().catch((e: Error) => (this.lastError = `reconciling with the proxy: ${e.message}`));
     }, STATUS_REFRESH_MS);
     this.refreshTimer.unref();
+    void this.refreshState(true); // /status shows the deposit before the first connection
   }
 
   private newRegistration(): Promise<void> {
