@@ -221,6 +221,15 @@ function renderDetails() {
     html += "<h2>Proxy and sealing</h2>" + dl([["Proxy", esc(link.address) + " " + (link.connected ? badge("connected", "ok") : badge("down", "bad"))], ["Proxy attestation", link.peer ? peerCell(link) : "–"], ["Sealing", (s.sealing || {}).enabled ? badge("on: only the attested worker reads prompts", "ok") : badge("OFF: the proxy reads prompts", "bad")], ["Receipts verified", fmtInt(((s.sealing || {}).receipts || {}).verified)], ["API", esc(s.api)]]);
     var p = s.payments;
     if (p) html += "<h3>Channel</h3>" + dl([["Channel", "<code>" + esc(p.channel) + "</code>"], ["Network", esc(p.network)], ["Deposit", fmtTon(p.deposited)], ["Spent", fmtTon(p.spent)], ["Remaining", fmtTon(p.available)], ["Disputed", p.disputes ? fmtTon(p.disputes.nano) : "none"]]);
+    // A channel per proxy (discovery): each one's funding, opened and topped up on demand within the budget.
+    var byProxy = Object.keys(s.paymentsByProxy || {}).map(function (k) { return Object.assign({ proxy: k }, s.paymentsByProxy[k]); });
+    var budget = (byProxy.map(function (r) { return (r.funding || {}).budget; }).filter(Boolean)[0]);
+    if (byProxy.length) html += "<h3>Channels per proxy</h3>" + (budget ? '<p class="small">Deposit budget: ' + fmtTon(budget.used) + " of " + fmtTon(budget.max) + " used, " + fmtTon(budget.left) + " left</p>" : "") + table("Channel with each proxy", [
+      ["proxy", function (r) { return "<code>" + esc(String(r.proxy).slice(0, 16)) + "…</code>"; }],
+      ["channel", function (r) { return r.channel ? "<code>" + esc(String(r.channel).slice(0, 16)) + "…</code>" : esc(r.unavailable || "none"); }],
+      ["funding", function (r) { var f = r.funding || {}; return f.state ? badge(f.state, f.state === "open" ? "ok" : "warn") + (f.lastError ? '<div class="small muted">' + esc(f.lastError) + "</div>" : "") : "–"; }],
+      ["deposit", function (r) { return fmtTon(r.deposited); }, "n"], ["spent", function (r) { return fmtTon(r.spent); }, "n"],
+      ["remaining", function (r) { return fmtTon(r.available); }, "n"], ["top-ups", function (r) { return fmtInt((r.funding || {}).topUps); }, "n"]], byProxy);
     html += "<h3>Recent requests</h3>" + table("Latest requests, newest first", [
       ["request", function (r) { return "<code>" + esc(String(r.requestId || "").slice(0, 20)) + "</code>"; }],
       ["model", "model"], ["outcome", function (r) { return r.outcome === "completed" ? badge("ok", "ok") : badge(r.outcome + (r.code ? " " + r.code : ""), "warn"); }],

@@ -14,7 +14,7 @@ export class ChannelPayer implements Payer {
   private conn?: { request: PaymentsRequest; session: string };
 
   /** `why`: why there is no channel yet (asked each time: the opening moves on). */
-  constructor(readonly proxy: string, private readonly why: () => string, private readonly funding?: () => FundingStatus) {}
+  constructor(readonly proxy: string, private readonly why: () => string, private readonly funding?: () => FundingStatus, private readonly onClose?: () => void) {}
 
   get payer(): ClientPayer | undefined {
     return this.inner;
@@ -67,6 +67,7 @@ export class ChannelPayer implements Payer {
   }
 
   async close(): Promise<void> {
+    this.onClose?.(); // no channel opened or topped up for a client that stopped
     await this.inner?.close();
   }
 }

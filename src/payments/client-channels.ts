@@ -84,6 +84,8 @@ interface ProxyFunding {
   retryAt?: number;
   retryTimer?: NodeJS.Timeout;
   lastError?: string;
+  /** Its payer closed: nothing more is sent for it. */
+  stopped?: boolean;
 }
 
 export interface ClientChannelsOptions {
@@ -203,7 +205,7 @@ export class ClientChannels {
 
   private run(e: ProxyFunding, state: FundingState, op: () => Promise<Address | undefined>, retry: () => Promise<unknown>): Promise<Address | undefined> {
     if (e.running) return e.running;
-    if (this.stopped) return Promise.resolve(e.channel);
+    if (this.stopped || e.stopped) return Promise.resolve(e.channel);
     const before = e.state;
     clearTimeout(e.retryTimer);
     e.retryTimer = undefined;
@@ -225,7 +227,7 @@ export class ClientChannels {
       if (e.lastError !== err.message) this.log.warn(`${state === "opening" ? "opening a channel with" : "topping up the channel with"} proxy ${e.proxy.toString()}: ${err.message}${noBudget ? "" : `; retrying in ${Math.round(delay / 1000)} s`}`);
       e.lastError = err.message;
       e.retryAt = Date.now() + delay;
-      if (!this.stopped) {
+      if (!this.stopped && !e.stopped) {
         e.retryTimer = setTimeout(() => {
           e.retryTimer = undefined;
           e.retryAt = undefined;
@@ -379,6 +381,15 @@ export class ClientChannels {
     const running = [...this.byProxy.values()].map((e) => e.running).filter(Boolean);
     await Promise.race([Promise.allSettled(running), new Promise((r) => (t = setTimeout(r, ms)))]);
     clearTimeout(t);
+  }
+
+  /** No more operations for this proxy (its payer closed): a scheduled retry is dropped. */
+  stopProxy(proxy: Address): void {
+    const e = this.byProxy.get(proxy.toRawString());
+    if (!e) return;
+    e.stopped = true;
+    clearTimeout(e.retryTimer);
+    e.retryTimer = undefined;
   }
 
   stop(): void {

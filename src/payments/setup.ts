@@ -206,7 +206,7 @@ export class PayersByProxy {
         if (problem) return `its payment channel cannot be used: ${problem}`;
         const s = ch.status(proxy);
         return s.state === "opening" ? `its payment channel is being opened (deposit ${s.channelDeposit} nanoTON)` : s.lastError ? `no payment channel: ${String(s.lastError)}` : "no payment channel yet";
-      }, () => ch.status(proxy));
+      }, () => ch.status(proxy), () => ch.stopProxy(proxy));
       this.payers.set(key, p);
     }
     return p;
