@@ -3,7 +3,7 @@
 // attested with its "contract address" as node id, exactly as the CLI binds it.
 import { ProxyNode } from "../../src/proxy/proxy.js";
 import { WorkerNode } from "../../src/worker/worker.js";
-import { ClientNode } from "../../src/client/client.js";
+import { ClientNode, type ClientOptions } from "../../src/client/client.js";
 import { OpenAiBackend } from "../../src/worker/backends/openai.js";
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from "../../src/dev/fake-upstream.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -57,7 +57,7 @@ async function startProxy(i: number, ports: { workerPort: number; clientPort: nu
   return p;
 }
 
-export async function startMultiProxyNetwork(nProxies: number, upstreamOpts: FakeUpstreamOptions[], o: { capacity?: number; maxProxyLinks?: number } = {}): Promise<MultiProxyNetwork> {
+export async function startMultiProxyNetwork(nProxies: number, upstreamOpts: FakeUpstreamOptions[], o: { capacity?: number; maxProxyLinks?: number; payerFor?: ClientOptions["payerFor"] } = {}): Promise<MultiProxyNetwork> {
   const proxies: ProxyNode[] = [];
   for (let i = 0; i < nProxies; i++) proxies.push(await startProxy(i));
   const targets = proxies.map((p, i): ProxyTarget => ({ key: proxyKey(i), host: "127.0.0.1", port: p.clientPort, contract: `proxy-contract-${i + 1}` }));
@@ -85,6 +85,7 @@ export async function startMultiProxyNetwork(nProxies: number, upstreamOpts: Fak
     verifyProxyFor: (t) => expectRegisteredProxy(clientSec.verifierFor("proxy"), t),
     verifyWorkerCert: clientSec.workerCertVerifier, selfInsecure: true, log: silentLogger,
     ...(o.maxProxyLinks ? { maxProxyLinks: o.maxProxyLinks } : {}),
+    ...(o.payerFor ? { payerFor: o.payerFor } : {}),
   });
   await client.start();
   for (let i = 0; i < 300 && !proxies.every((p) => p.pool.size >= workers.length); i++) await new Promise((r) => setTimeout(r, 10));
