@@ -17,6 +17,7 @@ import type { PeerInfo, PeerVerifier, TlsIdentity } from "../protocol/transport.
 import { CorsPolicy, DEFAULT_HTTP_LIMITS, decodeUtf8Strict, isJsonContentType, sendJson, startHttpServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { NodeObservability } from "../observability/node.js";
+import { countUsage, newRequestCounters, tokensView, type RequestCounters } from "../observability/request-counters.js";
 import { VERSION } from "../version.js";
 import { ProxyLink } from "./proxy-link.js";
 import { DEFAULT_MAX_LINKS, describeTarget, ProxySet, type ProxyRoute, type ProxyTarget } from "./proxy-set.js";
@@ -122,20 +123,14 @@ type AppRequest =
   | { endpoint: "transcriptions"; tr: TranscriptionRequest; model: string; budget: number; stream: false; includeUsage: false };
 
 
-interface Counters {
+interface Counters extends RequestCounters {
   /** Requests the app cancelled whose answers still ended with a receipt and were paid for what was produced. */
   cancelledBilled: number;
   receiptsVerified: number;
   receiptsRefused: number;
   workersRefused: number;
-  requests: number;
   /** Requests that moved to another proxy before any answer byte came back. */
   proxyRetries: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
-  promptTokens: number;
-  completionTokens: number;
   byStatus: Record<string, number>;
 }
 
@@ -152,7 +147,7 @@ export class ClientNode {
   private readonly cors: CorsPolicy;
   /** nanoTON of paid answers, by where they went (see `account`); this process's lifetime. */
   private readonly costs = { delivered: { count: 0, nano: 0n }, cancelledByApp: { count: 0, nano: 0n } };
-  private readonly stats: Counters = { cancelledBilled: 0, receiptsVerified: 0, receiptsRefused: 0, workersRefused: 0, requests: 0, proxyRetries: 0, completed: 0, failed: 0, cancelled: 0, promptTokens: 0, completionTokens: 0, byStatus: {} };
+  private readonly stats: Counters = { ...newRequestCounters(), cancelledBilled: 0, receiptsVerified: 0, receiptsRefused: 0, workersRefused: 0, proxyRetries: 0, byStatus: {} };
 
   constructor(private readonly opts: ClientOptions) {
     this.id = opts.clientId ?? `client-${randomBytes(4).toString("hex")}`;
@@ -778,8 +773,7 @@ export class ClientNode {
       this.stats.completed++;
       this.count(200);
     }
-    this.stats.promptTokens += trailer.usage.prompt_tokens;
-    this.stats.completionTokens += trailer.usage.completion_tokens;
+    countUsage(this.stats, trailer.usage);
     this.obs.request({ model: app.model, requestId, outcome: answer.appGone ? "cancelled" : "completed", ttftMs: trailer.timings?.ttftMs, totalMs: trailer.timings?.proxyMs ?? trailer.timings?.totalMs, promptTokens: trailer.usage.prompt_tokens, completionTokens: trailer.usage.completion_tokens, ...evidenceOf(answer, trailer) });
     return trailer;
   }
@@ -834,7 +828,7 @@ export class ClientNode {
       }),
       ...(this.opts.directory ? { discovery: { ...this.opts.directory.status(), linked: this.proxies.all.length, maxLinks: this.opts.maxProxyLinks ?? DEFAULT_MAX_LINKS } } : {}),
       requests: { total: this.stats.requests, completed: this.stats.completed, failed: this.stats.failed, cancelled: this.stats.cancelled, cancelledBilled: this.stats.cancelledBilled, movedToAnotherProxy: this.stats.proxyRetries, byStatus: this.stats.byStatus },
-      tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
+      tokens: tokensView(this.stats),
       sealing: this.opts.verifyWorkerCert
         ? { enabled: true, receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused }, workersRefused: this.stats.workersRefused, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) }
         : { enabled: false, warning: "requests and answers travel in clear through the proxy" },

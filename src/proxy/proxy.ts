@@ -30,6 +30,7 @@ import { CountingMeter, MeterRefusal, type ClientContext, type Meter } from "./m
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { NodeObservability } from "../observability/node.js";
+import { newRequestCounters, tokensView } from "../observability/request-counters.js";
 import { VERSION } from "../version.js";
 
 export const DEFAULT_WORKER_PORT = 11001;
@@ -97,7 +98,7 @@ export class ProxyNode {
   private clientListener?: Listener;
   private status?: HttpServerHandle;
   private readonly clients = new Set<ClientState>();
-  private readonly stats: ProxyRequestStats & { refusedPeers: number } = { requests: 0, completed: 0, failed: 0, cancelled: 0, retried: 0, rejected: 0, promptTokens: 0, completionTokens: 0, refusedPeers: 0, receiptsVerified: 0, receiptsRefused: 0 };
+  private readonly stats: ProxyRequestStats & { refusedPeers: number } = { ...newRequestCounters(), retried: 0, rejected: 0, refusedPeers: 0, receiptsVerified: 0, receiptsRefused: 0 };
   /** What each WorkerRelay (one attempt on one worker) uses of this proxy. */
   private readonly relayHost: RelayHost;
   private lastRefusal: string | undefined;
@@ -487,7 +488,7 @@ export class ProxyNode {
       },
       receipts: { verified: this.stats.receiptsVerified, refused: this.stats.receiptsRefused },
       queue: this.queue.status(),
-      tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
+      tokens: tokensView(this.stats),
       errors: { failed: this.stats.failed, refusedPeers: this.stats.refusedPeers, ...(this.lastRefusal ? { lastRefusal: this.lastRefusal } : {}) },
       ...(this.meter.status ? { payments: this.meter.status() } : {}),
       ...(this.opts.statusExtra?.() ?? {}),

@@ -10,6 +10,7 @@ import type { NodeObservability } from "../observability/node.js";
 import type { Logger } from "../util/log.js";
 import { WORKER_FULL_BACKOFF_MS, type PoolWorker, type WorkerPool } from "./pool.js";
 import type { ClientContext, Meter } from "./meter.js";
+import { countUsage, type RequestCounters } from "../observability/request-counters.js";
 
 /** One client request while the proxy relays it (over one or more attempts). */
 export interface RelayState {
@@ -34,15 +35,9 @@ export class RetryableFailure extends Error {
 }
 
 /** The proxy's request counters (its /status `requests`, `receipts` and `tokens`). */
-export interface ProxyRequestStats {
-  requests: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
+export interface ProxyRequestStats extends RequestCounters {
   retried: number;
   rejected: number;
-  promptTokens: number;
-  completionTokens: number;
   receiptsVerified: number;
   receiptsRefused: number;
 }
@@ -242,8 +237,7 @@ export class WorkerRelay {
     const ms = Date.now() - this.started;
     host.pool.recordSuccess(worker, ms, trailer.usage.prompt_tokens, trailer.usage.completion_tokens);
     host.stats.completed++;
-    host.stats.promptTokens += trailer.usage.prompt_tokens;
-    host.stats.completionTokens += trailer.usage.completion_tokens;
+    countUsage(host.stats, trailer.usage);
     const out = { ...trailer, worker: worker.id, timings: { ...trailer.timings, proxyMs: ms }, ...(settled.cost ? { cost: settled.cost } : {}) };
     client.end(host.relayedTrailer(out));
     host.obs.request({ model: head.model, requestId: head.requestId, outcome: trailer.finishReason === "cancelled" ? "cancelled" : "completed", ttftMs: trailer.timings?.ttftMs, totalMs: ms, promptTokens: trailer.usage.prompt_tokens, completionTokens: trailer.usage.completion_tokens, worker: worker.id, ...(settled.cost?.total_cost ? { costNano: settled.cost.total_cost } : {}) });

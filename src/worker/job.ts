@@ -14,6 +14,7 @@ import type { ReplayCache } from "../crypto/replay.js";
 import type { NodeObservability } from "../observability/node.js";
 import type { Logger } from "../util/log.js";
 import { BackendError, type Backend, type GenerationResult } from "./backends/backend.js";
+import { countUsage, type RequestCounters } from "../observability/request-counters.js";
 
 /** Keys bound in one attested identity: open sealed requests, sign usage receipts. */
 export interface SealingKeys {
@@ -28,14 +29,8 @@ export interface ReceiptPricer {
 }
 
 /** The worker's request counters (its /status `requests`). chunks: answer chunks sent. */
-export interface WorkerRequestStats {
-  requests: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
+export interface WorkerRequestStats extends RequestCounters {
   rejected: number;
-  promptTokens: number;
-  completionTokens: number;
   chunks: number;
 }
 
@@ -208,8 +203,7 @@ export class InferenceJob {
     const { host, head, stream } = this;
     if (result.finishReason === "cancelled") host.stats.cancelled++;
     else host.stats.completed++;
-    host.stats.promptTokens += result.usage.prompt_tokens;
-    host.stats.completionTokens += result.usage.completion_tokens;
+    countUsage(host.stats, result.usage);
     let receipt: SignedReceipt | undefined;
     if (body.responder) {
       // The final sealed chunk tells the client the answer is complete (truncation is detectable).

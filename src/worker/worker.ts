@@ -12,6 +12,7 @@ import type { Backend } from "./backends/backend.js";
 import { startStatusServer, type HttpServerHandle } from "../util/http.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { NodeObservability } from "../observability/node.js";
+import { newRequestCounters, tokensView } from "../observability/request-counters.js";
 import { VERSION } from "../version.js";
 import { ReplayCache } from "../crypto/replay.js";
 import { InferenceJob, type JobHost, type SealingKeys, type WorkerRequestStats } from "./job.js";
@@ -88,7 +89,7 @@ export class WorkerNode {
   private stopped = false;
   private status?: HttpServerHandle;
   /** chunks: answer chunks sent (with delta batching, a fast engine needs far fewer than one per token). */
-  private readonly stats: WorkerRequestStats = { requests: 0, completed: 0, failed: 0, cancelled: 0, rejected: 0, promptTokens: 0, completionTokens: 0, chunks: 0 };
+  private readonly stats: WorkerRequestStats = { ...newRequestCounters(), rejected: 0, chunks: 0 };
   /** What each InferenceJob (one request) uses of this worker. */
   private readonly jobHost: JobHost;
 
@@ -315,7 +316,7 @@ export class WorkerNode {
         ...(l.lastError ? { lastError: l.lastError } : {}),
       })),
       requests: { ...this.stats },
-      tokens: { prompt: this.stats.promptTokens, completion: this.stats.completionTokens },
+      tokens: tokensView(this.stats),
       errors: this.stats.failed,
       ...(this.opts.payee?.status && !this.opts.payeeFor ? { payments: this.opts.payee.status() } : {}),
       ...(this.opts.payeeFor ? this.paymentsByProxy() : {}),
