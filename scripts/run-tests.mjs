@@ -1,27 +1,89 @@
 #!/usr/bin/env node
-// Runs the whole test suite with Node's built-in runner. Node 20's `--test` does not expand globs,
-// so the files are collected here. Usage: npm test [-- path-filter ...]
+// Runs the test suite with Node's built-in runner on plain JavaScript, with no module loader in the test processes
+// (a loader hook once stalled a whole file before it printed anything). Usage: npm test [-- path-filter ...]
 //
-// A test file whose process stalls before it finishes (seen once here: a file that printed nothing at all until
-// the runner's timeout, i.e. stuck while loading) is run once more on its own. Only such file-level timeouts are
-// retried; a failed assertion fails the run at once. The retry is announced, and its result decides.
-import { readdirSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+// Each TypeScript file of src/, test/, bench/ and scripts/ is transpiled on its own (TypeScript's transpileModule:
+// types are erased, nothing is type-checked; `npm run typecheck` does that) into .test-build/, in the repository's
+// layout, and only when its source changed. Everything else there is a link to the real thing (models/, docs/,
+// contracts/, package.json, test fixtures), so a path relative to a file's own URL finds what it found from source.
+// Node 20's `--test` does not expand globs, so the files are collected here.
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { spawn } from "node:child_process";
+import ts from "typescript";
 
 const root = new URL("..", import.meta.url).pathname;
+/** Where the compiled tree lives (git-ignored). */
+const BUILD = join(root, ".test-build");
+/** The folders holding TypeScript that tests import or run. */
+const COMPILED = ["src", "test", "bench", "scripts"];
+/** Never linked into the build: the build itself, and what Node finds by walking up from it anyway. */
+const NOT_LINKED = new Set([".git", ".test-build", "node_modules", ...COMPILED]);
 const filters = process.argv.slice(2);
 /** Longest a single test file may run; the slowest takes about 20 s on this 2-core machine. */
 const FILE_TIMEOUT_MS = Number(process.env.COCOON_TEST_FILE_TIMEOUT_MS ?? 150_000);
 
-function collect(dir) {
+function walk(dir) {
   const out = [];
-  for (const name of readdirSync(dir).sort()) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...collect(path));
-    else if (name.endsWith(".test.ts")) out.push(relative(root, path));
+  for (const name of readdirSync(join(root, dir)).sort()) {
+    const rel = join(dir, name);
+    if (lstatSync(join(root, rel)).isDirectory()) out.push(...walk(rel));
+    else out.push(rel);
   }
   return out;
+}
+
+/** Makes `at` a symbolic link to `target` (replacing whatever is there). */
+function link(at, target) {
+  try {
+    const st = lstatSync(at);
+    if (st.isSymbolicLink() && readlinkSync(at) === target) return;
+    rmSync(at, { recursive: true, force: true });
+  } catch {
+    // not there yet
+  }
+  mkdirSync(dirname(at), { recursive: true });
+  symlinkSync(target, at);
+}
+
+/** Brings .test-build/ up to date with the sources; returns how many files were transpiled. */
+function build() {
+  const options = {
+    module: ts.ModuleKind.ESNext,
+    target: ts.ScriptTarget.ES2022,
+    inlineSourceMap: true,
+    inlineSources: true,
+  };
+  let transpiled = 0;
+  const wanted = new Set();
+  for (const dir of COMPILED) {
+    for (const rel of walk(dir)) {
+      const source = join(root, rel);
+      if (rel.endsWith(".ts")) {
+        const out = join(BUILD, rel.slice(0, -3) + ".js");
+        wanted.add(out);
+        if (existsSync(out) && statSync(out).mtimeMs >= statSync(source).mtimeMs) continue;
+        const { outputText } = ts.transpileModule(readFileSync(source, "utf8"), { fileName: source, compilerOptions: options });
+        mkdirSync(dirname(out), { recursive: true });
+        writeFileSync(out, outputText);
+        transpiled++;
+      } else {
+        const out = join(BUILD, rel);
+        wanted.add(out);
+        link(out, source);
+      }
+    }
+  }
+  for (const name of readdirSync(root)) if (!NOT_LINKED.has(name)) link(join(BUILD, name), join(root, name));
+  // Output whose source is gone (a file deleted or renamed) goes too, so nothing can import it.
+  for (const dir of COMPILED) {
+    if (!existsSync(join(BUILD, dir))) continue;
+    for (const rel of walk(join(".test-build", dir))) {
+      const at = join(root, rel);
+      if (!wanted.has(at)) rmSync(at, { force: true });
+    }
+  }
+  return transpiled;
 }
 
 /**
@@ -30,51 +92,25 @@ function collect(dir) {
  */
 const EXCLUSIVE = ["test/bench/soak-short.test.ts", "test/payments/kill-restart.test.ts", "test/payments/two-proxies-kill.test.ts", "test/dashboard/browser.test.ts"];
 
-/** Runs the files, streaming the TAP output; resolves with the exit code and the output. */
-function run(files, concurrency = 2) {
-  const args = ["--import", "tsx", "--test", "--test-reporter=tap", `--test-concurrency=${concurrency}`, `--test-timeout=${FILE_TIMEOUT_MS}`, ...files];
+/** Runs the compiled forms of these test files, streaming the TAP output; resolves with the exit code. */
+function run(files, concurrency) {
+  const compiled = files.map((f) => join(".test-build", f.slice(0, -3) + ".js"));
+  const args = ["--enable-source-maps", "--test", "--test-reporter=tap", `--test-concurrency=${concurrency}`, `--test-timeout=${FILE_TIMEOUT_MS}`, ...compiled];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      process.stdout.write(d);
-    });
-    child.on("close", (code) => resolve({ code: code ?? 1, out }));
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+    child.on("close", (code) => resolve(code ?? 1));
   });
 }
 
-/** Test files that failed only by timing out as a whole (top-level `not ok` with a timeout failure type). */
-function timedOutFiles(tap, files) {
-  const stuck = [];
-  const re = /^not ok \d+ - (.+\.test\.ts)\n {2}---\n(?: {2}.*\n)*? {2}failureType: 'testTimeoutFailure'/gm;
-  for (const m of tap.matchAll(re)) {
-    const file = relative(root, m[1].startsWith("/") ? m[1] : join(root, m[1]));
-    if (files.includes(file)) stuck.push(file);
-  }
-  return stuck;
-}
-
-const files = collect(join(root, "test")).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+const files = walk("test").filter((f) => f.endsWith(".test.ts") && (filters.length === 0 || filters.some((x) => f.includes(x))));
 if (files.length === 0) {
   console.error(`No test files matched ${filters.join(" ") || "test/**/*.test.ts"}.`);
   process.exit(1);
 }
-/** Runs a set of files; a file that only stalled as a whole is run once more on its own. Resolves with the exit code. */
-async function phase(set, concurrency) {
-  if (set.length === 0) return 0;
-  const first = await run(set, concurrency);
-  if (first.code === 0) return 0;
-  const stuck = timedOutFiles(first.out, set);
-  // Every failing file has a top-level `not ok`; retry only when all of them are whole-file timeouts.
-  const failingFiles = first.out.match(/^not ok \d+ - /gm)?.length ?? 0;
-  if (stuck.length === 0 || failingFiles !== stuck.length) return first.code;
-  console.log(`\n# ${stuck.length} test file(s) stalled and timed out as a whole (not a failed assertion): ${stuck.join(", ")}`);
-  console.log("# running them once more on their own; their result decides");
-  return (await run(stuck, 1)).code;
-}
-
+const started = Date.now();
+const transpiled = build();
+console.log(`# .test-build: ${transpiled} file(s) transpiled in ${Date.now() - started} ms`);
 const shared = files.filter((f) => !EXCLUSIVE.includes(f));
 const alone = files.filter((f) => EXCLUSIVE.includes(f));
-const codes = [await phase(shared, 2), await phase(alone, 1)];
+const codes = [shared.length ? await run(shared, 2) : 0, alone.length ? await run(alone, 1) : 0];
 process.exit(codes.find((c) => c !== 0) ?? 0);

@@ -2,6 +2,7 @@
 // stopped (by its own pid) when the run ends, even after an error.
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { existsSync } from "node:fs";
 
 export interface Child {
   name: string;
@@ -50,6 +51,8 @@ function track(name: string, proc: ChildProcess, stopSignal: NodeJS.Signals): Ch
 export async function forkReady(name: string, module: string, args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<{ child: Child; ready: Record<string, unknown> }> {
   // BENCH_PROFILE_DIR=dir writes a V8 CPU profile of every forked peer there when it exits (open in Chrome DevTools).
   const profile = process.env.BENCH_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  // Run from the tests' compiled tree (scripts/run-tests.mjs: .test-build/), a .ts module is the .js beside its path.
+  if (module.endsWith(".ts") && !existsSync(module) && existsSync(`${module.slice(0, -3)}.js`)) module = `${module.slice(0, -3)}.js`;
   const loader = module.endsWith(".ts") ? ["--import", "tsx"] : [];
   const proc = fork(module, args, { execArgv: [...loader, ...profile], stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env, ...env } });
   const child = track(name, proc, "SIGTERM");

@@ -3,12 +3,13 @@
 // request, vouchers the proxy verified). Runs the CLI from source (tsx) so it never tests a stale dist/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { startCocoon, startUpstream, stopPeer } from "../../bench/lib/peers.js";
 import { runLoad } from "../../bench/lib/load.js";
 import { requestBody } from "../../bench/overhead.js";
+import { nodeEntry } from "../helpers/entry.js";
 
-const CLI_SOURCE = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+/** The CLI as the tests were built (compiled, or the source through tsx): never a stale dist/. */
+const CLI_SOURCE = nodeEntry(new URL("../../src/cli/main.ts", import.meta.url)).file;
 
 test("bench Cocoon peer: sealed, billed requests succeed; chunks batched; the counters the report reads are there", async () => {
   const up = await startUpstream(16);

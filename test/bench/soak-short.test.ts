@@ -3,12 +3,12 @@
 // workers and chain must agree to the nanoTON.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { runSoak } from "../../bench/soak/soak.js";
+import { nodeEntry } from "../helpers/entry.js";
 
 test("short soak: cancels, worker kills and a proxy restart under load; every party's books agree to the nanoTON", { timeout: 240_000 }, async (t) => {
   const r = await runSoak({
-    cli: fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url)),
+    cli: nodeEntry(new URL("../../src/cli/main.ts", import.meta.url)).file,
     durationS: 24, concurrency: 40, workers: 2, backend: "fake", cancelRate: 0.3, nonStreamingRate: 0.2, faults: true,
     intervalS: 6, tokens: 10, tokenDelayMs: 15, workerCapacity: 100,
     log: (line) => t.diagnostic(line),

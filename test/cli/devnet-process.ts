@@ -21,7 +21,7 @@ export interface Devnet {
 }
 
 export async function startDevnet(args: string[] = [], env: Record<string, string> = {}): Promise<Devnet> {
-  const proc = spawn(process.execPath, ["--import", "tsx", CLI, "devnet", "--port", "0", ...args], {
+  const proc = spawn(process.execPath, [...CLI.execArgv, CLI.file, "devnet", "--port", "0", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, COCOON_LOG: "info", ...env },
   });

@@ -16,7 +16,7 @@ let api = "";
 const capture = join(mkdtempSync(join(tmpdir(), "capture-")), "proxy.bin");
 
 before(async () => {
-  proc = spawn(process.execPath, ["--import", "tsx", CLI, "devnet", "--port", "0"], {
+  proc = spawn(process.execPath, [...CLI.execArgv, CLI.file, "devnet", "--port", "0"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, COCOON_LOG: "info", COCOON_PROXY_CAPTURE: capture },
   });

@@ -3,10 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { createPrivateKey, createPublicKey, diffieHellman, sign, verify } from "node:crypto";
 import fc from "fast-check";
 import { CURVE25519_BACKEND, ed25519SignerFromSeed, ed25519Verify, x25519, x25519Generate, x25519PublicFromPrivate } from "../../src/crypto/curve25519.js";
+import { nodeEntry } from "../helpers/entry.js";
 
 const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
 const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
@@ -60,9 +60,9 @@ test(`X25519 (${CURVE25519_BACKEND}) agrees with node:crypto; a low-order public
 });
 
 test("both backends (libsodium and the node:crypto fallback) give identical keys, signatures and secrets", () => {
-  const script = fileURLToPath(new URL("./curve25519-vectors.ts", import.meta.url));
+  const script = nodeEntry(new URL("./curve25519-vectors.ts", import.meta.url));
   const run = (env: Record<string, string>) =>
-    JSON.parse(execFileSync(process.execPath, ["--import", "tsx", script], { env: { ...process.env, ...env }, encoding: "utf8" })) as { backend: string; cases: unknown[] };
+    JSON.parse(execFileSync(process.execPath, [...script.execArgv, script.file], { env: { ...process.env, ...env }, encoding: "utf8" })) as { backend: string; cases: unknown[] };
   const fallback = run({ COCOON_NO_SODIUM: "1" });
   assert.equal(fallback.backend, "node:crypto");
   const native = run({});

@@ -1,9 +1,10 @@
-// Test helper: runs `cocoon` commands as real child processes (through tsx, so no build is needed) and
-// collects what they report.
+// Test helper: runs `cocoon` commands as real child processes (the CLI the tests were built with: compiled, or the
+// source through tsx; never a stale dist/) and collects what they report.
 import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { nodeEntry } from "./entry.js";
 
-export const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+/** The CLI's entry point and the node options it needs: spawn(process.execPath, [...CLI.execArgv, CLI.file, ...]). */
+export const CLI = nodeEntry(new URL("../../src/cli/main.ts", import.meta.url));
 
 export interface RoleProcess {
   proc: ChildProcess;
@@ -14,7 +15,7 @@ export interface RoleProcess {
 
 /** Starts a role; `ready` resolves with its IPC ready message. */
 export function startRole(args: string[], env: Record<string, string> = {}): RoleProcess {
-  const proc = fork(CLI, args, { execArgv: ["--import", "tsx"], stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env, COCOON_LOG: "info", ...env } });
+  const proc = fork(CLI.file, args, { execArgv: CLI.execArgv, stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env, COCOON_LOG: "info", ...env } });
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
   proc.stderr!.on("data", (d) => (out += d));

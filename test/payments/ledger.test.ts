@@ -7,6 +7,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Ledger, LedgerConflictError } from "../../src/payments/ledger.js";
 import { LEDGER_SCHEMA_VERSION } from "../../src/payments/ledgerSchema.js";
+import { nodeEntry } from "../helpers/entry.js";
 
 const ABOVE_2_53 = 2n ** 53n + 1n;
 const HUGE = 2n ** 100n + 12345n;
@@ -189,7 +190,8 @@ test("group commit: a failed write is undone alone, sums and latest vouchers sta
 
 test("SIGKILL mid-run loses nothing that was acknowledged", withDir(async (dir) => {
   const path = join(dir, "crash.sqlite");
-  const child = spawn(process.execPath, ["--import", "tsx", new URL("./ledger-crash-child.ts", import.meta.url).pathname, path],
+  const crashChild = nodeEntry(new URL("./ledger-crash-child.ts", import.meta.url));
+  const child = spawn(process.execPath, [...crashChild.execArgv, crashChild.file, path],
     { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   await new Promise<void>((resolve) => {

@@ -11,6 +11,7 @@ import { FakeTsm, TestIntel, servePcs } from "./test-tee.js";
 import { createNodeIdentity } from "../../src/tee/identity.js";
 import { createSimEvidence } from "../../src/tee/sim.js";
 import { TDX_V4, TDX_V5_OUTDATED, VECTORS, NV_NONCE, vecText } from "./helpers.js";
+import { nodeEntry } from "../helpers/entry.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), "attest-cli-"));
@@ -85,11 +86,13 @@ describe("cocoon attest verify", () => {
     assert.equal(ok.policy?.passed, true);
   });
   it("exit status through commander: 0 only when verified", () => {
-    const script = `import { Command } from "commander"; import { registerAttestCommand } from ${JSON.stringify(ROOT + "src/cli/attest.ts")};
+    // Compiled tests (npm test) import the compiled command and run plain JavaScript; from source, through tsx.
+    const attest = nodeEntry(new URL("../../src/cli/attest.ts", import.meta.url));
+    const script = `import { Command } from "commander"; import { registerAttestCommand } from ${JSON.stringify(attest.file)};
       const p = new Command("cocoon"); registerAttestCommand(p); await p.parseAsync(process.argv.slice(2), { from: "user" });`;
-    const file = join(ROOT, "test/tee/.attest-cli-run.tmp.mts");
+    const file = join(ROOT, `test/tee/.attest-cli-run.tmp.${attest.execArgv.length ? "mts" : "mjs"}`);
     writeFileSync(file, script);
-    const run = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", file, ...args], { cwd: ROOT, encoding: "utf8" });
+    const run = (...args: string[]) => spawnSync(process.execPath, [...attest.execArgv, file, ...args], { cwd: ROOT, encoding: "utf8" });
     try {
       const ok = run("attest", "verify", VECTORS + TDX_V4.quote, "--collateral", VECTORS + TDX_V4.collateral, "--at", at(TDX_V4.at), "--json");
       assert.equal(ok.status, 0, ok.stderr);
