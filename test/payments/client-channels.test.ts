@@ -155,6 +155,23 @@ test("client channels on demand: budget, wallet, crash adoption, one top-up per 
       f.stop();
     });
 
+    await t.test("a used-up budget: no top-up, said once, nothing moves", async () => {
+      const probe = await make({ channelDeposit: TON("1"), maxDeposit: TON("10") });
+      const used = probe.f.budget().used;
+      probe.f.stop();
+      const { f, wallet, log } = await make({ channelDeposit: TON("1"), maxDeposit: used }, { retryMinMs: 100, retryMaxMs: 200 });
+      const before = await wallet.balance();
+      await f.topUpIfLow(p2, async () => 0n);
+      assert.equal(f.status(p2).state, "no-budget");
+      assert.match(String(f.status(p2).lastError), /topping up channel .* needs 1 TON and the deposit budget has 0 TON left/);
+      // The retries (every 100-200 ms here) find the same: still nothing sent, and the log says it once.
+      await waitUntil("two more retries", async () => (f.status(p2).failures >= 3 ? true : undefined));
+      assert.equal(wallet.transfers, 0);
+      assert.equal(await wallet.balance(), before);
+      assert.equal(log.lines.filter((l) => /deposit budget has 0 TON left/.test(l)).length, 1, log.lines.join("\n"));
+      f.stop();
+    });
+
     await t.test("a failed top-up is logged and retried with back-off until it goes through", async () => {
       // Anyone may top a channel up: here a wallet with nothing in it tries first, then gets funded.
       const other = join(dir, "other.payments.json");
