@@ -292,11 +292,6 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
   if ((o.channelDeposit !== undefined || o.maxDeposit !== undefined) && !(directory && pay)) throw new Error("--channel-deposit and --max-deposit are for a client that finds proxies on the root (--root, no --proxy) and pays (--payments)");
   const funding = directory && pay ? channelFunding(o, pay) : undefined;
   const payers = directory && pay ? new PayersByProxy(pay, clientId, log, funding) : undefined;
-  if (payers && funding) {
-    log.info(funding.maxDeposit > 0n
-      ? `channels on demand: a proxy without a channel gets one with ${fromNano(funding.channelDeposit)} TON, topped up when under ${fromNano(funding.channelDeposit / 4n)} TON; at most ${fromNano(funding.maxDeposit)} TON deposited in all (--max-deposit)`
-      : "channels on demand are off (--max-deposit 0): only proxies with a channel opened by hand are used");
-  }
   const contractsOf = (targets: ProxyDirectory["targets"]) => targets.map((t) => parseAddress(t.contract, "registered proxy"));
   // The client sees a list change only once the payers of new proxies run (a link registers its channel on connecting).
   const listeners: Array<(t: ProxyDirectory["targets"]) => void> = [];
@@ -309,6 +304,10 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
   };
   if (payers) {
     await payers.load();
+    const b = payers.funder!.budget();
+    log.info(funding!.maxDeposit > 0n
+      ? `channels on demand: a linked proxy without a channel gets one with ${fromNano(funding!.channelDeposit)} TON, topped up when under ${fromNano(payers.funder!.topUpBelow)} TON; at most ${fromNano(b.max)} TON deposited in this client's channels (--max-deposit), ${fromNano(b.used)} TON now, ${fromNano(b.left)} TON left`
+      : "channels on demand are off (--max-deposit 0): only proxies with a channel opened by hand are used");
     await payers.ensure(contractsOf(directory!.targets));
   }
   directory?.onChange((targets) => void (payers ? payers.ensure(contractsOf(targets)) : Promise.resolve())

@@ -93,8 +93,9 @@ export interface ClientOptions {
   /** Payment hook: piggybacks vouchers, signs one after each answer. With several proxies see `payerFor`. */
   payer?: Payer;
   /**
-   * The payer of each proxy (a channel per proxy contract); a proxy without one is not used while payments are on.
-   * Without it, `payer` serves every proxy.
+   * The payer of each proxy (a channel per proxy contract), asked when the proxy is linked; a proxy without one, or
+   * whose payer says it cannot pay now (`unavailable`: its channel is being opened), is not used while payments are
+   * on. Without it, `payer` serves every proxy.
    */
   payerFor?: (target: ProxyTarget) => Payer | undefined;
 

@@ -67,6 +67,8 @@ export interface FundingStatus {
   channelDeposit: string;
   topUpBelow: string;
   topUps: number;
+  /** Failed attempts in a row (reset by one that goes through). */
+  failures: number;
   /** The client's whole budget (the same for every proxy). */
   budget: { max: string; used: string; left: string };
   lastError?: string;
@@ -369,6 +371,7 @@ export class ClientChannels {
       channelDeposit: this.o.funding.channelDeposit.toString(),
       topUpBelow: this.topUpBelow.toString(),
       topUps: e?.topUps ?? 0,
+      failures: e?.failures ?? 0,
       budget: { max: b.max.toString(), used: b.used.toString(), left: b.left.toString() },
       ...(e?.lastError ? { lastError: e.lastError } : {}),
       ...(e?.retryAt ? { retryAt: new Date(e.retryAt).toISOString() } : {}),

@@ -323,7 +323,7 @@ export class ClientPayer implements Payer {
         const again = this.available() ?? 0n;
         if (again < min) {
           this.o.lowFunds?.onLow();
-          throw new ApiError(402, `Insufficient funds: this request (a ${promptBytes}-byte prompt and max_tokens ${maxTokens}) may cost up to ${min} nanoTON and the payment channel has ${again > 0n ? again : 0n} left. Deposit more with "cocoon client deposit --amount <TON>", shorten the prompt or lower max_tokens.`, "insufficient_quota", "insufficient_funds");
+          throw new ApiError(402, `Insufficient funds: this request (a ${promptBytes}-byte prompt and max_tokens ${maxTokens}) may cost up to ${min} nanoTON and the payment channel has ${again > 0n ? again : 0n} left. ${this.o.lowFunds ? "This client tops its channels up by itself within --max-deposit (its /status shows how: paymentsByProxy funding); retry shortly" : 'Deposit more with "cocoon client deposit --amount <TON>"'}, shorten the prompt or lower max_tokens.`, "insufficient_quota", "insufficient_funds");
         }
       }
     }

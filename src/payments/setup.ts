@@ -220,7 +220,17 @@ export class PayersByProxy {
     if (!run) {
       const funds = this.channels!;
       const hooks = this.onDemand
-        ? { lowFunds: { below: funds.topUpBelow, onLow: () => void funds.topUpIfLow(proxy, () => p.payer!.availableNow()) }, funding: () => funds.status(proxy) }
+        ? {
+          lowFunds: {
+            below: funds.topUpBelow,
+            // The payer may say so while it starts, before it is attached: the next chain read asks again.
+            onLow: () => {
+              const payer = p.payer;
+              if (payer) void funds.topUpIfLow(proxy, () => payer.availableNow());
+            },
+          },
+          funding: () => funds.status(proxy),
+        }
         : {};
       run = startClientPayments({ ...configForProxy(this.c, proxy), channel }, this.clientId, this.log, hooks)
         .then((payer) => {

@@ -21,6 +21,9 @@ class StandInPayer implements Payer {
   track(): void {}
   abandon(): void {}
   async reconcile(): Promise<void> {}
+  status(): Record<string, unknown> {
+    return { standIn: true, paid: this.paid };
+  }
   async beforeRequest(): Promise<Record<string, unknown> | undefined> {
     if (this.dry) throw new ApiError(402, "Insufficient funds: the stand-in channel is dry.", "insufficient_quota", "insufficient_funds");
     return undefined;

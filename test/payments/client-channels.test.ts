@@ -13,6 +13,7 @@ import { toNano, type Address } from "@ton/core";
 import { startDevnetChain, type DevnetChain } from "../../src/payments/devnet.js";
 import { connectChain, loadPaymentsConfig } from "../../src/payments/config.js";
 import { ClientChannels, type ChannelFunding } from "../../src/payments/client-channels.js";
+import { PayersByProxy } from "../../src/payments/setup.js";
 import { ClientChannel } from "../../src/chain/contracts/ClientChannel.js";
 import { STORAGE_RESERVE } from "../../src/chain/contracts/opcodes.js";
 import { ed25519Signer } from "../../src/chain/vouchers.js";
@@ -154,6 +155,23 @@ test("client channels on demand: budget, wallet, crash adoption, one top-up per 
       f.stop();
     });
 
+    await t.test("a used-up budget: no top-up, said once, nothing moves", async () => {
+      const probe = await make({ channelDeposit: TON("1"), maxDeposit: TON("10") });
+      const used = probe.f.budget().used;
+      probe.f.stop();
+      const { f, wallet, log } = await make({ channelDeposit: TON("1"), maxDeposit: used }, { retryMinMs: 100, retryMaxMs: 200 });
+      const before = await wallet.balance();
+      await f.topUpIfLow(p2, async () => 0n);
+      assert.equal(f.status(p2).state, "no-budget");
+      assert.match(String(f.status(p2).lastError), /topping up channel .* needs 1 TON and the deposit budget has 0 TON left/);
+      // The retries (every 100-200 ms here) find the same: still nothing sent, and the log says it once.
+      await waitUntil("two more retries", async () => (f.status(p2).failures >= 3 ? true : undefined));
+      assert.equal(wallet.transfers, 0);
+      assert.equal(await wallet.balance(), before);
+      assert.equal(log.lines.filter((l) => /deposit budget has 0 TON left/.test(l)).length, 1, log.lines.join("\n"));
+      f.stop();
+    });
+
     await t.test("a failed top-up is logged and retried with back-off until it goes through", async () => {
       // Anyone may top a channel up: here a wallet with nothing in it tries first, then gets funded.
       const other = join(dir, "other.payments.json");
@@ -172,6 +190,38 @@ test("client channels on demand: budget, wallet, crash adoption, one top-up per 
       assert.equal(f.status(p2).state, "open");
       assert.equal(f.status(p2).lastError, undefined);
       f.stop();
+    });
+
+    await t.test("a real payer whose spending crosses the threshold tops its channel up once, racing answers included", async () => {
+      const payers = new PayersByProxy(loadPaymentsConfig(file), "client-test", recordingLog(), { channelDeposit: TON("1"), maxDeposit: TON("10") });
+      try {
+        await payers.load();
+        const p1 = c.boot.proxies[0]!;
+        const payer = payers.get(p1.contract.toRawString())!;
+        const inner = await waitUntil("the payer of proxy 1's channel", () => payer.payer);
+        const { ton } = await connectChain(loadPaymentsConfig(file));
+        const before = await ton.channelState(p1.channel);
+        await waitUntil("the payer's first chain read", async () => ((await inner.availableNow()) !== undefined ? true : undefined));
+        // Answers priced at the root's prices (the payer signs its own computation): 13,000 completion tokens is
+        // 1.3 TON at devnet prices, leaving ~0.19 TON of 1.5, under the 0.25 TON threshold; three arrive at once.
+        const answer = (i: number, tokens: number) => payer.afterAnswer({
+          requestId: `req-${i}`, model: c.model.name, receiptOk: true,
+          usage: { prompt_tokens: 0, completion_tokens: tokens, total_tokens: tokens },
+          cost: { prompt_total_cost: "0", completion_total_cost: String(BigInt(tokens) * 100_000n), total_cost: String(BigInt(tokens) * 100_000n) },
+        });
+        await Promise.all([answer(1, 11_000), answer(2, 1_000), answer(3, 1_000)]);
+        assert.equal(inner.spent, TON("1.3"));
+        await waitUntil("the top-up", async () => (payers.funder!.status(p1.contract).topUps === 1 && payers.funder!.status(p1.contract).state === "open" ? true : undefined));
+        const after = await ton.channelState(p1.channel);
+        assert.equal(after.deposited - before.deposited, TON("1"), "one top-up of --channel-deposit");
+        // More answers above the threshold now: no second top-up.
+        await answer(4, 100);
+        await inner.availableNow();
+        assert.equal((await ton.channelState(p1.channel)).deposited, after.deposited);
+        assert.equal(payers.funder!.status(p1.contract).topUps, 1);
+      } finally {
+        await payers.close();
+      }
     });
 
     await t.test("a proxy that never serves: close + withdraw after the close delay gives the deposit back", async () => {
