@@ -79,6 +79,7 @@ const clientCommand = discoveryOptions(securityOptions(
     .option("--max-deposit <ton>", "with --root and --payments: most TON this client keeps deposited in its channels that are not closed, opened by hand or on demand; 0 turns opening and topping up off (default 10; 0 on mainnet)")
     .option("--cors-origin <origin>", "let browser pages from this origin call the API (repeat for more; * for any); pages on localhost are always allowed", collect, [])
     .option("--request-timeout <seconds>", "cancel a request that runs longer than this and answer 504", positive, REQUEST_TIMEOUT_MS / 1000)
+    .option("--max-connections <n>", "most app HTTP connections open at once (default 2048); a streaming answer holds one while it streams, so raise it for thousands of long streams", positive)
     .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
     .option("--admin-token-file <file>", ADMIN_HELP),
 )).action(async (o) => {
@@ -97,6 +98,7 @@ const proxyCommand = securityOptions(
     .option("--client-port <port>", "port for clients", port, DEFAULT_CLIENT_PORT)
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_PROXY_STATUS_PORT)
     .option("--payments <file>", "payments config JSON: operator wallet, proxy contract, root, ledger; without it requests are only counted")
+    .option("--max-in-flight-per-client <n>", "requests one client connection may have in flight here (running or queued) before more are refused as overloaded (default 2048)", positive)
     .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
     .option("--admin-token-file <file>", ADMIN_HELP),
 ).action(async (o) => {

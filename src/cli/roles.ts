@@ -103,6 +103,8 @@ export interface ProxyCliOptions extends SecurityOptions {
   payments?: string;
   /** Operator controls' token file (made when missing); without it the controls are off. */
   adminTokenFile?: string;
+  /** Requests one client connection may have in flight (--max-in-flight-per-client). */
+  maxInFlightPerClient?: number;
 }
 
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
@@ -124,6 +126,7 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
     verifyWorker: sec.verifierFor("worker"),
     verifyClient: sec.verifierFor("client"),
     requireSealed: sec.production,
+    ...(o.maxInFlightPerClient ? { maxInFlightPerClient: o.maxInFlightPerClient } : {}),
     log,
     statusExtra: withOwnEvidence(sec, "proxy"),
   });
@@ -252,6 +255,8 @@ export interface ClientCliOptions extends SecurityOptions, DiscoveryCliOptions {
   corsOrigin?: string[];
   /** Seconds a request may run before it is cancelled (--request-timeout). */
   requestTimeout?: number;
+  /** Most app HTTP connections open at once (--max-connections). */
+  maxConnections?: number;
   adminTokenFile?: string;
   /** With --root and --payments: TON deposited into a channel opened on demand, and into each top-up. */
   channelDeposit?: string;
@@ -333,6 +338,7 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     statusExtra: sec.statusExtra,
     ...(o.corsOrigin?.length ? { corsOrigins: o.corsOrigin } : {}),
     ...(o.requestTimeout ? { requestTimeoutMs: o.requestTimeout * 1000 } : {}),
+    ...(o.maxConnections ? { maxAppConnections: o.maxConnections } : {}),
   });
   enableAdmin(client.obs.admin, o.adminTokenFile);
   // Channels being opened for the proxies just linked: ready then means funded (bounded: a slow chain does not hold
