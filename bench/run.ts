@@ -187,11 +187,12 @@ const streamsCredit = (n: number) => 2_000_000_000n + BigInt(n) * 50_000_000n;
 
 /**
  * The Cocoon limits on open streams, raised for `n` concurrent streams from one client (with room for the bench's own
- * status calls): app connections at the client, requests in flight per client at the proxy. Defaults: 2,048 each.
+ * status calls): app connections at the client (default 2,048), requests in flight (2,048) and streams (1,024) per client
+ * connection at the proxy. A worker takes max(1,024, 2 x --capacity) streams per proxy connection by itself.
  */
 const streamLimits = (n: number) => {
   const limit = String(n + STREAM_LIMIT_SLACK);
-  return { proxyArgs: ["--max-in-flight-per-client", limit], clientArgs: ["--max-connections", limit] };
+  return { proxyArgs: ["--max-in-flight-per-client", limit, "--max-streams-per-client", limit], clientArgs: ["--max-connections", limit] };
 };
 
 /** The fake streaming engine as a child process (its CPU is its own); stopped with the run's other children. */

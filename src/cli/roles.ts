@@ -105,6 +105,8 @@ export interface ProxyCliOptions extends SecurityOptions {
   adminTokenFile?: string;
   /** Requests one client connection may have in flight (--max-in-flight-per-client). */
   maxInFlightPerClient?: number;
+  /** Streams one client connection may hold open (--max-streams-per-client). */
+  maxStreamsPerClient?: number;
 }
 
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
@@ -127,6 +129,7 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
     verifyClient: sec.verifierFor("client"),
     requireSealed: sec.production,
     ...(o.maxInFlightPerClient ? { maxInFlightPerClient: o.maxInFlightPerClient } : {}),
+    ...(o.maxStreamsPerClient ? { maxStreamsPerClientConnection: o.maxStreamsPerClient } : {}),
     log,
     statusExtra: withOwnEvidence(sec, "proxy"),
   });
