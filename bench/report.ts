@@ -269,6 +269,18 @@ export function markdown(r: BenchResults): string {
     L.push("![overhead chart](docs/bench-overhead.svg)", "");
   }
 
+  if (r.durable) {
+    const d = r.durable;
+    L.push("### Billing's durable writes on this disk", "");
+    L.push(`One usage receipt recorded in a ledger and awaited with \`durable()\` (group commit, then the WAL's fdatasync on the thread pool),`);
+    L.push(`${d.writes} in sequence in ${d.dir} (where this run's ledgers live), beside the disk's bare fdatasync (bench/lib/durable.ts). A billed`);
+    L.push("request waits for two of them one after the other (the proxy's receipt, then the client's receipt and voucher).", "");
+    L.push("| step | p50 ms | p90 ms |", "|---|---:|---:|");
+    L.push(`| bare write + fdatasync | ${num(d.fsyncP50Ms, 3)} | ${num(d.fsyncP90Ms, 3)} |`);
+    L.push(`| recordReceipt, synchronous part (SQLite statements) | ${num(d.recordP50Ms, 3)} | |`);
+    L.push(`| recordReceipt + durable() | ${num(d.durableP50Ms, 3)} | ${num(d.durableP90Ms, 3)} |`, "");
+  }
+
   if (r.streaming) {
     const counts = [...new Set(r.streaming.map((x) => x.streams))];
     L.push("## 1b. Streaming under load (target 1)", "");
@@ -301,18 +313,6 @@ export function markdown(r: BenchResults): string {
       for (const c of failing) L.push(`- ${c.peer}, ${c.streams} streams: ${c.failed} failed; ${c.errors.map((e) => `\`${e.slice(0, 200)}\``).join("; ")}`);
       L.push("");
     }
-  }
-
-  if (r.durable) {
-    const d = r.durable;
-    L.push("### Billing's durable writes on this disk", "");
-    L.push(`One usage receipt recorded in a ledger and awaited with \`durable()\` (group commit, then the WAL's fdatasync on the thread pool),`);
-    L.push(`${d.writes} in sequence in ${d.dir} (where this run's ledgers live), beside the disk's bare fdatasync (bench/lib/durable.ts). A billed`);
-    L.push("request waits for two of them one after the other (the proxy's receipt, then the client's receipt and voucher).", "");
-    L.push("| step | p50 ms | p90 ms |", "|---|---:|---:|");
-    L.push(`| bare write + fdatasync | ${num(d.fsyncP50Ms, 3)} | ${num(d.fsyncP90Ms, 3)} |`);
-    L.push(`| recordReceipt, synchronous part (SQLite statements) | ${num(d.recordP50Ms, 3)} | |`);
-    L.push(`| recordReceipt + durable() | ${num(d.durableP50Ms, 3)} | ${num(d.durableP90Ms, 3)} |`, "");
   }
 
   if (r.ceiling) {
