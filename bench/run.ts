@@ -14,6 +14,7 @@ import { gasRows, settleBatch } from "./chain-costs.js";
 import { measureEmbedded } from "./embedded.js";
 import { measureCeiling, measureStreaming } from "./streaming.js";
 import { topFrames, trimProfile } from "./lib/profile-summary.js";
+import { measureDurableWrite } from "./lib/durable.js";
 import { directPeer, NGINX_BIN, ROOT, startCocoon, startNginx, startPortkey, startUpstream, stopPeer, type Peer, type Skipped } from "./lib/peers.js";
 import { forkReady, stopAll, type Child } from "./lib/procs.js";
 import { markdown, overheadSvg, verdicts, type BenchResults } from "./report.js";
@@ -28,6 +29,8 @@ const CONCURRENCIES = [1, 32];
 /** Per (peer, round) budget: enough requests for a stable p99, bounded in time. */
 const BUDGET = { 1: { maxRequests: 400, maxMs: 2_000 }, 32: { maxRequests: 3_000, maxMs: 3_000 } } as Record<number, { maxRequests: number; maxMs: number }>;
 const WARMUP_REQUESTS = 32;
+/** Durable ledger writes timed for target 4's floor (bench/lib/durable.ts). */
+const DURABLE_WRITES = 300;
 /** Requests per simulated settlement batch. */
 const BATCH_SIZES = [10, 100, 1000, 5000];
 const EMBEDDED_MAX_TOKENS = 200;
@@ -43,6 +46,8 @@ const CEILING_TOKENS = 10;
 const CEILING_STEP_MS = 1_000;
 const CEILING_CONNECTS_PER_SEC = 1_000;
 const CEILING_MEASURE_MS = 6_000;
+/** Streams the raised limits leave beyond the count measured (the bench's status calls, a reconnect). */
+const STREAM_LIMIT_SLACK = 64;
 const SECTIONS = ["overhead", "streaming", "ceiling", "profiles", "crypto", "chain", "embedded"] as const;
 
 const { values: args } = parseArgs({
@@ -169,6 +174,9 @@ async function overheadSection(): Promise<void> {
     }
   }
   await stopAll();
+  // Target 4's floor with billing: what one durable ledger write costs on the disk the ledgers above lived on.
+  results.durable = await measureDurableWrite(DURABLE_WRITES);
+  progress(`  one durable ledger write: p50 ${results.durable.durableP50Ms.toFixed(2)} ms (bare fdatasync ${results.durable.fsyncP50Ms.toFixed(2)} ms); a billed request waits for two in sequence`);
 }
 
 /**
@@ -176,6 +184,16 @@ async function overheadSection(): Promise<void> {
  * a benchmark request may cost (0.05 TON, above what the devnet prices make of 128 tokens), plus the default 2 TON.
  */
 const streamsCredit = (n: number) => 2_000_000_000n + BigInt(n) * 50_000_000n;
+
+/**
+ * The Cocoon limits on open streams, raised for `n` concurrent streams from one client (with room for the bench's own
+ * status calls): app connections at the client (default 2,048), requests in flight (2,048) and streams (1,024) per client
+ * connection at the proxy. A worker takes max(1,024, 2 x --capacity) streams per proxy connection by itself.
+ */
+const streamLimits = (n: number) => {
+  const limit = String(n + STREAM_LIMIT_SLACK);
+  return { proxyArgs: ["--max-in-flight-per-client", limit, "--max-streams-per-client", limit], clientArgs: ["--max-connections", limit] };
+};
 
 /** The fake streaming engine as a child process (its CPU is its own); stopped with the run's other children. */
 async function startStreamEngine(tokens: number, stepMs: number): Promise<{ url: string; child: Child }> {
@@ -200,7 +218,7 @@ async function streamingSection(): Promise<void> {
   await start("portkey", () => startPortkey(engine.url));
   await start("nginx", () => startNginx(engine.url));
   // Capacity above the stream count: the worker must not be what refuses streams here.
-  await start("cocoon", () => startCocoon(engine.url, ["--capacity", String(streams * 2)], { maxUnsignedNano: streamsCredit(streams) }));
+  await start("cocoon", () => startCocoon(engine.url, ["--capacity", String(streams * 2)], { maxUnsignedNano: streamsCredit(streams), ...streamLimits(streams) }));
   results.streamingPeers = peers.map((p) => ({ name: p.name, label: p.notes.length ? `${p.label}: ${p.notes.join("; ")}` : p.label }));
   results.streaming = [];
   for (const n of streamCounts) {
@@ -218,7 +236,7 @@ async function ceilingSection(): Promise<void> {
   const biggest = Math.max(...ladder);
   results.ceiling = await measureCeiling(
     async () => {
-      const cocoon = await startCocoon(engine.url, ["--capacity", String(biggest)], { workers: 2, maxUnsignedNano: streamsCredit(biggest) });
+      const cocoon = await startCocoon(engine.url, ["--capacity", String(biggest)], { workers: 2, maxUnsignedNano: streamsCredit(biggest), ...streamLimits(biggest) });
       return { direct: directPeer(engine.url), cocoon, stop: () => stopPeer(cocoon) };
     },
     { ladder, tokens: CEILING_TOKENS, stepMs: CEILING_STEP_MS, connectPerSec: CEILING_CONNECTS_PER_SEC, measureMs: CEILING_MEASURE_MS },
@@ -236,7 +254,7 @@ async function profilesSection(): Promise<void> {
   process.env.BENCH_PROFILE_DIR = dir;
   let cocoon: Peer;
   try {
-    cocoon = await startCocoon(engine.url, ["--capacity", String(n * 2)], { maxUnsignedNano: streamsCredit(n) });
+    cocoon = await startCocoon(engine.url, ["--capacity", String(n * 2)], { maxUnsignedNano: streamsCredit(n), ...streamLimits(n) });
   } finally {
     delete process.env.BENCH_PROFILE_DIR;
   }

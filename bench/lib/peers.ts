@@ -123,7 +123,11 @@ http {
  * The full Cocoon path as users run it: three CLI processes with sim RA-TLS and sealing, and (unless
  * `payments: false`) billing on a local TON chain, with contracts deployed exactly as `cocoon devnet` does.
  */
-export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[] = [], opts: { payments?: boolean; cli?: string; workers?: number; name?: Peer["name"]; maxUnsignedNano?: bigint } = {}): Promise<Peer> {
+export async function startCocoon(
+  upstreamUrl: string,
+  extraWorkerArgs: string[] = [],
+  opts: { payments?: boolean; cli?: string; workers?: number; name?: Peer["name"]; maxUnsignedNano?: bigint; proxyArgs?: string[]; clientArgs?: string[] } = {},
+): Promise<Peer> {
   const workers = opts.workers ?? 1;
   const cli = opts.cli ?? CLI;
   const env = { COCOON_LOG: "warn" };
@@ -142,7 +146,7 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
     }
   }
   const pay = (args: string[], file: string | undefined) => (file ? [...args, "--payments", file] : args);
-  const proxy = await forkReady("cocoon proxy", cli, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxy), env);
+  const proxy = await forkReady("cocoon proxy", cli, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0", ...(opts.proxyArgs ?? [])], chain?.files.proxy), env);
   const children = [proxy.child];
   try {
     let worker: Awaited<ReturnType<typeof forkReady>> | undefined;
@@ -156,7 +160,7 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
       worker ??= w;
       children.push(w.child);
     }
-    const client = await forkReady("cocoon client", cli, pay(["client", "--port", "0", "--proxy", `127.0.0.1:${proxy.ready.clientPort}`], chain?.files.client), env);
+    const client = await forkReady("cocoon client", cli, pay(["client", "--port", "0", "--proxy", `127.0.0.1:${proxy.ready.clientPort}`, ...(opts.clientArgs ?? [])], chain?.files.client), env);
     children.push(client.child);
     const baseUrl = `http://127.0.0.1:${client.ready.port}`;
     await waitUntil("the Cocoon client to list the worker's model", async () => {
@@ -177,6 +181,8 @@ export async function startCocoon(upstreamUrl: string, extraWorkerArgs: string[]
         chain
           ? `billing on: per-token prices from a devnet root contract, a client-signed voucher per answer (verified lazily by the proxy), receipts and vouchers durable in SQLite ledgers, batched redemption (proxy reports network ${(status.payments as { network?: string } | undefined)?.network ?? "?"})`
           : `billing off (${payments?.mode ?? "counting only"})`,
+        ...(opts.proxyArgs?.length ? [`proxy ${opts.proxyArgs.join(" ")}`] : []),
+        ...(opts.clientArgs?.length ? [`client ${opts.clientArgs.join(" ")}`] : []),
         ...(chain && opts.maxUnsignedNano !== undefined ? [`proxy maxUnsignedNano ${opts.maxUnsignedNano} (its credit bound per channel, raised for this many concurrent streams)`] : []),
       ],
       children,

@@ -14,7 +14,7 @@
  * Signed voucher on the wire (`encodeSignedVoucher`): a one-cell-plus-ref BoC
  *   root: signature:bits512, ref 0 = the voucher cell.
  */
-import { Address, beginCell, Cell } from "@ton/core";
+import { Address, beginCell, Cell, crc32c } from "@ton/core";
 import {
   ED25519_PUBLIC_KEY_BYTES,
   ED25519_SEED_BYTES,
@@ -134,7 +134,46 @@ export function verifyVoucherSignature(cell: Cell, signature: Buffer, publicKey:
 /** Serializes a signed voucher to bytes (BoC: root = signature, ref = voucher cell). */
 export function encodeSignedVoucher(sv: SignedVoucher): Buffer {
   if (sv.signature.length !== ED25519_SIGNATURE_BYTES) throw new Error(`signature must be ${ED25519_SIGNATURE_BYTES} bytes`);
+  if (!sv.cell.isExotic && sv.cell.refs.length === 0) return twoCellBoc(sv.signature, sv.cell);
   return beginCell().storeBuffer(sv.signature).storeRef(sv.cell).endCell().toBoc();
+}
+
+/** BoC header of a signed voucher: magic, flags (crc32c, 1-byte cell indexes), 1-byte offsets, 2 cells, 1 root, 0 absent. */
+const SIGNED_VOUCHER_BOC_MAGIC = Buffer.from("b5ee9c72", "hex");
+const BOC_FLAGS_CRC32C_SIZE1 = 0x41;
+/** Root cell: descriptors (1 ref; 512 bits = 64 full bytes), the signature, the index of its one ref. */
+const ROOT_CELL_BYTES = 2 + ED25519_SIGNATURE_BYTES + 1;
+
+/**
+ * The BoC that @ton/core's `beginCell().storeBuffer(signature).storeRef(cell).endCell().toBoc()` writes, for a voucher
+ * cell without refs, laid out directly (standard BoC, TON's tvm.tlb `serialized_boc#b5ee9c72`): every client answer is
+ * paid with a new voucher, and building the root cell (its hash, in JavaScript) plus the generic serializer cost more
+ * than the signature. Byte-identity with @ton/core is tested on random vouchers (test/chain/vouchers.test.ts).
+ */
+function twoCellBoc(signature: Buffer, cell: Cell): Buffer {
+  const bits = cell.bits;
+  const dataBytes = Math.ceil(bits.length / 8);
+  const cellsSize = ROOT_CELL_BYTES + 2 + dataBytes;
+  const out = Buffer.alloc(SIGNED_VOUCHER_BOC_MAGIC.length + 7 + cellsSize + 4);
+  let o = SIGNED_VOUCHER_BOC_MAGIC.copy(out, 0);
+  out[o++] = BOC_FLAGS_CRC32C_SIZE1;
+  out[o++] = 1; // offset bytes
+  out[o++] = 2; // cells
+  out[o++] = 1; // roots
+  out[o++] = 0; // absent
+  out[o++] = cellsSize; // total cells size (< 256: a voucher cell holds at most 1023 bits)
+  out[o++] = 0; // root index
+  out[o++] = 1; // root: one ref, ordinary, level 0
+  out[o++] = 2 * ED25519_SIGNATURE_BYTES; // root: 512 bits = 64 whole bytes
+  o += signature.copy(out, o);
+  out[o++] = 1; // root's ref: cell 1
+  out[o++] = 0; // voucher cell: no refs, ordinary, level 0
+  out[o++] = Math.ceil(bits.length / 8) + Math.floor(bits.length / 8);
+  for (let i = 0; i < bits.length; i++) if (bits.at(i)) out[o + (i >> 3)] |= 0x80 >> (i & 7);
+  if (bits.length % 8) out[o + (bits.length >> 3)] |= 0x80 >> (bits.length & 7); // completion tag of the last byte
+  o += dataBytes;
+  crc32c(out.subarray(0, o)).copy(out, o);
+  return out;
 }
 
 /**

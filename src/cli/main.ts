@@ -79,6 +79,7 @@ const clientCommand = discoveryOptions(securityOptions(
     .option("--max-deposit <ton>", "with --root and --payments: most TON this client keeps deposited in its channels that are not closed, opened by hand or on demand; 0 turns opening and topping up off (default 10; 0 on mainnet)")
     .option("--cors-origin <origin>", "let browser pages from this origin call the API (repeat for more; * for any); pages on localhost are always allowed", collect, [])
     .option("--request-timeout <seconds>", "cancel a request that runs longer than this and answer 504", positive, REQUEST_TIMEOUT_MS / 1000)
+    .option("--max-connections <n>", "most app HTTP connections open at once (default 2048); a streaming answer holds one while it streams, so raise it for thousands of long streams", positive)
     .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
     .option("--admin-token-file <file>", ADMIN_HELP),
 )).action(async (o) => {
@@ -97,6 +98,8 @@ const proxyCommand = securityOptions(
     .option("--client-port <port>", "port for clients", port, DEFAULT_CLIENT_PORT)
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_PROXY_STATUS_PORT)
     .option("--payments <file>", "payments config JSON: operator wallet, proxy contract, root, ledger; without it requests are only counted")
+    .option("--max-in-flight-per-client <n>", "requests one client connection may have in flight here (running or queued) before more are refused as overloaded (default 2048)", positive)
+    .option("--max-streams-per-client <n>", "request streams one client connection may hold open at once, past which its new ones are refused (default 1024); raise it with --max-in-flight-per-client for thousands of long streams", positive)
     .option("--drain-timeout <seconds>", DRAIN_HELP, drainSeconds, DEFAULT_DRAIN_TIMEOUT_S)
     .option("--admin-token-file <file>", ADMIN_HELP),
 ).action(async (o) => {
@@ -122,7 +125,7 @@ discoveryOptions(securityOptions(
     .option("--model-dir <dir>", "--backend openai: directory the engine loads the weights from; its Merkle digest is attested (needs --model)")
     .option("--model-digest <hex>", "--backend openai: the weights digest to attest when the directory is not readable here (needs --model)")
     .option("--gpu <index|none>", "tdx/sev-snp workers: the GPU whose NVIDIA CC evidence is attested (default 0 when the policy requires a GPU)")
-    .option("--capacity <n>", "max active requests", positive, 4)
+    .option("--capacity <n>", "max active requests (each proxy connection then takes up to max(1024, 2 x this) streams)", positive, 4)
     .option("--price-coefficient <n>", "price asked, in thousandths of the root's base price (1000 = 1x, 1500 = 1.5x); clients cap it", positive)
     .option("--threads <n>", "CPU threads for the embedded engine", positive)
     .option("--name <id>", "worker id shown to the proxy")

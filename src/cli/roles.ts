@@ -103,6 +103,10 @@ export interface ProxyCliOptions extends SecurityOptions {
   payments?: string;
   /** Operator controls' token file (made when missing); without it the controls are off. */
   adminTokenFile?: string;
+  /** Requests one client connection may have in flight (--max-in-flight-per-client). */
+  maxInFlightPerClient?: number;
+  /** Streams one client connection may hold open (--max-streams-per-client). */
+  maxStreamsPerClient?: number;
 }
 
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
@@ -124,6 +128,8 @@ export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
     verifyWorker: sec.verifierFor("worker"),
     verifyClient: sec.verifierFor("client"),
     requireSealed: sec.production,
+    ...(o.maxInFlightPerClient ? { maxInFlightPerClient: o.maxInFlightPerClient } : {}),
+    ...(o.maxStreamsPerClient ? { maxStreamsPerClientConnection: o.maxStreamsPerClient } : {}),
     log,
     statusExtra: withOwnEvidence(sec, "proxy"),
   });
@@ -252,6 +258,8 @@ export interface ClientCliOptions extends SecurityOptions, DiscoveryCliOptions {
   corsOrigin?: string[];
   /** Seconds a request may run before it is cancelled (--request-timeout). */
   requestTimeout?: number;
+  /** Most app HTTP connections open at once (--max-connections). */
+  maxConnections?: number;
   adminTokenFile?: string;
   /** With --root and --payments: TON deposited into a channel opened on demand, and into each top-up. */
   channelDeposit?: string;
@@ -332,6 +340,7 @@ export async function startClientRole(o: ClientCliOptions): Promise<ClientNode> 
     statusExtra: sec.statusExtra,
     ...(o.corsOrigin?.length ? { corsOrigins: o.corsOrigin } : {}),
     ...(o.requestTimeout ? { requestTimeoutMs: o.requestTimeout * 1000 } : {}),
+    ...(o.maxConnections ? { maxAppConnections: o.maxConnections } : {}),
   });
   enableAdmin(client.obs.admin, o.adminTokenFile);
   // Channels being opened for the proxies just linked: ready then means funded (bounded: a slow chain does not hold

@@ -104,6 +104,11 @@ export interface ClientOptions {
   corsOrigins?: string[];
   /** Longest a request may run before it is cancelled and answered 504 (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
+  /**
+   * Most app HTTP connections open at once (default DEFAULT_HTTP_LIMITS.maxConnections, 2048); more are closed at
+   * accept. A streaming answer holds its connection for as long as it streams, so thousands of long streams need more.
+   */
+  maxAppConnections?: number;
 }
 
 /** Default of ClientOptions.requestTimeoutMs: long enough for a long answer from a slow engine. */
@@ -225,12 +230,16 @@ export class ClientNode {
     return this.http!.port;
   }
 
+  private get maxAppConnections(): number {
+    return this.opts.maxAppConnections ?? DEFAULT_HTTP_LIMITS.maxConnections;
+  }
+
   async start(): Promise<void> {
     this.http = await startHttpServer(this.opts.host ?? "127.0.0.1", this.opts.port ?? DEFAULT_CLIENT_API_PORT, (req, res) => {
       // Every response names its request (errors included), so an app's report can be matched to the logs.
       res.setHeader("x-request-id", `req_${randomBytes(12).toString("hex")}`);
       this.route(req, res).catch((err) => this.fail(res, err));
-    }, { maxConnectionsPerAddress: DEFAULT_HTTP_LIMITS.maxConnections }); // apps on this host all come from one address
+    }, { maxConnections: this.maxAppConnections, maxConnectionsPerAddress: this.maxAppConnections }); // apps on this host all come from one address
     this.obs.attach(() => this.statusJson());
     this.proxies.start();
     this.tendTimer = setInterval(() => this.proxies.tend(), 1_000);
@@ -1025,10 +1034,22 @@ function serviceTier(gen: GenerationRequest): { service_tier?: string } {
   return gen.body && "service_tier" in gen.body && gen.body.service_tier ? { service_tier: "default" } : {};
 }
 
+/** Header name of each timing key (ttftMs -> x-cocoon-ttft-ms), built once per key: every answer carries them. */
+const timingHeaderNames = new Map<string, string>();
+const TIMING_HEADER_NAMES_LIMIT = 64;
+
 function timingHeaders(t: InferenceTrailer): Record<string, string> {
   const h: Record<string, string> = {};
   if (t.worker) h["x-cocoon-worker"] = t.worker;
-  for (const [k, v] of Object.entries(t.timings ?? {})) h[`x-cocoon-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}`] = String(v);
+  for (const k in t.timings ?? {}) {
+    let name = timingHeaderNames.get(k);
+    if (name === undefined) {
+      name = `x-cocoon-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}`;
+      // The keys come from the worker's trailer: a bounded cache, whatever a worker sends.
+      if (timingHeaderNames.size < TIMING_HEADER_NAMES_LIMIT) timingHeaderNames.set(k, name);
+    }
+    h[name] = String(t.timings![k]);
+  }
   return h;
 }
 

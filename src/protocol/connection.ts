@@ -124,9 +124,9 @@ export class Stream {
   head: Record<string, unknown> | undefined;
   /** The peer's End trailer, once it arrived. */
   trailer: Record<string, unknown> | undefined;
-  readonly signal: AbortSignal;
 
-  private readonly abort = new AbortController();
+  /** Made on first use of `signal`: most streams never need one, and every request opens several. */
+  private abortController: AbortController | undefined;
   private queue: Buffer[] = [];
   private readWaiter: Waiter | undefined;
   private headWaiters: Waiter[] = [];
@@ -151,7 +151,15 @@ export class Stream {
   ) {
     this.sendWindow = window;
     this.recvAllowance = window;
-    this.signal = this.abort.signal;
+  }
+
+  /** Aborts (with the StreamError as its reason) when the stream fails: reset by either side or connection lost. */
+  get signal(): AbortSignal {
+    if (!this.abortController) {
+      this.abortController = new AbortController();
+      if (this.failure) this.abortController.abort(this.failure);
+    }
+    return this.abortController.signal;
   }
 
   get error(): StreamError | undefined {
@@ -305,7 +313,7 @@ export class Stream {
       this.charged = 0;
     }
     if (!this.reading) this.queue = []; // nobody reads it: free it now
-    this.abort.abort(err);
+    this.abortController?.abort(err);
     this.readWaiter?.reject(err);
     this.readWaiter = undefined;
     for (const w of this.headWaiters.splice(0)) w.reject(err);

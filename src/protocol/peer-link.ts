@@ -19,6 +19,8 @@ export interface PeerLinkOptions {
   log: Logger;
   /** Runs on each (re)connection before the link counts as connected (attach listeners, announce, register). */
   onConnected?: (conn: Connection, peer: PeerInfo) => Promise<void> | void;
+  /** Most streams the peer may have open on the connection at once (default DEFAULT_MAX_STREAMS, 1,024). */
+  maxStreams?: number;
 }
 
 export class PeerLink {
@@ -67,7 +69,7 @@ export class PeerLink {
           port: o.port,
           identity: typeof o.identity === "function" ? o.identity() : o.identity,
           verifyPeer: o.verifyPeer,
-          connection: { role: o.role, nodeId: o.nodeId, software: `cocoon-ts/${VERSION}` },
+          connection: { role: o.role, nodeId: o.nodeId, software: `cocoon-ts/${VERSION}`, ...(o.maxStreams ? { maxStreams: o.maxStreams } : {}) },
         });
         if (this.stopped) return conn.close("shutdown", `${o.role} stopping`);
         this.peer = peer;

@@ -64,6 +64,8 @@ export interface ProxyOptions {
   queue?: QueueOptions;
   /** See DEFAULT_MAX_IN_FLIGHT_PER_CLIENT. */
   maxInFlightPerClient?: number;
+  /** Most request streams one client connection may have open at once (default DEFAULT_MAX_STREAMS, 1,024). */
+  maxStreamsPerClientConnection?: number;
   meter?: Meter;
   maxAttempts?: number;
   proxyId?: string;
@@ -165,7 +167,7 @@ export class ProxyNode {
       identity: this.opts.identity,
       requestClientCert: this.opts.requireClientCert ?? false,
       verifyPeer: this.opts.verifyClient,
-      connection: { role: "proxy", nodeId: this.id, software: `cocoon-ts/${VERSION}`, tap: this.opts.tap },
+      connection: { role: "proxy", nodeId: this.id, software: `cocoon-ts/${VERSION}`, tap: this.opts.tap, maxStreams: this.opts.maxStreamsPerClientConnection },
       onConnection: ({ conn, peer }) => this.onClient(conn, peer),
       onRejected: onRejected("client"),
     });

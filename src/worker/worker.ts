@@ -3,7 +3,7 @@
 // Each admitted request runs as an InferenceJob (job.ts).
 import { sumPaymentViews } from "../payments/summary.js";
 import { randomUUID } from "node:crypto";
-import type { Connection, Stream } from "../protocol/connection.js";
+import { DEFAULT_MAX_STREAMS, type Connection, type Stream } from "../protocol/connection.js";
 import type { PeerVerifier, TlsIdentity } from "../protocol/transport.js";
 import { PeerLink } from "../protocol/peer-link.js";
 import { admitInferenceHead } from "../protocol/admission.js";
@@ -166,6 +166,9 @@ export class WorkerNode {
         identity: this.opts.identity,
         verifyPeer: this.opts.verifyProxyFor ? this.opts.verifyProxyFor(t) : this.opts.verifyProxy,
         log: this.log,
+        // Room for every request --capacity allows from this proxy, with the ones ending meanwhile: past the stream
+        // limit a request is refused as a protocol error, not as "at capacity" (which the proxy waits out).
+        maxStreams: Math.max(DEFAULT_MAX_STREAMS, 2 * this.opts.capacity),
         onConnected: async (conn) => {
           conn.on("stream", (s) => void this.onStream(s, conn, payee).finally(() => this.obs.streamEnded(s)));
           conn.on("control", (m) => {

@@ -144,6 +144,29 @@ test("fuzz: parseVoucherCell on random cells, and random voucher fields round-tr
   }), { numRuns: 200 });
 });
 
+test("encodeSignedVoucher writes exactly the BoC of @ton/core's generic serializer (every kind, random fields and cells)", () => {
+  const generic = (sv: { cell: Cell; signature: Buffer }) => beginCell().storeBuffer(sv.signature).storeRef(sv.cell).endCell().toBoc();
+  const hash = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((h) => new Address(0, Buffer.from(h)));
+  const voucher = fc.oneof(
+    fc.record({ kind: fc.constantFrom("payment" as const, "close" as const), globalId: fc.integer({ min: -0x80000000, max: 0x7fffffff }), channel: hash, cumulative: fc.bigInt({ min: 0n, max: MAX_COINS }) }),
+    fc.record({ kind: fc.constant("payout" as const), globalId: fc.integer({ min: -0x80000000, max: 0x7fffffff }), proxy: hash, worker: hash, cumulative: fc.bigInt({ min: 0n, max: MAX_COINS }) }),
+  );
+  fc.assert(fc.property(voucher, fc.uint8Array({ minLength: 64, maxLength: 64 }), (v, sig) => {
+    const sv = { cell: voucherCell(v as Voucher), signature: Buffer.from(sig) };
+    const bytes = encodeSignedVoucher(sv);
+    assert.deepEqual(bytes, generic(sv));
+    assert.equal(decodeSignedVoucher(bytes).voucher.cumulative, v.cumulative);
+  }), { numRuns: 300 });
+  // Any ref-less cell, of every bit length (byte-aligned or not, empty, full), not only voucher layouts.
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 128 }), fc.nat({ max: 7 }), fc.uint8Array({ minLength: 64, maxLength: 64 }), (data, cut, sig) => {
+    const bits = Math.min(1023, Math.max(0, data.length * 8 - cut));
+    const b = beginCell();
+    for (let i = 0; i < bits; i++) b.storeBit((data[i >> 3] >> (7 - (i & 7))) & 1);
+    const sv = { cell: b.endCell(), signature: Buffer.from(sig) };
+    assert.deepEqual(encodeSignedVoucher(sv), generic(sv));
+  }), { numRuns: 300 });
+});
+
 test("fuzz: flipping any bit of an encoded signed voucher never yields another valid voucher", () => {
   const signer = ed25519Signer(randomBytes(32));
   const sv = signVoucher({ kind: "payment", globalId: GLOBAL_ID, channel: CHANNEL, cumulative: 777n }, signer);

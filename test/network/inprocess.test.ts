@@ -33,6 +33,8 @@ test("non-streaming chat completion", async () => {
   assert.equal(body.choices[0].message.content, "hello0 there1 hello2 there3 hello4");
   assert.equal(body.choices[0].finish_reason, "length");
   assert.deepEqual(body.usage, { prompt_tokens: 2, completion_tokens: 5, total_tokens: 7 });
+  // The worker's and proxy's timings, as headers an app can read (ttftMs -> x-cocoon-ttft-ms).
+  for (const h of ["x-cocoon-ttft-ms", "x-cocoon-total-ms", "x-cocoon-proxy-ms"]) assert.match(res.headers.get(h) ?? "", /^\d+$/, h);
 });
 
 test("streaming completion ends with usage and [DONE]", async () => {

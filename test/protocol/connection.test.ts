@@ -1,7 +1,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Duplex, PassThrough } from "node:stream";
-import { Connection, StreamError } from "../../src/protocol/connection.js";
+import { Connection, StreamError, type Stream } from "../../src/protocol/connection.js";
 import { encodeFrame, FrameType, jsonPayload } from "../../src/protocol/frame.js";
 
 // In-memory pipes hold no handle open and the ping timer is unref'd: keep the event loop alive.
@@ -116,6 +116,35 @@ test("reset propagates to the other side as a StreamError with the code", async 
   await done;
   assert.equal(seen?.code, "cancelled");
   assert.ok(b.activeStreams === 0);
+  a.close();
+});
+
+test("a stream's signal aborts with the StreamError when the stream fails, whether it was asked for before or after", async () => {
+  const { a, b } = pair();
+  const accepted: Stream[] = [];
+  const two = new Promise<void>((resolve) =>
+    b.on("stream", (s) => {
+      accepted.push(s);
+      if (accepted.length === 2) resolve();
+    }),
+  );
+  await a.ready;
+  const early = a.open({ n: 1 });
+  const late = a.open({ n: 2 });
+  await two;
+  const before = accepted[0]!.signal; // asked for while the stream is alive
+  assert.equal(before.aborted, false);
+  const aborted = new Promise<unknown>((resolve) => before.addEventListener("abort", () => resolve(before.reason), { once: true }));
+  early.reset("cancelled", "app went away");
+  late.reset("bad_request", "no");
+  const reason = await aborted;
+  assert.ok(reason instanceof StreamError && reason.code === "cancelled", String(reason));
+  // Asked for only after the failure: already aborted, with the same reason.
+  while (!accepted[1]!.error) await new Promise((r) => setImmediate(r));
+  const after = accepted[1]!.signal;
+  assert.equal(after.aborted, true);
+  assert.ok(after.reason instanceof StreamError && after.reason.code === "bad_request");
+  assert.equal(accepted[1]!.signal, after, "the same signal every time");
   a.close();
 });
 
