@@ -285,8 +285,7 @@ export class ProxyNode {
       return;
     }
     // Registered at once: a cancel may follow the request's head immediately, while admission still runs.
-    const relay: RelayState = { cancelled: false, stop: new AbortController() };
-    stream.signal.addEventListener("abort", () => relay.stop.abort(), { once: true });
+    const relay: RelayState = { cancelled: false };
     client.relays.set(head.requestId, relay);
     const ctx = client.ctx;
     try {
@@ -317,7 +316,7 @@ export class ProxyNode {
     const relay = client.relays.get(requestId);
     if (!relay || relay.cancelled) return;
     relay.cancelled = true;
-    relay.stop.abort();
+    relay.stop?.abort();
     const w = relay.worker;
     if (w && !w.conn.closed) w.conn.sendControl({ type: "cancel", requestId });
   }
@@ -381,6 +380,12 @@ export class ProxyNode {
    * deadline). True to try again (a slot, or a cancel the retry loop's first check ends); false when answered here.
    */
   private async waitForSlot(ctx: ClientContext, head: InferenceHead, only: ReadonlySet<string> | undefined, client: Stream, state: RelayState): Promise<boolean> {
+    if (!state.stop) {
+      // Ends the wait on a soft cancel (softCancel aborts it) or when the client's stream goes away.
+      const stop = (state.stop = new AbortController());
+      if (state.cancelled || client.signal.aborted) stop.abort();
+      else client.signal.addEventListener("abort", () => stop.abort(), { once: true });
+    }
     let outcome;
     try {
       outcome = await this.queue.wait(head.model, ctx.session, only, state.stop.signal);

@@ -18,8 +18,11 @@ export interface RelayState {
   worker?: PoolWorker;
   /** The client asked to stop generating (soft cancel): the worker still ends the answer with its receipt. */
   cancelled: boolean;
-  /** Aborts on a soft cancel or when the client's stream goes away (ends a wait in the queue). */
-  stop: AbortController;
+  /**
+   * Aborts on a soft cancel or when the client's stream goes away (ends a wait in the queue). Made when the request
+   * first waits in the queue: most never do, and an AbortController is dear (src/protocol/connection.ts Stream.signal).
+   */
+  stop?: AbortController;
 }
 
 /** Raised by an attempt to say "try the next worker". */
