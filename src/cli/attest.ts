@@ -26,7 +26,7 @@ import type { Verdict } from "../tee/verdict.js";
 import { detectTee, type TeeProbe } from "../tee/tsm.js";
 import { parseTdxQuote } from "../tee/tdx/quote.js";
 import { tdxImageDigest } from "../tee/tdx/verify.js";
-import { replayCcelEventLog, rtmrReplayMismatches } from "../tee/tdx/eventlog.js";
+import { applyEventLog } from "../tee/tdx/eventlog.js";
 import { parseSnpReport } from "../tee/sevsnp.js";
 import { parseSimEvidence, simImageDigest } from "../tee/sim.js";
 import { modelDirDigest } from "../tee/model-digest.js";
@@ -53,27 +53,6 @@ export interface AttestVerifyOptions {
   role?: string;
   nonce?: string;
   rim?: string;
-}
-
-/** Replays a CCEL event log into the verdict: checks.rtmrReplay, details.eventLog, and a mismatch fails it. */
-function checkEventLog(verdict: Verdict, log: Buffer): void {
-  let replay: ReturnType<typeof replayCcelEventLog>;
-  try {
-    replay = replayCcelEventLog(log);
-  } catch (e) {
-    verdict.checks.rtmrReplay = false;
-    verdict.errors.push(errorText(e));
-    verdict.verified = false;
-    return;
-  }
-  const indices = replay.events.some((e) => e.mrIndex === 4) ? [0, 1, 2, 3] : [0, 1, 2];
-  const bad = rtmrReplayMismatches(replay.rtmr, (verdict.measurements.rtmr as string[] | undefined) ?? [], indices);
-  verdict.checks.rtmrReplay = bad.length === 0;
-  verdict.details.eventLog = { events: replay.events.length, replayed: indices.map((i) => `RTMR${i}`), rtmr: replay.rtmr };
-  if (bad.length) {
-    verdict.errors.push(`the event log does not explain the quote: ${bad.join("; ")}`);
-    verdict.verified = false;
-  }
 }
 
 export interface AttestReport {
@@ -148,7 +127,7 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
   switch (detected.kind) {
     case "tdx":
       verdict = verifyTdxQuote(detected.data, { collateral, now, allowDebug: policy?.allowDebug, minTcbEvaluationDataNumber: policy?.minTcbEvaluationDataNumber });
-      if (opts.eventLog) checkEventLog(verdict, readFileSync(opts.eventLog));
+      if (opts.eventLog) applyEventLog(verdict, readFileSync(opts.eventLog));
       break;
     case "sev-snp":
       if (!collateral) {
@@ -206,7 +185,7 @@ export async function runAttestVerify(file: string, opts: AttestVerifyOptions): 
     if (policy && verified && verdict.platform !== "nvidia") {
       try {
         const snp = snpPolicyFacts(verdict);
-        checkPlatformPolicy(policy, { role, platform: verdict.platform as "tdx" | "sev-snp" | "sim", imageDigest: verdict.imageDigest, tcbStatus: verdict.platform === "tdx" ? verdict.status : undefined, ...(snp ? { snp } : {}) });
+        checkPlatformPolicy(policy, { role, platform: verdict.platform as "tdx" | "sev-snp" | "sim", imageDigest: verdict.imageDigest, tcbStatus: verdict.platform === "tdx" ? verdict.status : undefined, hasTdxEventLog: verdict.checks.rtmrReplay === true, ...(snp ? { snp } : {}) });
         policyResult = { name: policy.name, passed: true };
       } catch (e) {
         verified = false;

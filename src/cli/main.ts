@@ -59,6 +59,7 @@ const securityOptions = (cmd: Command) =>
     .option("--pccs <url>", "TDX: PCCS or Intel PCS (API v4) for collateral attached to this node's quotes (default https://api.trustedservices.intel.com)")
     .option("--kds <url>", "SEV-SNP: AMD KDS for the VCEK when the host supplies no certificate table (default https://kdsintf.amd.com)")
     .option("--tsm-root <dir>", "configfs-tsm report directory (default /sys/kernel/config/tsm/report)")
+    .option("--event-log <file>", "TDX: the CCEL boot event log attached to this node's evidence, replayed by peers against its RTMRs (default /sys/firmware/acpi/tables/data/CCEL when present; none = attach none)")
     .option("--collateral-cache <dir>", "where fetched TDX collateral and VCEKs are cached, verified again on every load (default ~/.cocoon/collateral)");
 
 const program = new Command();

@@ -9,6 +9,7 @@ import { DEFAULT_KDS_URL, VcekStore } from "../tee/kds.js";
 import { collectGpuEvidence } from "../tee/gpu-collect.js";
 import { DEFAULT_PCCS_URL, TdxCollateralStore } from "../tee/tdx/pcs.js";
 import { verifyPeerCertificate } from "../tee/ratls.js";
+import { CCEL_EVENT_LOG_PATH, readCcelEventLog } from "../tee/tdx/eventlog.js";
 import { simWarning } from "../tee/sim.js";
 import { errorText } from "../tee/errors.js";
 import { resolvePolicySpec, type Policy } from "../tee/policy.js";
@@ -30,6 +31,8 @@ export interface SecurityOptions {
   kds?: string;
   /** configfs-tsm report directory (default /sys/kernel/config/tsm/report). */
   tsmRoot?: string;
+  /** TDX: the CCEL boot event log to attach (default /sys/firmware/acpi/tables/data/CCEL when present), or "none". */
+  eventLog?: string;
   /** Where fetched collateral and VCEKs are cached (default ~/.cocoon/collateral). */
   collateralCache?: string;
   /** Workers on tdx/sev-snp: the GPU whose evidence is collected (default 0), or "none" (refused where the policy requires a GPU). */
@@ -39,7 +42,7 @@ export interface SecurityOptions {
 export const DEFAULT_COLLATERAL_CACHE = join(homedir(), ".cocoon", "collateral");
 
 /** TDX/SEV-SNP evidence sources from the command line: configfs-tsm, and collateral stores (PCCS / KDS + cache). */
-export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdentityOptions, "tsmRoot" | "collateralSource" | "vcekSource" | "amdCrlSource"> {
+export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdentityOptions, "tsmRoot" | "collateralSource" | "vcekSource" | "amdCrlSource" | "eventLogSource"> {
   const cacheDir = o.collateralCache ?? DEFAULT_COLLATERAL_CACHE;
   const warn = (line: string) => log.warn(line);
   const tdx = new TdxCollateralStore({ baseUrl: o.pccs ?? DEFAULT_PCCS_URL, cacheDir, log: warn });
@@ -47,6 +50,8 @@ export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdent
   return {
     ...(o.tsmRoot ? { tsmRoot: o.tsmRoot } : {}),
     collateralSource: (quote) => tdx.forQuote(quote),
+    // The default CCEL path is optional (most guests do not expose it yet); a path given on the command line must exist.
+    eventLogSource: async () => (o.eventLog === "none" ? undefined : readCcelEventLog(o.eventLog ?? CCEL_EVENT_LOG_PATH, o.eventLog !== undefined)),
     vcekSource: (report) => snp.forReport(report),
     // Without AMD's CRL the node still starts (dev policies do not need it); production peers refuse it (policy.snp-crl).
     amdCrlSource: async (vcek) => {

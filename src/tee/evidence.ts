@@ -2,16 +2,19 @@
 // offline (TDX collateral, SEV-SNP VCEK) and the optional GPU evidence. Encoded as UTF-8 JSON:
 //   { "v": 1, "platform": "tdx"|"sev-snp"|"sim", "quote": base64, "collateral"?: QuoteCollateralV3,
 //     "vcek"?: base64 DER, "amdCrl"?: base64 DER (AMD's CRL for the VCEK's product, signed by the ARK),
-//     "gpu"?: base64 of the GPU evidence bundle (see encodeGpuEvidence) }
+//     "gpu"?: base64 of the GPU evidence bundle (see encodeGpuEvidence),
+//     "eventLog"?: base64 of the TDX CCEL boot event log (peers replay it against the quote's RTMRs) }
 // Collateral and VCEK are signed by Intel/AMD, so carrying them in untrusted hands is safe.
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { CollateralSchema, type QuoteCollateralV3 } from "./tdx/collateral.js";
 import { NODE_PLATFORMS, type NodePlatform } from "./claims.js";
 import { EvidenceFormatError } from "./errors.js";
+import { EVENT_LOG_MAX_BYTES } from "./tdx/eventlog.js";
 
 export const EVIDENCE_BUNDLE_VERSION = 1;
-export const EVIDENCE_BUNDLE_MAX_BYTES = 256 * 1024;
+/** Room for the quote, collateral and GPU evidence, plus a base64 event log of up to EVENT_LOG_MAX_BYTES. */
+export const EVIDENCE_BUNDLE_MAX_BYTES = 256 * 1024 + Math.ceil(EVENT_LOG_MAX_BYTES / 3) * 4;
 const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "base64");
 
 const BundleSchema = z
@@ -23,6 +26,7 @@ const BundleSchema = z
     vcek: b64.optional(),
     amdCrl: b64.optional(),
     gpu: b64.optional(),
+    eventLog: b64.max(Math.ceil(EVENT_LOG_MAX_BYTES / 3) * 4, `the event log is larger than ${EVENT_LOG_MAX_BYTES} bytes`).optional(),
   })
   .strict();
 
@@ -34,6 +38,8 @@ export interface EvidenceBundle {
   /** SEV-SNP: AMD's CRL for the product (verifiers check its ARK signature and dates before using it). */
   amdCrl?: Buffer;
   gpu?: Buffer;
+  /** TDX: the CCEL boot event log (verifiers replay it and refuse a quote whose RTMRs it does not explain). */
+  eventLog?: Buffer;
 }
 
 export function encodeEvidenceBundle(b: EvidenceBundle): Buffer {
@@ -46,6 +52,7 @@ export function encodeEvidenceBundle(b: EvidenceBundle): Buffer {
       vcek: b.vcek?.toString("base64"),
       amdCrl: b.amdCrl?.toString("base64"),
       gpu: b.gpu?.toString("base64"),
+      eventLog: b.eventLog?.toString("base64"),
     }),
     "utf8",
   );
@@ -69,6 +76,7 @@ export function decodeEvidenceBundle(bytes: Buffer): EvidenceBundle {
     vcek: d.vcek ? Buffer.from(d.vcek, "base64") : undefined,
     amdCrl: d.amdCrl ? Buffer.from(d.amdCrl, "base64") : undefined,
     gpu: d.gpu ? Buffer.from(d.gpu, "base64") : undefined,
+    ...(d.eventLog ? { eventLog: Buffer.from(d.eventLog, "base64") } : {}),
   };
 }
 

@@ -29,6 +29,8 @@ export interface NodeIdentityOptions {
   collateral?: QuoteCollateralV3 | string;
   /** TDX: where current collateral for a fresh quote comes from (a TdxCollateralStore: PCCS + verified cache). */
   collateralSource?: (quote: Buffer) => Promise<QuoteCollateralV3>;
+  /** TDX: the CCEL boot event log to attach (read at each identity, since RTMR3 may grow); undefined = none. */
+  eventLogSource?: () => Promise<Buffer | undefined>;
   /** SEV-SNP: VCEK (DER) when the host does not supply the certificate table. */
   vcek?: Buffer;
   /** SEV-SNP: where the VCEK comes from when the host supplies no certificate table (a VcekStore: KDS + cache). */
@@ -111,6 +113,8 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
     // Current collateral travels with the quote, so that peers verify it offline (they check its chain themselves).
     if (opts.collateral) bundle.collateral = typeof opts.collateral === "string" ? parseCollateral(opts.collateral) : opts.collateral;
     else if (opts.collateralSource) bundle.collateral = await opts.collateralSource(bundle.quote);
+    const eventLog = opts.eventLogSource ? await opts.eventLogSource() : undefined;
+    if (eventLog) bundle.eventLog = eventLog;
   } else {
     const r = await getTsmReport("sev-snp", reportData, opts.tsmRoot ?? TSM_REPORT_DIR);
     bundle.quote = r.outblob;

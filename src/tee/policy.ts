@@ -53,6 +53,9 @@ export const PolicySchema = z
     allowProvisionalSnpFirmware: z.boolean().default(false),
     /** SEV-SNP: the evidence must carry AMD's CRL so the ASK and VCEK are checked for revocation (default: true in production). */
     requireSnpCrl: z.boolean().optional(),
+    /** TDX: the evidence must carry the CCEL boot event log, replayed to the quote's RTMRs (default false: few
+     * deployments expose /sys/firmware/acpi/tables/data/CCEL to the guest yet). */
+    requireTdxEventLog: z.boolean().default(false),
     /** Roles that must present hardware evidence; others may run on sim even in production (e.g. clients). */
     attestedRoles: z.array(z.enum(ROLES)).default(["proxy", "worker"]),
   })
@@ -81,6 +84,7 @@ export const DEV_POLICY: Policy = Object.freeze({
   refuseQuoteTrailingBytes: false,
   allowProvisionalSnpFirmware: true,
   requireSnpCrl: false,
+  requireTdxEventLog: false,
 }) as Policy;
 
 /** Production defaults: no sim, no debug, UpToDate TCB only, and nothing allowed until allow-lists are filled. */
@@ -99,6 +103,7 @@ export const PRODUCTION_POLICY: Policy = Object.freeze({
   refuseQuoteTrailingBytes: false,
   allowProvisionalSnpFirmware: false,
   requireSnpCrl: true,
+  requireTdxEventLog: false,
 }) as Policy;
 
 export function parsePolicy(obj: unknown, source = "policy"): Policy {
@@ -137,6 +142,8 @@ export interface PolicySubject {
   hasVerifiedGpu?: boolean;
   /** The GPU evidence carried good, fresh OCSP answers for its chain. */
   hasGpuOcsp?: boolean;
+  /** TDX evidence: an attached CCEL event log replayed to the quote's RTMRs. */
+  hasTdxEventLog?: boolean;
   /** SEV-SNP evidence: the report's TCB versions and whether AMD's CRL was checked. */
   snp?: SnpPolicyFacts;
 }
@@ -229,6 +236,14 @@ export function checkPlatformPolicy(policy: Policy, s: Omit<PolicySubject, "clai
     }
   }
   checkSnpPolicy(policy, s);
+  if (policy.requireTdxEventLog && s.platform === "tdx" && !s.hasTdxEventLog) {
+    throw new AttestationError(
+      "policy.tdx-event-log",
+      `the ${s.role}'s TDX evidence carries no boot event log that explains its RTMRs`,
+      "eventLog=none",
+      "run the node where the guest exposes /sys/firmware/acpi/tables/data/CCEL (or give --event-log FILE), or set requireTdxEventLog: false in the policy",
+    );
+  }
   if (s.tcbStatus !== undefined && tcbRank(s.tcbStatus) > tcbRank(policy.minTcbStatus)) {
     throw new AttestationError(
       "policy.tcb",

@@ -16,6 +16,7 @@ import { checkPolicy, type Policy } from "./policy.js";
 import { snpPolicyFacts, verifySnpReport } from "./sevsnp.js";
 import { verifySimEvidence } from "./sim.js";
 import type { QuoteCollateralV3 } from "./tdx/collateral.js";
+import { applyEventLog } from "./tdx/eventlog.js";
 import { verifyTdxQuote } from "./tdx/verify.js";
 import type { Verdict } from "./verdict.js";
 
@@ -95,14 +96,18 @@ export function verifyBundleEvidence(
   switch (b.platform) {
     case "sim":
       return verifySimEvidence(b.quote, { allowDebug: opts.allowDebug });
-    case "tdx":
-      return verifyTdxQuote(b.quote, {
+    case "tdx": {
+      const v = verifyTdxQuote(b.quote, {
         collateral: b.collateral ?? opts.collateral,
         now: opts.now,
         allowDebug: opts.allowDebug,
         minTcbEvaluationDataNumber: opts.minTcbEvaluationDataNumber,
         refuseTrailingBytes: opts.refuseTrailingBytes,
       });
+      // An attached event log must explain the quote's RTMRs (checks.rtmrReplay); the replayed digests go to details.
+      if (b.eventLog && v.measurements.rtmr) applyEventLog(v, b.eventLog);
+      return v;
+    }
     case "sev-snp":
       if (!b.vcek) {
         return { platform: "sev-snp", verified: false, status: "Invalid", insecure: false, measurements: {}, imageDigest: "", reportData: "", errors: ["SEV-SNP evidence carries no VCEK certificate"], checks: {}, advisoryIds: [], details: {} };
@@ -211,7 +216,7 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
   }
   const tcbStatus = bundle.platform === "tdx" ? verdict.status : undefined;
   const snp = snpPolicyFacts(verdict);
-  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true, ...(snp ? { snp } : {}) });
+  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true, hasTdxEventLog: verdict.checks.rtmrReplay === true, ...(snp ? { snp } : {}) });
   return {
     platform: bundle.platform,
     insecure: verdict.insecure,

@@ -6,7 +6,9 @@
 // EV_NO_ACTION extends RTMR[index-1] = SHA-384(RTMR ‖ SHA-384 digest of the event), starting from 48 zero bytes.
 // The ACPI region is larger than the log and filled with 0xFF after it: trailing 0xFF bytes end the log.
 import { createHash } from "node:crypto";
-import { EvidenceFormatError } from "../errors.js";
+import { readFileSync, statSync } from "node:fs";
+import { EvidenceFormatError, errorText } from "../errors.js";
+import type { Verdict } from "../verdict.js";
 
 const EV_NO_ACTION = 0x3;
 const ALG_SHA1 = 0x0004;
@@ -16,6 +18,10 @@ const SPEC_ID_SIGNATURE = "Spec ID Event03\0";
 const MAX_EVENTS = 100_000;
 const MAX_EVENT_DATA = 16 * 1024 * 1024;
 export const RTMR_COUNT = 4;
+/** Largest event log a node attaches or a verifier replays (real CCEL logs are tens of KiB; ACPI reserves 64 KiB). */
+export const EVENT_LOG_MAX_BYTES = 1024 * 1024;
+/** Where Linux exposes the ACPI CCEL table's log area. */
+export const CCEL_EVENT_LOG_PATH = "/sys/firmware/acpi/tables/data/CCEL";
 
 export interface CcelEvent {
   /** CC MR index: 1..4 = RTMR0..3. */
@@ -36,6 +42,7 @@ export interface CcelReplay {
 
 /** Parses a CCEL event log and replays it into RTMR0..3. Throws EvidenceFormatError naming what is malformed. */
 export function replayCcelEventLog(log: Buffer): CcelReplay {
+  if (log.length > EVENT_LOG_MAX_BYTES) throw new EvidenceFormatError(`TDX event log is ${log.length} bytes; the limit is ${EVENT_LOG_MAX_BYTES}`);
   let p = 0;
   const need = (n: number, what: string) => {
     if (p + n > log.length) throw new EvidenceFormatError(`TDX event log: truncated ${what} at offset ${p}`);
@@ -116,4 +123,60 @@ export function rtmrReplayMismatches(replayed: string[], quoted: string[], indic
   return indices
     .filter((i) => replayed[i] !== quoted[i]?.toLowerCase())
     .map((i) => `RTMR${i} in the quote is ${quoted[i]?.slice(0, 16) ?? "(none)"}..., the event log replays to ${replayed[i].slice(0, 16)}...`);
+}
+
+/**
+ * Replays a CCEL event log into a TDX verdict: `checks.rtmrReplay`, `details.eventLog` (the replayed RTMRs and each
+ * event's MR and SHA-384 digest), and a log that does not explain the quote's RTMRs fails the verdict. RTMR0-2 must
+ * match; RTMR3 too when the log extends it (a guest often extends RTMR3 at run time without logging here).
+ */
+export function applyEventLog(verdict: Verdict, log: Buffer): void {
+  let replay: CcelReplay;
+  try {
+    replay = replayCcelEventLog(log);
+  } catch (e) {
+    verdict.checks.rtmrReplay = false;
+    verdict.errors.push(errorText(e));
+    verdict.verified = false;
+    return;
+  }
+  const indices = replay.events.some((e) => e.mrIndex === 4) ? [0, 1, 2, 3] : [0, 1, 2];
+  const bad = rtmrReplayMismatches(replay.rtmr, (verdict.measurements.rtmr as string[] | undefined) ?? [], indices);
+  verdict.checks.rtmrReplay = bad.length === 0;
+  verdict.details.eventLog = {
+    events: replay.events.length,
+    replayed: indices.map((i) => `RTMR${i}`),
+    rtmr: replay.rtmr,
+    digests: replay.events.map((e) => ({ rtmr: e.mrIndex - 1, type: e.type, digest: e.digest })),
+  };
+  if (bad.length) {
+    verdict.errors.push(`the event log does not explain the quote: ${bad.join("; ")}`);
+    verdict.verified = false;
+  }
+}
+
+/**
+ * Reads this node's CCEL event log to attach to its evidence, without the ACPI region's 0xFF padding. Returns
+ * undefined when `path` does not exist and `required` is false (most guests do not expose CCEL yet). Throws a
+ * readable error for a log that is too large or does not parse (a node must not present a log peers will refuse).
+ */
+export function readCcelEventLog(path: string, required: boolean): Buffer | undefined {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (e) {
+    if (!required && (e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new Error(`cannot read the TDX event log at ${path}: ${errorText(e)} (give --event-log FILE, or --event-log none to attach none)`);
+  }
+  // sysfs reports the ACPI region's size; anything far larger is not an event log.
+  if (size > EVENT_LOG_MAX_BYTES) throw new Error(`the TDX event log at ${path} is ${size} bytes; the limit is ${EVENT_LOG_MAX_BYTES} (is it the CCEL log?)`);
+  const raw = readFileSync(path);
+  if (raw.length > EVENT_LOG_MAX_BYTES) throw new Error(`the TDX event log at ${path} is ${raw.length} bytes; the limit is ${EVENT_LOG_MAX_BYTES}`);
+  let replay: CcelReplay;
+  try {
+    replay = replayCcelEventLog(raw);
+  } catch (e) {
+    throw new Error(`the TDX event log at ${path} is not a CCEL event log: ${errorText(e)}`);
+  }
+  return raw.subarray(0, raw.length - replay.padding);
 }
