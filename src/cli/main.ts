@@ -60,6 +60,7 @@ const securityOptions = (cmd: Command) =>
     .option("--kds <url>", "SEV-SNP: AMD KDS for the VCEK when the host supplies no certificate table (default https://kdsintf.amd.com)")
     .option("--tsm-root <dir>", "configfs-tsm report directory (default /sys/kernel/config/tsm/report)")
     .option("--event-log <file>", "TDX: the CCEL boot event log attached to this node's evidence, replayed by peers against its RTMRs (default /sys/firmware/acpi/tables/data/CCEL when present; none = attach none)")
+    .option("--rim-service <url>", "workers: NVIDIA RIM service for the reference measurements (RIMs) of the GPU's driver and VBIOS, attached to its evidence (default https://rim.attestation.nvidia.com)")
     .option("--collateral-cache <dir>", "where fetched TDX collateral and VCEKs are cached, verified again on every load (default ~/.cocoon/collateral)");
 
 const program = new Command();

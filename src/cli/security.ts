@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { createNodeIdentity, DEFAULT_VALIDITY_SECONDS, type NodeIdentity, type NodeIdentityOptions } from "../tee/identity.js";
 import { DEFAULT_KDS_URL, VcekStore } from "../tee/kds.js";
 import { collectGpuEvidence } from "../tee/gpu-collect.js";
+import { DEFAULT_RIM_SERVICE_URL, RimStore, attachRims } from "../tee/rim-store.js";
 import { DEFAULT_PCCS_URL, TdxCollateralStore } from "../tee/tdx/pcs.js";
 import { verifyPeerCertificate } from "../tee/ratls.js";
 import { CCEL_EVENT_LOG_PATH, readCcelEventLog } from "../tee/tdx/eventlog.js";
@@ -35,6 +36,8 @@ export interface SecurityOptions {
   eventLog?: string;
   /** Where fetched collateral and VCEKs are cached (default ~/.cocoon/collateral). */
   collateralCache?: string;
+  /** Workers: NVIDIA's RIM service for the RIMs of the GPU's driver and VBIOS (default https://rim.attestation.nvidia.com). */
+  rimService?: string;
   /** Workers on tdx/sev-snp: the GPU whose evidence is collected (default 0), or "none" (refused where the policy requires a GPU). */
   gpu?: string;
 }
@@ -63,6 +66,16 @@ export function evidenceSources(o: SecurityOptions, log: Logger): Pick<NodeIdent
       }
     },
   };
+}
+
+/** GPU evidence with its driver and VBIOS RIMs attached; without them (service unreachable, no RIM) as it was, with a warning. */
+export async function withRims(gpuBundle: Buffer, store: RimStore, log: Logger): Promise<Buffer> {
+  try {
+    return await attachRims(gpuBundle, store);
+  } catch (e) {
+    log.warn(`${errorText(e)}; this worker's GPU evidence carries no RIMs, and peers under a policy with requireGpuRim (production) will refuse it`);
+    return gpuBundle;
+  }
 }
 
 export interface NodeSecurity {
@@ -121,7 +134,8 @@ export async function nodeSecurity(role: Role, o: SecurityOptions, log: Logger, 
   // A worker in a TEE attests its GPU (nonce bound to its claims) when asked, or when the policy requires it.
   const gpuIndex = o.gpu === undefined ? (configured.requireGpu ? 0 : undefined) : o.gpu === "none" ? undefined : Number(o.gpu);
   if (gpuIndex !== undefined && (!Number.isInteger(gpuIndex) || gpuIndex < 0)) throw new Error(`--gpu must be a GPU index (0, 1, ...) or none, got "${o.gpu}"`);
-  const gpu = role === "worker" && platform !== "sim" && gpuIndex !== undefined ? { gpuCollector: (nonce: Buffer) => collectGpuEvidence(nonce, { index: gpuIndex, onWarning: (l) => log.warn(l) }) } : {};
+  const rims = new RimStore({ baseUrl: o.rimService ?? DEFAULT_RIM_SERVICE_URL, cacheDir: o.collateralCache ?? DEFAULT_COLLATERAL_CACHE, log: (l) => log.warn(l) });
+  const gpu = role === "worker" && platform !== "sim" && gpuIndex !== undefined ? { gpuCollector: (nonce: Buffer) => collectGpuEvidence(nonce, { index: gpuIndex, onWarning: (l) => log.warn(l) }).then((b) => withRims(b, rims, log)) } : {};
   let node = await createNodeIdentity({ role, platform, model, nodeId, ...sources, ...gpu });
   const listeners: Array<(n: NodeIdentity) => void | Promise<void>> = [];
   const rotate = async (): Promise<NodeIdentity> => {

@@ -81,19 +81,31 @@ export function decodeEvidenceBundle(bytes: Buffer): EvidenceBundle {
 }
 
 // GPU evidence bundle: { "v": 1, "evidence": hex SPDM transcript, "certChain": PEM, "ocsp"?: [hex OCSP response, one
-// per certificate below the root, leaf first] } (UTF-8 JSON). The OCSP answers are stapled by the worker (ocsp.ts).
+// per certificate below the root, leaf first], "rims"?: [SWID XML of the driver RIM, of the VBIOS RIM] } (UTF-8
+// JSON). The OCSP answers are stapled by the worker (ocsp.ts), the RIMs attached from NVIDIA's RIM service (rim-store.ts).
 const GpuSchema = z
-  .object({ v: z.literal(1), evidence: z.string().regex(/^[0-9a-fA-F]*$/), certChain: z.string(), ocsp: z.array(z.string().regex(/^[0-9a-fA-F]*$/)).max(16).optional() })
+  .object({
+    v: z.literal(1),
+    evidence: z.string().regex(/^[0-9a-fA-F]*$/),
+    certChain: z.string(),
+    ocsp: z.array(z.string().regex(/^[0-9a-fA-F]*$/)).max(16).optional(),
+    rims: z.array(z.string().max(64 * 1024)).max(2).optional(),
+  })
   .strict();
 
 export interface GpuEvidence {
   evidence: Buffer;
   certChain: string;
   ocsp?: Buffer[];
+  /** NVIDIA-signed RIMs (driver, VBIOS) the verifier checks and compares the measurements with. */
+  rims?: string[];
 }
 
 export function encodeGpuEvidence(g: GpuEvidence): Buffer {
-  return Buffer.from(JSON.stringify({ v: 1, evidence: g.evidence.toString("hex"), certChain: g.certChain, ...(g.ocsp ? { ocsp: g.ocsp.map((b) => b.toString("hex")) } : {}) }), "utf8");
+  return Buffer.from(
+    JSON.stringify({ v: 1, evidence: g.evidence.toString("hex"), certChain: g.certChain, ...(g.ocsp ? { ocsp: g.ocsp.map((b) => b.toString("hex")) } : {}), ...(g.rims ? { rims: g.rims } : {}) }),
+    "utf8",
+  );
 }
 
 export function decodeGpuEvidence(bytes: Buffer): GpuEvidence {
@@ -104,8 +116,8 @@ export function decodeGpuEvidence(bytes: Buffer): GpuEvidence {
     throw new EvidenceFormatError("GPU evidence bundle is not valid JSON");
   }
   const r = GpuSchema.safeParse(obj);
-  if (!r.success) throw new EvidenceFormatError('GPU evidence bundle must be {"v":1,"evidence":hex,"certChain":PEM,"ocsp"?:[hex]}');
-  return { evidence: Buffer.from(r.data.evidence, "hex"), certChain: r.data.certChain, ...(r.data.ocsp ? { ocsp: r.data.ocsp.map((h) => Buffer.from(h, "hex")) } : {}) };
+  if (!r.success) throw new EvidenceFormatError('GPU evidence bundle must be {"v":1,"evidence":hex,"certChain":PEM,"ocsp"?:[hex],"rims"?:[XML, XML]}');
+  return { evidence: Buffer.from(r.data.evidence, "hex"), certChain: r.data.certChain, ...(r.data.ocsp ? { ocsp: r.data.ocsp.map((h) => Buffer.from(h, "hex")) } : {}), ...(r.data.rims ? { rims: r.data.rims } : {}) };
 }
 
 export const sha256Hex = (b: Buffer): string => createHash("sha256").update(b).digest("hex");

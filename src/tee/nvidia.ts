@@ -32,7 +32,7 @@ export const SPDM_NONCE_LEN = 32;
 export const NV_SIGNATURE_LEN = 96;
 export const NV_EVIDENCE_MAX_LEN = 256 * 1024;
 /** Opaque-data field ids (nvtrust). */
-export const NV_OPAQUE = { DRIVER_VERSION: 3, GPU_INFO: 4, SKU: 5, VBIOS_VERSION: 6, CHIP_SKU: 15, PROJECT: 17 } as const;
+export const NV_OPAQUE = { DRIVER_VERSION: 3, GPU_INFO: 4, SKU: 5, VBIOS_VERSION: 6, CHIP_SKU: 15, PROJECT: 17, PROJECT_SKU: 18 } as const;
 
 export interface SpdmMeasurementBlock {
   index: number;
@@ -138,13 +138,25 @@ export function loadReferenceMeasurements(path: string, opts: { now?: Date } = {
     } catch (e) {
       throw new Error(`${errorText(e)}. Only NVIDIA-signed RIMs are accepted as XML; reference values you trust otherwise go in a JSON file`);
     }
-    for (const m of rim.measurements) {
-      const other = fromRim.get(m.index);
-      if (other) throw new Error(`measurement ${m.index - 1} (SPDM block ${m.index}) is active in both ${other} and ${file}; NVIDIA's verifier refuses such a pair of RIMs`);
-      fromRim.set(m.index, file);
-      for (const v of m.values) add(m.index, v);
-    }
+    addRimMeasurements(out, fromRim, rim, file);
   }
+  return out;
+}
+
+function addRimMeasurements(out: ReferenceMeasurements, fromRim: Map<number, string>, rim: Rim, source: string): void {
+  for (const m of rim.measurements) {
+    const other = fromRim.get(m.index);
+    if (other) throw new Error(`measurement ${m.index - 1} (SPDM block ${m.index}) is active in both ${other} and ${source}; NVIDIA's verifier refuses such a pair of RIMs`);
+    fromRim.set(m.index, source);
+    out.set(m.index, [...(out.get(m.index) ?? []), ...m.values.map((v) => v.toLowerCase())]);
+  }
+}
+
+/** Reference measurements from verified RIMs (driver + VBIOS); an index active in two of them is refused. */
+export function referenceFromRims(rims: { rim: Rim; source: string }[]): ReferenceMeasurements {
+  const out: ReferenceMeasurements = new Map();
+  const fromRim = new Map<number, string>();
+  for (const r of rims) addRimMeasurements(out, fromRim, r.rim, r.source);
   return out;
 }
 

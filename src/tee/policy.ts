@@ -41,6 +41,8 @@ export const PolicySchema = z
     requireGpu: z.boolean().optional(),
     /** GPU evidence must carry good, fresh stapled OCSP answers (default: true in production). false = offline mode. */
     requireGpuOcsp: z.boolean().optional(),
+    /** GPU evidence must match NVIDIA-signed RIMs (driver + VBIOS) the worker attached (default: true in production). */
+    requireGpuRim: z.boolean().optional(),
     /** Empty allow-lists mean "nothing allowed" even in dev mode (set when the lists come from the root contract). */
     strictAllowLists: z.boolean().default(false),
     /** Refuse TDX quotes with non-zero bytes after the signature data (default: ignore them with a warning). */
@@ -64,6 +66,7 @@ export const PolicySchema = z
     ...p,
     requireGpu: p.requireGpu ?? p.mode === "production",
     requireGpuOcsp: p.requireGpuOcsp ?? p.mode === "production",
+    requireGpuRim: p.requireGpuRim ?? p.mode === "production",
     requireSnpCrl: p.requireSnpCrl ?? p.mode === "production",
   }));
 export type Policy = z.output<typeof PolicySchema>;
@@ -80,6 +83,7 @@ export const DEV_POLICY: Policy = Object.freeze({
   models: [],
   requireGpu: false,
   requireGpuOcsp: false,
+  requireGpuRim: false,
   attestedRoles: ["proxy", "worker"],
   refuseQuoteTrailingBytes: false,
   allowProvisionalSnpFirmware: true,
@@ -99,6 +103,7 @@ export const PRODUCTION_POLICY: Policy = Object.freeze({
   strictAllowLists: false,
   requireGpu: true,
   requireGpuOcsp: true,
+  requireGpuRim: true,
   attestedRoles: ["proxy", "worker"],
   refuseQuoteTrailingBytes: false,
   allowProvisionalSnpFirmware: false,
@@ -142,6 +147,8 @@ export interface PolicySubject {
   hasVerifiedGpu?: boolean;
   /** The GPU evidence carried good, fresh OCSP answers for its chain. */
   hasGpuOcsp?: boolean;
+  /** The GPU's measurements matched attached, verified NVIDIA RIMs. */
+  hasGpuRim?: boolean;
   /** TDX evidence: an attached CCEL event log replayed to the quote's RTMRs. */
   hasTdxEventLog?: boolean;
   /** SEV-SNP evidence: the report's TCB versions and whether AMD's CRL was checked. */
@@ -307,6 +314,14 @@ function checkWorkerPolicy(policy: Policy, s: PolicySubject): void {
         "the worker's GPU evidence carries no OCSP answers, so the revocation of its certificates is unknown",
         "ocsp=none",
         "let the worker reach NVIDIA's OCSP service when it collects its evidence, or set requireGpuOcsp: false (offline mode) in the policy",
+      );
+    }
+    if (policy.requireGpu && policy.requireGpuRim && s.platform !== "sim" && s.hasVerifiedGpu && !s.hasGpuRim) {
+      throw new AttestationError(
+        "policy.gpu-rim",
+        "the worker's GPU measurements were not compared with NVIDIA's reference values (no attached, verified RIM matched)",
+        "rim=none",
+        "let the worker reach NVIDIA's RIM service (--rim-service) so it attaches the RIMs of its driver and VBIOS, or set requireGpuRim: false in the policy",
       );
     }
   }

@@ -11,7 +11,8 @@ import { KNOWN_CRITICAL_EXTENSIONS, readRaTlsExtensions } from "./cert.js";
 import { claimsReportData, decodeClaims, gpuNonce, type Claims, type NodePlatform, type Role } from "./claims.js";
 import { AttestationError, EvidenceFormatError, errorText } from "./errors.js";
 import { decodeEvidenceBundle, decodeGpuEvidence, sha256Hex, type EvidenceBundle, type GpuEvidence } from "./evidence.js";
-import { verifyNvidiaEvidence, type NvidiaVerdict } from "./nvidia.js";
+import { referenceFromRims, verifyNvidiaEvidence, type NvidiaVerdict, type ReferenceMeasurements } from "./nvidia.js";
+import { verifyRim } from "./rim.js";
 import { checkPolicy, type Policy } from "./policy.js";
 import { snpPolicyFacts, verifySnpReport } from "./sevsnp.js";
 import { verifySimEvidence } from "./sim.js";
@@ -209,14 +210,23 @@ export async function verifyPeerCertificate(certDer: Buffer, policy: Policy, opt
       return refuse("ratls.gpu", errorText(e), "gpu evidence", "the peer must include a valid GPU evidence bundle");
     }
     // The GPU must have signed the nonce derived from these claims (claims.ts gpuNonce): no replay across nodes.
-    gpu = verifyNvidiaEvidence(g.evidence, g.certChain, { now, expectedNonce: gpuNonce(claims), ...(g.ocsp ? { ocsp: g.ocsp } : {}) });
+    // Attached RIMs (driver, VBIOS) are verified here (signature, chain to NVIDIA's RIM root) and then compared.
+    let reference: ReferenceMeasurements | undefined;
+    if (g.rims) {
+      try {
+        reference = referenceFromRims(g.rims.map((xml, i) => ({ rim: verifyRim(xml, { now, what: `the worker's attached RIM #${i + 1}` }), source: `attached RIM #${i + 1}` })));
+      } catch (e) {
+        refuse("evidence.nvidia", errorText(e), "rim", "the worker must attach NVIDIA-signed, current RIMs for its driver and VBIOS (--rim-service)");
+      }
+    }
+    gpu = verifyNvidiaEvidence(g.evidence, g.certChain, { now, expectedNonce: gpuNonce(claims), ...(g.ocsp ? { ocsp: g.ocsp } : {}), ...(reference ? { reference } : {}) });
     if (!gpu.verified) refuse("evidence.nvidia", `GPU evidence did not verify: ${gpu.errors.join("; ")}`, gpu.status, "check the GPU is in confidential-computing mode and its evidence is current");
   } else if (bundle.gpu) {
     refuse("ratls.gpu", "the bundle carries GPU evidence that the claims do not bind", "gpu=unbound", "the peer must put the GPU evidence digest into its claims");
   }
   const tcbStatus = bundle.platform === "tdx" ? verdict.status : undefined;
   const snp = snpPolicyFacts(verdict);
-  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true, hasTdxEventLog: verdict.checks.rtmrReplay === true, ...(snp ? { snp } : {}) });
+  checkPolicy(policy, { role: claims.role, platform: bundle.platform, imageDigest: verdict.imageDigest, tcbStatus, testRoot: verdict.testRoot === true || gpu?.testRoot === true, claims, hasVerifiedGpu: gpu?.verified === true, hasGpuOcsp: gpu?.checks.ocspGood === true, hasGpuRim: gpu?.checks.referenceMeasurements === true, hasTdxEventLog: verdict.checks.rtmrReplay === true, ...(snp ? { snp } : {}) });
   return {
     platform: bundle.platform,
     insecure: verdict.insecure,

@@ -100,7 +100,7 @@ describe("OCSP for the GPU chain (stapled by the worker, checked offline)", () =
   });
   it("the production policy requires OCSP answers; requireGpuOcsp: false is the offline mode", () => {
     const claims = { model: { name: "m", digest: "cd".repeat(32) }, nodeId: "w" } as never;
-    const s = { role: "worker" as const, platform: "tdx" as const, imageDigest: "ee".repeat(32), claims, hasVerifiedGpu: true, hasGpuOcsp: false };
+    const s = { role: "worker" as const, platform: "tdx" as const, imageDigest: "ee".repeat(32), claims, hasVerifiedGpu: true, hasGpuOcsp: false, hasGpuRim: true };
     const p = parsePolicy({ mode: "production", measurements: { worker: ["ee".repeat(32)] }, models: ["cd".repeat(32)] });
     assert.throws(() => checkPolicy(p, s), /policy\.gpu-ocsp/);
     assert.doesNotThrow(() => checkPolicy(p, { ...s, hasGpuOcsp: true }));

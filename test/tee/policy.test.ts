@@ -43,7 +43,7 @@ describe("policy", () => {
     assert.throws(() => parsePolicy({ mode: "production", minTcbStatus: "Great" }), /minTcbStatus/);
   });
   it("production refuses sim and empty allow-lists; dev accepts anything but still checks given lists", () => {
-    const subj = { role: "worker" as const, platform: "tdx" as const, imageDigest: D, tcbStatus: "UpToDate", claims: { nodeId: "w1", model: { name: "m", digest: M } } as never, hasVerifiedGpu: true, hasGpuOcsp: true };
+    const subj = { role: "worker" as const, platform: "tdx" as const, imageDigest: D, tcbStatus: "UpToDate", claims: { nodeId: "w1", model: { name: "m", digest: M } } as never, hasVerifiedGpu: true, hasGpuOcsp: true, hasGpuRim: true };
     assert.equal(ruleOf(() => checkPolicy(PRODUCTION_POLICY, { ...subj, platform: "sim" })), "policy.sim");
     assert.equal(ruleOf(() => checkPolicy(PRODUCTION_POLICY, subj)), "policy.measurement");
     assert.equal(ruleOf(() => checkPolicy(DEV_POLICY, subj)), undefined);
@@ -51,6 +51,8 @@ describe("policy", () => {
     const prod = parsePolicy({ mode: "production", measurements: { worker: [D] }, models: [M] });
     assert.equal(ruleOf(() => checkPolicy(prod, subj)), undefined);
     assert.equal(ruleOf(() => checkPolicy(prod, { ...subj, hasVerifiedGpu: false })), "policy.gpu");
+    assert.equal(ruleOf(() => checkPolicy(prod, { ...subj, hasGpuRim: false })), "policy.gpu-rim");
+    assert.equal(ruleOf(() => checkPolicy({ ...prod, requireGpuRim: false }, { ...subj, hasGpuRim: false })), undefined);
     assert.equal(ruleOf(() => checkPolicy(prod, { ...subj, tcbStatus: "OutOfDate" })), "policy.tcb");
     assert.equal(ruleOf(() => checkPolicy(parsePolicy({ ...prod, minTcbStatus: "OutOfDate" }), { ...subj, tcbStatus: "OutOfDate" })), undefined);
     assert.equal(ruleOf(() => checkPolicy(prod, { ...subj, claims: { nodeId: "w1", model: { name: "m", digest: D } } as never })), "policy.model");
