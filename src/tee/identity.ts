@@ -6,7 +6,9 @@ import { claimsReportData, encodeClaims, gpuNonce, type Claims, type NodePlatfor
 import { encodeEvidenceBundle, sha256Hex, type EvidenceBundle } from "./evidence.js";
 import { createSimEvidence } from "./sim.js";
 import { parseCollateral, type QuoteCollateralV3 } from "./tdx/collateral.js";
-import { TSM_REPORT_DIR, getTsmReport, vcekFromCertTable } from "./tsm.js";
+import { existsSync } from "node:fs";
+import { SEV_GUEST_DEVICE, getSevGuestReport } from "./sev-guest.js";
+import { TSM_REPORT_DIR, getTsmReport, tsmAvailable, vcekFromCertTable } from "./tsm.js";
 
 export const DEFAULT_VALIDITY_SECONDS = 24 * 60 * 60;
 export const MAX_VALIDITY_SECONDS = 7 * 24 * 60 * 60;
@@ -40,6 +42,8 @@ export interface NodeIdentityOptions {
   amdCrlSource?: (vcek: Buffer) => Promise<Buffer | undefined>;
   /** configfs-tsm report directory (default /sys/kernel/config/tsm/report; tests point it at a stand-in). */
   tsmRoot?: string;
+  /** SEV-SNP: the legacy guest device used when configfs-tsm is absent (default /dev/sev-guest). */
+  sevGuestDevice?: string;
   /** sim only: simulated measurements (default: the sim image). */
   simMeasurements?: { mrtd?: Buffer; rtmr?: Buffer[] };
   now?: Date;
@@ -116,7 +120,10 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
     const eventLog = opts.eventLogSource ? await opts.eventLogSource() : undefined;
     if (eventLog) bundle.eventLog = eventLog;
   } else {
-    const r = await getTsmReport("sev-snp", reportData, opts.tsmRoot ?? TSM_REPORT_DIR);
+    // Kernels before configfs-tsm (< 6.7) only have /dev/sev-guest: its SNP_GET_REPORT ioctl (no certificate table).
+    const tsmRoot = opts.tsmRoot ?? TSM_REPORT_DIR;
+    const device = opts.sevGuestDevice ?? SEV_GUEST_DEVICE;
+    const r = !tsmAvailable(tsmRoot) && existsSync(device) ? { outblob: await getSevGuestReport(reportData, { device }), auxblob: undefined } : await getTsmReport("sev-snp", reportData, tsmRoot);
     bundle.quote = r.outblob;
     bundle.vcek = opts.vcek ?? (r.auxblob ? vcekFromCertTable(r.auxblob) : undefined);
     if (!bundle.vcek && opts.vcekSource) bundle.vcek = await opts.vcekSource(bundle.quote);

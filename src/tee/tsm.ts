@@ -5,8 +5,9 @@
 // same entry between our inblob write and our outblob read would hand us a report over its data: the generation
 // read after outblob must be the one our write produced, else we retry.
 //
-// The legacy character devices (/dev/tdx_guest, /dev/sev-guest) need ioctls that Node cannot issue without a
-// native addon, so they are only detected and reported (`detectTee`), with the fix (a kernel with configfs-tsm).
+// The legacy character devices need ioctls that Node cannot issue without a native addon: /dev/sev-guest is used
+// through a Python ctypes program (sev-guest.ts) when configfs-tsm is absent; /dev/tdx_guest is only detected and
+// reported (`detectTee`), with the fix (a kernel with configfs-tsm).
 // Reads are asynchronous so that a stand-in configfs (tests) can answer from the same process.
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
@@ -123,7 +124,7 @@ export async function getTsmReport(platform: TeePlatform, reportData: Buffer, di
 export interface TeeProbe {
   platform: TeePlatform | null;
   /** How the evidence would be collected, when it can be. */
-  via?: "configfs-tsm";
+  via?: "configfs-tsm" | "sev-guest-ioctl";
   tsmRoot: string;
   provider?: string;
   /** What was looked at, and why each source is or is not usable. */
@@ -159,14 +160,18 @@ export async function detectTee(dir = TSM_REPORT_DIR, devices: Record<TeePlatfor
   } else {
     findings.push(`${dir}: absent (configfs-tsm needs Linux >= 6.7 inside a TDX or SEV-SNP guest, and configfs mounted at /sys/kernel/config)`);
   }
+  let legacy: TeePlatform | null = null;
   for (const [platform, dev] of Object.entries(devices) as [TeePlatform, string][]) {
-    if (existsSync(dev)) {
+    if (existsSync(dev) && platform === "sev-snp") {
+      findings.push(`${dev}: present; SEV-SNP reports are requested with its SNP_GET_REPORT ioctl through python3 (no host certificate table that way: the VCEK comes from AMD's KDS)`);
+      legacy = "sev-snp";
+    } else if (existsSync(dev)) {
       findings.push(`${dev}: present, but its ioctl interface is not supported by this node; use a kernel with configfs-tsm (Linux >= 6.7) to attest as ${platform}`);
     } else {
       findings.push(`${dev}: absent`);
     }
   }
-  return { platform: null, tsmRoot: dir, findings };
+  return legacy ? { platform: legacy, via: "sev-guest-ioctl", tsmRoot: dir, findings } : { platform: null, tsmRoot: dir, findings };
 }
 
 function guidToBytes(g: string): Buffer {

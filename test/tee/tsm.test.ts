@@ -51,10 +51,15 @@ describe("configfs-tsm evidence source", () => {
     const found = await detectTee(fake.root, { tdx: "/nonexistent/tdx_guest", "sev-snp": "/nonexistent/sev-guest" });
     assert.equal(found.platform, "tdx");
     assert.equal(found.via, "configfs-tsm");
-    const none = await detectTee(join(tmpdir(), "no-such-tsm"), { tdx: "/nonexistent/tdx_guest", "sev-snp": "/dev/null" });
+    const none = await detectTee(join(tmpdir(), "no-such-tsm"), { tdx: "/dev/null", "sev-snp": "/nonexistent/sev-guest" });
     assert.equal(none.platform, null);
     assert.match(none.findings.join("\n"), /absent \(configfs-tsm needs Linux >= 6\.7/);
     assert.match(none.findings.join("\n"), /\/dev\/null: present, but its ioctl interface is not supported/);
+    // /dev/sev-guest without configfs-tsm: used through its SNP_GET_REPORT ioctl (src/tee/sev-guest.ts).
+    const legacy = await detectTee(join(tmpdir(), "no-such-tsm"), { tdx: "/nonexistent/tdx_guest", "sev-snp": "/dev/null" });
+    assert.equal(legacy.platform, "sev-snp");
+    assert.equal(legacy.via, "sev-guest-ioctl");
+    assert.match(legacy.findings.join("\n"), /\/dev\/null: present; SEV-SNP reports are requested with its SNP_GET_REPORT ioctl/);
   });
   it("finds the VCEK in an SEV-SNP certificate table by GUID", () => {
     const vcek = snpVcek();
