@@ -6,6 +6,7 @@
 //     "eventLog"?: base64 of the TDX CCEL boot event log (peers replay it against the quote's RTMRs) }
 // Collateral and VCEK are signed by Intel/AMD, so carrying them in untrusted hands is safe.
 import { createHash } from "node:crypto";
+import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { z } from "zod";
 import { CollateralSchema, type QuoteCollateralV3 } from "./tdx/collateral.js";
 import { NODE_PLATFORMS, type NodePlatform } from "./claims.js";
@@ -81,15 +82,16 @@ export function decodeEvidenceBundle(bytes: Buffer): EvidenceBundle {
 }
 
 // GPU evidence bundle: { "v": 1, "evidence": hex SPDM transcript, "certChain": PEM, "ocsp"?: [hex OCSP response, one
-// per certificate below the root, leaf first], "rims"?: [SWID XML of the driver RIM, of the VBIOS RIM] } (UTF-8
-// JSON). The OCSP answers are stapled by the worker (ocsp.ts), the RIMs attached from NVIDIA's RIM service (rim-store.ts).
+// per certificate below the root, leaf first], "rims"?: [base64 of the raw-DEFLATE-compressed SWID XML of the driver
+// RIM, of the VBIOS RIM] } (UTF-8 JSON). RIMs are compressed (~20 KiB of XML each, about a fifth of it compressed)
+// because the whole bundle rides in the RA-TLS certificate, which TLS peers refuse above ~100 KiB. The OCSP answers are stapled by the worker (ocsp.ts), the RIMs attached from NVIDIA's RIM service (rim-store.ts).
 const GpuSchema = z
   .object({
     v: z.literal(1),
     evidence: z.string().regex(/^[0-9a-fA-F]*$/),
     certChain: z.string(),
     ocsp: z.array(z.string().regex(/^[0-9a-fA-F]*$/)).max(16).optional(),
-    rims: z.array(z.string().max(64 * 1024)).max(2).optional(),
+    rims: z.array(b64.max(64 * 1024)).max(2).optional(),
   })
   .strict();
 
@@ -103,7 +105,7 @@ export interface GpuEvidence {
 
 export function encodeGpuEvidence(g: GpuEvidence): Buffer {
   return Buffer.from(
-    JSON.stringify({ v: 1, evidence: g.evidence.toString("hex"), certChain: g.certChain, ...(g.ocsp ? { ocsp: g.ocsp.map((b) => b.toString("hex")) } : {}), ...(g.rims ? { rims: g.rims } : {}) }),
+    JSON.stringify({ v: 1, evidence: g.evidence.toString("hex"), certChain: g.certChain, ...(g.ocsp ? { ocsp: g.ocsp.map((b) => b.toString("hex")) } : {}), ...(g.rims ? { rims: g.rims.map((x) => deflateRawSync(Buffer.from(x, "utf8")).toString("base64")) } : {}) }),
     "utf8",
   );
 }
@@ -117,7 +119,17 @@ export function decodeGpuEvidence(bytes: Buffer): GpuEvidence {
   }
   const r = GpuSchema.safeParse(obj);
   if (!r.success) throw new EvidenceFormatError('GPU evidence bundle must be {"v":1,"evidence":hex,"certChain":PEM,"ocsp"?:[hex],"rims"?:[XML, XML]}');
-  return { evidence: Buffer.from(r.data.evidence, "hex"), certChain: r.data.certChain, ...(r.data.ocsp ? { ocsp: r.data.ocsp.map((h) => Buffer.from(h, "hex")) } : {}), ...(r.data.rims ? { rims: r.data.rims } : {}) };
+  return { evidence: Buffer.from(r.data.evidence, "hex"), certChain: r.data.certChain, ...(r.data.ocsp ? { ocsp: r.data.ocsp.map((h) => Buffer.from(h, "hex")) } : {}), ...(r.data.rims ? { rims: r.data.rims.map(inflateRim) } : {}) };
 }
+
+/** A compressed RIM, bounded: a small input cannot expand past the RIM size limit (no decompression bomb). */
+function inflateRim(b64Text: string, i: number): string {
+  try {
+    return inflateRawSync(Buffer.from(b64Text, "base64"), { maxOutputLength: GPU_RIM_MAX_BYTES }).toString("utf8");
+  } catch (e) {
+    throw new EvidenceFormatError(`GPU evidence bundle: RIM #${i + 1} is not raw-DEFLATE data of at most ${GPU_RIM_MAX_BYTES} bytes (${(e as Error).message})`);
+  }
+}
+const GPU_RIM_MAX_BYTES = 256 * 1024;
 
 export const sha256Hex = (b: Buffer): string => createHash("sha256").update(b).digest("hex");

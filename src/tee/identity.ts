@@ -11,6 +11,8 @@ import { SEV_GUEST_DEVICE, getSevGuestReport } from "./sev-guest.js";
 import { TSM_REPORT_DIR, getTsmReport, tsmAvailable, vcekFromCertTable } from "./tsm.js";
 
 export const DEFAULT_VALIDITY_SECONDS = 24 * 60 * 60;
+/** TLS peers (OpenSSL's max_cert_list, 100 KiB for the whole Certificate message) refuse larger certificates. */
+export const RATLS_CERT_MAX_BYTES = 100 * 1024 - 512;
 export const MAX_VALIDITY_SECONDS = 7 * 24 * 60 * 60;
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 
@@ -140,6 +142,10 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
     evidence,
     claims: claimsBytes,
   });
+  if (cert.der.length > RATLS_CERT_MAX_BYTES) {
+    const parts = [`quote ${bundle.quote.length}`, bundle.collateral ? `collateral ${JSON.stringify(bundle.collateral).length}` : "", bundle.gpu ? `GPU evidence ${bundle.gpu.length}` : "", bundle.eventLog ? `event log ${bundle.eventLog.length}` : ""].filter(Boolean);
+    throw new Error(`this node's RA-TLS certificate would be ${cert.der.length} bytes (${parts.join(", ")} bytes); TLS peers refuse certificates over ${RATLS_CERT_MAX_BYTES} bytes. Attach less: --event-log none, or a GPU without RIMs (--rim-service unreachable) under a policy that allows it`);
+  }
   return {
     role: opts.role,
     platform,

@@ -86,7 +86,7 @@ describe("a worker on --backend openai declares its weights", () => {
       await b.start();
       assert.deepEqual(b.models(), [{ id: "m", digest: "cd".repeat(32) }]);
       const claims = { model: { name: "m", digest: "cd".repeat(32) }, nodeId: "w" } as never;
-      const subject = { role: "worker" as const, platform: "tdx" as const, imageDigest: "ee".repeat(32), claims, hasVerifiedGpu: true, hasGpuOcsp: true };
+      const subject = { role: "worker" as const, platform: "tdx" as const, imageDigest: "ee".repeat(32), claims, hasVerifiedGpu: true, hasGpuOcsp: true, hasGpuRim: true };
       const policy = { ...PRODUCTION_POLICY, measurements: { client: [], proxy: [], worker: ["ee".repeat(32)] } };
       assert.throws(() => checkPolicy(policy, subject), /policy\.model/);
       assert.doesNotThrow(() => checkPolicy({ ...policy, models: ["cd".repeat(32)] }, subject));

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { deflateRawSync } from "node:zlib";
 import fc from "fast-check";
 import { RimStore, attachRims, rimIdsFor, vbiosVersionText } from "../../src/tee/rim-store.js";
 import { NV_OPAQUE, parseNvidiaEvidence, referenceFromRims } from "../../src/tee/nvidia.js";
@@ -110,15 +111,17 @@ describe("RimStore: the RIM service, cached and verified on every load", () => {
     let answer = "";
     await new Promise<void>((r) => junk.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(junk.address() as AddressInfo).port}`;
+    const junkCache = mkdtempSync(join(tmpdir(), "rim-junk-"));
     try {
       await fc.assert(
         fc.asyncProperty(fc.oneof(fc.string(), fc.base64String().map((b) => JSON.stringify({ rim: b })), fc.json()), async (a) => {
           answer = a;
-          await assert.rejects(new RimStore({ baseUrl: url, cacheDir: mkdtempSync(join(tmpdir(), "rim-junk-")), now: () => AT }).get("NV_GPU_DRIVER_GH100_1"), /RIM service's answer .* is not|does not verify/);
+          await assert.rejects(new RimStore({ baseUrl: url, cacheDir: junkCache, now: () => AT }).get("NV_GPU_DRIVER_GH100_1"), /RIM service's answer .* is not|does not verify/);
         }),
         { numRuns: 25 },
       );
     } finally {
+      rmSync(junkCache, { recursive: true, force: true });
       await new Promise((r) => junk.close(r));
     }
   });
@@ -153,6 +156,7 @@ describe("RIMs attached to a worker's GPU evidence, required by peers", () => {
 
   it("a worker attaches its driver and VBIOS RIMs from the service; a peer verifies them and the measurements match", async () => {
     const node = await worker((nonce) => withRims(encodeGpuEvidence({ evidence: gpu.transcript(nonce, matching), certChain: gpu.chainPem }), store(), silentLogger));
+    assert.ok(node.tls.certDer.length < 60 * 1024, `RIMs travel compressed (certificate of ${node.tls.certDer.length} bytes)`);
     const peer = await verify(node.tls.certDer);
     assert.equal(peer.gpu?.checks.referenceMeasurements, true, peer.gpu?.errors.join("; "));
     assert.ok(svc.requests.includes(`/v1/rim/${DRIVER_ID}`) && svc.requests.includes(`/v1/rim/${VBIOS_ID}`));
@@ -180,5 +184,14 @@ describe("RIMs attached to a worker's GPU evidence, required by peers", () => {
     assert.equal(ok.gpu?.verified, true);
     assert.equal(parsePolicy({ mode: "production" }).requireGpuRim, true, "production requires RIMs by default");
     assert.equal(decodeGpuEvidence(encodeGpuEvidence({ evidence: Buffer.alloc(1), certChain: "" })).rims, undefined);
+  });
+
+  it("attached RIMs round-trip compressed; a decompression bomb or junk is refused as a format error", () => {
+    const g = decodeGpuEvidence(encodeGpuEvidence({ evidence: Buffer.alloc(1), certChain: "", rims: [DRIVER_XML, VBIOS_XML] }));
+    assert.deepEqual(g.rims, [DRIVER_XML, VBIOS_XML]);
+    const bomb = deflateRawSync(Buffer.alloc(4 * 1024 * 1024, 0x20)).toString("base64");
+    const bundle = (rims: string[]) => Buffer.from(JSON.stringify({ v: 1, evidence: "00", certChain: "", rims }));
+    assert.throws(() => decodeGpuEvidence(bundle([bomb])), /RIM #1 is not raw-DEFLATE data of at most 262144 bytes/);
+    assert.throws(() => decodeGpuEvidence(bundle(["AAAA"])), /RIM #1 is not raw-DEFLATE data/);
   });
 });

@@ -19,6 +19,7 @@ import { EvidenceCache, verifyBundleEvidence, verifyPeerCertificate } from "../.
 import { DEV_POLICY, parsePolicy } from "../../src/tee/policy.js";
 import { decodeEvidenceBundle, encodeEvidenceBundle } from "../../src/tee/evidence.js";
 import { readRaTlsExtensions } from "../../src/tee/cert.js";
+import { createNodeIdentity } from "../../src/tee/identity.js";
 import { EVENT_LOG_MAX_BYTES, replayCcelEventLog } from "../../src/tee/tdx/eventlog.js";
 import { installTestIntelRootForTestsOnly, uninstallTestRoots } from "../../src/tee/roots/test-roots.js";
 import { FakeTsm, TestIntel, servePcs } from "./test-tee.js";
@@ -115,6 +116,10 @@ describe("TDX event log attached to evidence, replayed by peers", () => {
     const junk = join(dir, "junk");
     writeFileSync(junk, Buffer.from("not an event log"));
     await assert.rejects(nodeSecurity("proxy", { ...base, tsmRoot: matching.root, eventLog: junk }, silentLogger), /is not a CCEL event log: TDX event log: the first event is not EV_NO_ACTION/);
+  });
+
+  it("a node whose RA-TLS certificate would exceed what TLS peers accept (~100 KiB) refuses to start, naming the parts", async () => {
+    await assert.rejects(createNodeIdentity({ role: "worker", platform: "sim", gpuEvidence: Buffer.alloc(120 * 1024) }), /RA-TLS certificate would be \d+ bytes \(quote \d+, GPU evidence 122880 bytes\); TLS peers refuse certificates over 101888 bytes/);
   });
 
   it("a bundle whose event log exceeds the limit is refused when decoded", () => {
