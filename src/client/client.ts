@@ -26,7 +26,7 @@ import { COEFFICIENT_BASE, DEFAULT_MAX_COEFFICIENT, MAX_COEFFICIENT } from "../p
 import { ATTESTATION_HEADER, attestationHeaderValue } from "../tee/sim.js";
 import type { Payer } from "./payer.js";
 import { judgeReceipt, sealRequest, type SealedRequestResult } from "../crypto/index.js";
-import { OP_PAYMENTS, OP_WORKERS, workersReplySchema, type ModelsReply } from "../protocol/messages.js";
+import { OP_PAYMENTS, OP_WORKERS, paymentsReplySchema, workersReplySchema, type ModelsReply } from "../protocol/messages.js";
 
 export const DEFAULT_CLIENT_API_PORT = 10000;
 /** How long a model's verified candidate list is reused before asking the proxy again. */
@@ -182,7 +182,7 @@ export class ClientNode {
       identity: this.opts.identity,
       verifyProxy: this.opts.directory && this.opts.verifyProxyFor ? this.opts.verifyProxyFor(target) : this.opts.verifyProxy,
       log: this.log,
-      ...(payer?.onConnected ? { onConnected: (session: string) => payer.onConnected!((body) => link.call({ op: OP_PAYMENTS }, body), session) } : {}),
+      ...(payer?.onConnected ? { onConnected: (session: string) => payer.onConnected!(async (body) => parseMessage(paymentsReplySchema, await link.call({ op: OP_PAYMENTS }, body), "payments reply"), session) } : {}),
     });
     return link;
   }

@@ -1,8 +1,9 @@
 // The client's side of payments: a hook the client calls around each request (src/payments implements it).
+import type { PaymentsReply, PaymentsRequest } from "../protocol/messages.js";
 import type { Usage } from "../protocol/openai.js";
 
-/** Sends a `payments` request to the proxy and returns its JSON reply. */
-export type PaymentsRequest = (body: Record<string, unknown>) => Promise<Record<string, unknown>>;
+/** Sends a `payments` request to the proxy and returns its reply, checked against its schema. */
+export type PaymentsCall = (body: PaymentsRequest) => Promise<PaymentsReply>;
 
 export interface AnswerCost {
   requestId: string;
@@ -48,7 +49,7 @@ export interface Payer {
    * After each (re)connection to the proxy: register the payment channel, proving the channel key over `session`
    * (the connection's TLS session binding, protocol/session-binding.ts).
    */
-  onConnected?(request: PaymentsRequest, session: string): Promise<void>;
+  onConnected?(request: PaymentsCall, session: string): Promise<void>;
   /**
    * Before a request: returns what to piggyback in the request head (the latest signed voucher), or throws an
    * ApiError (402) when the channel cannot cover the request's most it may cost: its prompt (promptBytes, priced as

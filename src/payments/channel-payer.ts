@@ -4,14 +4,14 @@
  * demand) it says why it cannot pay (`unavailable`), and the client sends requests through other proxies; once the
  * channel's ClientPayer runs, every call goes to it, and the channel is registered on the link's current connection.
  */
-import type { AnswerCost, Payer, PaymentsRequest, SentRequest } from "../client/payer.js";
+import type { AnswerCost, Payer, PaymentsCall, SentRequest } from "../client/payer.js";
 import type { ClientPayer } from "./client-payer.js";
 import type { FundingStatus } from "./client-channels.js";
 
 export class ChannelPayer implements Payer {
   private inner?: ClientPayer;
   /** The link's current connection, to register the channel on when it opens after the link connected. */
-  private conn?: { request: PaymentsRequest; session: string };
+  private conn?: { request: PaymentsCall; session: string };
 
   /** `why`: why there is no channel yet (asked each time: the opening moves on). */
   constructor(readonly proxy: string, private readonly why: () => string, private readonly funding?: () => FundingStatus, private readonly onClose?: () => void) {}
@@ -36,7 +36,7 @@ export class ChannelPayer implements Payer {
     return this.inner;
   }
 
-  async onConnected(request: PaymentsRequest, session: string): Promise<void> {
+  async onConnected(request: PaymentsCall, session: string): Promise<void> {
     this.conn = { request, session };
     if (this.inner) await this.inner.onConnected(request, session);
   }

@@ -9,9 +9,9 @@
  * restart on either side loses nothing.
  */
 import type { Address, Cell } from "@ton/core";
-import type { AnswerCost, Payer, PaymentsRequest, SentRequest } from "../client/payer.js";
+import type { AnswerCost, Payer, PaymentsCall, SentRequest } from "../client/payer.js";
 import { parseSignedReceipt, verifyReceipt } from "../crypto/receipts.js";
-import { parseMessage, reconcileReplySchema, type ReconcileAnswer } from "../protocol/messages.js";
+import { type PaymentsReply, type ReconcileAnswer } from "../protocol/messages.js";
 import { ApiError } from "../protocol/openai.js";
 import { STORAGE_RESERVE } from "../chain/contracts/opcodes.js";
 import type { ChannelState } from "../chain/contracts/ClientChannel.js";
@@ -78,7 +78,7 @@ interface Tracked extends SentRequest {
 export class ClientPayer implements Payer {
   private readonly log: Logger;
   private readonly key: string;
-  private request?: PaymentsRequest;
+  private request?: PaymentsCall;
   private chain: Promise<unknown> = Promise.resolve();
   private flushTimer?: NodeJS.Timeout;
   /** What the proxy acknowledged having (its `signed`). */
@@ -151,13 +151,13 @@ export class ClientPayer implements Payer {
     return this.encodedVoucher.b64;
   }
 
-  async onConnected(request: PaymentsRequest, session: string): Promise<void> {
+  async onConnected(request: PaymentsCall, session: string): Promise<void> {
     this.request = request;
     this.registered = this.newRegistration();
     await this.chain;
     this.resign();
     const proof = signRegistration(this.o.channel, this.o.proxyContract, this.o.clientId, session, this.o.signer);
-    let reply: Record<string, unknown>;
+    let reply: PaymentsReply;
     try {
       reply = await request({ type: "register", channel: this.o.channel.toString(), proof });
     } catch (e) {
@@ -171,7 +171,7 @@ export class ClientPayer implements Payer {
     this.markRegistered();
     // The proxy charged answers this client has not paid (a connection lost at the end of an answer, a restart):
     // settle that now rather than at the first refused request.
-    if (typeof reply.charged === "string" && /^[0-9]+$/.test(reply.charged) && BigInt(reply.charged) > this.spent) {
+    if (BigInt(reply.charged) > this.spent) {
       void this.reconcile().catch((e: Error) => this.log.warn(`reconciling with the proxy failed: ${e.message}`));
     }
     await this.refreshState(true);
@@ -210,7 +210,8 @@ export class ClientPayer implements Payer {
     this.reconciled.runs++;
     // Named: the requests whose end this client did not see (found however many answers the channel had since).
     const abandoned = [...this.tracked].filter(([, t]) => t.abandonedAt).map(([id]) => id).slice(-1_024);
-    const { answers } = parseMessage(reconcileReplySchema, await request({ type: "reconcile", requests: abandoned }), "reconciliation reply");
+    const { answers } = await request({ type: "reconcile", requests: abandoned });
+    if (!answers) throw new Error("the proxy's reconciliation reply lists no answers (a proxy that does not reconcile); retrying later");
     const disputes: { requestId: string; reason: string }[] = [];
     const listed = new Set<string>();
     for (const t of this.tracked.keys()) {
@@ -275,11 +276,9 @@ export class ClientPayer implements Payer {
     if (this.spent > this.signed) this.signCumulative(this.spent);
   }
 
-  private noteReply(reply: Record<string, unknown>): void {
-    if (typeof reply.signed === "string" && /^[0-9]+$/.test(reply.signed)) {
-      const s = BigInt(reply.signed);
-      if (s > this.acked) this.acked = s;
-    }
+  private noteReply(reply: PaymentsReply): void {
+    const s = BigInt(reply.signed);
+    if (s > this.acked) this.acked = s;
   }
 
   private async refreshState(force = false): Promise<void> {

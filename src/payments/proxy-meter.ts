@@ -27,7 +27,7 @@
  * vouchers are cumulative, so nothing can be redeemed or paid twice.
  */
 import type { Address } from "@ton/core";
-import { signedReceiptWireSchema, type InferenceHead, type PaymentsRequest, type ReconcileAnswer, type SignedReceiptWire, type WorkerPayments } from "../protocol/messages.js";
+import { signedReceiptWireSchema, type ChannelView, type InferenceHead, type PaymentsReply, type PaymentsRequest, type ReconcileAnswer, type SignedReceiptWire, type WorkerPayments } from "../protocol/messages.js";
 import type { Usage } from "../protocol/openai.js";
 import { MeterRefusal, type ClientContext, type Meter, type MeterHost, type SettledUsage } from "../proxy/meter.js";
 import { CHANNEL_OP_VALUE, ChannelStatus, redeemBody } from "../chain/contracts/ClientChannel.js";
@@ -528,7 +528,7 @@ export class ProxyMeter implements Meter {
     this.byClient.delete(client.session);
   }
 
-  async handleClientRequest(client: ClientContext, body: PaymentsRequest): Promise<Record<string, unknown>> {
+  async handleClientRequest(client: ClientContext, body: PaymentsRequest): Promise<PaymentsReply> {
     if (body.type === "register") {
       const e = await this.register(client, body);
       return { ok: true, ...this.channelView(e) };
@@ -576,7 +576,7 @@ export class ProxyMeter implements Meter {
     return { writtenOff: total.toString() };
   }
 
-  private channelView(e: ChannelEntry): Record<string, string> {
+  private channelView(e: ChannelEntry): ChannelView {
     const signed = this.signed(e);
     const charged = this.charged(e);
     return {

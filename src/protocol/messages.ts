@@ -92,8 +92,30 @@ export const reconcileAnswerSchema = z.object({
   cost: z.string().regex(/^(0|[1-9][0-9]{0,38})$/),
   receipt: signedReceiptWireSchema.optional(),
 });
-export const reconcileReplySchema = z.object({ answers: z.array(reconcileAnswerSchema).max(2_048) }).passthrough();
 export type ReconcileAnswer = z.infer<typeof reconcileAnswerSchema>;
+
+const nanoTonSchema = z.string().regex(/^(0|[1-9][0-9]{0,38})$/);
+/** Proxy -> client, in every payments reply: the proxy's books for the client's channel (nanoTON, decimal strings). */
+export const channelViewSchema = z.object({
+  channel: z.string().min(1).max(128),
+  capacity: nanoTonSchema,
+  /** Highest cumulative voucher the proxy holds. */
+  signed: nanoTonSchema,
+  /** What the proxy charged on this channel. */
+  charged: nanoTonSchema,
+  /** charged - signed when positive: answers the client has not paid yet. */
+  owed: nanoTonSchema,
+  redeemed: nanoTonSchema,
+});
+export type ChannelView = z.infer<typeof channelViewSchema>;
+/** Proxy -> client, the reply to op `payments`: the channel view, plus the charged answers (`reconcile`) or what a
+ * `dispute` wrote off. */
+export const paymentsReplySchema = channelViewSchema.extend({
+  ok: z.literal(true),
+  answers: z.array(reconcileAnswerSchema).max(2_048).optional(),
+  writtenOff: nanoTonSchema.optional(),
+});
+export type PaymentsReply = z.infer<typeof paymentsReplySchema>;
 
 /**
  * Control message (connection level) that asks to stop generating a request but still finish it properly: the

@@ -3,7 +3,7 @@
 import type { InferenceHead } from "../protocol/messages.js";
 import type { Usage } from "../protocol/openai.js";
 import { CocoonError } from "../protocol/errors.js";
-import type { PaymentsRequest, PayoutMessage, WorkerPayments } from "../protocol/messages.js";
+import type { PaymentsReply, PaymentsRequest, PayoutMessage, WorkerPayments } from "../protocol/messages.js";
 
 export interface ClientContext {
   /** The client's node id from its Hello: a name for logs, never a credential. */
@@ -53,7 +53,7 @@ export interface Meter {
   /** Called when an admitted request ends without usage (failure, cancel). */
   release(client: ClientContext, head: InferenceHead): void;
   /** A client's `payments` request (register a channel, hand over a voucher); the reply goes back as JSON. */
-  handleClientRequest?(client: ClientContext, body: PaymentsRequest): Promise<Record<string, unknown>>;
+  handleClientRequest?(client: ClientContext, body: PaymentsRequest): Promise<PaymentsReply>;
   /** The client's connection closed: forget what was bound to it. */
   onClientGone?(client: ClientContext): void;
   /** A worker's announcement carried these payment details (e.g. its payout address). */

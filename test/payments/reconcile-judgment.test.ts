@@ -12,6 +12,7 @@ import { ClientPayer } from "../../src/payments/client-payer.js";
 import { Ledger } from "../../src/payments/ledger.js";
 import { ed25519Signer } from "../../src/chain/vouchers.js";
 import { generateReceiptKeyPair, signReceipt, type UsageReceipt } from "../../src/crypto/receipts.js";
+import { parseMessage, paymentsReplySchema, type PaymentsReply, type PaymentsRequest } from "../../src/protocol/messages.js";
 
 const MODEL = "fake-model";
 const hex = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -26,10 +27,13 @@ test("reconciliation pays only what a receipt of the sealed-to worker proves; ev
   });
   let answers: Record<string, unknown>[] = [];
   const disputes: { requestId: string; reason: string }[] = [];
-  const proxy = async (body: Record<string, unknown>): Promise<Record<string, unknown>> => {
-    if (body.type === "reconcile") return { ok: true, answers };
-    if (body.type === "dispute") disputes.push(...(body.requests as typeof disputes));
-    return { ok: true };
+  // A stand-in proxy's payments replies, checked against the wire schema as the client checks every reply.
+  const view = { ok: true, channel: "channel", capacity: "1000000", signed: "0", charged: "0", owed: "0", redeemed: "0" };
+  const proxy = async (body: PaymentsRequest): Promise<PaymentsReply> => {
+    let reply: Record<string, unknown> = view;
+    if (body.type === "reconcile") reply = { ...view, answers };
+    if (body.type === "dispute") disputes.push(...body.requests);
+    return parseMessage(paymentsReplySchema, reply, "payments reply");
   };
   try {
     await payer.onConnected(proxy, "ab".repeat(32));
