@@ -184,7 +184,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     const pay = (args: string[], file: string | undefined) => [...args, ...(file ? ["--payments", file] : []), "--drain-timeout", String(drainMs / 1000), "--admin-token-file", adminToken];
     const proxyNames = Array.from({ length: nProxies }, (_, i) => (i === 0 ? "proxy" : `proxy-${i + 1}`));
     const proxies = proxyNames.map((name, i) => {
-      const c = startChild(name, pay(["proxy", "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxies[i]));
+      const c = startChild(name, pay(["proxy", "--name", name, "--worker-port", "0", "--client-port", "0", "--status-port", "0"], chain?.files.proxies[i]));
       children.push(c);
       return c;
     });

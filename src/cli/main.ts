@@ -99,6 +99,7 @@ const proxyCommand = securityOptions(
     .option("--worker-port <port>", "port for workers", port, DEFAULT_WORKER_PORT)
     .option("--client-port <port>", "port for clients", port, DEFAULT_CLIENT_PORT)
     .option("--status-port <port>", "HTTP status page port", port, DEFAULT_PROXY_STATUS_PORT)
+    .option("--name <name>", "this proxy's name in its logs (several proxies on one host)", "proxy")
     .option("--payments <file>", "payments config JSON: operator wallet, proxy contract, root, ledger; without it requests are only counted")
     .option("--max-in-flight-per-client <n>", "requests one client connection may have in flight here (running or queued) before more are refused as overloaded (default 2048)", positive)
     .option("--max-streams-per-client <n>", "request streams one client connection may hold open at once, past which its new ones are refused (default 1024); raise it with --max-in-flight-per-client for thousands of long streams", positive)

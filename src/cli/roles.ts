@@ -95,6 +95,8 @@ function captureTap(file: string | undefined, log: Logger): ((dir: "in" | "out",
 }
 
 export interface ProxyCliOptions extends SecurityOptions {
+  /** Name in its logs (default "proxy"). */
+  name?: string;
   host: string;
   workerPort: number;
   clientPort: number;
@@ -110,7 +112,7 @@ export interface ProxyCliOptions extends SecurityOptions {
 }
 
 export async function startProxyRole(o: ProxyCliOptions): Promise<ProxyNode> {
-  const log = createLogger("proxy");
+  const log = createLogger(o.name ?? "proxy");
   const pay = o.payments ? paymentsConfig(o) : undefined;
   // With a proxy contract, the attestation binds it (as the node id): clients and workers that find this proxy on
   // the root check that it is the one registered there (src/client/discovery.ts).
