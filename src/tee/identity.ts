@@ -8,6 +8,7 @@ import { createSimEvidence } from "./sim.js";
 import { parseCollateral, type QuoteCollateralV3 } from "./tdx/collateral.js";
 import { existsSync } from "node:fs";
 import { SEV_GUEST_DEVICE, getSevGuestReport } from "./sev-guest.js";
+import { TDX_GUEST_DEVICE, getTdxGuestQuote } from "./tdx-guest.js";
 import { TSM_REPORT_DIR, getTsmReport, tsmAvailable, vcekFromCertTable } from "./tsm.js";
 
 export const DEFAULT_VALIDITY_SECONDS = 24 * 60 * 60;
@@ -46,6 +47,13 @@ export interface NodeIdentityOptions {
   tsmRoot?: string;
   /** SEV-SNP: the legacy guest device used when configfs-tsm is absent (default /dev/sev-guest). */
   sevGuestDevice?: string;
+  /** TDX: the legacy guest device used when configfs-tsm is absent (default /dev/tdx_guest). */
+  tdxGuestDevice?: string;
+  /** TDX without configfs-tsm: the host's Quote Generation Service (vsock:CID:PORT, unix:PATH or tcp:HOST:PORT;
+   * default vsock:2 and the port of /etc/tdx-attest.conf or 4050). */
+  qgsAddress?: string;
+  /** Python interpreter for the legacy guest devices (default python3; tests pass a stand-in for the ioctls). */
+  guestPython?: string;
   /** sim only: simulated measurements (default: the sim image). */
   simMeasurements?: { mrtd?: Buffer; rtmr?: Buffer[] };
   now?: Date;
@@ -115,7 +123,13 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
   if (platform === "sim") {
     bundle.quote = createSimEvidence({ reportData, ...opts.simMeasurements });
   } else if (platform === "tdx") {
-    bundle.quote = (await getTsmReport("tdx", reportData, opts.tsmRoot ?? TSM_REPORT_DIR)).outblob;
+    // Kernels before configfs-tsm (< 6.7) only have /dev/tdx_guest: its TDREPORT, turned into a quote by the host's QGS.
+    const tsmRoot = opts.tsmRoot ?? TSM_REPORT_DIR;
+    const device = opts.tdxGuestDevice ?? TDX_GUEST_DEVICE;
+    bundle.quote =
+      !tsmAvailable(tsmRoot) && existsSync(device)
+        ? await getTdxGuestQuote(reportData, { device, qgs: opts.qgsAddress, python: opts.guestPython })
+        : (await getTsmReport("tdx", reportData, tsmRoot)).outblob;
     // Current collateral travels with the quote, so that peers verify it offline (they check its chain themselves).
     if (opts.collateral) bundle.collateral = typeof opts.collateral === "string" ? parseCollateral(opts.collateral) : opts.collateral;
     else if (opts.collateralSource) bundle.collateral = await opts.collateralSource(bundle.quote);
@@ -125,7 +139,7 @@ export async function createNodeIdentity(opts: NodeIdentityOptions): Promise<Nod
     // Kernels before configfs-tsm (< 6.7) only have /dev/sev-guest: its SNP_GET_REPORT ioctl (no certificate table).
     const tsmRoot = opts.tsmRoot ?? TSM_REPORT_DIR;
     const device = opts.sevGuestDevice ?? SEV_GUEST_DEVICE;
-    const r = !tsmAvailable(tsmRoot) && existsSync(device) ? { outblob: await getSevGuestReport(reportData, { device }), auxblob: undefined } : await getTsmReport("sev-snp", reportData, tsmRoot);
+    const r = !tsmAvailable(tsmRoot) && existsSync(device) ? { outblob: await getSevGuestReport(reportData, { device, python: opts.guestPython }), auxblob: undefined } : await getTsmReport("sev-snp", reportData, tsmRoot);
     bundle.quote = r.outblob;
     bundle.vcek = opts.vcek ?? (r.auxblob ? vcekFromCertTable(r.auxblob) : undefined);
     if (!bundle.vcek && opts.vcekSource) bundle.vcek = await opts.vcekSource(bundle.quote);

@@ -5,19 +5,21 @@
 // same entry between our inblob write and our outblob read would hand us a report over its data: the generation
 // read after outblob must be the one our write produced, else we retry.
 //
-// The legacy character devices need ioctls that Node cannot issue without a native addon: /dev/sev-guest is used
-// through a Python ctypes program (sev-guest.ts) when configfs-tsm is absent; /dev/tdx_guest is only detected and
-// reported (`detectTee`), with the fix (a kernel with configfs-tsm).
+// The legacy character devices need ioctls that Node cannot issue without a native addon; when configfs-tsm is
+// absent they are used through short Python ctypes programs: /dev/sev-guest (sev-guest.ts) and /dev/tdx_guest plus
+// the host's Quote Generation Service over vsock (tdx-guest.ts).
 // Reads are asynchronous so that a stand-in configfs (tests) can answer from the same process.
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { qgsAddressFromConf } from "./tdx-guest.js";
 
 export const TSM_REPORT_DIR = "/sys/kernel/config/tsm/report";
 export type TeePlatform = "tdx" | "sev-snp";
 export const PROVIDER_BY_PLATFORM: Record<TeePlatform, string> = { tdx: "tdx_guest", "sev-snp": "sev_guest" };
 const PLATFORM_BY_PROVIDER: Record<string, TeePlatform> = { tdx_guest: "tdx", sev_guest: "sev-snp" };
+const TDX_ATTEST_CONF_NOTE = "vsock port from /etc/tdx-attest.conf `port=N`, default 4050";
 const LEGACY_DEVICES: Record<TeePlatform, string> = { tdx: "/dev/tdx_guest", "sev-snp": "/dev/sev-guest" };
 /** GUID of the VCEK entry in the SEV-SNP extended-report certificate table. */
 const VCEK_GUID = "63da758d-e664-4564-adc5-f4b93be8accd";
@@ -124,7 +126,7 @@ export async function getTsmReport(platform: TeePlatform, reportData: Buffer, di
 export interface TeeProbe {
   platform: TeePlatform | null;
   /** How the evidence would be collected, when it can be. */
-  via?: "configfs-tsm" | "sev-guest-ioctl";
+  via?: "configfs-tsm" | "sev-guest-ioctl" | "tdx-guest-ioctl+qgs";
   tsmRoot: string;
   provider?: string;
   /** What was looked at, and why each source is or is not usable. */
@@ -135,7 +137,7 @@ export interface TeeProbe {
  * What this machine offers: configfs-tsm (and its provider) or a legacy guest device. Never throws; `platform`
  * is null when nothing usable was found, and `findings` says why (for `cocoon attest show --platform auto`).
  */
-export async function detectTee(dir = TSM_REPORT_DIR, devices: Record<TeePlatform, string> = LEGACY_DEVICES): Promise<TeeProbe> {
+export async function detectTee(dir = TSM_REPORT_DIR, devices: Record<TeePlatform, string> = LEGACY_DEVICES, qgsAddress = qgsAddressFromConf()): Promise<TeeProbe> {
   const findings: string[] = [];
   if (existsSync(dir)) {
     const entry = join(dir, `cocoon-probe-${randomBytes(6).toString("hex")}`);
@@ -162,16 +164,18 @@ export async function detectTee(dir = TSM_REPORT_DIR, devices: Record<TeePlatfor
   }
   let legacy: TeePlatform | null = null;
   for (const [platform, dev] of Object.entries(devices) as [TeePlatform, string][]) {
-    if (existsSync(dev) && platform === "sev-snp") {
-      findings.push(`${dev}: present; SEV-SNP reports are requested with its SNP_GET_REPORT ioctl through python3 (no host certificate table that way: the VCEK comes from AMD's KDS)`);
-      legacy = "sev-snp";
-    } else if (existsSync(dev)) {
-      findings.push(`${dev}: present, but its ioctl interface is not supported by this node; use a kernel with configfs-tsm (Linux >= 6.7) to attest as ${platform}`);
-    } else {
+    if (!existsSync(dev)) {
       findings.push(`${dev}: absent`);
+    } else if (platform === "sev-snp") {
+      findings.push(`${dev}: present; SEV-SNP reports are requested with its SNP_GET_REPORT ioctl through python3 (no host certificate table that way: the VCEK comes from AMD's KDS)`);
+      legacy ??= "sev-snp";
+    } else {
+      findings.push(`${dev}: present; the TDREPORT comes from its TDX_CMD_GET_REPORT0 ioctl through python3 and the quote from the host's Quote Generation Service at ${qgsAddress} (${TDX_ATTEST_CONF_NOTE})`);
+      legacy ??= "tdx";
     }
   }
-  return legacy ? { platform: legacy, via: "sev-guest-ioctl", tsmRoot: dir, findings } : { platform: null, tsmRoot: dir, findings };
+  if (!legacy) return { platform: null, tsmRoot: dir, findings };
+  return { platform: legacy, via: legacy === "tdx" ? "tdx-guest-ioctl+qgs" : "sev-guest-ioctl", tsmRoot: dir, findings };
 }
 
 function guidToBytes(g: string): Buffer {

@@ -51,10 +51,15 @@ describe("configfs-tsm evidence source", () => {
     const found = await detectTee(fake.root, { tdx: "/nonexistent/tdx_guest", "sev-snp": "/nonexistent/sev-guest" });
     assert.equal(found.platform, "tdx");
     assert.equal(found.via, "configfs-tsm");
-    const none = await detectTee(join(tmpdir(), "no-such-tsm"), { tdx: "/dev/null", "sev-snp": "/nonexistent/sev-guest" });
+    const none = await detectTee(join(tmpdir(), "no-such-tsm"), { tdx: "/nonexistent/tdx_guest", "sev-snp": "/nonexistent/sev-guest" });
     assert.equal(none.platform, null);
     assert.match(none.findings.join("\n"), /absent \(configfs-tsm needs Linux >= 6\.7/);
-    assert.match(none.findings.join("\n"), /\/dev\/null: present, but its ioctl interface is not supported/);
+    assert.match(none.findings.join("\n"), /\/nonexistent\/tdx_guest: absent/);
+    // /dev/tdx_guest without configfs-tsm: TDREPORT by ioctl, quote from the host's QGS (src/tee/tdx-guest.ts).
+    const tdx = await detectTee(join(tmpdir(), "no-such-tsm"), { tdx: "/dev/null", "sev-snp": "/nonexistent/sev-guest" }, "vsock:2:4051");
+    assert.equal(tdx.platform, "tdx");
+    assert.equal(tdx.via, "tdx-guest-ioctl+qgs");
+    assert.match(tdx.findings.join("\n"), /\/dev\/null: present; the TDREPORT comes from its TDX_CMD_GET_REPORT0 ioctl .* Quote Generation Service at vsock:2:4051/);
     // /dev/sev-guest without configfs-tsm: used through its SNP_GET_REPORT ioctl (src/tee/sev-guest.ts).
     const legacy = await detectTee(join(tmpdir(), "no-such-tsm"), { tdx: "/nonexistent/tdx_guest", "sev-snp": "/dev/null" });
     assert.equal(legacy.platform, "sev-snp");
