@@ -28,7 +28,10 @@ import { EvidenceFormatError } from "../../src/tee/errors.js";
 import { createNodeIdentity } from "../../src/tee/identity.js";
 import { verifyTdxQuote } from "../../src/tee/tdx/verify.js";
 import { TDX_V4, vec, vecText } from "./helpers.js";
-import { FakeTsm } from "./test-tee.js";
+import { FakeTsm, TestIntel } from "./test-tee.js";
+import { decodeEvidenceBundle } from "../../src/tee/evidence.js";
+import { verifyBundleEvidence } from "../../src/tee/ratls.js";
+import { installTestIntelRootForTestsOnly, uninstallTestRoots } from "../../src/tee/roots/test-roots.js";
 
 const HEADER = "/usr/include/linux/tdx-guest.h";
 const HAVE_CC = spawnSync("cc", ["--version"]).status === 0 && existsSync(HEADER);
@@ -286,11 +289,24 @@ int main(void) {
     const req = qgs.requests.at(-1)!;
     assert.deepEqual(req.subarray(24 + REPORTDATA_OFFSET, 24 + REPORTDATA_OFFSET + 64), legacy.reportData);
 
+    // A QGS that signs over the TDREPORT's REPORTDATA (a test Intel): the node's evidence verifies end to end.
+    const intel = new TestIntel();
+    qgs.answer = (r) => framed(quoteResp(intel.quote(r.subarray(24 + REPORTDATA_OFFSET, 24 + REPORTDATA_OFFSET + 64))));
+    installTestIntelRootForTestsOnly(intel.rootPem);
+    try {
+      const id = await createNodeIdentity({ role: "worker", platform: "tdx", tsmRoot: join(dir, "no-tsm"), tdxGuestDevice: device, qgsAddress: qgs.address, guestPython: fake, collateral: intel.collateral });
+      const v = verifyBundleEvidence(decodeEvidenceBundle(id.evidence), { now: new Date(), allowDebug: true });
+      assert.equal(v.verified, true, v.errors.join("; "));
+      assert.equal(v.testRoot, true);
+    } finally {
+      uninstallTestRoots();
+    }
+
     const tsm = new FakeTsm("tdx_guest", (inblob) => ({ outblob: Buffer.concat([Buffer.from("tsm-quote:"), inblob]) })).start();
     try {
       const viaTsm = await createNodeIdentity({ role: "worker", platform: "tdx", tsmRoot: tsm.root, tdxGuestDevice: device, qgsAddress: qgs.address, guestPython: fake });
       assert.deepEqual(viaTsm.quote, Buffer.concat([Buffer.from("tsm-quote:"), viaTsm.reportData]));
-      assert.equal(qgs.requests.length, before + 1, "the QGS is not asked when configfs-tsm is there");
+      assert.equal(qgs.requests.length, before + 2, "the QGS is not asked when configfs-tsm is there");
     } finally {
       tsm.stop();
     }
