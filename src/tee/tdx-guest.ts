@@ -127,20 +127,25 @@ export interface TdxGuestOptions {
   qgs?: string;
 }
 
-/** The QGS address libtdx_attest would use: vsock to the host (CID 2), port from /etc/tdx-attest.conf or 4050. */
+/**
+ * The QGS address: vsock to the host (CID 2), port from /etc/tdx-attest.conf, else 4050 (the port QGS listens on by
+ * default). The file is read as libtdx_attest reads it: the first line `port = N` (whitespace allowed around `=`,
+ * nothing after the number), lines starting with `#` skipped. (libtdx_attest itself uses vsock only when the file
+ * names a port, and otherwise the TDX_CMD_GET_QUOTE ioctl of some vendor kernels, which this node does not use.)
+ */
 export function qgsAddressFromConf(confPath = TDX_ATTEST_CONF): string {
-  let port = QGS_DEFAULT_PORT;
   let text = "";
   try {
     text = readFileSync(confPath, "utf8");
   } catch {
     text = ""; // no config file: the default port
   }
-  for (const raw of text.split("\n")) {
-    const m = /^\s*port\s*=\s*(\d+)\s*$/.exec(raw.replace(/#.*/, ""));
-    if (m && Number(m[1]) > 0 && Number(m[1]) < 2 ** 32) port = Number(m[1]);
+  for (const line of text.split("\n")) {
+    if (/^\s*#/.test(line)) continue;
+    const m = /^\s*port\s*=\s*(\d{1,10})\s*$/.exec(line);
+    if (m && Number(m[1]) > 0 && Number(m[1]) < 2 ** 32) return `vsock:${QGS_HOST_CID}:${Number(m[1])}`;
   }
-  return `vsock:${QGS_HOST_CID}:${port}`;
+  return `vsock:${QGS_HOST_CID}:${QGS_DEFAULT_PORT}`;
 }
 
 /** Checks a QGS address before a Python process is started for it. */

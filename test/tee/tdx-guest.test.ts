@@ -161,7 +161,7 @@ describe("QGS message encoding and decoding", () => {
     try {
       const conf = join(dir, "tdx-attest.conf");
       assert.equal(qgsAddressFromConf(conf), "vsock:2:4050");
-      writeFileSync(conf, "# QGS vsock port\nport = 4051 # non-default\n");
+      writeFileSync(conf, "# port = 1\nport = 4052 # trailing text: ignored, as libtdx_attest does\n  port = 4051  \nport=4053\n");
       assert.equal(qgsAddressFromConf(conf), "vsock:2:4051");
     } finally {
       rmSync(dir, { recursive: true, force: true });
