@@ -270,6 +270,6 @@ export async function getTdxGuestQuote(reportData: Buffer, o: TdxGuestOptions = 
   try {
     return await requestQgsQuote(tdreport, qgs, o.python);
   } catch (e) {
-    throw new Error(`TDX quote from the QGS at ${qgs}: ${errorText(e)}`);
+    throw new Error(`TDX quote from the QGS at ${qgs}: ${errorText(e)}`, { cause: e });
   }
 }
