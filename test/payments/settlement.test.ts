@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { toNano } from "@ton/core";
-import { chatJson, chatStreamUsage, startChain, startPaidNetwork, CLIENT_ID, type Chain, type PaidNetwork } from "./settlement-fixture.js";
+import { chatJson, chatStreamUsage, startChain, startPaidNetwork, CLIENT_ID, MODEL, type Chain, type PaidNetwork } from "./settlement-fixture.js";
 import { DEVNET_PRICE } from "../../src/payments/bootstrap.js";
 import { encodeSignedVoucher, ed25519Signer, signVoucher } from "../../src/chain/vouchers.js";
 import { redeemBody, CHANNEL_OP_VALUE } from "../../src/chain/contracts/ClientChannel.js";
@@ -271,4 +271,44 @@ test("untrusted payment messages: random bytes never crash the voucher decoder o
       assert.ok(e instanceof Error && /payments config|address/.test(e.message), (e as Error).message);
     }
   }), { numRuns: 300 });
+});
+
+test("a proxy that bills more than the worker signed: the client refuses the receipt and never signs for the extra", async () => {
+  await withChain(async (chain) => {
+    let overbill = false;
+    let honest = 0n;
+    const p = await startPaidNetwork(chain, {
+      tamper: {
+        trailer: (t) => {
+          const cost = t.cost as Record<string, string> | undefined;
+          if (!overbill || !cost?.total_cost) return t;
+          // Doubles the completion part of what it bills (the worker's signed receipt is left as it is).
+          const completion = BigInt(cost.completion_total_cost!) * 2n;
+          return { ...t, cost: { ...cost, completion_total_cost: completion.toString(), total_cost: (BigInt(cost.prompt_total_cost!) + completion).toString() } };
+        },
+      },
+    });
+    try {
+      const { net, payer } = p;
+      const first = await chatJson(net.client.url, "an honest answer first");
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      honest = BigInt(first.body.usage.total_cost);
+      assert.equal(num(payer.status().signed), honest);
+
+      overbill = true;
+      const r = await fetch(`${net.client.url}/v1/chat/completions`, {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "an overbilled answer" }], max_tokens: 20 }),
+      });
+      const body = (await r.json()) as any;
+      assert.match(r.headers.get("x-cocoon-receipt") ?? "", /^refused: .*billed at/, JSON.stringify(body));
+      // The client signed nothing for the overbilled answer: its cumulative voucher is still the honest first answer's.
+      assert.equal(num(payer.status().signed), honest, `signed ${payer.status().signed} after an overbilled answer`);
+      const st = (await (await fetch(`${net.client.url}/status`)).json()) as any;
+      assert.equal(st.sealing.receipts.refused, 1);
+    } finally {
+      await p.net.close();
+      await p.payee.close?.();
+    }
+  });
 });
